@@ -1,1 +1,31 @@
-//! x
+//! `grove-ds`: the Grove Delivery Service.
+//!
+//! It stores and routes MLS messages for resource groups and never holds a key
+//! that decrypts anything. Handshake messages arrive as PublicMessage, so the DS
+//! validates every commit and proposal with an openmls `PublicGroup` (signature,
+//! epoch, membership) and enforces exactly one commit per epoch; application
+//! messages are PrivateMessage and stay opaque. See `docs/architecture.md` and
+//! `docs/api.md`.
+//!
+//! # Layout
+//! - [`config`]: the daemon's configuration (flags and environment).
+//! - [`api`]: wire types of HTTP API v1 (shared with clients).
+//! - [`auth`]: proof of possession, challenges, tokens, rate limits.
+//! - [`ds`]: the domain layer (validation, ordering, membership).
+//! - [`store`]: storage behind a domain trait, sled and in-memory.
+//! - [`http`]: the axum router, one module per route group.
+//! - [`server`]: `run(listener, ...)` with TLS and graceful shutdown.
+//! - [`metrics`]: Prometheus metrics.
+//! - [`error`]: the domain error and its HTTP mapping.
+//! - [`testing`]: an in-process server for tests and benchmarks.
+
+pub mod api;
+pub mod auth;
+pub mod config;
+pub mod ds;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod server;
+pub mod store;
+pub mod testing;

@@ -1,1 +1,68 @@
-fn main() {}
+//! `grove-ds`: parse the config, start tracing, open storage, bind, run.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use clap::Parser as _;
+use grove_ds::config::Config;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
+        .init();
+
+    let tls = if config.dev_tls {
+        grove_ds::testing::create_private_dir(&config.data_dir)?;
+        let (cfg, fp) = grove_ds::server::dev_tls(&config.data_dir).await?;
+        println!("dev TLS certificate SHA-256 fingerprint: {fp}");
+        println!("clients pin it with: grove init --server https://{} --server-cert-sha256 {fp} ...", config.listen);
+        Some(cfg)
+    } else if let (Some(cert), Some(key)) = (&config.tls_cert, &config.tls_key) {
+        Some(grove_ds::server::tls_from_pem(cert, key).await?)
+    } else if config.insecure_http {
+        tracing::warn!("serving plain HTTP (--insecure-http): use only on loopback or behind a TLS proxy");
+        None
+    } else {
+        bail!(
+            "no TLS configured: pass --tls-cert and --tls-key, or --dev-tls, or (for local tests only) --insecure-http"
+        );
+    };
+
+    let ds = grove_ds::testing::build(&config)?;
+    let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
+    tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), tls = tls.is_some(), "grove-ds listening");
+    grove_ds::server::run(
+        listener,
+        ds,
+        config.max_body_bytes,
+        tls,
+        Duration::from_secs(config.retention_interval_secs),
+        Duration::from_secs(config.shutdown_grace_secs),
+        shutdown_signal(),
+    )
+    .await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

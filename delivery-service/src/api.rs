@@ -1,0 +1,284 @@
+//! Wire types of HTTP API v1 (see `docs/api.md`): JSON bodies (binary fields in
+//! standard base64) and the TLS-encoded bodies that carry several MLS messages.
+//!
+//! This module depends on nothing server-side so clients can reuse it.
+
+use serde::{Deserialize, Serialize};
+use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
+
+/// Media type of a single TLS-encoded MLSMessage.
+pub const MEDIA_MLS: &str = "message/mls";
+/// Media type of [`GroupCreateBody`].
+pub const MEDIA_GROUP_CREATE: &str = "application/vnd.grove.group-create";
+/// Media type of [`CommitBundleBody`].
+pub const MEDIA_COMMIT_BUNDLE: &str = "application/vnd.grove.commit-bundle";
+/// Media type of [`KeyPackageUploadBody`].
+pub const MEDIA_KEY_PACKAGES: &str = "application/vnd.grove.key-packages";
+/// Response header of a KeyPackage claim: `one-time` or `last-resort`.
+pub const HEADER_KEY_PACKAGE_KIND: &str = "grove-key-package-kind";
+
+/// Standard base64 for `Vec<u8>` fields in JSON.
+pub mod b64 {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes bytes as standard base64.
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(v))
+    }
+
+    /// Deserializes standard base64 (padding required).
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let s = <&str>::deserialize(d).or_else(|_| Err(serde::de::Error::custom("expected a base64 string")))?;
+        base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Encodes a group id for a URL path segment (base64url, no padding).
+pub fn group_id_to_path(id: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(id)
+}
+
+/// Decodes a group id from a URL path segment.
+pub fn group_id_from_path(s: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok()
+}
+
+/// Hex SHA-256 of a signature public key: the key's fingerprint.
+pub fn fingerprint(key: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(key))
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// User name.
+    pub user: String,
+    /// TLS-encoded MLS Credential (a BasicCredential whose identity is `user`).
+    #[serde(with = "b64")]
+    pub credential: Vec<u8>,
+    /// Raw signature public key.
+    #[serde(with = "b64")]
+    pub signature_key: Vec<u8>,
+    /// SignatureScheme code point (0x0807 = 2055 for Ed25519).
+    pub signature_scheme: u16,
+    /// Signature over `"grove-v1-register" 0x00 user 0x00 signature_key`.
+    #[serde(with = "b64")]
+    pub proof: Vec<u8>,
+    /// Required when the server was started with a registration token.
+    #[serde(default)]
+    pub registration_token: Option<String>,
+}
+
+/// Response of `POST /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    /// User name.
+    pub user: String,
+    /// Fingerprint of the registered key.
+    pub fingerprint: String,
+    /// `false` when the same user and key were already registered.
+    pub created: bool,
+}
+
+/// `POST /v1/auth/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeRequest {
+    /// User name.
+    pub user: String,
+}
+
+/// Response of `POST /v1/auth/challenge`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChallengeResponse {
+    /// 32 random bytes to sign.
+    #[serde(with = "b64")]
+    pub challenge: Vec<u8>,
+    /// Seconds the challenge stays valid.
+    pub expires_in: u64,
+}
+
+/// `POST /v1/auth/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenRequest {
+    /// User name.
+    pub user: String,
+    /// The challenge, as received.
+    #[serde(with = "b64")]
+    pub challenge: Vec<u8>,
+    /// Signature over `"grove-v1-auth" 0x00 user 0x00 challenge`.
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+}
+
+/// Response of `POST /v1/auth/token`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenResponse {
+    /// Bearer token for the `Authorization` header.
+    pub token: String,
+    /// Seconds until it expires.
+    pub expires_in: u64,
+}
+
+/// Response of `GET /v1/users/{user}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UserResponse {
+    /// User name.
+    pub user: String,
+    /// TLS-encoded MLS Credential.
+    #[serde(with = "b64")]
+    pub credential: Vec<u8>,
+    /// Raw signature public key.
+    #[serde(with = "b64")]
+    pub signature_key: Vec<u8>,
+    /// SignatureScheme code point.
+    pub signature_scheme: u16,
+    /// Hex SHA-256 of the signature key.
+    pub fingerprint: String,
+}
+
+/// Response of a KeyPackage upload or count.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct KeyPackageCountResponse {
+    /// How many packages the upload accepted (0 for a count).
+    pub accepted: usize,
+    /// One-time packages stored for the ciphersuite.
+    pub one_time: u64,
+    /// Whether a last-resort package is stored.
+    pub last_resort: bool,
+}
+
+/// Response of `POST /v1/groups`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupCreatedResponse {
+    /// Group id, base64url without padding (the form used in URLs).
+    pub group_id: String,
+    /// The group's epoch.
+    pub epoch: u64,
+}
+
+/// Response of a commit or message post.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostedResponse {
+    /// Sequence number the message got in the group's log.
+    pub seq: u64,
+    /// The group's epoch after the message (new epoch after a commit).
+    pub epoch: u64,
+}
+
+/// One log entry in a fetch response.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessageOut {
+    /// Sequence number.
+    pub seq: u64,
+    /// Epoch of the message.
+    pub epoch: u64,
+    /// `commit`, `proposal` or `application`.
+    pub kind: String,
+    /// The TLS-encoded MLSMessage.
+    #[serde(with = "b64")]
+    pub message: Vec<u8>,
+}
+
+/// Response of `GET /v1/groups/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessagesPage {
+    /// Entries with `seq > after`, in order.
+    pub messages: Vec<MessageOut>,
+    /// The highest sequence number the caller may read now.
+    pub last_seq: u64,
+    /// Set when the caller was removed: the seq of the removing commit (the
+    /// last entry it may fetch).
+    pub removed_at: Option<u64>,
+}
+
+/// `POST /v1/groups/{id}/ack`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AckRequest {
+    /// The caller has processed the log through this sequence number.
+    pub seq: u64,
+}
+
+/// One Welcome in the inbox.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WelcomeOut {
+    /// Inbox id (acknowledge with `DELETE /v1/welcomes/{id}`).
+    pub id: u64,
+    /// Group id, base64url without padding.
+    pub group_id: String,
+    /// Epoch the Welcome joins.
+    pub epoch: u64,
+    /// The TLS-encoded MLSMessage carrying the Welcome.
+    #[serde(with = "b64")]
+    pub message: Vec<u8>,
+}
+
+/// Response of `GET /v1/welcomes`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WelcomesPage {
+    /// Pending Welcomes, in id order.
+    pub welcomes: Vec<WelcomeOut>,
+}
+
+/// A member in [`GroupResponse`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberOut {
+    /// User name (the BasicCredential identity).
+    pub user: String,
+    /// Leaf index in the ratchet tree.
+    pub leaf_index: u32,
+    /// Fingerprint of the member's signature key.
+    pub fingerprint: String,
+}
+
+/// Response of `GET /v1/groups/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupResponse {
+    /// Group id, base64url without padding.
+    pub group_id: String,
+    /// Current epoch.
+    pub epoch: u64,
+    /// Ciphersuite code point.
+    pub ciphersuite: u16,
+    /// Current members.
+    pub members: Vec<MemberOut>,
+    /// Highest sequence number in the log.
+    pub last_seq: u64,
+}
+
+/// Body of `POST /v1/groups` (`application/vnd.grove.group-create`):
+/// `struct { opaque group_info<V>; opaque ratchet_tree<V>; }` where `group_info`
+/// is an MLSMessage carrying a GroupInfo and `ratchet_tree` a TLS-encoded
+/// ratchet tree (RFC 9420 §12.4.3.3).
+#[derive(Debug, Clone, TlsSerialize, TlsDeserialize, TlsSize)]
+pub struct GroupCreateBody {
+    /// MLSMessage(GroupInfo).
+    pub group_info: VLBytes,
+    /// RatchetTree.
+    pub ratchet_tree: VLBytes,
+}
+
+/// Body of `POST /v1/groups/{id}/commits` (`application/vnd.grove.commit-bundle`):
+/// `struct { opaque commit<V>; opaque welcome<V>; opaque group_info<V>; }`, each an
+/// MLSMessage; `welcome` and `group_info` are empty when absent.
+#[derive(Debug, Clone, TlsSerialize, TlsDeserialize, TlsSize)]
+pub struct CommitBundleBody {
+    /// MLSMessage(PublicMessage carrying a Commit).
+    pub commit: VLBytes,
+    /// MLSMessage(Welcome), required iff the commit adds members.
+    pub welcome: VLBytes,
+    /// MLSMessage(GroupInfo) of the new epoch, optional.
+    pub group_info: VLBytes,
+}
+
+/// Body of `POST /v1/key-packages` (`application/vnd.grove.key-packages`):
+/// `struct { opaque key_packages<V><V>; }`, each element an MLSMessage carrying a
+/// KeyPackage, all of one ciphersuite.
+#[derive(Debug, Clone, TlsSerialize, TlsDeserialize, TlsSize)]
+pub struct KeyPackageUploadBody {
+    /// MLSMessage(KeyPackage) each.
+    pub key_packages: Vec<VLBytes>,
+}

@@ -1,0 +1,100 @@
+//! The daemon's configuration: one struct, from flags or environment variables.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Configuration of `grove-ds`. Every flag can also be set by the environment
+/// variable named in `--help`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "grove-ds", version, about = "Grove Delivery Service: stores and routes MLS ciphertext")]
+pub struct Config {
+    /// Directory for the database (and the --dev-tls certificate). Created if missing.
+    #[arg(long, env = "GROVE_DS_DATA_DIR", default_value = "./grove-ds-data")]
+    pub data_dir: PathBuf,
+
+    /// Address to listen on.
+    #[arg(long, env = "GROVE_DS_LISTEN", default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+
+    /// TLS certificate chain (PEM).
+    #[arg(long, env = "GROVE_DS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// TLS private key (PEM).
+    #[arg(long, env = "GROVE_DS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Generate (once) and use a self-signed certificate kept in the data dir; its
+    /// SHA-256 fingerprint is printed for clients to pin.
+    #[arg(long, env = "GROVE_DS_DEV_TLS", conflicts_with_all = ["tls_cert", "insecure_http"])]
+    pub dev_tls: bool,
+
+    /// Serve plain HTTP without TLS. Only for tests and local development behind a
+    /// TLS-terminating proxy.
+    #[arg(long, env = "GROVE_DS_INSECURE_HTTP", conflicts_with = "tls_cert")]
+    pub insecure_http: bool,
+
+    /// If set, registration requires this token (closes open sign-up).
+    #[arg(long, env = "GROVE_DS_REGISTRATION_TOKEN", hide_env_values = true)]
+    pub registration_token: Option<String>,
+
+    /// Largest accepted request body, in bytes.
+    #[arg(long, env = "GROVE_DS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
+    pub max_body_bytes: usize,
+
+    /// Largest page a fetch may ask for.
+    #[arg(long, env = "GROVE_DS_MAX_PAGE", default_value_t = 500)]
+    pub max_page: usize,
+
+    /// Longest long-poll wait, in seconds.
+    #[arg(long, env = "GROVE_DS_MAX_WAIT_SECS", default_value_t = 60)]
+    pub max_wait_secs: u64,
+
+    /// Requests per second each authenticated client (or each IP, before
+    /// authentication) may make; 0 disables rate limiting.
+    #[arg(long, env = "GROVE_DS_RATE_LIMIT", default_value_t = 500)]
+    pub rate_limit_per_sec: u32,
+
+    /// Burst allowance of the rate limiter.
+    #[arg(long, env = "GROVE_DS_RATE_BURST", default_value_t = 1000)]
+    pub rate_limit_burst: u32,
+
+    /// How many past epochs application messages may still use (0: current only).
+    #[arg(long, env = "GROVE_DS_APP_EPOCH_WINDOW", default_value_t = 1)]
+    pub app_epoch_window: u64,
+
+    /// Most one-time KeyPackages stored per client and ciphersuite.
+    #[arg(long, env = "GROVE_DS_KEY_PACKAGE_CAP", default_value_t = 100)]
+    pub key_package_cap: u64,
+
+    /// Longest accepted KeyPackage lifetime (not_after - now), in days.
+    #[arg(long, env = "GROVE_DS_KEY_PACKAGE_MAX_DAYS", default_value_t = 100)]
+    pub key_package_max_days: u64,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "GROVE_DS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    pub token_ttl_secs: u64,
+
+    /// Messages older than this are deleted even if not every member acknowledged
+    /// them, in seconds (default 30 days).
+    #[arg(long, env = "GROVE_DS_MESSAGE_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub message_ttl_secs: u64,
+
+    /// How often retention runs, in seconds.
+    #[arg(long, env = "GROVE_DS_RETENTION_INTERVAL_SECS", default_value_t = 60)]
+    pub retention_interval_secs: u64,
+
+    /// How long graceful shutdown waits for open requests, in seconds.
+    #[arg(long, env = "GROVE_DS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    pub shutdown_grace_secs: u64,
+}
+
+impl Config {
+    /// A configuration for tests: plain HTTP on an ephemeral loopback port.
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        use clap::Parser as _;
+        let mut c = Config::parse_from(["grove-ds", "--insecure-http", "--listen", "127.0.0.1:0"]);
+        c.data_dir = data_dir;
+        c
+    }
+}

@@ -1,0 +1,184 @@
+//! Groups: creation, commit bundles, messages, fetch (long-poll and WebSocket),
+//! acknowledgements and the roster.
+
+use axum::body::Bytes;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+
+use super::{bearer, group_id, require_media, wait_param, AppState, AuthUser};
+use crate::api;
+use crate::error::DsError;
+
+pub(super) fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/groups", post(create))
+        .route("/v1/groups/{group_id}", get(info))
+        .route("/v1/groups/{group_id}/group-info", get(group_info))
+        .route("/v1/groups/{group_id}/commits", post(commit))
+        .route("/v1/groups/{group_id}/messages", post(post_message).get(fetch))
+        .route("/v1/groups/{group_id}/ack", post(ack))
+        .route("/v1/groups/{group_id}/ws", get(stream))
+}
+
+async fn create(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, DsError> {
+    require_media(&headers, api::MEDIA_GROUP_CREATE)?;
+    Ok((StatusCode::CREATED, Json(state.ds.create_group(&user, &body).await?)))
+}
+
+async fn info(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(gid): Path<String>,
+) -> Result<Json<api::GroupResponse>, DsError> {
+    Ok(Json(state.ds.group_info(&user, &group_id(&gid)?)?))
+}
+
+async fn group_info(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(gid): Path<String>,
+) -> Result<Response, DsError> {
+    let gi = state.ds.latest_group_info(&user, &group_id(&gid)?)?;
+    Ok(([(header::CONTENT_TYPE, api::MEDIA_MLS)], gi).into_response())
+}
+
+async fn commit(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(gid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, DsError> {
+    require_media(&headers, api::MEDIA_COMMIT_BUNDLE)?;
+    let gid = group_id(&gid)?;
+    Ok((StatusCode::CREATED, Json(state.ds.post_commit(&user, &gid, &body).await?)))
+}
+
+async fn post_message(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(gid): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<impl IntoResponse, DsError> {
+    require_media(&headers, api::MEDIA_MLS)?;
+    let gid = group_id(&gid)?;
+    Ok((StatusCode::CREATED, Json(state.ds.post_message(&user, &gid, &body).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+struct FetchQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    wait: Option<u64>,
+}
+
+async fn fetch(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(gid): Path<String>,
+    Query(q): Query<FetchQuery>,
+) -> Result<Json<api::MessagesPage>, DsError> {
+    let gid = group_id(&gid)?;
+    Ok(Json(state.ds.fetch(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?))
+}
+
+async fn ack(
+    State(state): State<AppState>,
+    AuthUser(user): AuthUser,
+    Path(gid): Path<String>,
+    Json(req): Json<api::AckRequest>,
+) -> Result<StatusCode, DsError> {
+    state.ds.ack(&user, &group_id(&gid)?, req.seq).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Debug, Deserialize)]
+struct StreamQuery {
+    after: Option<u64>,
+    access_token: Option<String>,
+}
+
+/// WebSocket stream of a group's log. Authenticates with the `Authorization`
+/// header or, for browsers, the `access_token` query parameter.
+async fn stream(
+    State(state): State<AppState>,
+    Path(gid): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: HeaderMap,
+    ws: WebSocketUpgrade,
+) -> Result<Response, DsError> {
+    let token = bearer(&headers).map(str::to_string).or(q.access_token).ok_or(DsError::AuthRequired)?;
+    let user = state.ds.auth.check_token(&token)?;
+    state.ds.auth.check_rate(&user)?;
+    let gid = group_id(&gid)?;
+    // Check access before upgrading, so a refusal is a plain HTTP error.
+    let rx = state.ds.subscribe(&user, &gid)?;
+    let after = q.after.unwrap_or(0);
+    Ok(ws.on_upgrade(move |socket| run_stream(state, user, gid, after, rx, socket)))
+}
+
+async fn run_stream(
+    state: AppState,
+    user: String,
+    gid: Vec<u8>,
+    mut after: u64,
+    mut rx: tokio::sync::watch::Receiver<u64>,
+    mut socket: WebSocket,
+) {
+    let mut shutdown = state.ds.shutdown_signal();
+    let page = state.ds.limits().max_page;
+    loop {
+        rx.borrow_and_update();
+        let result = state.ds.fetch(&user, &gid, after, Some(page), std::time::Duration::ZERO).await;
+        let page = match result {
+            Ok(p) => p,
+            Err(e) => {
+                let (_, code) = e.status_and_code();
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 4403, reason: code.into() }))).await;
+                return;
+            }
+        };
+        for m in &page.messages {
+            after = m.seq;
+            let text = match serde_json::to_string(m) {
+                Ok(t) => t,
+                Err(_) => return,
+            };
+            if socket.send(Message::Text(text.into())).await.is_err() {
+                return;
+            }
+        }
+        if page.removed_at.is_some_and(|at| after >= at) {
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 4403, reason: "removed".into() }))).await;
+            return;
+        }
+        if !page.messages.is_empty() && page.last_seq > after {
+            continue; // more pages to send
+        }
+        if *shutdown.borrow() {
+            let _ = socket
+                .send(Message::Close(Some(CloseFrame { code: 1001, reason: "server shutting down".into() })))
+                .await;
+            return;
+        }
+        tokio::select! {
+            r = rx.changed() => if r.is_err() { return },
+            _ = shutdown.changed() => {}
+            incoming = socket.recv() => match incoming {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+}

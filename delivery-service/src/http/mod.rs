@@ -1,0 +1,162 @@
+//! HTTP API v1: `app(state)` builds the router; each route group lives in its
+//! own module with a `router()`. Handlers decode, call [`Ds`], and encode.
+//!
+//! Every error response is JSON with a stable `code` (see `docs/api.md`), also
+//! the ones axum produces itself (unknown route, bad JSON, body too large): the
+//! `json_errors` middleware rewrites those.
+
+mod groups;
+mod key_packages;
+mod ops;
+mod users;
+mod welcomes;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::http::{header, request::Parts, HeaderMap, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use serde_json::json;
+
+use crate::ds::Ds;
+use crate::error::DsError;
+use crate::metrics::{LatencyLabels, RouteLabels};
+
+/// Shared state of every handler.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The domain layer.
+    pub ds: Arc<Ds>,
+}
+
+/// Builds the whole HTTP application.
+pub fn app(ds: Arc<Ds>, max_body_bytes: usize) -> Router {
+    let state = AppState { ds };
+    Router::new()
+        .merge(ops::router())
+        .merge(users::router())
+        .merge(key_packages::router())
+        .merge(groups::router())
+        .merge(welcomes::router())
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(json_errors))
+        .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
+        .with_state(state)
+}
+
+/// The authenticated client of a request (`Authorization: Bearer <token>`).
+/// Also counts the request against the client's rate limit.
+#[derive(Debug, Clone)]
+pub struct AuthUser(pub String);
+
+impl FromRequestParts<AppState> for AuthUser {
+    type Rejection = DsError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let token = bearer(&parts.headers).ok_or(DsError::AuthRequired)?;
+        let user = state.ds.auth.check_token(token)?;
+        state.ds.auth.check_rate(&user)?;
+        Ok(AuthUser(user))
+    }
+}
+
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
+}
+
+/// Rate limit for unauthenticated routes, keyed by the peer IP.
+pub(crate) fn check_ip_rate(state: &AppState, peer: ConnectInfo<SocketAddr>) -> Result<(), DsError> {
+    state.ds.auth.check_rate(&format!("ip:{}", peer.0.ip()))
+}
+
+/// Refuses a body whose Content-Type is not `expected`.
+pub(crate) fn require_media(headers: &HeaderMap, expected: &str) -> Result<(), DsError> {
+    let got = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let essence = got.split(';').next().unwrap_or("").trim();
+    if essence.eq_ignore_ascii_case(expected) {
+        Ok(())
+    } else {
+        Err(DsError::UnsupportedMediaType(format!("expected Content-Type {expected}, got {got:?}")))
+    }
+}
+
+/// Decodes a group id path segment.
+pub(crate) fn group_id(segment: &str) -> Result<Vec<u8>, DsError> {
+    crate::api::group_id_from_path(segment)
+        .filter(|g| !g.is_empty() && g.len() <= crate::ds::MAX_GROUP_ID_LEN)
+        .ok_or_else(|| {
+            DsError::InvalidRequest(
+                "the group id in the URL must be 1 to 256 bytes in base64url without padding".into(),
+            )
+        })
+}
+
+/// Parses the `wait` query parameter (seconds).
+pub(crate) fn wait_param(wait: Option<u64>) -> Duration {
+    Duration::from_secs(wait.unwrap_or(0))
+}
+
+async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".to_string());
+    let method = req.method().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let m = &state.ds.metrics;
+    m.requests.get_or_create(&RouteLabels { route: route.clone(), method, status: resp.status().as_u16() }).inc();
+    m.latency.get_or_create(&LatencyLabels { route }).observe(start.elapsed().as_secs_f64());
+    resp
+}
+
+/// Turns axum's own plain-text rejections into Grove's JSON error shape.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let resp = next.run(req).await;
+    let status = resp.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return resp;
+    }
+    let is_json = resp
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    if is_json {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 4096).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => String::new(),
+    };
+    let code = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
+        StatusCode::NOT_FOUND => "not_found",
+        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
+        s if s.is_client_error() => "invalid_request",
+        _ => "internal_error",
+    };
+    let message = match status {
+        StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than the server accepts".to_string(),
+        StatusCode::NOT_FOUND if text.is_empty() => "no such route (see docs/api.md)".to_string(),
+        _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
+        _ => text,
+    };
+    let mut resp = (status, axum::Json(json!({ "code": code, "message": message }))).into_response();
+    for (k, v) in parts.headers.iter() {
+        if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
+            resp.headers_mut().insert(k.clone(), v.clone());
+        }
+    }
+    resp
+}

@@ -1,0 +1,246 @@
+//! The in-memory [`Store`]: the same promises as the sled store except
+//! durability (nothing survives the process). Used by the shared storage test
+//! suite and by tests of the layers above.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, MutexGuard};
+
+use super::{
+    GroupRecord, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture, RegisterOutcome, Store, StoreError,
+    UserRecord, WelcomeEntry,
+};
+
+#[derive(Default)]
+struct Inner {
+    users: HashMap<String, UserRecord>,
+    /// (user, suite) -> (one-time packages in upload order, last resort)
+    key_packages: HashMap<(String, u16), (std::collections::VecDeque<Vec<u8>>, Option<Vec<u8>>)>,
+    groups: HashMap<Vec<u8>, GroupRecord>,
+    log: BTreeMap<(u64, u64), LogEntry>,
+    pruned: HashMap<u64, u64>,
+    cursors: BTreeMap<(u64, String), u64>,
+    inbox: BTreeMap<(String, u64), WelcomeEntry>,
+    next_id: u64,
+}
+
+/// The in-memory store. One mutex guards everything, which makes every method
+/// trivially atomic.
+#[derive(Default)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore").finish_non_exhaustive()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, StoreError> {
+        self.inner.lock().map_err(|_| StoreError::Db("memory store lock poisoned".into()))
+    }
+}
+
+impl Store for MemoryStore {
+    fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError> {
+        let mut g = self.lock()?;
+        let name = user.name_str();
+        match g.users.get(&name) {
+            Some(existing)
+                if existing.credential == user.credential && existing.signature_key == user.signature_key =>
+            {
+                Ok(RegisterOutcome::AlreadyRegistered)
+            }
+            Some(_) => Ok(RegisterOutcome::NameTaken),
+            None => {
+                g.users.insert(name, user.clone());
+                Ok(RegisterOutcome::Created)
+            }
+        }
+    }
+
+    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+        Ok(self.lock()?.users.get(name).cloned())
+    }
+
+    fn add_key_packages(
+        &self,
+        user: &str,
+        suite: u16,
+        one_time: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+        cap: u64,
+    ) -> Result<KeyPackageCounts, StoreError> {
+        let mut g = self.lock()?;
+        let entry = g.key_packages.entry((user.to_string(), suite)).or_default();
+        let existing = entry.0.len() as u64;
+        if existing + one_time.len() as u64 > cap {
+            return Err(StoreError::Quota(format!(
+                "{existing} one-time KeyPackages stored, {} more would exceed the cap of {cap}",
+                one_time.len()
+            )));
+        }
+        entry.0.extend(one_time.iter().cloned());
+        if let Some(lr) = last_resort {
+            entry.1 = Some(lr.to_vec());
+        }
+        Ok(KeyPackageCounts { one_time: entry.0.len() as u64, last_resort: entry.1.is_some() })
+    }
+
+    fn claim_key_package(&self, user: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError> {
+        let mut g = self.lock()?;
+        let Some(entry) = g.key_packages.get_mut(&(user.to_string(), suite)) else { return Ok(None) };
+        if let Some(kp) = entry.0.pop_front() {
+            return Ok(Some((kp, KeyPackageKind::OneTime)));
+        }
+        Ok(entry.1.clone().map(|kp| (kp, KeyPackageKind::LastResort)))
+    }
+
+    fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError> {
+        let g = self.lock()?;
+        Ok(g.key_packages
+            .get(&(user.to_string(), suite))
+            .map(|e| KeyPackageCounts { one_time: e.0.len() as u64, last_resort: e.1.is_some() })
+            .unwrap_or_default())
+    }
+
+    fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError> {
+        let mut g = self.lock()?;
+        if g.groups.contains_key(record.group_id.as_slice()) {
+            return Ok(false);
+        }
+        g.groups.insert(record.group_id.as_slice().to_vec(), record.clone());
+        Ok(true)
+    }
+
+    fn next_internal_id(&self) -> Result<u64, StoreError> {
+        let mut g = self.lock()?;
+        g.next_id += 1;
+        Ok(g.next_id)
+    }
+
+    fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
+        let g = self.lock()?;
+        let Some(rec) = g.groups.get(group_id) else { return Ok(None) };
+        let id = rec.internal_id;
+        let last = g.log.range((id, 0)..=(id, u64::MAX)).next_back().map(|(k, _)| k.1).unwrap_or(0);
+        let pruned = g.pruned.get(&id).copied().unwrap_or(0);
+        Ok(Some((rec.clone(), last.max(pruned) + 1)))
+    }
+
+    fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+        Ok(self.lock()?.groups.keys().cloned().collect())
+    }
+
+    fn append_commit(
+        &self,
+        record: &GroupRecord,
+        entry: &LogEntry,
+        welcomes: &[(String, WelcomeEntry)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut g = self.lock()?;
+        let key = (record.internal_id, entry.seq);
+        if g.log.contains_key(&key) {
+            return Err(StoreError::Conflict(format!("log sequence number {} is taken", entry.seq)));
+        }
+        g.log.insert(key, entry.clone());
+        g.groups.insert(record.group_id.as_slice().to_vec(), record.clone());
+        let mut ids = Vec::new();
+        for (user, w) in welcomes {
+            g.next_id += 1;
+            let id = g.next_id;
+            let mut w = w.clone();
+            w.id = id;
+            g.inbox.insert((user.clone(), id), w);
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    fn append_message(
+        &self,
+        internal_id: u64,
+        entry: &LogEntry,
+        new_state: Option<&GroupRecord>,
+    ) -> Result<(), StoreError> {
+        let mut g = self.lock()?;
+        let key = (internal_id, entry.seq);
+        if g.log.contains_key(&key) {
+            return Err(StoreError::Conflict(format!("log sequence number {} is taken", entry.seq)));
+        }
+        g.log.insert(key, entry.clone());
+        if let Some(rec) = new_state {
+            g.groups.insert(rec.group_id.as_slice().to_vec(), rec.clone());
+        }
+        Ok(())
+    }
+
+    fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
+        let g = self.lock()?;
+        Ok(g.log.range((internal_id, after + 1)..=(internal_id, up_to)).take(limit).map(|(_, e)| e.clone()).collect())
+    }
+
+    fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError> {
+        let mut g = self.lock()?;
+        let c = g.cursors.entry((internal_id, user.to_string())).or_insert(0);
+        *c = (*c).max(seq);
+        Ok(*c)
+    }
+
+    fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.cursors
+            .range((internal_id, String::new())..)
+            .take_while(|((id, _), _)| *id == internal_id)
+            .map(|((_, u), s)| (u.clone(), *s))
+            .collect())
+    }
+
+    fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError> {
+        let mut g = self.lock()?;
+        let doomed: Vec<u64> = g
+            .log
+            .range((internal_id, 0)..=(internal_id, u64::MAX))
+            .take_while(|(k, e)| k.1 <= through || e.received_at < received_before)
+            .map(|(k, _)| k.1)
+            .collect();
+        if let Some(&last) = doomed.last() {
+            let p = g.pruned.entry(internal_id).or_insert(0);
+            *p = (*p).max(last);
+        }
+        for seq in &doomed {
+            g.log.remove(&(internal_id, *seq));
+        }
+        Ok(doomed.len() as u64)
+    }
+
+    fn message_count(&self) -> Result<u64, StoreError> {
+        Ok(self.lock()?.log.len() as u64)
+    }
+
+    fn inbox_after(&self, user: &str, after: u64, limit: usize) -> Result<Vec<WelcomeEntry>, StoreError> {
+        let g = self.lock()?;
+        Ok(g.inbox
+            .range((user.to_string(), after.saturating_add(1))..=(user.to_string(), u64::MAX))
+            .take(limit)
+            .map(|(_, w)| w.clone())
+            .collect())
+    }
+
+    fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError> {
+        Ok(self.lock()?.inbox.remove(&(user.to_string(), id)).is_some())
+    }
+
+    fn persist(&self) -> PersistFuture {
+        Box::pin(async { Ok(()) })
+    }
+}

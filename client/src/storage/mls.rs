@@ -1,0 +1,671 @@
+//! openmls's `StorageProvider` on top of [`Kv`], for both [`SledStorage`]
+//! (auto-commit) and [`Transaction`] (overlay).
+//!
+//! Semantics mirror `openmls_memory_storage` 0.6.0 key for key: the same labels,
+//! one value per (label, key), lists (own leaf nodes, proposal queue refs) stored
+//! as a list of encoded items, epoch key pairs stored as one encoded list, missing
+//! lists read as empty. Differences: a corrupt value is an error instead of a
+//! panic, a queued proposal listed but missing is an error instead of a panic,
+//! and `clear_proposal_queue` really deletes the queued proposals (the reference
+//! store leaves them behind, unreachable, because it forgets the label).
+
+use openmls_traits::storage::{traits, StorageProvider, CURRENT_VERSION};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::{decode_value, encode_value, Kv, SledStorage, StorageError, Transaction, ValueCodec, NS_MLS};
+
+const KEY_PACKAGE_LABEL: &[u8] = b"KeyPackage";
+const PSK_LABEL: &[u8] = b"Psk";
+const ENCRYPTION_KEY_PAIR_LABEL: &[u8] = b"EncryptionKeyPair";
+const SIGNATURE_KEY_PAIR_LABEL: &[u8] = b"SignatureKeyPair";
+const EPOCH_KEY_PAIRS_LABEL: &[u8] = b"EpochKeyPairs";
+const TREE_LABEL: &[u8] = b"Tree";
+const GROUP_CONTEXT_LABEL: &[u8] = b"GroupContext";
+const INTERIM_TRANSCRIPT_HASH_LABEL: &[u8] = b"InterimTranscriptHash";
+const CONFIRMATION_TAG_LABEL: &[u8] = b"ConfirmationTag";
+const JOIN_CONFIG_LABEL: &[u8] = b"MlsGroupJoinConfig";
+const OWN_LEAF_NODES_LABEL: &[u8] = b"OwnLeafNodes";
+const GROUP_STATE_LABEL: &[u8] = b"GroupState";
+const QUEUED_PROPOSAL_LABEL: &[u8] = b"QueuedProposal";
+const PROPOSAL_QUEUE_REFS_LABEL: &[u8] = b"ProposalQueueRefs";
+const OWN_LEAF_NODE_INDEX_LABEL: &[u8] = b"OwnLeafNodeIndex";
+const EPOCH_SECRETS_LABEL: &[u8] = b"EpochSecrets";
+const RESUMPTION_PSK_STORE_LABEL: &[u8] = b"ResumptionPsk";
+const MESSAGE_SECRETS_LABEL: &[u8] = b"MessageSecrets";
+
+fn label_name(label: &[u8]) -> String {
+    String::from_utf8_lossy(label).into_owned()
+}
+
+/// `0x01 label 0x00 encoded-key`. Labels are ASCII without NUL, so the
+/// separator keeps (label, key) pairs apart.
+fn storage_key<K: Kv, Key: Serialize + ?Sized>(label: &[u8], key: &Key) -> Result<Vec<u8>, StorageError> {
+    let key = encode_value::<K::Codec, Key>(&format!("{} key", label_name(label)), key)?;
+    let mut out = Vec::with_capacity(2 + label.len() + key.len());
+    out.push(NS_MLS);
+    out.extend_from_slice(label);
+    out.push(0);
+    out.extend_from_slice(&key);
+    Ok(out)
+}
+
+fn write<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
+    kv: &K,
+    label: &[u8],
+    key: &Key,
+    value: &V,
+) -> Result<(), StorageError> {
+    let value = encode_value::<K::Codec, V>(&label_name(label), value)?;
+    kv.put_raw(storage_key::<K, Key>(label, key)?, Some(value))
+}
+
+fn read<K: Kv, Key: Serialize + ?Sized, V: DeserializeOwned>(
+    kv: &K,
+    label: &[u8],
+    key: &Key,
+) -> Result<Option<V>, StorageError> {
+    match kv.get_raw(&storage_key::<K, Key>(label, key)?)? {
+        None => Ok(None),
+        Some(bytes) => decode_value::<K::Codec, V>(&label_name(label), &bytes).map(Some),
+    }
+}
+
+fn delete<K: Kv, Key: Serialize + ?Sized>(kv: &K, label: &[u8], key: &Key) -> Result<(), StorageError> {
+    kv.put_raw(storage_key::<K, Key>(label, key)?, None)
+}
+
+/// A list is stored as the encoding of `Vec<Vec<u8>>`, each item encoded on its own.
+fn read_raw_list<K: Kv>(kv: &K, storage_key: &[u8], label: &[u8]) -> Result<Vec<Vec<u8>>, StorageError> {
+    match kv.get_raw(storage_key)? {
+        None => Ok(Vec::new()),
+        Some(bytes) => decode_value::<K::Codec, Vec<Vec<u8>>>(&label_name(label), &bytes),
+    }
+}
+
+fn append<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
+    kv: &K,
+    label: &[u8],
+    key: &Key,
+    item: &V,
+) -> Result<(), StorageError> {
+    let skey = storage_key::<K, Key>(label, key)?;
+    let mut list = read_raw_list(kv, &skey, label)?;
+    list.push(encode_value::<K::Codec, V>(&label_name(label), item)?);
+    let bytes = encode_value::<K::Codec, _>(&label_name(label), &list)?;
+    kv.put_raw(skey, Some(bytes))
+}
+
+/// Removes the first item equal to `item` (as the reference store does).
+fn remove_item<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
+    kv: &K,
+    label: &[u8],
+    key: &Key,
+    item: &V,
+) -> Result<(), StorageError> {
+    let skey = storage_key::<K, Key>(label, key)?;
+    let mut list = read_raw_list(kv, &skey, label)?;
+    let item = encode_value::<K::Codec, V>(&label_name(label), item)?;
+    if let Some(pos) = list.iter().position(|stored| stored == &item) {
+        list.remove(pos);
+    }
+    let bytes = encode_value::<K::Codec, _>(&label_name(label), &list)?;
+    kv.put_raw(skey, Some(bytes))
+}
+
+fn read_list<K: Kv, Key: Serialize + ?Sized, V: DeserializeOwned>(
+    kv: &K,
+    label: &[u8],
+    key: &Key,
+) -> Result<Vec<V>, StorageError> {
+    let skey = storage_key::<K, Key>(label, key)?;
+    read_raw_list(kv, &skey, label)?.iter().map(|item| decode_value::<K::Codec, V>(&label_name(label), item)).collect()
+}
+
+fn queued_proposals<K: Kv, G: Serialize, R: Serialize + DeserializeOwned, P: DeserializeOwned>(
+    kv: &K,
+    group_id: &G,
+) -> Result<Vec<(R, P)>, StorageError> {
+    let refs: Vec<R> = read_list(kv, PROPOSAL_QUEUE_REFS_LABEL, group_id)?;
+    refs.into_iter()
+        .map(|proposal_ref| {
+            let proposal: Option<P> = read(kv, QUEUED_PROPOSAL_LABEL, &(group_id, &proposal_ref))?;
+            match proposal {
+                Some(p) => Ok((proposal_ref, p)),
+                None => Err(StorageError::Corrupt {
+                    what: label_name(QUEUED_PROPOSAL_LABEL),
+                    reason: "proposal listed in the queue but missing".to_owned(),
+                }),
+            }
+        })
+        .collect()
+}
+
+fn clear_proposal_queue<K: Kv, G: Serialize, R: Serialize + DeserializeOwned>(
+    kv: &K,
+    group_id: &G,
+) -> Result<(), StorageError> {
+    let refs: Vec<R> = read_list(kv, PROPOSAL_QUEUE_REFS_LABEL, group_id)?;
+    for proposal_ref in &refs {
+        delete(kv, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref))?;
+    }
+    delete(kv, PROPOSAL_QUEUE_REFS_LABEL, group_id)
+}
+
+/// Implements `StorageProvider<CURRENT_VERSION>` for a type that implements [`Kv`].
+macro_rules! impl_storage_provider {
+    ($ty:ty) => {
+        impl<C: ValueCodec> StorageProvider<CURRENT_VERSION> for $ty {
+            type Error = StorageError;
+
+            // ---- writers ----
+
+            fn write_mls_join_config<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                config: &MlsGroupJoinConfig,
+            ) -> Result<(), Self::Error> {
+                write(self, JOIN_CONFIG_LABEL, group_id, config)
+            }
+
+            fn append_own_leaf_node<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                LeafNode: traits::LeafNode<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                leaf_node: &LeafNode,
+            ) -> Result<(), Self::Error> {
+                append(self, OWN_LEAF_NODES_LABEL, group_id, leaf_node)
+            }
+
+            fn queue_proposal<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+                QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                proposal_ref: &ProposalRef,
+                proposal: &QueuedProposal,
+            ) -> Result<(), Self::Error> {
+                write(self, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref), proposal)?;
+                append(self, PROPOSAL_QUEUE_REFS_LABEL, group_id, proposal_ref)
+            }
+
+            fn write_tree<GroupId: traits::GroupId<CURRENT_VERSION>, TreeSync: traits::TreeSync<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+                tree: &TreeSync,
+            ) -> Result<(), Self::Error> {
+                write(self, TREE_LABEL, group_id, tree)
+            }
+
+            fn write_interim_transcript_hash<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                interim_transcript_hash: &InterimTranscriptHash,
+            ) -> Result<(), Self::Error> {
+                write(self, INTERIM_TRANSCRIPT_HASH_LABEL, group_id, interim_transcript_hash)
+            }
+
+            fn write_context<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                GroupContext: traits::GroupContext<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                group_context: &GroupContext,
+            ) -> Result<(), Self::Error> {
+                write(self, GROUP_CONTEXT_LABEL, group_id, group_context)
+            }
+
+            fn write_confirmation_tag<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                confirmation_tag: &ConfirmationTag,
+            ) -> Result<(), Self::Error> {
+                write(self, CONFIRMATION_TAG_LABEL, group_id, confirmation_tag)
+            }
+
+            fn write_group_state<
+                GroupState: traits::GroupState<CURRENT_VERSION>,
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                group_state: &GroupState,
+            ) -> Result<(), Self::Error> {
+                write(self, GROUP_STATE_LABEL, group_id, group_state)
+            }
+
+            fn write_message_secrets<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                message_secrets: &MessageSecrets,
+            ) -> Result<(), Self::Error> {
+                write(self, MESSAGE_SECRETS_LABEL, group_id, message_secrets)
+            }
+
+            fn write_resumption_psk_store<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                resumption_psk_store: &ResumptionPskStore,
+            ) -> Result<(), Self::Error> {
+                write(self, RESUMPTION_PSK_STORE_LABEL, group_id, resumption_psk_store)
+            }
+
+            fn write_own_leaf_index<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                own_leaf_index: &LeafNodeIndex,
+            ) -> Result<(), Self::Error> {
+                write(self, OWN_LEAF_NODE_INDEX_LABEL, group_id, own_leaf_index)
+            }
+
+            fn write_group_epoch_secrets<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                group_epoch_secrets: &GroupEpochSecrets,
+            ) -> Result<(), Self::Error> {
+                write(self, EPOCH_SECRETS_LABEL, group_id, group_epoch_secrets)
+            }
+
+            fn write_signature_key_pair<
+                SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
+                SignatureKeyPair: traits::SignatureKeyPair<CURRENT_VERSION>,
+            >(
+                &self,
+                public_key: &SignaturePublicKey,
+                signature_key_pair: &SignatureKeyPair,
+            ) -> Result<(), Self::Error> {
+                write(self, SIGNATURE_KEY_PAIR_LABEL, public_key, signature_key_pair)
+            }
+
+            fn write_encryption_key_pair<
+                EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>,
+                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+            >(
+                &self,
+                public_key: &EncryptionKey,
+                key_pair: &HpkeKeyPair,
+            ) -> Result<(), Self::Error> {
+                write(self, ENCRYPTION_KEY_PAIR_LABEL, public_key, key_pair)
+            }
+
+            fn write_encryption_epoch_key_pairs<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                EpochKey: traits::EpochKey<CURRENT_VERSION>,
+                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                epoch: &EpochKey,
+                leaf_index: u32,
+                key_pairs: &[HpkeKeyPair],
+            ) -> Result<(), Self::Error> {
+                write(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index), key_pairs)
+            }
+
+            fn write_key_package<
+                HashReference: traits::HashReference<CURRENT_VERSION>,
+                KeyPackage: traits::KeyPackage<CURRENT_VERSION>,
+            >(
+                &self,
+                hash_ref: &HashReference,
+                key_package: &KeyPackage,
+            ) -> Result<(), Self::Error> {
+                write(self, KEY_PACKAGE_LABEL, hash_ref, key_package)
+            }
+
+            fn write_psk<PskId: traits::PskId<CURRENT_VERSION>, PskBundle: traits::PskBundle<CURRENT_VERSION>>(
+                &self,
+                psk_id: &PskId,
+                psk: &PskBundle,
+            ) -> Result<(), Self::Error> {
+                write(self, PSK_LABEL, psk_id, psk)
+            }
+
+            // ---- getters ----
+
+            fn mls_group_join_config<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<MlsGroupJoinConfig>, Self::Error> {
+                read(self, JOIN_CONFIG_LABEL, group_id)
+            }
+
+            fn own_leaf_nodes<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                LeafNode: traits::LeafNode<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Vec<LeafNode>, Self::Error> {
+                read_list(self, OWN_LEAF_NODES_LABEL, group_id)
+            }
+
+            fn queued_proposal_refs<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Vec<ProposalRef>, Self::Error> {
+                read_list(self, PROPOSAL_QUEUE_REFS_LABEL, group_id)
+            }
+
+            fn queued_proposals<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+                QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Vec<(ProposalRef, QueuedProposal)>, Self::Error> {
+                queued_proposals(self, group_id)
+            }
+
+            fn tree<GroupId: traits::GroupId<CURRENT_VERSION>, TreeSync: traits::TreeSync<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<TreeSync>, Self::Error> {
+                read(self, TREE_LABEL, group_id)
+            }
+
+            fn group_context<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                GroupContext: traits::GroupContext<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<GroupContext>, Self::Error> {
+                read(self, GROUP_CONTEXT_LABEL, group_id)
+            }
+
+            fn interim_transcript_hash<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<InterimTranscriptHash>, Self::Error> {
+                read(self, INTERIM_TRANSCRIPT_HASH_LABEL, group_id)
+            }
+
+            fn confirmation_tag<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<ConfirmationTag>, Self::Error> {
+                read(self, CONFIRMATION_TAG_LABEL, group_id)
+            }
+
+            fn group_state<
+                GroupState: traits::GroupState<CURRENT_VERSION>,
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<GroupState>, Self::Error> {
+                read(self, GROUP_STATE_LABEL, group_id)
+            }
+
+            fn message_secrets<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<MessageSecrets>, Self::Error> {
+                read(self, MESSAGE_SECRETS_LABEL, group_id)
+            }
+
+            fn resumption_psk_store<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<ResumptionPskStore>, Self::Error> {
+                read(self, RESUMPTION_PSK_STORE_LABEL, group_id)
+            }
+
+            fn own_leaf_index<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<LeafNodeIndex>, Self::Error> {
+                read(self, OWN_LEAF_NODE_INDEX_LABEL, group_id)
+            }
+
+            fn group_epoch_secrets<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<Option<GroupEpochSecrets>, Self::Error> {
+                read(self, EPOCH_SECRETS_LABEL, group_id)
+            }
+
+            fn signature_key_pair<
+                SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
+                SignatureKeyPair: traits::SignatureKeyPair<CURRENT_VERSION>,
+            >(
+                &self,
+                public_key: &SignaturePublicKey,
+            ) -> Result<Option<SignatureKeyPair>, Self::Error> {
+                read(self, SIGNATURE_KEY_PAIR_LABEL, public_key)
+            }
+
+            fn encryption_key_pair<
+                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+                EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>,
+            >(
+                &self,
+                public_key: &EncryptionKey,
+            ) -> Result<Option<HpkeKeyPair>, Self::Error> {
+                read(self, ENCRYPTION_KEY_PAIR_LABEL, public_key)
+            }
+
+            fn encryption_epoch_key_pairs<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                EpochKey: traits::EpochKey<CURRENT_VERSION>,
+                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                epoch: &EpochKey,
+                leaf_index: u32,
+            ) -> Result<Vec<HpkeKeyPair>, Self::Error> {
+                Ok(read(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index))?.unwrap_or_default())
+            }
+
+            fn key_package<
+                KeyPackageRef: traits::HashReference<CURRENT_VERSION>,
+                KeyPackage: traits::KeyPackage<CURRENT_VERSION>,
+            >(
+                &self,
+                hash_ref: &KeyPackageRef,
+            ) -> Result<Option<KeyPackage>, Self::Error> {
+                read(self, KEY_PACKAGE_LABEL, hash_ref)
+            }
+
+            fn psk<PskBundle: traits::PskBundle<CURRENT_VERSION>, PskId: traits::PskId<CURRENT_VERSION>>(
+                &self,
+                psk_id: &PskId,
+            ) -> Result<Option<PskBundle>, Self::Error> {
+                read(self, PSK_LABEL, psk_id)
+            }
+
+            // ---- deleters ----
+
+            fn remove_proposal<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                proposal_ref: &ProposalRef,
+            ) -> Result<(), Self::Error> {
+                remove_item(self, PROPOSAL_QUEUE_REFS_LABEL, group_id, proposal_ref)?;
+                delete(self, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref))
+            }
+
+            fn delete_own_leaf_nodes<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, OWN_LEAF_NODES_LABEL, group_id)
+            }
+
+            fn delete_group_config<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, JOIN_CONFIG_LABEL, group_id)
+            }
+
+            fn delete_tree<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, TREE_LABEL, group_id)
+            }
+
+            fn delete_confirmation_tag<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, CONFIRMATION_TAG_LABEL, group_id)
+            }
+
+            fn delete_group_state<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, GROUP_STATE_LABEL, group_id)
+            }
+
+            fn delete_context<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, GROUP_CONTEXT_LABEL, group_id)
+            }
+
+            fn delete_interim_transcript_hash<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, INTERIM_TRANSCRIPT_HASH_LABEL, group_id)
+            }
+
+            fn delete_message_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, MESSAGE_SECRETS_LABEL, group_id)
+            }
+
+            fn delete_all_resumption_psk_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, RESUMPTION_PSK_STORE_LABEL, group_id)
+            }
+
+            fn delete_own_leaf_index<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, OWN_LEAF_NODE_INDEX_LABEL, group_id)
+            }
+
+            fn delete_group_epoch_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                delete(self, EPOCH_SECRETS_LABEL, group_id)
+            }
+
+            fn clear_proposal_queue<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+            ) -> Result<(), Self::Error> {
+                clear_proposal_queue::<_, GroupId, ProposalRef>(self, group_id)
+            }
+
+            fn delete_signature_key_pair<SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>>(
+                &self,
+                public_key: &SignaturePublicKey,
+            ) -> Result<(), Self::Error> {
+                delete(self, SIGNATURE_KEY_PAIR_LABEL, public_key)
+            }
+
+            fn delete_encryption_key_pair<EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>>(
+                &self,
+                public_key: &EncryptionKey,
+            ) -> Result<(), Self::Error> {
+                delete(self, ENCRYPTION_KEY_PAIR_LABEL, public_key)
+            }
+
+            fn delete_encryption_epoch_key_pairs<
+                GroupId: traits::GroupId<CURRENT_VERSION>,
+                EpochKey: traits::EpochKey<CURRENT_VERSION>,
+            >(
+                &self,
+                group_id: &GroupId,
+                epoch: &EpochKey,
+                leaf_index: u32,
+            ) -> Result<(), Self::Error> {
+                delete(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index))
+            }
+
+            fn delete_key_package<KeyPackageRef: traits::HashReference<CURRENT_VERSION>>(
+                &self,
+                hash_ref: &KeyPackageRef,
+            ) -> Result<(), Self::Error> {
+                delete(self, KEY_PACKAGE_LABEL, hash_ref)
+            }
+
+            fn delete_psk<PskKey: traits::PskId<CURRENT_VERSION>>(&self, psk_id: &PskKey) -> Result<(), Self::Error> {
+                delete(self, PSK_LABEL, psk_id)
+            }
+        }
+    };
+}
+
+impl_storage_provider!(SledStorage<C>);
+impl_storage_provider!(Transaction<'_, C>);

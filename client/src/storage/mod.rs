@@ -1,0 +1,512 @@
+//! Crash-safe local state: openmls's [`StorageProvider`] and the app's own
+//! records, on one sled tree, committed atomically.
+//!
+//! # Model
+//!
+//! - [`SledStorage`] owns the sled database. Reads go straight to sled. A write
+//!   made directly on it (outside a transaction) is applied and flushed (fsync)
+//!   before the call returns: each single key write is durable on its own, but
+//!   several such writes are not atomic together.
+//! - [`Transaction`] (from [`SledStorage::begin`] or [`SledStorage::transaction`])
+//!   collects every write in an in-memory overlay. Reads through the transaction
+//!   see the overlay first (read-your-writes, including deletions and list
+//!   appends/removals). [`Transaction::commit`] applies the whole overlay as one
+//!   `sled::Batch` and then flushes, so after a crash either all of the
+//!   operation's writes are on disk or none is. Dropping a transaction without
+//!   committing (or calling [`Transaction::rollback`]) discards the overlay and
+//!   leaves disk untouched.
+//! - Transactions are serialized: [`SledStorage::begin`] waits until no other
+//!   transaction on the same store is open. Do not begin a second transaction on
+//!   the same thread while one is open: it would wait for itself forever.
+//! - Both types implement openmls's [`StorageProvider`] and carry the app's own
+//!   records (`put_app`, `get_app`, `remove_app`, `scan_prefix_app`), so an MLS
+//!   operation and the app's bookkeeping commit in one batch.
+//! - [`GroveProvider`] is the `OpenMlsProvider` (RustCrypto + [`SledStorage`]);
+//!   [`GroveProvider::transaction`] hands out a [`TxnProvider`] whose storage is a
+//!   [`Transaction`].
+//!
+//! After a rollback, any `MlsGroup` value that took part in the operation holds
+//! in-memory state that is ahead of disk: reload it with `MlsGroup::load`.
+//!
+//! # On-disk layout
+//!
+//! One sled tree (the default one), keys prefixed by a namespace byte:
+//! - `0x00 "format"`: the format marker (see [`FORMAT_VERSION`]).
+//! - `0x01 label 0x00 key`: openmls values. `label` is the same label the
+//!   reference `openmls_memory_storage` uses (`"Tree"`, `"GroupContext"`, ...),
+//!   `key` is the codec encoding of openmls's key (group id, tuple, ...).
+//! - `0x02 len(ns) ns key`: app records in namespace `ns` (at most 255 bytes).
+//!
+//! Values are encoded with a [`ValueCodec`], MessagePack by default (see
+//! [`codec`] for why).
+//!
+//! [`StorageProvider`]: openmls_traits::storage::StorageProvider
+
+pub mod codec;
+mod mls;
+mod provider;
+
+use std::cell::RefCell;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use serde::{de::DeserializeOwned, Serialize};
+
+pub use codec::{DefaultCodec, MsgPack, ValueCodec};
+pub use provider::{GroveProvider, TxnProvider};
+
+/// Version of Grove's on-disk layout. Bump it on any incompatible change to the
+/// key layout or value encoding; old stores then fail to open with
+/// [`StorageError::IncompatibleFormat`].
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Name of the sled directory inside a Grove home directory.
+pub const DB_DIR_NAME: &str = "store.sled";
+
+const NS_META: u8 = 0x00;
+const NS_MLS: u8 = 0x01;
+const NS_APP: u8 = 0x02;
+const FORMAT_KEY: &[u8] = b"\x00format";
+const _: () = assert!(FORMAT_KEY[0] == NS_META);
+
+/// Errors of the local store.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// Creating or securing the home directory failed.
+    #[error("store directory {path}: {source}")]
+    Dir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// sled reported an error (I/O, corruption of its own files, ...).
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A value could not be encoded.
+    #[error("cannot encode {what}: {reason}")]
+    Encode {
+        /// What was being encoded.
+        what: String,
+        /// The codec's reason.
+        reason: String,
+    },
+    /// A stored value could not be decoded: the store is corrupt or was written
+    /// by an incompatible version.
+    #[error("corrupt value for {what}: {reason}")]
+    Corrupt {
+        /// Which record.
+        what: String,
+        /// The codec's reason.
+        reason: String,
+    },
+    /// The store was written in another format (layout version or codec).
+    #[error("incompatible store format: found {found:?}, this build expects {expected:?}")]
+    IncompatibleFormat {
+        /// The marker found on disk.
+        found: String,
+        /// The marker this build writes.
+        expected: String,
+    },
+    /// The store holds data but no format marker: not a Grove store.
+    #[error("the store holds data but has no Grove format marker")]
+    MissingFormatMarker,
+    /// An app namespace longer than 255 bytes.
+    #[error("app namespace is {len} bytes long, at most 255 allowed")]
+    NamespaceTooLong {
+        /// The namespace length.
+        len: usize,
+    },
+}
+
+/// Key/value pairs in key order, as returned by scans.
+pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
+
+/// Pending writes: key → new value, `None` meaning deleted.
+type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
+
+/// The format marker this build writes and expects.
+fn format_marker<C: ValueCodec>() -> String {
+    format!(
+        "grove-client-store v{FORMAT_VERSION} codec={} openmls-storage={}",
+        C::NAME,
+        openmls_traits::storage::CURRENT_VERSION
+    )
+}
+
+/// Raw key/value access shared by [`SledStorage`] (auto-commit) and
+/// [`Transaction`] (overlay). Everything else is built on these two calls.
+pub(crate) trait Kv {
+    /// The value codec.
+    type Codec: ValueCodec;
+    /// Reads one raw value.
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Writes (`Some`) or deletes (`None`) one raw value.
+    fn put_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StorageError>;
+    /// All entries whose key starts with `prefix`, in key order.
+    fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError>;
+}
+
+fn app_key(namespace: &str, key: &[u8]) -> Result<Vec<u8>, StorageError> {
+    let ns = namespace.as_bytes();
+    let len = u8::try_from(ns.len()).map_err(|_| StorageError::NamespaceTooLong { len: ns.len() })?;
+    let mut out = Vec::with_capacity(2 + ns.len() + key.len());
+    out.push(NS_APP);
+    out.push(len);
+    out.extend_from_slice(ns);
+    out.extend_from_slice(key);
+    Ok(out)
+}
+
+fn encode_value<C: ValueCodec, T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>, StorageError> {
+    C::encode(value).map_err(|reason| StorageError::Encode { what: what.to_owned(), reason })
+}
+
+fn decode_value<C: ValueCodec, T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
+    C::decode(bytes).map_err(|reason| StorageError::Corrupt { what: what.to_owned(), reason })
+}
+
+// ---- app records, shared by both front ends ----
+
+fn app_get<K: Kv>(kv: &K, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    kv.get_raw(&app_key(ns, key)?)
+}
+
+fn app_put<K: Kv>(kv: &K, ns: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+    kv.put_raw(app_key(ns, key)?, Some(value.to_vec()))
+}
+
+fn app_remove<K: Kv>(kv: &K, ns: &str, key: &[u8]) -> Result<(), StorageError> {
+    kv.put_raw(app_key(ns, key)?, None)
+}
+
+fn app_scan<K: Kv>(kv: &K, ns: &str, prefix: &[u8]) -> Result<Entries, StorageError> {
+    let strip = app_key(ns, &[])?.len();
+    let full = app_key(ns, prefix)?;
+    Ok(kv.scan_raw(&full)?.into_iter().map(|(mut k, v)| (k.split_off(strip), v)).collect())
+}
+
+fn app_get_value<K: Kv, T: DeserializeOwned>(kv: &K, ns: &str, key: &[u8]) -> Result<Option<T>, StorageError> {
+    match app_get(kv, ns, key)? {
+        None => Ok(None),
+        Some(bytes) => decode_value::<K::Codec, T>(&format!("app record in {ns:?}"), &bytes).map(Some),
+    }
+}
+
+fn app_put_value<K: Kv, T: Serialize + ?Sized>(kv: &K, ns: &str, key: &[u8], value: &T) -> Result<(), StorageError> {
+    let bytes = encode_value::<K::Codec, T>(&format!("app record in {ns:?}"), value)?;
+    kv.put_raw(app_key(ns, key)?, Some(bytes))
+}
+
+/// Generates the app-record methods on a front end type.
+macro_rules! app_methods {
+    () => {
+        /// Reads app record `key` in `namespace`.
+        pub fn get_app(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            app_get(self, namespace, key)
+        }
+
+        /// Writes app record `key` in `namespace` (namespace at most 255 bytes).
+        pub fn put_app(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+            app_put(self, namespace, key, value)
+        }
+
+        /// Deletes app record `key` in `namespace` (no error if absent).
+        pub fn remove_app(&self, namespace: &str, key: &[u8]) -> Result<(), StorageError> {
+            app_remove(self, namespace, key)
+        }
+
+        /// All app records in `namespace` whose key starts with `prefix`, in key
+        /// order, as `(key, value)` with the namespace stripped from the key.
+        pub fn scan_prefix_app(&self, namespace: &str, prefix: &[u8]) -> Result<Entries, StorageError> {
+            app_scan(self, namespace, prefix)
+        }
+
+        /// Reads app record `key` in `namespace` and decodes it with the store's codec.
+        ///
+        /// A value that does not decode gives [`StorageError::Corrupt`].
+        pub fn get_app_value<T: DeserializeOwned>(
+            &self,
+            namespace: &str,
+            key: &[u8],
+        ) -> Result<Option<T>, StorageError> {
+            app_get_value(self, namespace, key)
+        }
+
+        /// Encodes `value` with the store's codec and writes it as app record `key`.
+        pub fn put_app_value<T: Serialize + ?Sized>(
+            &self,
+            namespace: &str,
+            key: &[u8],
+            value: &T,
+        ) -> Result<(), StorageError> {
+            app_put_value(self, namespace, key, value)
+        }
+    };
+}
+
+/// openmls state and app records on sled. See the [module docs](self).
+pub struct SledStorage<C: ValueCodec = DefaultCodec> {
+    db: sled::Db,
+    /// Held by the open [`Transaction`], if any: transactions are serialized.
+    writer: Mutex<()>,
+    _codec: PhantomData<fn() -> C>,
+}
+
+impl<C: ValueCodec> fmt::Debug for SledStorage<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SledStorage").field("codec", &C::NAME).finish_non_exhaustive()
+    }
+}
+
+impl<C: ValueCodec> SledStorage<C> {
+    /// Opens (or creates) the store in Grove home directory `home`.
+    ///
+    /// Creates `home` if needed with owner-only permissions (0700 on unix) and
+    /// tightens an existing `home` that is readable by others. The sled database
+    /// lives in `home/`[`DB_DIR_NAME`].
+    ///
+    /// Fails with [`StorageError::IncompatibleFormat`] if the store was written
+    /// with another layout version or codec.
+    pub fn open(home: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let home = home.as_ref();
+        create_private_dir(home)?;
+        let db = sled::open(Self::db_path(home))?;
+        Self::from_db(db)
+    }
+
+    /// Where [`open`](Self::open) puts the sled database inside `home`.
+    pub fn db_path(home: &Path) -> PathBuf {
+        home.join(DB_DIR_NAME)
+    }
+
+    /// Uses an already opened sled database (for example a temporary one).
+    ///
+    /// Writes the format marker into an empty database; checks it otherwise.
+    pub fn from_db(db: sled::Db) -> Result<Self, StorageError> {
+        let expected = format_marker::<C>();
+        match db.get(FORMAT_KEY)? {
+            Some(found) => {
+                if found.as_ref() != expected.as_bytes() {
+                    return Err(StorageError::IncompatibleFormat {
+                        found: String::from_utf8_lossy(&found).into_owned(),
+                        expected,
+                    });
+                }
+            }
+            None => {
+                if !db.is_empty() {
+                    return Err(StorageError::MissingFormatMarker);
+                }
+                db.insert(FORMAT_KEY, expected.as_bytes())?;
+                db.flush()?;
+            }
+        }
+        Ok(Self { db, writer: Mutex::new(()), _codec: PhantomData })
+    }
+
+    /// Begins a transaction. Waits while another transaction on this store is
+    /// open (never begin a second one on the same thread).
+    pub fn begin(&self) -> Transaction<'_, C> {
+        // A poisoned lock only means a panic happened while a transaction was
+        // open; its overlay was dropped and disk is unchanged, so go on.
+        let guard = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        Transaction { store: self, overlay: RefCell::new(Overlay::new()), _guard: guard }
+    }
+
+    /// Runs `f` in a transaction: commits (one batch, then fsync) if `f`
+    /// returns `Ok`, discards every write if it returns `Err`.
+    ///
+    /// A failed commit is returned as `Err(E::from(StorageError))`.
+    pub fn transaction<T, E>(&self, f: impl FnOnce(&Transaction<'_, C>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StorageError>,
+    {
+        let txn = self.begin();
+        let value = f(&txn)?;
+        txn.commit()?;
+        Ok(value)
+    }
+
+    /// Flushes sled's buffers to disk.
+    pub fn flush(&self) -> Result<(), StorageError> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    fn apply(&self, overlay: Overlay) -> Result<(), StorageError> {
+        if overlay.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in overlay {
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
+        }
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    app_methods!();
+}
+
+impl<C: ValueCodec> Kv for SledStorage<C> {
+    type Codec = C;
+
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Auto-commit: the write is applied and flushed before returning.
+    fn put_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StorageError> {
+        let mut overlay = Overlay::new();
+        overlay.insert(key, value);
+        self.apply(overlay)
+    }
+
+    fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)).collect()
+    }
+}
+
+/// An open transaction: writes are buffered until [`commit`](Self::commit).
+///
+/// Dropping it without committing rolls back. It holds the store's writer
+/// lock until it is committed or dropped.
+pub struct Transaction<'a, C: ValueCodec = DefaultCodec> {
+    store: &'a SledStorage<C>,
+    overlay: RefCell<Overlay>,
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl<C: ValueCodec> fmt::Debug for Transaction<'_, C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Transaction").field("pending_writes", &self.pending_writes()).finish_non_exhaustive()
+    }
+}
+
+impl<C: ValueCodec> Transaction<'_, C> {
+    /// Applies every buffered write as one sled batch, then flushes (fsync).
+    ///
+    /// On `Ok`, all writes are durable. On `Err`, the batch either was not
+    /// applied at all or was applied but may not be durable yet; in both cases
+    /// no partial batch is ever visible after a crash.
+    pub fn commit(self) -> Result<(), StorageError> {
+        let overlay = self.overlay.into_inner();
+        self.store.apply(overlay)
+    }
+
+    /// Discards every buffered write (the same as dropping the transaction).
+    pub fn rollback(self) {}
+
+    /// Number of keys written or deleted so far.
+    pub fn pending_writes(&self) -> usize {
+        self.overlay.borrow().len()
+    }
+
+    app_methods!();
+}
+
+impl<C: ValueCodec> Kv for Transaction<'_, C> {
+    type Codec = C;
+
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        if let Some(pending) = self.overlay.borrow().get(key) {
+            return Ok(pending.clone());
+        }
+        self.store.get_raw(key)
+    }
+
+    fn put_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StorageError> {
+        self.overlay.borrow_mut().insert(key, value);
+        Ok(())
+    }
+
+    fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.store.scan_raw(prefix)?.into_iter().collect();
+        let overlay = self.overlay.borrow();
+        for (key, value) in overlay.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+            match value {
+                Some(v) => merged.insert(key.clone(), v.clone()),
+                None => merged.remove(key),
+            };
+        }
+        Ok(merged.into_iter().collect())
+    }
+}
+
+/// Creates `dir` (and parents) if missing; on unix makes it 0700.
+fn create_private_dir(dir: &Path) -> Result<(), StorageError> {
+    let err = |source| StorageError::Dir { path: dir.to_path_buf(), source };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
+        let meta = std::fs::metadata(dir).map_err(err)?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        std::fs::create_dir_all(dir).map_err(err)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_store() -> SledStorage {
+        let db = sled::Config::new().temporary(true).open().unwrap();
+        SledStorage::from_db(db).unwrap()
+    }
+
+    #[test]
+    fn overlay_read_your_writes_and_scan() {
+        let store = temp_store();
+        store.put_app("contacts", b"alice", b"1").unwrap();
+        store.put_app("contacts", b"bob", b"2").unwrap();
+        store.put_app("contactsX", b"zed", b"9").unwrap();
+
+        let txn = store.begin();
+        txn.put_app("contacts", b"carol", b"3").unwrap();
+        txn.remove_app("contacts", b"alice").unwrap();
+        assert_eq!(txn.get_app("contacts", b"alice").unwrap(), None);
+        assert_eq!(txn.get_app("contacts", b"carol").unwrap(), Some(b"3".to_vec()));
+        let scanned = txn.scan_prefix_app("contacts", b"").unwrap();
+        assert_eq!(scanned, vec![(b"bob".to_vec(), b"2".to_vec()), (b"carol".to_vec(), b"3".to_vec())]);
+        // Not visible outside before commit.
+        assert_eq!(store.get_app("contacts", b"carol").unwrap(), None);
+        txn.rollback();
+        assert_eq!(store.get_app("contacts", b"alice").unwrap(), Some(b"1".to_vec()));
+
+        store
+            .transaction(|t| -> Result<(), StorageError> {
+                t.put_app("contacts", b"carol", b"3")?;
+                t.remove_app("contacts", b"alice")
+            })
+            .unwrap();
+        assert_eq!(store.get_app("contacts", b"alice").unwrap(), None);
+        assert_eq!(store.scan_prefix_app("contacts", b"c").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn typed_app_values_and_namespace_limit() {
+        let store = temp_store();
+        store.put_app_value("cursors", b"g1", &42u64).unwrap();
+        assert_eq!(store.get_app_value::<u64>("cursors", b"g1").unwrap(), Some(42));
+        store.put_app("cursors", b"bad", &[0xc1]).unwrap(); // 0xc1 is never valid msgpack
+        assert!(matches!(store.get_app_value::<u64>("cursors", b"bad"), Err(StorageError::Corrupt { .. })));
+        let long = "x".repeat(256);
+        assert!(matches!(store.put_app(&long, b"k", b"v"), Err(StorageError::NamespaceTooLong { len: 256 })));
+    }
+}

@@ -1,0 +1,403 @@
+//! Test harness: an in-process grove-ds and real openmls clients speaking its
+//! HTTP API (the client library does not exist yet, so tests use openmls
+//! directly, as the DS issue allows).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::Path;
+
+use base64::Engine as _;
+use grove_ds::api;
+use grove_ds::config::Config;
+use grove_ds::testing::TestServer;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::signatures::Signer as _;
+use serde_json::Value;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+pub const SUITES: [Ciphersuite; 2] = [
+    Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+    Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519,
+];
+
+pub fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+pub fn unb64(s: &str) -> Vec<u8> {
+    base64::engine::general_purpose::STANDARD.decode(s).expect("base64 from the server")
+}
+
+pub async fn start(dir: &Path) -> TestServer {
+    start_with(dir, |_| {}).await
+}
+
+pub async fn start_with(dir: &Path, f: impl FnOnce(&mut Config)) -> TestServer {
+    grove_ds::server::install_crypto_provider();
+    let mut c = Config::for_tests(dir.to_path_buf());
+    c.rate_limit_per_sec = 0;
+    f(&mut c);
+    TestServer::start(c).await.expect("start test DS")
+}
+
+pub fn http() -> reqwest::Client {
+    grove_ds::server::install_crypto_provider();
+    reqwest::Client::builder().build().expect("http client")
+}
+
+/// A test member: identity, openmls provider and an HTTP session.
+pub struct Peer {
+    pub name: String,
+    pub base: String,
+    pub http: reqwest::Client,
+    pub signer: SignatureKeyPair,
+    pub cwk: CredentialWithKey,
+    pub provider: OpenMlsRustCrypto,
+    pub token: String,
+    pub suite: Ciphersuite,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Resp {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
+    let r = rb.send().await.expect("request");
+    let status = r.status().as_u16();
+    let headers = r.headers().clone();
+    let body = r.bytes().await.expect("body").to_vec();
+    Resp { status, headers, body }
+}
+
+impl Peer {
+    pub fn new(base: &str, name: &str, suite: Ciphersuite) -> Self {
+        let signer = SignatureKeyPair::new(suite.signature_algorithm()).expect("keygen");
+        let credential = BasicCredential::new(name.as_bytes().to_vec()).into();
+        let cwk = CredentialWithKey { credential, signature_key: signer.public().into() };
+        Peer {
+            name: name.into(),
+            base: base.into(),
+            http: http(),
+            signer,
+            cwk,
+            provider: OpenMlsRustCrypto::default(),
+            token: String::new(),
+            suite,
+        }
+    }
+
+    /// Registers and logs in; panics on failure.
+    pub async fn join(base: &str, name: &str, suite: Ciphersuite) -> Self {
+        let mut m = Self::new(base, name, suite);
+        let r = m.register().await;
+        assert!(
+            r.status == 201 || r.status == 200,
+            "register {name}: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+        m.login().await;
+        m
+    }
+
+    pub fn register_body(&self) -> Value {
+        let key = self.signer.public().to_vec();
+        let proof = self
+            .signer
+            .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::REGISTER_LABEL, &self.name, &key))
+            .expect("sign");
+        serde_json::json!({
+            "user": self.name,
+            "credential": b64(&self.cwk.credential.tls_serialize_detached().unwrap()),
+            "signature_key": b64(&key),
+            "signature_scheme": 0x0807,
+            "proof": b64(&proof),
+        })
+    }
+
+    pub async fn register(&self) -> Resp {
+        send(self.http.post(format!("{}/v1/users", self.base)).json(&self.register_body())).await
+    }
+
+    pub async fn login(&mut self) {
+        let c = send(
+            self.http.post(format!("{}/v1/auth/challenge", self.base)).json(&serde_json::json!({"user": self.name})),
+        )
+        .await;
+        assert_eq!(c.status, 200, "challenge: {}", String::from_utf8_lossy(&c.body));
+        let challenge = unb64(c.json()["challenge"].as_str().unwrap());
+        let sig = self
+            .signer
+            .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::AUTH_LABEL, &self.name, &challenge))
+            .unwrap();
+        let t = send(self.http.post(format!("{}/v1/auth/token", self.base)).json(&serde_json::json!({
+            "user": self.name, "challenge": b64(&challenge), "signature": b64(&sig)
+        })))
+        .await;
+        assert_eq!(t.status, 200, "token: {}", String::from_utf8_lossy(&t.body));
+        self.token = t.json()["token"].as_str().unwrap().to_string();
+    }
+
+    pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.get(format!("{}{}", self.base, path)).bearer_auth(&self.token)
+    }
+
+    pub fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.http.post(format!("{}{}", self.base, path)).bearer_auth(&self.token)
+    }
+
+    pub fn key_package(&self, last_resort: bool) -> KeyPackage {
+        let mut b = KeyPackage::builder();
+        if last_resort {
+            b = b
+                .mark_as_last_resort()
+                .leaf_node_capabilities(Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build());
+        }
+        b.build(self.suite, &self.provider, &self.signer, self.cwk.clone()).expect("kp").key_package().clone()
+    }
+
+    pub fn kp_upload_body(kps: &[KeyPackage]) -> Vec<u8> {
+        api::KeyPackageUploadBody {
+            key_packages: kps
+                .iter()
+                .map(|kp| MlsMessageOut::from(kp.clone()).tls_serialize_detached().unwrap().into())
+                .collect(),
+        }
+        .tls_serialize_detached()
+        .unwrap()
+    }
+
+    pub async fn upload_key_packages(&self, n: usize, last_resort: bool) -> Resp {
+        let mut kps: Vec<KeyPackage> = (0..n).map(|_| self.key_package(false)).collect();
+        if last_resort {
+            kps.push(self.key_package(true));
+        }
+        send(
+            self.post("/v1/key-packages")
+                .header("content-type", api::MEDIA_KEY_PACKAGES)
+                .body(Self::kp_upload_body(&kps)),
+        )
+        .await
+    }
+
+    pub fn suite_u16(&self) -> u16 {
+        u16::from(self.suite)
+    }
+
+    pub async fn claim(&self, user: &str) -> KeyPackage {
+        let r = send(self.post(&format!("/v1/key-packages/{user}/claim?ciphersuite={}", self.suite_u16()))).await;
+        assert_eq!(r.status, 200, "claim {user}: {}", String::from_utf8_lossy(&r.body));
+        let msg = MlsMessageIn::tls_deserialize_exact(&r.body).unwrap();
+        match msg.extract() {
+            MlsMessageBodyIn::KeyPackage(kp) => kp.validate(self.provider.crypto(), ProtocolVersion::Mls10).unwrap(),
+            _ => panic!("not a key package"),
+        }
+    }
+
+    pub fn create_config(&self) -> MlsGroupCreateConfig {
+        MlsGroupCreateConfig::builder()
+            .ciphersuite(self.suite)
+            .use_ratchet_tree_extension(true)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .build()
+    }
+
+    pub fn join_config() -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .use_ratchet_tree_extension(true)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .build()
+    }
+
+    pub fn group_create_body(&self, group: &MlsGroup) -> Vec<u8> {
+        let gi = group.export_group_info(self.provider.crypto(), &self.signer, false).unwrap();
+        api::GroupCreateBody {
+            group_info: gi.tls_serialize_detached().unwrap().into(),
+            ratchet_tree: group.export_ratchet_tree().tls_serialize_detached().unwrap().into(),
+        }
+        .tls_serialize_detached()
+        .unwrap()
+    }
+
+    /// Creates a group locally and on the DS.
+    pub async fn create_group(&self) -> (MlsGroup, String) {
+        let group = MlsGroup::new(&self.provider, &self.signer, &self.create_config(), self.cwk.clone()).unwrap();
+        let r = send(
+            self.post("/v1/groups")
+                .header("content-type", api::MEDIA_GROUP_CREATE)
+                .body(self.group_create_body(&group)),
+        )
+        .await;
+        assert_eq!(r.status, 201, "create group: {}", String::from_utf8_lossy(&r.body));
+        let gid = api::group_id_to_path(group.group_id().as_slice());
+        assert_eq!(r.json()["group_id"], gid);
+        (group, gid)
+    }
+
+    pub async fn post_bundle(
+        &self,
+        gid: &str,
+        commit: &MlsMessageOut,
+        welcome: Option<&MlsMessageOut>,
+        gi: Option<&MlsMessageOut>,
+    ) -> Resp {
+        let body = api::CommitBundleBody {
+            commit: commit.tls_serialize_detached().unwrap().into(),
+            welcome: welcome.map(|w| w.tls_serialize_detached().unwrap()).unwrap_or_default().into(),
+            group_info: gi.map(|g| g.tls_serialize_detached().unwrap()).unwrap_or_default().into(),
+        };
+        send(
+            self.post(&format!("/v1/groups/{gid}/commits"))
+                .header("content-type", api::MEDIA_COMMIT_BUNDLE)
+                .body(body.tls_serialize_detached().unwrap()),
+        )
+        .await
+    }
+
+    /// Adds members (claims their key packages), posts the bundle, merges on 201.
+    pub async fn add(&self, group: &mut MlsGroup, gid: &str, users: &[&str]) -> Resp {
+        let mut kps = Vec::new();
+        for u in users {
+            kps.push(self.claim(u).await);
+        }
+        let (commit, welcome, gi) = group.add_members(&self.provider, &self.signer, &kps).unwrap();
+        let gi = gi.map(MlsMessageOut::from);
+        let r = self.post_bundle(gid, &commit, Some(&welcome), gi.as_ref()).await;
+        if r.status == 201 {
+            group.merge_pending_commit(&self.provider).unwrap();
+        } else {
+            group.clear_pending_commit(self.provider.storage()).unwrap();
+        }
+        r
+    }
+
+    pub fn leaf_of(group: &MlsGroup, user: &str) -> LeafNodeIndex {
+        group
+            .members()
+            .find(|m| BasicCredential::try_from(m.credential.clone()).unwrap().identity() == user.as_bytes())
+            .map(|m| m.index)
+            .unwrap_or_else(|| panic!("{user} not in group"))
+    }
+
+    pub async fn remove(&self, group: &mut MlsGroup, gid: &str, users: &[&str]) -> Resp {
+        let leaves: Vec<LeafNodeIndex> = users.iter().map(|u| Self::leaf_of(group, u)).collect();
+        let (commit, welcome, gi) = group.remove_members(&self.provider, &self.signer, &leaves).unwrap();
+        assert!(welcome.is_none());
+        let gi = gi.map(MlsMessageOut::from);
+        let r = self.post_bundle(gid, &commit, None, gi.as_ref()).await;
+        if r.status == 201 {
+            group.merge_pending_commit(&self.provider).unwrap();
+        } else {
+            group.clear_pending_commit(self.provider.storage()).unwrap();
+        }
+        r
+    }
+
+    pub fn app_bytes(&self, group: &mut MlsGroup, text: &[u8]) -> Vec<u8> {
+        group.create_message(&self.provider, &self.signer, text).unwrap().tls_serialize_detached().unwrap()
+    }
+
+    pub async fn post_raw(&self, gid: &str, bytes: Vec<u8>) -> Resp {
+        send(self.post(&format!("/v1/groups/{gid}/messages")).header("content-type", api::MEDIA_MLS).body(bytes)).await
+    }
+
+    pub async fn send_text(&self, group: &mut MlsGroup, gid: &str, text: &str) -> Resp {
+        let bytes = self.app_bytes(group, text.as_bytes());
+        self.post_raw(gid, bytes).await
+    }
+
+    pub async fn fetch(&self, gid: &str, after: u64) -> Resp {
+        send(self.get(&format!("/v1/groups/{gid}/messages?after={after}&limit=500"))).await
+    }
+
+    /// Joins from the first pending Welcome for `gid`; acknowledges it.
+    pub async fn accept_welcome(&self, gid: &str) -> MlsGroup {
+        let r = send(self.get("/v1/welcomes")).await;
+        assert_eq!(r.status, 200, "welcomes: {}", String::from_utf8_lossy(&r.body));
+        let list = r.json()["welcomes"].as_array().cloned().unwrap_or_default();
+        let w = list
+            .iter()
+            .find(|w| w["group_id"] == gid)
+            .unwrap_or_else(|| panic!("{} has no welcome for {gid}: {list:?}", self.name));
+        let msg = MlsMessageIn::tls_deserialize_exact(unb64(w["message"].as_str().unwrap())).unwrap();
+        let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else { panic!("not a welcome") };
+        let group = StagedWelcome::new_from_welcome(&self.provider, &Self::join_config(), welcome, None)
+            .unwrap()
+            .into_group(&self.provider)
+            .unwrap();
+        let id = w["id"].as_u64().unwrap();
+        let a = send(self.http.delete(format!("{}/v1/welcomes/{id}", self.base)).bearer_auth(&self.token)).await;
+        assert_eq!(a.status, 204);
+        group
+    }
+
+    /// Fetches the log after `*cursor` and processes every entry; returns the
+    /// application messages decrypted. Own commits are skipped (already merged).
+    pub async fn sync(&self, group: &mut MlsGroup, gid: &str, cursor: &mut u64) -> Vec<String> {
+        let mut out = Vec::new();
+        loop {
+            let r = self.fetch(gid, *cursor).await;
+            assert_eq!(r.status, 200, "{} fetch: {}", self.name, String::from_utf8_lossy(&r.body));
+            let page = r.json();
+            let msgs = page["messages"].as_array().cloned().unwrap_or_default();
+            if msgs.is_empty() {
+                return out;
+            }
+            for m in msgs {
+                *cursor = m["seq"].as_u64().unwrap();
+                let msg = MlsMessageIn::tls_deserialize_exact(unb64(m["message"].as_str().unwrap())).unwrap();
+                let pm = msg.try_into_protocol_message().unwrap();
+                if pm.epoch() < group.epoch() {
+                    continue; // our own commit, or something from before we joined
+                }
+                match group.process_message(&self.provider, pm) {
+                    Ok(processed) => match processed.into_content() {
+                        ProcessedMessageContent::ApplicationMessage(a) => {
+                            out.push(String::from_utf8(a.into_bytes()).unwrap())
+                        }
+                        ProcessedMessageContent::StagedCommitMessage(s) => {
+                            group.merge_staged_commit(&self.provider, *s).unwrap()
+                        }
+                        ProcessedMessageContent::ProposalMessage(p) => {
+                            group.store_pending_proposal(self.provider.storage(), *p).unwrap()
+                        }
+                        _ => {}
+                    },
+                    Err(e) => panic!("{} processing seq {}: {e:?}", self.name, cursor),
+                }
+            }
+        }
+    }
+}
+
+pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
+    let mut hits = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let data = std::fs::read(&p).unwrap();
+                if data.windows(needle.len()).any(|w| w == needle) {
+                    hits.push(p);
+                }
+            }
+        }
+    }
+    hits
+}

@@ -1,0 +1,110 @@
+//! One commit per epoch: racing commits, exactly one wins, everyone converges.
+
+mod common;
+
+use common::*;
+use openmls::prelude::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_racing_commits_one_wins_all_converge() {
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let names: Vec<String> = (0..8).map(|i| format!("m{i}")).collect();
+    let mut peers = Vec::new();
+    for n in &names {
+        let p = Peer::join(&url, n, suite).await;
+        assert_eq!(p.upload_key_packages(1, false).await.status, 201);
+        peers.push(p);
+    }
+    let (mut g0, gid) = peers[0].create_group().await;
+    let others: Vec<&str> = names[1..].iter().map(String::as_str).collect();
+    assert_eq!(peers[0].add(&mut g0, &gid, &others).await.status, 201);
+    let mut groups = vec![g0];
+    for p in &peers[1..] {
+        groups.push(p.accept_welcome(&gid).await);
+    }
+    let epoch = groups[0].epoch().as_u64();
+
+    // Every member builds a self-update commit for the same epoch ...
+    let mut bundles = Vec::new();
+    for (p, g) in peers.iter().zip(groups.iter_mut()) {
+        let b = g.self_update(&p.provider, &p.signer, LeafNodeParameters::default()).unwrap();
+        bundles.push(b.into_commit());
+    }
+    // ... and they all post at once.
+    let mut tasks = Vec::new();
+    for (p, c) in peers.iter().zip(bundles.iter()) {
+        tasks.push(p.post_bundle(&gid, c, None, None));
+    }
+    let results = futures_util::future::join_all(tasks).await;
+    let won: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.status == 201).map(|(i, _)| i).collect();
+    let lost: Vec<&Resp> = results.iter().filter(|r| r.status == 409).collect();
+    assert_eq!(won.len(), 1, "exactly one commit wins: {:?}", results.iter().map(|r| r.status).collect::<Vec<_>>());
+    assert_eq!(lost.len(), 7);
+    for r in &lost {
+        assert_eq!(r.code(), "stale_epoch");
+        assert_eq!(r.json()["current_epoch"], epoch + 1);
+    }
+
+    // The winner merges; the losers drop their commit and process the log.
+    for (i, (p, g)) in peers.iter().zip(groups.iter_mut()).enumerate() {
+        if i == won[0] {
+            g.merge_pending_commit(&p.provider).unwrap();
+        } else {
+            g.clear_pending_commit(openmls_traits::OpenMlsProvider::storage(&p.provider)).unwrap();
+            let mut cursor = 1;
+            p.sync(g, &gid, &mut cursor).await;
+        }
+    }
+    let auth0 = groups[0].epoch_authenticator().as_slice().to_vec();
+    for g in &groups {
+        assert_eq!(g.epoch().as_u64(), epoch + 1);
+        assert_eq!(g.epoch_authenticator().as_slice(), auth0.as_slice(), "all members agree on the epoch");
+    }
+
+    // A loser retries on the new epoch and succeeds.
+    let loser = (0..8).find(|i| *i != won[0]).unwrap();
+    let retry =
+        groups[loser].self_update(&peers[loser].provider, &peers[loser].signer, LeafNodeParameters::default()).unwrap();
+    let r = peers[loser].post_bundle(&gid, &retry.into_commit(), None, None).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    ds.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_claims_never_hand_out_a_package_twice() {
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let bob = Peer::join(&url, "bob", suite).await;
+    assert_eq!(bob.upload_key_packages(40, true).await.status, 201);
+    let mut claimers = Vec::new();
+    for i in 0..4 {
+        claimers.push(Peer::join(&url, &format!("claimer{i}"), suite).await);
+    }
+    let mut tasks = Vec::new();
+    for i in 0..60 {
+        let c = &claimers[i % 4];
+        tasks.push(send(c.post("/v1/key-packages/bob/claim?ciphersuite=1")));
+    }
+    let results = futures_util::future::join_all(tasks).await;
+    let mut one_time = std::collections::HashSet::new();
+    let mut last_resort = 0;
+    for r in &results {
+        assert_eq!(r.status, 200);
+        match r.headers.get("grove-key-package-kind").unwrap().to_str().unwrap() {
+            "one-time" => assert!(one_time.insert(r.body.clone()), "a one-time package was handed out twice"),
+            "last-resort" => last_resort += 1,
+            k => panic!("unknown kind {k}"),
+        }
+    }
+    assert_eq!(one_time.len(), 40);
+    assert_eq!(last_resort, 20);
+    let count = send(bob.get("/v1/key-packages?ciphersuite=1")).await.json();
+    assert_eq!(count["one_time"], 0);
+    assert_eq!(count["last_resort"], true);
+    ds.shutdown().await.unwrap();
+}

@@ -1,0 +1,269 @@
+//! The passive client (`passive-client-*.json`) on openmls's public API,
+//! generic over the storage provider.
+//!
+//! [`run_passive_client`] imports the vector's KeyPackage and private keys
+//! and its external PSKs into the provider's storage, joins from the Welcome,
+//! then processes every epoch's proposals and commit, comparing the epoch
+//! authenticator after the join and after each epoch. It takes any
+//! [`OpenMlsProvider`], so the same run works on the in-memory storage used
+//! today ([`memory_provider`]) and on Grove's own client storage:
+//! wrap that storage in a [`VectorProvider`].
+
+use openmls::framing::{MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent};
+use openmls::group::{MlsGroup, MlsGroupJoinConfig, StagedWelcome, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
+use openmls::key_packages::errors::KeyPackageVerifyError;
+use openmls::key_packages::{KeyPackage, KeyPackageBundle};
+use openmls::prelude::{ProtocolVersion, RatchetTreeIn};
+use openmls::schedule::PreSharedKeyId;
+use openmls_memory_storage::MemoryStorage;
+use openmls_rust_crypto::RustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::storage::{StorageProvider, CURRENT_VERSION};
+use openmls_traits::types::{Ciphersuite, HpkePrivateKey};
+use openmls_traits::OpenMlsProvider;
+use serde::Deserialize;
+use tls_codec::Deserialize as _;
+
+use crate::harness::Hex;
+use crate::suite::Suite;
+use crate::{expect_bytes, Error};
+
+/// The provider's crypto ([`RustCrypto`]) paired with any storage.
+#[derive(Debug, Default)]
+pub struct VectorProvider<S> {
+    crypto: RustCrypto,
+    storage: S,
+}
+
+impl<S> VectorProvider<S> {
+    /// Pairs `storage` with a fresh [`RustCrypto`].
+    pub fn new(storage: S) -> Self {
+        Self { crypto: RustCrypto::default(), storage }
+    }
+}
+
+impl<S: StorageProvider<CURRENT_VERSION>> OpenMlsProvider for VectorProvider<S> {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = S;
+
+    fn storage(&self) -> &S {
+        &self.storage
+    }
+
+    fn crypto(&self) -> &RustCrypto {
+        &self.crypto
+    }
+
+    fn rand(&self) -> &RustCrypto {
+        &self.crypto
+    }
+}
+
+/// A provider on openmls's in-memory storage.
+pub fn memory_provider() -> VectorProvider<MemoryStorage> {
+    VectorProvider::new(MemoryStorage::default())
+}
+
+/// An external PSK to import before joining.
+#[derive(Debug, Deserialize)]
+pub struct ExternalPsk {
+    psk_id: Hex,
+    psk: Hex,
+}
+
+/// One epoch after the join.
+#[derive(Debug, Deserialize)]
+pub struct Epoch {
+    proposals: Vec<Hex>,
+    commit: Hex,
+    epoch_authenticator: Hex,
+}
+
+/// One passive-client case.
+#[derive(Debug, Deserialize)]
+pub struct PassiveCase {
+    /// The case's cipher suite.
+    pub cipher_suite: u16,
+    external_psks: Vec<ExternalPsk>,
+    key_package: Hex,
+    signature_priv: Hex,
+    encryption_priv: Hex,
+    init_priv: Hex,
+    welcome: Hex,
+    ratchet_tree: Option<Hex>,
+    initial_epoch_authenticator: Hex,
+    epochs: Vec<Epoch>,
+}
+
+fn decode_message(bytes: &[u8], what: &str) -> Result<MlsMessageIn, Error> {
+    MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| Error::openmls(what, e))
+}
+
+/// Builds the [`KeyPackageBundle`] for the vector's KeyPackage and private
+/// keys.
+///
+/// openmls has no public constructor for a bundle with given private keys
+/// (`KeyPackageBundle::new` needs `test-utils`), but the bundle is a public
+/// serde type: its fields are part of openmls's storage format, checked by its
+/// storage-stability tests. We build that form and let openmls deserialize it.
+fn key_package_bundle(
+    key_package: &KeyPackage,
+    init_priv: &[u8],
+    encryption_priv: &[u8],
+) -> Result<KeyPackageBundle, Error> {
+    let value = serde_json::json!({
+        "key_package": to_value(key_package)?,
+        "private_init_key": to_value(&HpkePrivateKey::from(init_priv))?,
+        "private_encryption_key": { "key": to_value(&HpkePrivateKey::from(encryption_priv))? },
+    });
+    serde_json::from_value(value).map_err(|e| Error::openmls("building KeyPackageBundle", e))
+}
+
+/// Verifies the KeyPackage's and its leaf's signatures with our own codec.
+fn verify_key_package_signatures(cs: Ciphersuite, msg: &[u8]) -> Result<(), Error> {
+    let suite = Suite::new(cs.into()).ok_or_else(|| Error::decode("suite not supported by the provider"))?;
+    let kp = crate::checks::welcome::key_package_of(msg)?;
+    suite.verify_with_label(
+        &kp.leaf_node.signature_key,
+        b"LeafNodeTBS",
+        &kp.leaf_node.tbs(&[], 0),
+        &kp.leaf_node.signature,
+    )?;
+    suite.verify_with_label(&kp.leaf_node.signature_key, b"KeyPackageTBS", &kp.tbs(), &kp.signature)
+}
+
+fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
+    serde_json::to_value(v).map_err(|e| Error::openmls("serializing with serde", e))
+}
+
+/// Runs one passive-client case on `provider`, whose storage should be empty.
+pub fn run_passive_client<P: OpenMlsProvider>(provider: &P, case: &PassiveCase) -> Result<(), Error> {
+    let cs = Ciphersuite::try_from(case.cipher_suite).map_err(|e| Error::openmls("cipher_suite", e))?;
+
+    // External PSKs (the nonce is not part of what is stored).
+    for psk in &case.external_psks {
+        PreSharedKeyId::external(psk.psk_id.0.clone(), vec![])
+            .store(provider, &psk.psk)
+            .map_err(|e| Error::openmls("storing external PSK", e))?;
+    }
+
+    // The KeyPackage, validated by openmls, with our private keys.
+    let key_package = match decode_message(&case.key_package, "key_package")?.extract() {
+        MlsMessageBodyIn::KeyPackage(kp) => kp,
+        _ => return Err(Error::decode("key_package is not a KeyPackage message")),
+    };
+    let key_package: KeyPackage = match key_package.clone().validate(provider.crypto(), ProtocolVersion::Mls10) {
+        Ok(kp) => kp,
+        // The vectors' KeyPackages carry lifetimes that have since expired,
+        // and openmls checks them against the wall clock with no switch. We
+        // hold this KeyPackage ourselves (we are not accepting it from
+        // someone), so we check both of its signatures with our own code and
+        // take it as is; every other validation error is a failure.
+        Err(KeyPackageVerifyError::LifetimeError(_)) => {
+            verify_key_package_signatures(cs, &case.key_package)?;
+            serde_json::from_value(to_value(&key_package)?)
+                .map_err(|e| Error::openmls("converting the KeyPackage", e))?
+        }
+        Err(e) => return Err(Error::openmls("validating key_package", e)),
+    };
+    // The signature key is not needed to stay passive; check that it matches.
+    let probe = b"grove interop: signature_priv matches the KeyPackage";
+    let sig = provider
+        .crypto()
+        .sign(cs.signature_algorithm(), probe, &case.signature_priv)
+        .map_err(|e| Error::crypto("signing with signature_priv", e))?;
+    provider
+        .crypto()
+        .verify_signature(cs.signature_algorithm(), probe, key_package.leaf_node().signature_key().as_slice(), &sig)
+        .map_err(|e| Error::crypto("signature_priv vs KeyPackage signature key", e))?;
+
+    let bundle = key_package_bundle(&key_package, &case.init_priv, &case.encryption_priv)?;
+    let hash_ref = key_package.hash_ref(provider.crypto()).map_err(|e| Error::openmls("KeyPackageRef", e))?;
+    provider
+        .storage()
+        .write_key_package(&hash_ref, &bundle)
+        .map_err(|e| Error::openmls("storing the KeyPackageBundle", e))?;
+
+    let config = MlsGroupJoinConfig::builder()
+        // Outgoing plaintext, incoming either form: the vectors mix both.
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .number_of_resumption_psks(16)
+        .build();
+
+    let welcome = match decode_message(&case.welcome, "welcome")?.extract() {
+        MlsMessageBodyIn::Welcome(w) => w,
+        _ => return Err(Error::decode("welcome is not a Welcome message")),
+    };
+    // The tree's leaf lifetimes are long expired (see above): the join skips
+    // only the wall-clock lifetime check, through openmls's public switch.
+    let mut join = StagedWelcome::build_from_welcome(provider, &config, welcome)
+        .map_err(|e| Error::openmls("processing the Welcome", e))?
+        .skip_lifetime_validation();
+    if let Some(tree) = &case.ratchet_tree {
+        let tree = RatchetTreeIn::tls_deserialize_exact(tree.as_ref())
+            .map_err(|e| Error::openmls("decoding ratchet_tree", e))?;
+        join = join.with_ratchet_tree(tree);
+    }
+    let mut group = join
+        .build()
+        .map_err(|e| Error::openmls("staging the Welcome", e))?
+        .into_group(provider)
+        .map_err(|e| Error::openmls("joining from the Welcome", e))?;
+    expect_bytes(
+        "initial_epoch_authenticator",
+        &case.initial_epoch_authenticator,
+        group.epoch_authenticator().as_slice(),
+    )?;
+
+    for (i, epoch) in case.epochs.iter().enumerate() {
+        for (j, proposal) in epoch.proposals.iter().enumerate() {
+            let what = format!("epochs[{i}].proposals[{j}]");
+            match process(provider, &mut group, proposal, &what)? {
+                ProcessedMessageContent::ProposalMessage(p) => group
+                    .store_pending_proposal(provider.storage(), *p)
+                    .map_err(|e| Error::openmls(format!("{what}: storing"), e))?,
+                other => return Err(unexpected(&what, &other)),
+            }
+        }
+        let what = format!("epochs[{i}].commit");
+        match process(provider, &mut group, &epoch.commit, &what)? {
+            ProcessedMessageContent::StagedCommitMessage(staged) => group
+                .merge_staged_commit(provider, *staged)
+                .map_err(|e| Error::openmls(format!("{what}: merging"), e))?,
+            other => return Err(unexpected(&what, &other)),
+        }
+        expect_bytes(
+            format!("epochs[{i}].epoch_authenticator"),
+            &epoch.epoch_authenticator,
+            group.epoch_authenticator().as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+fn process<P: OpenMlsProvider>(
+    provider: &P,
+    group: &mut MlsGroup,
+    bytes: &[u8],
+    what: &str,
+) -> Result<ProcessedMessageContent, Error> {
+    let msg = decode_message(bytes, what)?
+        .try_into_protocol_message()
+        .map_err(|e| Error::openmls(format!("{what}: not a protocol message"), e))?;
+    Ok(group
+        .process_message(provider, msg)
+        .map_err(|e| Error::openmls(format!("{what}: processing"), e))?
+        .into_content())
+}
+
+fn unexpected(what: &str, content: &ProcessedMessageContent) -> Error {
+    let kind = match content {
+        ProcessedMessageContent::ApplicationMessage(_) => "an application message",
+        ProcessedMessageContent::ProposalMessage(_) => "a proposal",
+        ProcessedMessageContent::ExternalJoinProposalMessage(_) => "an external join proposal",
+        ProcessedMessageContent::StagedCommitMessage(_) => "a commit",
+        _ => "another kind of content",
+    };
+    Error::decode(format!("{what}: unexpected {kind}"))
+}

@@ -1,0 +1,218 @@
+//! The storage suite, run against both stores (sled on disk, in memory), plus
+//! sled-only durability checks.
+
+use std::sync::Arc;
+
+use grove_ds::store::*;
+
+fn user(name: &str, key: u8) -> UserRecord {
+    UserRecord {
+        name: name.as_bytes().to_vec().into(),
+        credential: vec![1, 2, key].into(),
+        signature_key: vec![key; 32].into(),
+        signature_scheme: 0x0807,
+        registered_at: 1,
+    }
+}
+
+fn group(store: &dyn Store, gid: &[u8]) -> GroupRecord {
+    GroupRecord {
+        group_id: gid.to_vec().into(),
+        internal_id: store.next_internal_id().unwrap(),
+        epoch: 0,
+        ciphersuite: 1,
+        public_state: vec![9; 100].into(),
+        group_info: Vec::new().into(),
+        removed: Vec::new(),
+        created_at: 1,
+    }
+}
+
+fn entry(seq: u64, at: u64) -> LogEntry {
+    LogEntry { seq, epoch: 0, kind: EntryKind::Application, received_at: at, message: format!("m{seq}").into_bytes() }
+}
+
+fn welcome(gid: &[u8]) -> WelcomeEntry {
+    WelcomeEntry { id: 0, group_id: gid.to_vec().into(), epoch: 1, received_at: 1, message: vec![7; 10].into() }
+}
+
+fn suite(store: Arc<dyn Store>) {
+    // Users: a name binds once; the same key again is idempotent.
+    assert_eq!(store.register_user(&user("alice", 1)).unwrap(), RegisterOutcome::Created);
+    assert_eq!(store.register_user(&user("alice", 1)).unwrap(), RegisterOutcome::AlreadyRegistered);
+    assert_eq!(store.register_user(&user("alice", 2)).unwrap(), RegisterOutcome::NameTaken);
+    assert_eq!(store.user("alice").unwrap().unwrap().signature_key.as_slice(), &[1; 32]);
+    assert!(store.user("bob").unwrap().is_none());
+
+    // Key packages: cap is all-or-nothing; claims are FIFO; last resort stays.
+    let kps: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 8]).collect();
+    let c = store.add_key_packages("alice", 1, &kps, Some(&[99; 8]), 6).unwrap();
+    assert_eq!(c, KeyPackageCounts { one_time: 5, last_resort: true });
+    assert!(matches!(store.add_key_packages("alice", 1, &kps[..2], None, 6), Err(StoreError::Quota(_))));
+    assert_eq!(store.key_package_counts("alice", 1).unwrap().one_time, 5, "a refused batch writes nothing");
+    assert_eq!(store.key_package_counts("alice", 3).unwrap(), KeyPackageCounts::default(), "suites are separate");
+    assert_eq!(store.claim_key_package("alice", 1).unwrap(), Some((vec![0; 8], KeyPackageKind::OneTime)));
+    // Concurrent claims: each one-time package at most once.
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            std::thread::spawn(move || s.claim_key_package("alice", 1).unwrap())
+        })
+        .collect();
+    let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+    let one_time: std::collections::HashSet<_> =
+        got.iter().filter(|(_, k)| *k == KeyPackageKind::OneTime).map(|(b, _)| b.clone()).collect();
+    assert_eq!(one_time.len(), 4);
+    assert_eq!(got.iter().filter(|(_, k)| *k == KeyPackageKind::OneTime).count(), 4, "no package twice");
+    assert_eq!(got.iter().filter(|(_, k)| *k == KeyPackageKind::LastResort).count(), 4);
+    assert_eq!(store.claim_key_package("bob", 1).unwrap(), None);
+
+    // Groups: unique ids; ids never reused.
+    let g = group(&*store, b"g1");
+    assert!(store.create_group(&g).unwrap());
+    assert!(!store.create_group(&group(&*store, b"g1")).unwrap());
+    let (loaded, next) = store.load_group(b"g1").unwrap().unwrap();
+    assert_eq!(loaded, g);
+    assert_eq!(next, 1);
+    assert!(store.load_group(b"nope").unwrap().is_none());
+    let g2 = group(&*store, b"g2");
+    assert_ne!(g2.internal_id, g.internal_id);
+
+    // Log: appends, conflicts, ranges.
+    for seq in 1..=5 {
+        store.append_message(g.internal_id, &entry(seq, 100 + seq), None).unwrap();
+    }
+    assert!(matches!(store.append_message(g.internal_id, &entry(3, 1), None), Err(StoreError::Conflict(_))));
+    let page = store.fetch_after(g.internal_id, 1, 4, 10).unwrap();
+    assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3, 4]);
+    assert_eq!(page[0], entry(2, 102));
+    assert_eq!(store.fetch_after(g.internal_id, 0, 5, 2).unwrap().len(), 2);
+    assert!(store.fetch_after(g.internal_id, 5, 5, 10).unwrap().is_empty());
+    assert!(store.fetch_after(g2.internal_id, 0, 5, 10).unwrap().is_empty(), "groups do not mix");
+    assert_eq!(store.load_group(b"g1").unwrap().unwrap().1, 6);
+
+    // Commit: log + state + welcomes together; a taken seq writes nothing.
+    let mut g_next = g.clone();
+    g_next.epoch = 1;
+    let ids = store
+        .append_commit(&g_next, &entry(6, 106), &[("bob".into(), welcome(b"g1")), ("carol".into(), welcome(b"g1"))])
+        .unwrap();
+    assert_eq!(ids.len(), 2);
+    assert_eq!(store.load_group(b"g1").unwrap().unwrap().0.epoch, 1);
+    let mut g_bad = g.clone();
+    g_bad.epoch = 7;
+    assert!(matches!(
+        store.append_commit(&g_bad, &entry(6, 1), &[("dave".into(), welcome(b"g1"))]),
+        Err(StoreError::Conflict(_))
+    ));
+    assert_eq!(store.load_group(b"g1").unwrap().unwrap().0.epoch, 1, "a refused commit changes no state");
+    assert!(store.inbox_after("dave", 0, 10).unwrap().is_empty(), "a refused commit delivers no welcome");
+
+    // Inbox: per user, ordered, acknowledged one by one.
+    let bob_inbox = store.inbox_after("bob", 0, 10).unwrap();
+    assert_eq!(bob_inbox.len(), 1);
+    assert_eq!(bob_inbox[0].id, ids[0]);
+    assert!(store.inbox_ack("bob", ids[0]).unwrap());
+    assert!(!store.inbox_ack("bob", ids[0]).unwrap());
+    assert!(store.inbox_after("bob", 0, 10).unwrap().is_empty());
+    assert_eq!(store.inbox_after("carol", 0, 10).unwrap().len(), 1);
+
+    // Cursors only move forward.
+    assert_eq!(store.set_cursor(g.internal_id, "alice", 4).unwrap(), 4);
+    assert_eq!(store.set_cursor(g.internal_id, "alice", 2).unwrap(), 4);
+    store.set_cursor(g.internal_id, "bob", 6).unwrap();
+    let mut cursors = store.cursors(g.internal_id).unwrap();
+    cursors.sort();
+    assert_eq!(cursors, [("alice".to_string(), 4), ("bob".to_string(), 6)]);
+
+    // Retention: prune through 3 and by age; sequence numbers keep counting.
+    let before = store.message_count().unwrap();
+    assert_eq!(store.prune_log(g.internal_id, 3, 0).unwrap(), 3);
+    assert_eq!(store.message_count().unwrap(), before - 3);
+    assert_eq!(store.fetch_after(g.internal_id, 0, 10, 10).unwrap()[0].seq, 4);
+    assert_eq!(store.prune_log(g.internal_id, 0, 106).unwrap(), 2, "entries received before 106 go");
+    assert_eq!(store.prune_log(g.internal_id, 6, 0).unwrap(), 1);
+    assert!(store.fetch_after(g.internal_id, 0, 10, 10).unwrap().is_empty());
+    assert_eq!(store.load_group(b"g1").unwrap().unwrap().1, 7, "an emptied log still continues at 7");
+    let mut ids = store.group_ids().unwrap();
+    ids.sort();
+    assert_eq!(ids, [b"g1".to_vec()]);
+}
+
+#[test]
+fn memory_store_suite() {
+    suite(Arc::new(MemoryStore::new()));
+}
+
+#[test]
+fn sled_store_suite() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(Arc::new(SledStore::open(dir.path(), None).unwrap()));
+}
+
+#[tokio::test]
+async fn sled_store_is_durable_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let gid = b"durable".to_vec();
+    let internal;
+    {
+        let store = SledStore::open(dir.path(), None).unwrap();
+        store.register_user(&user("alice", 1)).unwrap();
+        let g = group(&store, &gid);
+        internal = g.internal_id;
+        store.create_group(&g).unwrap();
+        for seq in 1..=10 {
+            store.append_message(internal, &entry(seq, 1), None).unwrap();
+        }
+        store.prune_log(internal, 10, 0).unwrap();
+        store.persist().await.unwrap();
+        // No close(): the state must already be on disk after persist.
+        std::mem::forget(store);
+    }
+    // sled holds a file lock until the process ends, so reopen a copy of the files.
+    let copy = tempfile::tempdir().unwrap();
+    for e in walk(dir.path()) {
+        let rel = e.strip_prefix(dir.path()).unwrap();
+        let to = copy.path().join(rel);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(&e, &to).unwrap();
+    }
+    let store = SledStore::open(copy.path(), None).unwrap();
+    assert!(store.user("alice").unwrap().is_some());
+    let (_, next) = store.load_group(&gid).unwrap().unwrap();
+    assert_eq!(next, 11, "sequence numbers continue after a fully pruned log");
+    assert!(store.next_internal_id().unwrap() > internal, "internal ids are never reused");
+}
+
+#[test]
+fn sled_store_refuses_unknown_format_and_corrupt_records() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta").unwrap().insert("format", &99u32.to_be_bytes()).unwrap();
+        db.open_tree("groups").unwrap().insert(b"g", b"\xff\xff garbage").unwrap();
+        db.flush().unwrap();
+    }
+    let err = SledStore::open(dir.path(), None).unwrap_err();
+    assert!(matches!(err, StoreError::Version { found: 99, supported: 1 }), "{err}");
+    {
+        let db = sled::open(dir.path()).unwrap();
+        db.open_tree("meta").unwrap().insert("format", &1u32.to_be_bytes()).unwrap();
+        db.flush().unwrap();
+    }
+    let store = SledStore::open(dir.path(), None).unwrap();
+    assert!(matches!(store.load_group(b"g"), Err(StoreError::Corrupt { .. })));
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}

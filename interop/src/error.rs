@@ -43,6 +43,9 @@ pub enum Error {
         /// What went wrong.
         detail: String,
     },
+    /// Several independent checks of one case failed.
+    #[error("{}", .0.join("; "))]
+    Several(Vec<String>),
     /// A verifier panicked (a bug, in our code or in a library).
     #[error("panic: {0}")]
     Panic(String),

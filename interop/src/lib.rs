@@ -18,7 +18,7 @@
 //! - [`suite`]: a cipher suite on the provider and the labeled operations.
 //! - [`codec`]: TLS encoding and decoding primitives.
 //! - [`mls`]: our decoding and encoding of the MLS wire structures.
-//! - [`tree_math`], [`tree`], [`secret_tree`], [`key_schedule`], [`framing`]: RFC 9420
+//! - [`tree_math`], [`tree`], [`secret_tree`], [`key_schedule`], [`framing`], [`treekem`]: RFC 9420
 //!   machinery on the primitives.
 //! - [`passive`]: the passive client on openmls, generic over the storage.
 //! - [`checks`]: one verifier per vector file.
@@ -37,6 +37,7 @@ pub mod secret_tree;
 pub mod suite;
 pub mod tree;
 pub mod tree_math;
+pub mod treekem;
 
 use std::path::Path;
 

@@ -68,7 +68,7 @@ const ROUNDS: u32 = 200;
 
 fn temp_provider<C: ValueCodec>() -> TestResult<(GroveProvider<C>, sled::Db)> {
     let db = sled::Config::new().temporary(true).open()?;
-    Ok((GroveProvider::new(SledStorage::from_db(db.clone())?), db))
+    Ok((GroveProvider::new(SledStorage::<C>::from_db_with_codec(db.clone())?), db))
 }
 
 fn identity<C: ValueCodec>(p: &GroveProvider<C>, name: &str) -> TestResult<(SignatureKeyPair, CredentialWithKey)> {

@@ -309,7 +309,7 @@ fn corrupt_values_give_errors_not_panics() -> TestResult {
     drop((ag, alice));
 
     // Open the raw sled database and a store on the same handle.
-    let db = sled::open(SledStorage::<grove_client::storage::DefaultCodec>::db_path(&ah))?;
+    let db = sled::open(SledStorage::db_path(&ah))?;
     let store: SledStorage = SledStorage::from_db(db.clone())?;
     assert!(MlsGroup::load(&store, &gid)?.is_some());
 
@@ -371,11 +371,11 @@ impl ValueCodec for Json {
 fn format_marker_is_checked() -> TestResult {
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("h");
-    drop(SledStorage::<grove_client::storage::MsgPack>::open(&home)?);
+    drop(SledStorage::open(&home)?);
     // Reopening with the same build works.
-    drop(SledStorage::<grove_client::storage::MsgPack>::open(&home)?);
+    drop(SledStorage::open(&home)?);
     // Another codec is refused with a clear error.
-    let err = SledStorage::<Json>::open(&home).unwrap_err();
+    let err = SledStorage::<Json>::open_with_codec(&home).unwrap_err();
     assert!(matches!(err, StorageError::IncompatibleFormat { .. }), "{err}");
     assert!(err.to_string().contains("codec=msgpack"), "{err}");
 
@@ -383,7 +383,7 @@ fn format_marker_is_checked() -> TestResult {
     let db = sled::open(home.join(DB_DIR_NAME))?;
     db.insert(b"\x00format", &b"grove-client-store v999 codec=msgpack openmls-storage=1"[..])?;
     drop(db);
-    let err = SledStorage::<grove_client::storage::MsgPack>::open(&home).unwrap_err();
+    let err = SledStorage::open(&home).unwrap_err();
     assert!(matches!(err, StorageError::IncompatibleFormat { .. }), "{err}");
 
     // A sled database with data but no marker is not taken for a Grove store.
@@ -392,10 +392,7 @@ fn format_marker_is_checked() -> TestResult {
     let db = sled::open(other.join(DB_DIR_NAME))?;
     db.insert(b"k", b"v")?;
     drop(db);
-    assert!(matches!(
-        SledStorage::<grove_client::storage::MsgPack>::open(&other),
-        Err(StorageError::MissingFormatMarker)
-    ));
+    assert!(matches!(SledStorage::open(&other), Err(StorageError::MissingFormatMarker)));
     Ok(())
 }
 
@@ -405,13 +402,13 @@ fn home_directory_is_owner_only() -> TestResult {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir()?;
     let home = dir.path().join("a").join("grove");
-    drop(SledStorage::<grove_client::storage::MsgPack>::open(&home)?);
+    drop(SledStorage::open(&home)?);
     assert_eq!(std::fs::metadata(&home)?.permissions().mode() & 0o777, 0o700);
 
     let loose = dir.path().join("loose");
     std::fs::create_dir(&loose)?;
     std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755))?;
-    drop(SledStorage::<grove_client::storage::MsgPack>::open(&loose)?);
+    drop(SledStorage::open(&loose)?);
     assert_eq!(std::fs::metadata(&loose)?.permissions().mode() & 0o777, 0o700);
     Ok(())
 }

@@ -28,6 +28,21 @@
 //! After a rollback, any `MlsGroup` value that took part in the operation holds
 //! in-memory state that is ahead of disk: reload it with `MlsGroup::load`.
 //!
+//! ```no_run
+//! use grove_client::storage::{GroveProvider, StorageError};
+//! use openmls_traits::OpenMlsProvider;
+//! # fn main() -> Result<(), StorageError> {
+//! let provider = GroveProvider::open("/home/me/.grove")?;
+//! provider.transaction(|p| -> Result<(), StorageError> {
+//!     // MLS operations take `p` as their provider, for example
+//!     // `group.process_message(p, message)?` then `group.merge_staged_commit(p, staged)?`;
+//!     // the app's bookkeeping goes into the same batch:
+//!     p.storage().put_app("cursors", b"group-1", &42u64.to_be_bytes())?;
+//!     Ok(())
+//! })?; // committed: one sled batch, then fsync
+//! # Ok(()) }
+//! ```
+//!
 //! # On-disk layout
 //!
 //! One sled tree (the default one), keys prefixed by a namespace byte:
@@ -263,31 +278,45 @@ impl<C: ValueCodec> fmt::Debug for SledStorage<C> {
     }
 }
 
-impl<C: ValueCodec> SledStorage<C> {
-    /// Opens (or creates) the store in Grove home directory `home`.
-    ///
-    /// Creates `home` if needed with owner-only permissions (0700 on unix) and
-    /// tightens an existing `home` that is readable by others. The sled database
-    /// lives in `home/`[`DB_DIR_NAME`].
-    ///
-    /// Fails with [`StorageError::IncompatibleFormat`] if the store was written
-    /// with another layout version or codec.
-    pub fn open(home: impl AsRef<Path>) -> Result<Self, StorageError> {
-        let home = home.as_ref();
-        create_private_dir(home)?;
-        let db = sled::open(Self::db_path(home))?;
-        Self::from_db(db)
-    }
-
+impl SledStorage {
     /// Where [`open`](Self::open) puts the sled database inside `home`.
     pub fn db_path(home: &Path) -> PathBuf {
         home.join(DB_DIR_NAME)
     }
 
+    /// Opens (or creates) the store in Grove home directory `home`, with the
+    /// default codec. See [`open_with_codec`](Self::open_with_codec).
+    pub fn open(home: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_with_codec(home)
+    }
+
+    /// Uses an already opened sled database, with the default codec. See
+    /// [`from_db_with_codec`](Self::from_db_with_codec).
+    pub fn from_db(db: sled::Db) -> Result<Self, StorageError> {
+        Self::from_db_with_codec(db)
+    }
+}
+
+impl<C: ValueCodec> SledStorage<C> {
+    /// Opens (or creates) the store in Grove home directory `home`.
+    ///
+    /// Creates `home` if needed with owner-only permissions (0700 on unix) and
+    /// tightens an existing `home` that is readable by others. The sled database
+    /// lives in `home/`[`DB_DIR_NAME`] (see [`db_path`](Self::db_path)).
+    ///
+    /// Fails with [`StorageError::IncompatibleFormat`] if the store was written
+    /// with another layout version or codec.
+    pub fn open_with_codec(home: impl AsRef<Path>) -> Result<Self, StorageError> {
+        let home = home.as_ref();
+        create_private_dir(home)?;
+        let db = sled::open(SledStorage::db_path(home))?;
+        Self::from_db_with_codec(db)
+    }
+
     /// Uses an already opened sled database (for example a temporary one).
     ///
     /// Writes the format marker into an empty database; checks it otherwise.
-    pub fn from_db(db: sled::Db) -> Result<Self, StorageError> {
+    pub fn from_db_with_codec(db: sled::Db) -> Result<Self, StorageError> {
         let expected = format_marker::<C>();
         match db.get(FORMAT_KEY)? {
             Some(found) => {
@@ -497,6 +526,28 @@ mod tests {
             .unwrap();
         assert_eq!(store.get_app("contacts", b"alice").unwrap(), None);
         assert_eq!(store.scan_prefix_app("contacts", b"c").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn transactions_are_serialized() {
+        let store = temp_store();
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..25 {
+                        store
+                            .transaction(|t| -> Result<(), StorageError> {
+                                let n: u64 = t.get_app_value("c", b"n")?.unwrap_or(0);
+                                std::thread::yield_now();
+                                t.put_app_value("c", b"n", &(n + 1))
+                            })
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        // No lost update: every read-modify-write saw the previous commit.
+        assert_eq!(store.get_app_value::<u64>("c", b"n").unwrap(), Some(50));
     }
 
     #[test]

@@ -20,16 +20,18 @@ pub struct GroveProvider<C: ValueCodec = DefaultCodec> {
     storage: SledStorage<C>,
 }
 
+impl GroveProvider {
+    /// Opens (or creates) the store in Grove home directory `home` with the
+    /// default codec; see [`SledStorage::open`].
+    pub fn open(home: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Ok(Self::new(SledStorage::open(home)?))
+    }
+}
+
 impl<C: ValueCodec> GroveProvider<C> {
     /// Wraps an opened store.
     pub fn new(storage: SledStorage<C>) -> Self {
         Self { crypto: RustCrypto::default(), storage }
-    }
-
-    /// Opens (or creates) the store in Grove home directory `home`; see
-    /// [`SledStorage::open`].
-    pub fn open(home: impl AsRef<Path>) -> Result<Self, StorageError> {
-        Ok(Self::new(SledStorage::open(home)?))
     }
 
     /// Begins a transaction; see [`SledStorage::begin`] (transactions are

@@ -189,3 +189,20 @@ pub fn test_file(file: &str) {
     }
     assert!(report.ok(), "{}", report.summary_line());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn all_skipped_is_not_ok() {
+        let mut r = FileReport { file: "x.json".into(), total: 2, ..FileReport::default() };
+        r.skipped_by_suite.insert(4, 2);
+        assert!(!r.ok());
+        assert!(r.summary_line().contains("every case skipped"));
+        r.passed = 1;
+        assert!(r.ok());
+        r.failed.push(Failure { index: 0, suite: Some(1), error: "boom".into() });
+        assert!(!r.ok());
+    }
+}

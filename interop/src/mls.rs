@@ -525,7 +525,7 @@ impl Codec for Proposal {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProposalOrRef {
     /// An inline proposal.
-    Proposal(Proposal),
+    Proposal(Box<Proposal>),
     /// A `ProposalRef`.
     Reference(Vec<u8>),
 }
@@ -533,7 +533,7 @@ pub enum ProposalOrRef {
 impl Codec for ProposalOrRef {
     fn decode(r: &mut Reader<'_>) -> Result<Self, Error> {
         match r.u8()? {
-            1 => Ok(Self::Proposal(Proposal::decode(r)?)),
+            1 => Ok(Self::Proposal(Box::new(Proposal::decode(r)?))),
             2 => Ok(Self::Reference(r.vl()?.to_vec())),
             other => Err(Error::decode(format!("ProposalOrRefType {other}"))),
         }

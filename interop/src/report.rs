@@ -1,6 +1,17 @@
 //! The Markdown report written to `docs/interop.md`.
 
+use std::collections::BTreeMap;
+
 use crate::harness::{FileReport, VECTORS_SOURCE_COMMIT};
+
+fn by_suite(total: usize, counts: &BTreeMap<Option<u16>, usize>) -> String {
+    let parts: Vec<String> = counts.iter().filter_map(|(s, n)| s.map(|s| format!("0x{s:04x}: {n}"))).collect();
+    if parts.is_empty() {
+        total.to_string()
+    } else {
+        format!("{total} ({})", parts.join(", "))
+    }
+}
 
 /// Renders the reports as Markdown.
 pub fn markdown(reports: &[FileReport], notes: &str) -> String {
@@ -15,7 +26,7 @@ pub fn markdown(reports: &[FileReport], notes: &str) -> String {
         "Suites run: 0x0001, 0x0002, 0x0003 (those `openmls_rust_crypto` implements). \
          Cases of other suites are skipped and counted per suite, never as passed.\n\n",
     );
-    out.push_str("| file | cases | passed | failed | skipped (by suite) | result |\n");
+    out.push_str("| file | cases | passed (by suite) | failed (by suite) | skipped (by suite) | result |\n");
     out.push_str("| --- | ---: | ---: | ---: | --- | --- |\n");
     for r in reports {
         let skipped = if r.skipped_by_suite.is_empty() {
@@ -36,12 +47,16 @@ pub fn markdown(reports: &[FileReport], notes: &str) -> String {
         } else {
             "FAIL".into()
         };
+        let mut failed_by_suite: BTreeMap<Option<u16>, usize> = BTreeMap::new();
+        for f in &r.failed {
+            *failed_by_suite.entry(f.suite).or_default() += 1;
+        }
         out.push_str(&format!(
             "| {} | {} | {} | {} | {} | {} |\n",
             r.file,
             r.total,
-            r.passed,
-            r.failed.len(),
+            by_suite(r.passed, &r.passed_by_suite),
+            by_suite(r.failed.len(), &failed_by_suite),
             skipped,
             result
         ));
@@ -63,7 +78,7 @@ pub fn markdown(reports: &[FileReport], notes: &str) -> String {
         }
     }
     if !notes.is_empty() {
-        out.push_str("\n");
+        out.push('\n');
         out.push_str(notes);
     }
     out

@@ -21,7 +21,7 @@ impl Tree {
     /// Builds the full tree from the (right-truncated) wire form.
     pub fn from_wire(rt: &RatchetTree) -> Result<Self, Error> {
         let len = rt.0.len();
-        if len == 0 || len % 2 == 0 {
+        if len == 0 || len.is_multiple_of(2) {
             return Err(Error::decode(format!("ratchet tree with {len} nodes")));
         }
         if rt.0.last().is_some_and(Option::is_none) {
@@ -122,7 +122,7 @@ impl Tree {
     /// blank and dropping them from every `unmerged_leaves` list.
     pub fn tree_hash_excluding(&self, suite: &Suite, x: u32, exclude: &BTreeSet<u32>) -> Result<Vec<u8>, Error> {
         let mut w = Writer::new();
-        if x % 2 == 0 {
+        if x.is_multiple_of(2) {
             let leaf = if exclude.contains(&(x / 2)) {
                 None
             } else {

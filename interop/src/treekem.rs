@@ -5,8 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::mls::{
-    Codec, GroupContext, HpkeCiphertext, LeafNode, LeafNodeSource, Node, ParentNode, UpdatePath,
-    UpdatePathNode,
+    Codec, GroupContext, HpkeCiphertext, LeafNode, LeafNodeSource, Node, ParentNode, UpdatePath, UpdatePathNode,
 };
 use crate::suite::Suite;
 use crate::tree::Tree;
@@ -35,11 +34,7 @@ pub fn node_key_pair(s: &Suite, path_secret: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
 pub fn check_key_pair(s: &Suite, private: &[u8], public: &[u8]) -> Result<(), Error> {
     let probe = s.random(16)?;
     let (kem, ct) = s.encrypt_with_label(public, b"key pair check", &[], &probe)?;
-    expect_bytes(
-        "key pair check",
-        &probe,
-        &s.decrypt_with_label(private, b"key pair check", &[], &kem, &ct)?,
-    )
+    expect_bytes("key pair check", &probe, &s.decrypt_with_label(private, b"key pair check", &[], &kem, &ct)?)
 }
 
 /// Applies `path` from leaf `sender` to `tree`: checks its length against
@@ -79,10 +74,7 @@ pub fn apply_update_path(
         }
         above = new.parent_hash(s, *p, *c)?;
     }
-    let leaf_ph = path
-        .leaf_node
-        .parent_hash()
-        .ok_or_else(|| Error::decode("UpdatePath leaf is not a commit leaf"))?;
+    let leaf_ph = path.leaf_node.parent_hash().ok_or_else(|| Error::decode("UpdatePath leaf is not a commit leaf"))?;
     expect_bytes("leaf_node.parent_hash", &above, leaf_ph)?;
     new.nodes[tm::leaf_node(sender) as usize] = Some(Node::Leaf(path.leaf_node.clone()));
     s.verify_with_label(
@@ -121,35 +113,20 @@ pub fn decrypt_update_path(
             if *n == leaf_x {
                 Some(Ok((j, member.encryption_priv.clone())))
             } else {
-                member
-                    .path_secrets
-                    .get(n)
-                    .map(|ps| node_key_pair(s, ps).map(|(sk, _)| (j, sk)))
+                member.path_secrets.get(n).map(|ps| node_key_pair(s, ps).map(|(sk, _)| (j, sk)))
             }
         })
         .ok_or_else(|| Error::decode("member holds no key in the copath resolution"))??;
-    let ct = path.nodes[pos]
-        .encrypted_path_secret
-        .get(j)
-        .ok_or_else(|| Error::decode("missing encrypted path secret"))?;
-    let decrypted = s.decrypt_with_label(
-        &private,
-        b"UpdatePathNode",
-        group_context,
-        &ct.kem_output,
-        &ct.ciphertext,
-    )?;
+    let ct =
+        path.nodes[pos].encrypted_path_secret.get(j).ok_or_else(|| Error::decode("missing encrypted path secret"))?;
+    let decrypted = s.decrypt_with_label(&private, b"UpdatePathNode", group_context, &ct.kem_output, &ct.ciphertext)?;
     let mut secret = decrypted.clone();
     for (k, node) in path.nodes.iter().enumerate().skip(pos) {
         if k > pos {
             secret = s.derive_secret(&secret, b"path")?;
         }
         let (_, public) = node_key_pair(s, &secret)?;
-        expect_bytes(
-            format!("UpdatePath node {k} encryption_key"),
-            &node.encryption_key,
-            &public,
-        )?;
+        expect_bytes(format!("UpdatePath node {k} encryption_key"), &node.encryption_key, &public)?;
     }
     let commit_secret = s.derive_secret(&secret, b"path")?;
     Ok((decrypted, commit_secret))
@@ -165,10 +142,7 @@ pub fn create_update_path(
     signature_priv: &[u8],
     context: &GroupContext,
 ) -> Result<(UpdatePath, Tree, Vec<u8>), Error> {
-    let old_leaf = tree
-        .leaf(sender)
-        .ok_or_else(|| Error::decode("sender leaf is blank"))?
-        .clone();
+    let old_leaf = tree.leaf(sender).ok_or_else(|| Error::decode("sender leaf is blank"))?.clone();
     let fdp = tree.filtered_direct_path(sender);
     let leaf_secret = s.random(s.nh())?;
     let (_, leaf_pub) = node_key_pair(s, &leaf_secret)?;
@@ -182,10 +156,7 @@ pub fn create_update_path(
     let mut nodes = Vec::with_capacity(fdp.len());
     for ps in &secrets {
         let (_, public) = node_key_pair(s, ps)?;
-        nodes.push(UpdatePathNode {
-            encryption_key: public,
-            encrypted_path_secret: vec![],
-        });
+        nodes.push(UpdatePathNode { encryption_key: public, encrypted_path_secret: vec![] });
     }
 
     // The new tree, to get the leaf's parent hash.
@@ -207,45 +178,19 @@ pub fn create_update_path(
         }
         above = new.parent_hash(s, *p, *c)?;
     }
-    let mut leaf = LeafNode {
-        encryption_key: leaf_pub,
-        source: LeafNodeSource::Commit(above),
-        signature: vec![],
-        ..old_leaf
-    };
-    leaf.signature = s.sign_with_label(
-        signature_priv,
-        b"LeafNodeTBS",
-        &leaf.tbs(&context.group_id, sender),
-    )?;
+    let mut leaf =
+        LeafNode { encryption_key: leaf_pub, source: LeafNodeSource::Commit(above), signature: vec![], ..old_leaf };
+    leaf.signature = s.sign_with_label(signature_priv, b"LeafNodeTBS", &leaf.tbs(&context.group_id, sender))?;
     new.nodes[tm::leaf_node(sender) as usize] = Some(Node::Leaf(leaf.clone()));
 
-    let gc = GroupContext {
-        tree_hash: new.root_hash(s)?,
-        ..context.clone()
-    }
-    .to_bytes();
+    let gc = GroupContext { tree_hash: new.root_hash(s)?, ..context.clone() }.to_bytes();
     for (((_, c), node), ps) in fdp.iter().zip(nodes.iter_mut()).zip(&secrets) {
         for r in tree.resolution(*c) {
-            let public = tree
-                .node(r)
-                .ok_or_else(|| Error::decode("blank node in a resolution"))?
-                .encryption_key()
-                .to_vec();
-            let (kem_output, ciphertext) =
-                s.encrypt_with_label(&public, b"UpdatePathNode", &gc, ps)?;
-            node.encrypted_path_secret.push(HpkeCiphertext {
-                kem_output,
-                ciphertext,
-            });
+            let public =
+                tree.node(r).ok_or_else(|| Error::decode("blank node in a resolution"))?.encryption_key().to_vec();
+            let (kem_output, ciphertext) = s.encrypt_with_label(&public, b"UpdatePathNode", &gc, ps)?;
+            node.encrypted_path_secret.push(HpkeCiphertext { kem_output, ciphertext });
         }
     }
-    Ok((
-        UpdatePath {
-            leaf_node: leaf,
-            nodes,
-        },
-        new,
-        commit_secret,
-    ))
+    Ok((UpdatePath { leaf_node: leaf, nodes }, new, commit_secret))
 }

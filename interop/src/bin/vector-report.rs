@@ -23,5 +23,9 @@ fn main() -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/interop.md"));
     std::fs::write(&out, md).with_context(|| format!("writing {}", out.display()))?;
     println!("wrote {}", out.display());
+    let failing: Vec<&str> = reports.iter().filter(|r| !r.ok()).map(|r| r.file.as_str()).collect();
+    if !failing.is_empty() {
+        bail!("files not passing: {}", failing.join(", "));
+    }
     Ok(())
 }

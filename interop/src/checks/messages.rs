@@ -68,6 +68,9 @@ fn expect_kind(field: &str, msg: &MlsMessage, ok: bool) -> Result<(), Error> {
     }
 }
 
+/// A message field: name, bytes, and the expected kind.
+type MessageField<'a> = (&'static str, &'a Hex, fn(&MlsMessage) -> bool);
+
 /// Every field of a case, twice.
 #[derive(Debug)]
 pub struct Messages;
@@ -81,7 +84,7 @@ impl CaseVerifier for Messages {
 
     fn verify(c: &Case, _: Option<&Suite>) -> Result<(), Error> {
         use crate::mls::{Content, MlsMessage as M};
-        let messages: [(&str, &Hex, fn(&M) -> bool); 7] = [
+        let messages: [MessageField<'_>; 7] = [
             ("mls_welcome", &c.mls_welcome, |m| matches!(m, M::Welcome(_))),
             ("mls_group_info", &c.mls_group_info, |m| matches!(m, M::GroupInfo(_))),
             ("mls_key_package", &c.mls_key_package, |m| matches!(m, M::KeyPackage(_))),

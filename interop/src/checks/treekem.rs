@@ -69,30 +69,18 @@ impl CaseVerifier for TreeKem {
             .map(|l| MemberSecrets {
                 leaf: l.index,
                 encryption_priv: l.encryption_priv.0.clone(),
-                path_secrets: l
-                    .path_secrets
-                    .iter()
-                    .map(|p| (p.node, p.path_secret.0.clone()))
-                    .collect(),
+                path_secrets: l.path_secrets.iter().map(|p| (p.node, p.path_secret.0.clone())).collect(),
             })
             .collect();
         // Every private key a member holds matches the tree.
         for m in &members {
-            let leaf = tree
-                .leaf(m.leaf)
-                .ok_or_else(|| Error::decode(format!("leaf {} is blank", m.leaf)))?;
+            let leaf = tree.leaf(m.leaf).ok_or_else(|| Error::decode(format!("leaf {} is blank", m.leaf)))?;
             check_key_pair(s, &m.encryption_priv, &leaf.encryption_key)
                 .map_err(|e| Error::decode(format!("leaf {} encryption_priv: {e}", m.leaf)))?;
             for (n, ps) in &m.path_secrets {
                 let (_, public) = node_key_pair(s, ps)?;
-                let node = tree
-                    .node(*n)
-                    .ok_or_else(|| Error::decode(format!("node {n} is blank")))?;
-                expect_bytes(
-                    format!("leaf {} path secret of node {n}", m.leaf),
-                    node.encryption_key(),
-                    &public,
-                )?;
+                let node = tree.node(*n).ok_or_else(|| Error::decode(format!("node {n} is blank")))?;
+                expect_bytes(format!("leaf {} path secret of node {n}", m.leaf), node.encryption_key(), &public)?;
             }
         }
         let context = GroupContext {
@@ -112,11 +100,7 @@ impl CaseVerifier for TreeKem {
                 .map_err(|e| Error::decode(format!("{}: {e}", f("update_path"))))?;
             let tree_hash = after.root_hash(s)?;
             expect_bytes(f("tree_hash_after"), &up.tree_hash_after, &tree_hash)?;
-            let gc = GroupContext {
-                tree_hash,
-                ..context.clone()
-            }
-            .to_bytes();
+            let gc = GroupContext { tree_hash, ..context.clone() }.to_bytes();
             // `path_secrets` is indexed by leaf: null for the sender and for
             // leaves we hold no keys for.
             for m in &members {
@@ -124,28 +108,15 @@ impl CaseVerifier for TreeKem {
                 match expected {
                     None if m.leaf == up.sender => {}
                     None => {
-                        return Err(Error::decode(format!(
-                            "{}: null for receiver leaf {}",
-                            f("path_secrets"),
-                            m.leaf
-                        )))
+                        return Err(Error::decode(format!("{}: null for receiver leaf {}", f("path_secrets"), m.leaf)))
                     }
                     Some(_) if m.leaf == up.sender => {
                         return Err(Error::decode(format!("{}: set for the sender", f("path_secrets"))))
                     }
                     Some(expected) => {
-                        let (ps, commit) =
-                            decrypt_update_path(s, &tree, up.sender, &path, m, &gc)?;
-                        expect_bytes(
-                            format!("{}[{}]", f("path_secrets"), m.leaf),
-                            expected,
-                            &ps,
-                        )?;
-                        expect_bytes(
-                            format!("{} (leaf {})", f("commit_secret"), m.leaf),
-                            &up.commit_secret,
-                            &commit,
-                        )?;
+                        let (ps, commit) = decrypt_update_path(s, &tree, up.sender, &path, m, &gc)?;
+                        expect_bytes(format!("{}[{}]", f("path_secrets"), m.leaf), expected, &ps)?;
+                        expect_bytes(format!("{} (leaf {})", f("commit_secret"), m.leaf), &up.commit_secret, &commit)?;
                     }
                 }
             }
@@ -153,19 +124,14 @@ impl CaseVerifier for TreeKem {
 
         // Fresh UpdatePaths from every member we hold keys for.
         for (sender, lp) in members.iter().zip(&c.leaves_private) {
-            let (path, new, commit) =
-                create_update_path(s, &tree, sender.leaf, &lp.signature_priv, &context)?;
+            let (path, new, commit) = create_update_path(s, &tree, sender.leaf, &lp.signature_priv, &context)?;
             let wire = path.to_bytes();
             let path = UpdatePath::decode_exact(&wire)?;
             let after = apply_update_path(s, &tree, sender.leaf, &path, &c.group_id)?;
             if after != new {
                 return Err(Error::decode("fresh UpdatePath: trees differ after applying"));
             }
-            let gc = GroupContext {
-                tree_hash: after.root_hash(s)?,
-                ..context.clone()
-            }
-            .to_bytes();
+            let gc = GroupContext { tree_hash: after.root_hash(s)?, ..context.clone() }.to_bytes();
             for m in members.iter().filter(|m| m.leaf != sender.leaf) {
                 let (_, got) = decrypt_update_path(s, &tree, sender.leaf, &path, m, &gc)?;
                 expect_bytes(

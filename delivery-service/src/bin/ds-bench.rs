@@ -1,1 +1,359 @@
-fn main() {}
+//! `ds-bench`: load generator for grove-ds.
+//!
+//! Starts `grove-ds` (the binary next to this one) as a separate process on a
+//! loopback port with a fresh data dir (durable mode: sled + group-commit
+//! fsync), registers clients, forms groups of G members with real openmls
+//! groups, and has C concurrent senders post S-byte application messages for a
+//! fixed duration while every member long-polls the log. Reports accepted
+//! messages/s, deliveries/s, p50/p99 send latency, p50/p99 send-to-receive
+//! latency and the server's CPU seconds per 1,000 deliveries (from
+//! /proc/<pid>/stat). Application messages are encrypted before the timed phase
+//! (the DS never decrypts them); a sender that exhausts its pool reposts it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use base64::Engine as _;
+use clap::Parser;
+use grove_ds::api;
+use hdrhistogram::Histogram;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::signatures::Signer as _;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+/// Options.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Members per group (G).
+    #[arg(long, default_value_t = 10)]
+    group_size: usize,
+    /// Concurrent senders (C), spread over ceil(C/G) groups.
+    #[arg(long, default_value_t = 16)]
+    senders: usize,
+    /// Application message payload size in bytes (S).
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// Timed phase, seconds.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Messages pre-encrypted per sender.
+    #[arg(long, default_value_t = 1000)]
+    pool: usize,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+struct Client {
+    signer: SignatureKeyPair,
+    cwk: CredentialWithKey,
+    provider: OpenMlsRustCrypto,
+    token: String,
+}
+
+fn b64(v: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(v)
+}
+
+async fn ok_json(r: reqwest::Response, what: &str) -> anyhow::Result<serde_json::Value> {
+    let status = r.status();
+    let body = r.bytes().await?;
+    if !status.is_success() {
+        bail!("{what}: {status} {}", String::from_utf8_lossy(&body));
+    }
+    if body.is_empty() {
+        return Ok(serde_json::Value::Null);
+    }
+    Ok(serde_json::from_slice(&body)?)
+}
+
+async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow::Result<Client> {
+    let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+    let signer = SignatureKeyPair::new(suite.signature_algorithm())?;
+    let credential: Credential = BasicCredential::new(name.as_bytes().to_vec()).into();
+    let cwk = CredentialWithKey { credential: credential.clone(), signature_key: signer.public().into() };
+    let key = signer.public().to_vec();
+    let proof = signer
+        .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::REGISTER_LABEL, &name, &key))
+        .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
+    ok_json(
+        http.post(format!("{base}/v1/users"))
+            .json(&serde_json::json!({"user": name, "credential": b64(&credential.tls_serialize_detached()?),
+                "signature_key": b64(&key), "signature_scheme": 0x0807, "proof": b64(&proof)}))
+            .send()
+            .await?,
+        "register",
+    )
+    .await?;
+    let c = ok_json(
+        http.post(format!("{base}/v1/auth/challenge")).json(&serde_json::json!({"user": name})).send().await?,
+        "challenge",
+    )
+    .await?;
+    let challenge = base64::engine::general_purpose::STANDARD.decode(c["challenge"].as_str().unwrap_or_default())?;
+    let sig = signer
+        .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::AUTH_LABEL, &name, &challenge))
+        .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
+    let t = ok_json(
+        http.post(format!("{base}/v1/auth/token"))
+            .json(&serde_json::json!({"user": name, "challenge": b64(&challenge), "signature": b64(&sig)}))
+            .send()
+            .await?,
+        "token",
+    )
+    .await?;
+    let token = t["token"].as_str().unwrap_or_default().to_string();
+    Ok(Client { signer, cwk, provider: OpenMlsRustCrypto::default(), token })
+}
+
+fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let after = stat.rsplit_once(')').context("odd /proc stat")?.1;
+    let f: Vec<&str> = after.split_whitespace().collect();
+    Ok(f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    grove_ds::server::install_crypto_provider();
+    let exe = std::env::current_exe()?.with_file_name("grove-ds");
+    let data = tempfile_dir()?;
+    let port = free_port()?;
+    let mut child = std::process::Command::new(&exe)
+        .args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-per-sec", "0"])
+        .arg("--data-dir")
+        .arg(&data)
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .with_context(|| {
+            format!("starting {} (build it with: cargo build --release -p delivery-service)", exe.display())
+        })?;
+    let result = run(&args, port, child.id()).await;
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&data);
+    result
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let d =
+        std::env::temp_dir().join(format!("ds-bench-{}-{}", std::process::id(), Instant::now().elapsed().as_nanos()));
+    std::fs::create_dir_all(&d)?;
+    Ok(d)
+}
+
+async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
+    let base = format!("http://127.0.0.1:{port}");
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    for _ in 0..100 {
+        if http.get(format!("{base}/v1/health")).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let g = args.group_size.max(2);
+    let n_groups = args.senders.div_ceil(g).max(1);
+    let mut groups = Vec::new(); // (gid, members, sender pools)
+    let mut senders_left = args.senders;
+    for gi in 0..n_groups {
+        let mut members = Vec::new();
+        for mi in 0..g {
+            members.push(new_client(&http, &base, format!("g{gi}m{mi}")).await?);
+        }
+        // Everyone but the creator uploads one KeyPackage; the creator adds all.
+        let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+        let mut kps = Vec::new();
+        for m in &members[1..] {
+            let kp = KeyPackage::builder().build(suite, &m.provider, &m.signer, m.cwk.clone())?.key_package().clone();
+            kps.push(kp);
+        }
+        let cfg = MlsGroupCreateConfig::builder()
+            .ciphersuite(suite)
+            .use_ratchet_tree_extension(true)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .build();
+        let creator = &members[0];
+        let mut group = MlsGroup::new(&creator.provider, &creator.signer, &cfg, creator.cwk.clone())?;
+        let gi_msg = group.export_group_info(creator.provider.crypto(), &creator.signer, false)?;
+        let body = api::GroupCreateBody {
+            group_info: gi_msg.tls_serialize_detached()?.into(),
+            ratchet_tree: group.export_ratchet_tree().tls_serialize_detached()?.into(),
+        };
+        ok_json(
+            http.post(format!("{base}/v1/groups"))
+                .bearer_auth(&creator.token)
+                .header("content-type", api::MEDIA_GROUP_CREATE)
+                .body(body.tls_serialize_detached()?)
+                .send()
+                .await?,
+            "create group",
+        )
+        .await?;
+        let gid = api::group_id_to_path(group.group_id().as_slice());
+        let (commit, welcome, _) = group.add_members(&creator.provider, &creator.signer, &kps)?;
+        let bundle = api::CommitBundleBody {
+            commit: commit.tls_serialize_detached()?.into(),
+            welcome: welcome.tls_serialize_detached()?.into(),
+            group_info: Vec::new().into(),
+        };
+        ok_json(
+            http.post(format!("{base}/v1/groups/{gid}/commits"))
+                .bearer_auth(&creator.token)
+                .header("content-type", api::MEDIA_COMMIT_BUNDLE)
+                .body(bundle.tls_serialize_detached()?)
+                .send()
+                .await?,
+            "add members",
+        )
+        .await?;
+        group.merge_pending_commit(&creator.provider)?;
+        let welcome_in = MlsMessageIn::tls_deserialize_exact(welcome.tls_serialize_detached()?)?;
+        let MlsMessageBodyIn::Welcome(welcome_in) = welcome_in.extract() else { bail!("not a welcome") };
+        // Senders of this group: pre-encrypt their pools.
+        let n_send = senders_left.min(g);
+        senders_left -= n_send;
+        let payload = vec![0x5a; args.size];
+        let mut pools = Vec::new();
+        for (i, m) in members.iter().take(n_send).enumerate() {
+            let mut mg = if i == 0 {
+                MlsGroup::load(m.provider.storage(), group.group_id())?.context("creator group")?
+            } else {
+                let join = MlsGroupJoinConfig::builder()
+                    .use_ratchet_tree_extension(true)
+                    .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+                    .build();
+                StagedWelcome::new_from_welcome(&m.provider, &join, welcome_in.clone(), None)?
+                    .into_group(&m.provider)?
+            };
+            let mut pool = Vec::with_capacity(args.pool);
+            for _ in 0..args.pool {
+                pool.push(bytes::Bytes::from(
+                    mg.create_message(&m.provider, &m.signer, &payload)?.tls_serialize_detached()?,
+                ));
+            }
+            pools.push((m.token.clone(), pool));
+        }
+        groups.push((gid, members, pools));
+    }
+
+    // Timed phase.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent_at: Arc<Mutex<HashMap<(usize, u64), Instant>>> = Arc::new(Mutex::new(HashMap::new()));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let deliveries = Arc::new(AtomicU64::new(0));
+    let send_hist = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let mut tasks = Vec::new();
+    let mut receivers = Vec::new();
+    let cpu_before = cpu_ticks(pid)?;
+    let start = Instant::now();
+    for (gidx, (gid, members, pools)) in groups.iter().enumerate() {
+        for m in members {
+            let (http, base, gid, token, stop) =
+                (http.clone(), base.clone(), gid.clone(), m.token.clone(), stop.clone());
+            let deliveries = deliveries.clone();
+            receivers.push(tokio::spawn(async move {
+                let mut after = 1u64; // skip the add commit
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let r = http
+                        .get(format!("{base}/v1/groups/{gid}/messages?after={after}&limit=500&wait=1"))
+                        .bearer_auth(&token)
+                        .send()
+                        .await;
+                    let Ok(r) = r else { continue };
+                    let Ok(page) = r.json::<api::MessagesPage>().await else { continue };
+                    let now = Instant::now();
+                    for msg in &page.messages {
+                        after = msg.seq;
+                        seen.push((msg.seq, now));
+                    }
+                    deliveries.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
+                }
+                (gidx, seen)
+            }));
+        }
+        for (token, pool) in pools.iter().cloned() {
+            let (http, base, gid, stop) = (http.clone(), base.clone(), gid.clone(), stop.clone());
+            let (sent_at, accepted, send_hist) = (sent_at.clone(), accepted.clone(), send_hist.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut i = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let t0 = Instant::now();
+                    let r = http
+                        .post(format!("{base}/v1/groups/{gid}/messages"))
+                        .bearer_auth(&token)
+                        .header("content-type", api::MEDIA_MLS)
+                        .body(pool[i % pool.len()].clone())
+                        .send()
+                        .await;
+                    i += 1;
+                    let Ok(r) = r else { continue };
+                    if r.status().as_u16() != 201 {
+                        continue;
+                    }
+                    let Ok(p) = r.json::<api::PostedResponse>().await else { continue };
+                    let dt = t0.elapsed();
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                    if let Ok(mut h) = send_hist.lock() {
+                        let _ = h.record(dt.as_micros() as u64);
+                    }
+                    if let Ok(mut m) = sent_at.lock() {
+                        m.insert((gidx, p.seq), t0);
+                    }
+                }
+            }));
+        }
+    }
+    tokio::time::sleep(Duration::from_secs(args.duration)).await;
+    stop.store(true, Ordering::Relaxed);
+    let elapsed = start.elapsed().as_secs_f64();
+    let cpu_after = cpu_ticks(pid)?;
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut e2e = Histogram::<u64>::new(3)?;
+    let sent_at = sent_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    for r in receivers {
+        let (gidx, seen) = r.await?;
+        for (seq, at) in seen {
+            if let Some(t0) = sent_at.get(&(gidx, seq)) {
+                let _ = e2e.record(at.saturating_duration_since(*t0).as_micros() as u64);
+            }
+        }
+    }
+    let ticks_per_sec = 100.0; // USER_HZ on Linux
+    let cpu_secs = (cpu_after - cpu_before) as f64 / ticks_per_sec;
+    let acc = accepted.load(Ordering::Relaxed) as f64;
+    let del = deliveries.load(Ordering::Relaxed) as f64;
+    let sh = send_hist.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let out = serde_json::json!({
+        "group_size": g, "senders": args.senders, "groups": n_groups, "size": args.size, "duration_s": elapsed,
+        "accepted_per_s": acc / elapsed, "deliveries_per_s": del / elapsed,
+        "send_p50_ms": sh.value_at_quantile(0.5) as f64 / 1000.0, "send_p99_ms": sh.value_at_quantile(0.99) as f64 / 1000.0,
+        "e2e_p50_ms": e2e.value_at_quantile(0.5) as f64 / 1000.0, "e2e_p99_ms": e2e.value_at_quantile(0.99) as f64 / 1000.0,
+        "server_cpu_s_per_1000_deliveries": if del > 0.0 { cpu_secs / del * 1000.0 } else { 0.0 },
+        "server_cpu_s": cpu_secs,
+    });
+    if args.json {
+        println!("{out}");
+    } else {
+        println!(
+            "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries",
+            args.senders, args.size, acc / elapsed, del / elapsed,
+            out["send_p50_ms"].as_f64().unwrap_or(0.0), out["send_p99_ms"].as_f64().unwrap_or(0.0),
+            out["e2e_p50_ms"].as_f64().unwrap_or(0.0), out["e2e_p99_ms"].as_f64().unwrap_or(0.0),
+            out["server_cpu_s_per_1000_deliveries"].as_f64().unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}

@@ -129,7 +129,21 @@ impl CaseVerifier for Messages {
                 .map(|_| ()),
         );
         errs.push(own_round_trip::<PskId>("pre_shared_key_proposal", &c.pre_shared_key_proposal).map(|_| ()));
-        errs.push(openmls_round_trip::<ReInitProposal>("re_init_proposal", &c.re_init_proposal).map(|_| ()));
+        // Known openmls divergence: openmls 0.9.2 refuses every ReInit proposal in
+        // this file while decoding, because its extensions list `ratchet_tree`
+        // (type 2) ("extension of type RatchetTree that is not allowed in the group
+        // context"); RFC 9420 puts no such restriction on decoding. The vector's
+        // check (decode and re-encode the field) is performed by our codec on the
+        // next line. openmls's refusal is asserted, so that a change upstream is
+        // noticed and this exception removed; any other openmls error still fails.
+        match openmls_round_trip::<ReInitProposal>("re_init_proposal", &c.re_init_proposal) {
+            Ok(()) => errs.push(Err(Error::decode(
+                "re_init_proposal: openmls now accepts it; remove the known-divergence exception in checks/messages.rs"
+                    .to_string(),
+            ))),
+            Err(e) if e.to_string().contains("RatchetTree") => {}
+            Err(e) => errs.push(Err(e)),
+        }
         errs.push(own_proposal_body("re_init_proposal", 5, &c.re_init_proposal).map(|_| ()));
         errs.push(
             openmls_round_trip::<ExternalInitProposal>("external_init_proposal", &c.external_init_proposal).map(|_| ()),

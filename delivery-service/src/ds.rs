@@ -563,9 +563,11 @@ impl Ds {
         if !self.store.create_group(&record)? {
             return Err(DsError::GroupExists);
         }
-        self.persist().await?;
+        // Cache before awaiting the fsync, so a concurrent request for this group
+        // cannot load a second runtime (two commit locks) from the store.
         let rt = Arc::new(self.make_rt(record, 1, storage, group));
         self.groups.lock().map_err(|_| DsError::Internal("group map poisoned".into()))?.insert(gid.clone(), rt);
+        self.persist().await?;
         self.metrics.groups.inc();
         tracing::info!(group = %api::group_id_to_path(&gid), epoch, "group created");
         Ok(api::GroupCreatedResponse { group_id: api::group_id_to_path(&gid), epoch })
@@ -614,6 +616,10 @@ impl Ds {
         }
         let rt = self.group(gid)?;
         let mut public = rt.commit_lock.lock().await;
+        // Membership first: a non-member learns nothing about the epoch.
+        if !rt.view()?.members.contains_key(user) {
+            return Err(DsError::NotAMember);
+        }
         let current = public.group.group_context().epoch().as_u64();
         let got = protocol.epoch().as_u64();
         if got < current {
@@ -621,9 +627,6 @@ impl Ds {
         }
         if got > current {
             return Err(DsError::WrongEpoch { current, got });
-        }
-        if !rt.view()?.members.contains_key(user) {
-            return Err(DsError::NotAMember);
         }
         let processed =
             public.group.process_message(&self.crypto, protocol).map_err(|e| DsError::InvalidCommit(e.to_string()))?;
@@ -889,6 +892,10 @@ impl Ds {
     ) -> Result<api::PostedResponse, DsError> {
         let gid = rt.group_id.clone();
         let mut public = rt.commit_lock.lock().await;
+        // Membership first: a non-member learns nothing about the epoch.
+        if !rt.view()?.members.contains_key(user) {
+            return Err(DsError::NotAMember);
+        }
         let current = public.group.group_context().epoch().as_u64();
         let got = protocol.epoch().as_u64();
         if got < current {
@@ -896,9 +903,6 @@ impl Ds {
         }
         if got > current {
             return Err(DsError::WrongEpoch { current, got });
-        }
-        if !rt.view()?.members.contains_key(user) {
-            return Err(DsError::NotAMember);
         }
         let processed = public
             .group
@@ -980,7 +984,10 @@ impl Ds {
         wait: Duration,
     ) -> Result<api::MessagesPage, DsError> {
         let limit = limit.unwrap_or(100);
-        if limit == 0 || limit > self.limits.max_page {
+        if limit == 0 {
+            return Err(DsError::InvalidRequest("limit must be at least 1".into()));
+        }
+        if limit > self.limits.max_page {
             return Err(DsError::PageTooLarge { asked: limit, max: self.limits.max_page });
         }
         if wait > self.limits.max_wait {
@@ -1096,7 +1103,10 @@ impl Ds {
         wait: Duration,
     ) -> Result<api::WelcomesPage, DsError> {
         let limit = limit.unwrap_or(100);
-        if limit == 0 || limit > self.limits.max_page {
+        if limit == 0 {
+            return Err(DsError::InvalidRequest("limit must be at least 1".into()));
+        }
+        if limit > self.limits.max_page {
             return Err(DsError::PageTooLarge { asked: limit, max: self.limits.max_page });
         }
         if wait > self.limits.max_wait {

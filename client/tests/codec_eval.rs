@@ -4,7 +4,7 @@
 //!
 //! Ignored by default (it is a measurement, not a check); run with
 //! `cargo test -p client --release --test codec_eval -- --ignored --nocapture`.
-//! The results are written down in docs/dependencies-client-storage.md.
+//! The results are written down in docs/dependencies.md.
 
 use std::error::Error;
 use std::time::{Duration, Instant};

@@ -14,7 +14,7 @@
 //! groups in `tests/storage.rs` and `tests/codec_eval.rs`), and is several times
 //! smaller and faster than JSON because openmls byte strings are sequences of
 //! `u8`, which JSON writes as decimal text. The measured numbers are in
-//! `docs/dependencies-client-storage.md`.
+//! `docs/dependencies.md`.
 
 use serde::{de::DeserializeOwned, Serialize};
 

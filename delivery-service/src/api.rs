@@ -29,7 +29,7 @@ pub mod b64 {
 
     /// Deserializes standard base64 (padding required).
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
-        let s = <&str>::deserialize(d).or_else(|_| Err(serde::de::Error::custom("expected a base64 string")))?;
+        let s = <&str>::deserialize(d).map_err(|_| serde::de::Error::custom("expected a base64 string"))?;
         base64::engine::general_purpose::STANDARD.decode(s).map_err(serde::de::Error::custom)
     }
 }

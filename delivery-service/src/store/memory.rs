@@ -10,11 +10,15 @@ use super::{
     UserRecord, WelcomeEntry,
 };
 
+/// One client's packages for one suite: one-time packages in upload order, and
+/// the last-resort package.
+type KeyPackageSlot = (std::collections::VecDeque<Vec<u8>>, Option<Vec<u8>>);
+
 #[derive(Default)]
 struct Inner {
     users: HashMap<String, UserRecord>,
     /// (user, suite) -> (one-time packages in upload order, last resort)
-    key_packages: HashMap<(String, u16), (std::collections::VecDeque<Vec<u8>>, Option<Vec<u8>>)>,
+    key_packages: HashMap<(String, u16), KeyPackageSlot>,
     groups: HashMap<Vec<u8>, GroupRecord>,
     log: BTreeMap<(u64, u64), LogEntry>,
     pruned: HashMap<u64, u64>,

@@ -7,7 +7,7 @@
 //! fixed duration while every member long-polls the log. Reports accepted
 //! messages/s, deliveries/s, p50/p99 send latency, p50/p99 send-to-receive
 //! latency and the server's CPU seconds per 1,000 deliveries (from
-//! /proc/<pid>/stat). Application messages are encrypted before the timed phase
+//! `/proc/<pid>/stat`). Application messages are encrypted before the timed phase
 //! (the DS never decrypts them); a sender that exhausts its pool reposts it.
 
 use std::collections::HashMap;

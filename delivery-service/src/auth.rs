@@ -21,25 +21,12 @@ use sha2::{Digest, Sha256};
 
 use crate::error::DsError;
 
-/// Label of the registration proof.
-pub const REGISTER_LABEL: &[u8] = b"grove-v1-register";
-/// Label of the token request signature.
-pub const AUTH_LABEL: &[u8] = b"grove-v1-auth";
+pub use grove_proto::{signed_bytes, AUTH_LABEL, REGISTER_LABEL};
+
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
 /// Most outstanding challenges (older ones are evicted when expired).
 const MAX_CHALLENGES: usize = 100_000;
-
-/// The bytes a client signs: `label 0x00 user 0x00 data`.
-pub fn signed_bytes(label: &[u8], user: &str, data: &[u8]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(label.len() + user.len() + data.len() + 2);
-    v.extend_from_slice(label);
-    v.push(0);
-    v.extend_from_slice(user.as_bytes());
-    v.push(0);
-    v.extend_from_slice(data);
-    v
-}
 
 /// The signature schemes accepted for client keys.
 pub fn scheme_from_u16(v: u16) -> Option<SignatureScheme> {

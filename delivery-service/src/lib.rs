@@ -9,7 +9,7 @@
 //!
 //! # Layout
 //! - [`config`]: the daemon's configuration (flags and environment).
-//! - [`api`]: wire types of HTTP API v1 (shared with clients).
+//! - [`api`]: wire types of HTTP API v1 (re-export of `grove_proto`).
 //! - [`auth`]: proof of possession, challenges, tokens, rate limits.
 //! - [`ds`]: the domain layer (validation, ordering, membership).
 //! - [`store`]: storage behind a domain trait, sled and in-memory.
@@ -19,7 +19,8 @@
 //! - [`error`]: the domain error and its HTTP mapping.
 //! - [`testing`]: an in-process server for tests and benchmarks.
 
-pub mod api;
+/// Wire types of HTTP API v1 (the `grove-proto` crate, shared with clients).
+pub use grove_proto as api;
 pub mod auth;
 pub mod config;
 pub mod ds;

@@ -1,7 +1,16 @@
-//! Wire types of HTTP API v1 (see `docs/api.md`): JSON bodies (binary fields in
-//! standard base64) and the TLS-encoded bodies that carry several MLS messages.
+//! `grove_proto`: wire types of the Grove Delivery Service HTTP API v1 (see
+//! `docs/api.md`): JSON bodies (binary fields in standard base64), the
+//! TLS-encoded bodies that carry several MLS messages, media types, and the
+//! signed byte strings of registration and authentication.
 //!
-//! This module depends on nothing server-side so clients can reuse it.
+//! It depends on nothing server-side, so the DS and every client share it.
+//!
+//! # Layout
+//! - media types and headers (`MEDIA_*`, `HEADER_*`);
+//! - [`b64`]: base64 serde helper; group-id and fingerprint helpers;
+//! - JSON request and response structs;
+//! - TLS bodies: [`GroupCreateBody`], [`CommitBundleBody`], [`KeyPackageUploadBody`];
+//! - [`signed_bytes`] and its labels.
 
 use serde::{Deserialize, Serialize};
 use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
@@ -281,4 +290,20 @@ pub struct CommitBundleBody {
 pub struct KeyPackageUploadBody {
     /// MLSMessage(KeyPackage) each.
     pub key_packages: Vec<VLBytes>,
+}
+
+/// Label of the registration proof.
+pub const REGISTER_LABEL: &[u8] = b"grove-v1-register";
+/// Label of the token request signature.
+pub const AUTH_LABEL: &[u8] = b"grove-v1-auth";
+
+/// The bytes a client signs: `label 0x00 user 0x00 data`.
+pub fn signed_bytes(label: &[u8], user: &str, data: &[u8]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(label.len() + user.len() + data.len() + 2);
+    v.extend_from_slice(label);
+    v.push(0);
+    v.extend_from_slice(user.as_bytes());
+    v.push(0);
+    v.extend_from_slice(data);
+    v
 }

@@ -46,3 +46,51 @@ async fn websocket_streams_new_messages_and_refuses_strangers() {
     drop(socket);
     ds.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn binary_fetch_and_binary_stream_carry_the_same_entries_as_json() {
+    use tls_codec::Deserialize as _;
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let alice = Peer::join(&url, "alice", suite).await;
+    let (mut ag, gid) = alice.create_group().await;
+    for text in ["one", "two", "three"] {
+        assert_eq!(alice.send_text(&mut ag, &gid, text).await.status, 201);
+    }
+    let json = alice.fetch(&gid, 0).await.json();
+    let r =
+        send(alice.get(&format!("/v1/groups/{gid}/messages?after=0")).header("accept", grove_ds::api::MEDIA_MESSAGES))
+            .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.headers.get("content-type").unwrap(), grove_ds::api::MEDIA_MESSAGES);
+    let page = grove_ds::api::MessagesPageBody::tls_deserialize_exact(&r.body).unwrap();
+    assert_eq!(page.last_seq, json["last_seq"].as_u64().unwrap());
+    assert_eq!(page.removed_at, 0);
+    let json_msgs = json["messages"].as_array().unwrap();
+    assert_eq!(page.messages.len(), 3);
+    for (b, j) in page.messages.iter().zip(json_msgs) {
+        assert_eq!(b.seq, j["seq"].as_u64().unwrap());
+        assert_eq!(b.kind, 3);
+        assert_eq!(b.message.as_slice(), unb64(j["message"].as_str().unwrap()).as_slice());
+    }
+
+    // The stream in binary form: one frame per batch.
+    let mut req = format!("ws://{}/v1/groups/{gid}/ws?after=1&format=binary", ds.addr).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", alice.token).parse().unwrap());
+    let (mut socket, _) = tokio_tungstenite::connect_async(req).await.unwrap();
+    let frame = tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await.unwrap();
+    let Some(Ok(Message::Binary(bytes))) = frame else { panic!("expected a binary frame, got {frame:?}") };
+    let batch = grove_ds::api::MessagesPageBody::tls_deserialize_exact(&bytes).unwrap();
+    assert_eq!(batch.messages.iter().map(|m| m.seq).collect::<Vec<_>>(), [2, 3]);
+    // An unknown format is refused before the upgrade.
+    let mut req = format!("ws://{}/v1/groups/{gid}/ws?format=xml", ds.addr).into_client_request().unwrap();
+    req.headers_mut().insert("authorization", format!("Bearer {}", alice.token).parse().unwrap());
+    match tokio_tungstenite::connect_async(req).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 400),
+        other => panic!("unknown format must be refused: {other:?}"),
+    }
+    drop(socket);
+    ds.shutdown().await.unwrap();
+}

@@ -23,6 +23,9 @@ pub const MEDIA_GROUP_CREATE: &str = "application/vnd.grove.group-create";
 pub const MEDIA_COMMIT_BUNDLE: &str = "application/vnd.grove.commit-bundle";
 /// Media type of [`KeyPackageUploadBody`].
 pub const MEDIA_KEY_PACKAGES: &str = "application/vnd.grove.key-packages";
+/// Media type of [`MessagesPageBody`], the binary form of a fetch response
+/// (ask for it with `Accept`).
+pub const MEDIA_MESSAGES: &str = "application/vnd.grove.messages";
 /// Response header of a KeyPackage claim: `one-time` or `last-resort`.
 pub const HEADER_KEY_PACKAGE_KIND: &str = "grove-key-package-kind";
 
@@ -281,6 +284,33 @@ pub struct CommitBundleBody {
     pub welcome: VLBytes,
     /// MLSMessage(GroupInfo) of the new epoch, optional.
     pub group_info: VLBytes,
+}
+
+/// One log entry in [`MessagesPageBody`].
+#[derive(Debug, Clone, TlsSerialize, TlsDeserialize, TlsSize)]
+pub struct MessageEntryBody {
+    /// Sequence number.
+    pub seq: u64,
+    /// Epoch of the message.
+    pub epoch: u64,
+    /// 1 commit, 2 proposal, 3 application.
+    pub kind: u8,
+    /// The TLS-encoded MLSMessage.
+    pub message: VLBytes,
+}
+
+/// Binary fetch response (`application/vnd.grove.messages`), the same content as
+/// [`MessagesPage`] without JSON and base64:
+/// `struct { uint64 last_seq; uint64 removed_at; MessageEntry messages<V>; }`
+/// where `removed_at` is 0 when the caller was not removed.
+#[derive(Debug, Clone, TlsSerialize, TlsDeserialize, TlsSize)]
+pub struct MessagesPageBody {
+    /// The highest sequence number the caller may read now.
+    pub last_seq: u64,
+    /// Seq of the commit that removed the caller, or 0.
+    pub removed_at: u64,
+    /// Entries with `seq > after`, in order.
+    pub messages: Vec<MessageEntryBody>,
 }
 
 /// Body of `POST /v1/key-packages` (`application/vnd.grove.key-packages`):

@@ -44,6 +44,10 @@ struct Args {
     /// Messages pre-encrypted per sender.
     #[arg(long, default_value_t = 1000)]
     pool: usize,
+    /// How members receive: `ws` (WebSocket stream, binary frames) or `poll`
+    /// (long-poll GET with the binary page format).
+    #[arg(long, default_value = "ws")]
+    receive: String,
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
@@ -261,17 +265,46 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
             let (http, base, gid, token, stop) =
                 (http.clone(), base.clone(), gid.clone(), m.token.clone(), stop.clone());
             let deliveries = deliveries.clone();
+            let use_ws = args.receive == "ws";
             receivers.push(tokio::spawn(async move {
                 let mut after = 1u64; // skip the add commit
                 let mut seen = Vec::new();
+                if use_ws {
+                    let ws_url =
+                        format!("{}/v1/groups/{gid}/ws?after={after}&format=binary", base.replacen("http", "ws", 1));
+                    let mut req =
+                        match tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url) {
+                            Ok(r) => r,
+                            Err(_) => return (gidx, seen),
+                        };
+                    if let Ok(v) = format!("Bearer {token}").parse() {
+                        req.headers_mut().insert("authorization", v);
+                    }
+                    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(req).await else { return (gidx, seen) };
+                    use futures_util::StreamExt as _;
+                    while !stop.load(Ordering::Relaxed) {
+                        let next = tokio::time::timeout(Duration::from_millis(200), socket.next()).await;
+                        let Ok(Some(Ok(frame))) = next else { continue };
+                        let tokio_tungstenite::tungstenite::Message::Binary(bytes) = frame else { continue };
+                        let Ok(page) = api::MessagesPageBody::tls_deserialize_exact(&bytes) else { continue };
+                        let now = Instant::now();
+                        for msg in &page.messages {
+                            seen.push((msg.seq, now));
+                        }
+                        deliveries.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
+                    }
+                    return (gidx, seen);
+                }
                 while !stop.load(Ordering::Relaxed) {
                     let r = http
                         .get(format!("{base}/v1/groups/{gid}/messages?after={after}&limit=500&wait=1"))
                         .bearer_auth(&token)
+                        .header("accept", api::MEDIA_MESSAGES)
                         .send()
                         .await;
                     let Ok(r) = r else { continue };
-                    let Ok(page) = r.json::<api::MessagesPage>().await else { continue };
+                    let Ok(bytes) = r.bytes().await else { continue };
+                    let Ok(page) = api::MessagesPageBody::tls_deserialize_exact(&bytes) else { continue };
                     let now = Instant::now();
                     for msg in &page.messages {
                         after = msg.seq;
@@ -331,6 +364,19 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
             }
         }
     }
+    // Group commit as the server saw it: fsyncs and waiters served per fsync.
+    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let metric = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0)
+    };
+    let fsyncs = metric("grove_ds_fsync_batch_size_count");
+    let waiters = metric("grove_ds_fsync_batch_size_sum");
+    let fsync_secs = metric("grove_ds_fsync_duration_seconds_sum");
     let ticks_per_sec = 100.0; // USER_HZ on Linux
     let cpu_secs = (cpu_after - cpu_before) as f64 / ticks_per_sec;
     let acc = accepted.load(Ordering::Relaxed) as f64;
@@ -343,16 +389,22 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
         "e2e_p50_ms": e2e.value_at_quantile(0.5) as f64 / 1000.0, "e2e_p99_ms": e2e.value_at_quantile(0.99) as f64 / 1000.0,
         "server_cpu_s_per_1000_deliveries": if del > 0.0 { cpu_secs / del * 1000.0 } else { 0.0 },
         "server_cpu_s": cpu_secs,
+        "fsyncs_total": fsyncs,
+        "mean_fsync_batch": if fsyncs > 0.0 { waiters / fsyncs } else { 0.0 },
+        "mean_fsync_ms": if fsyncs > 0.0 { fsync_secs / fsyncs * 1000.0 } else { 0.0 },
     });
     if args.json {
         println!("{out}");
     } else {
         println!(
-            "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries",
+            "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
             args.senders, args.size, acc / elapsed, del / elapsed,
             out["send_p50_ms"].as_f64().unwrap_or(0.0), out["send_p99_ms"].as_f64().unwrap_or(0.0),
             out["e2e_p50_ms"].as_f64().unwrap_or(0.0), out["e2e_p99_ms"].as_f64().unwrap_or(0.0),
-            out["server_cpu_s_per_1000_deliveries"].as_f64().unwrap_or(0.0)
+            out["server_cpu_s_per_1000_deliveries"].as_f64().unwrap_or(0.0),
+            fsyncs,
+            out["mean_fsync_batch"].as_f64().unwrap_or(0.0),
+            out["mean_fsync_ms"].as_f64().unwrap_or(0.0)
         );
     }
     Ok(())

@@ -83,14 +83,27 @@ struct FetchQuery {
     wait: Option<u64>,
 }
 
+/// Fetch: JSON by default, or the binary [`api::MessagesPageBody`] when the
+/// client sends `Accept: application/vnd.grove.messages`.
 async fn fetch(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(gid): Path<String>,
     Query(q): Query<FetchQuery>,
-) -> Result<Json<api::MessagesPage>, DsError> {
+    headers: HeaderMap,
+) -> Result<Response, DsError> {
     let gid = group_id(&gid)?;
-    Ok(Json(state.ds.fetch(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?))
+    let page = state.ds.fetch(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
+    let binary = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.split(';').next().unwrap_or("").trim() == api::MEDIA_MESSAGES));
+    if !binary {
+        return Ok(Json(page).into_response());
+    }
+    let bytes = tls_codec::Serialize::tls_serialize_detached(&binary_page(page))
+        .map_err(|e| DsError::Internal(format!("encoding a fetch page: {e}")))?;
+    Ok(([(header::CONTENT_TYPE, api::MEDIA_MESSAGES)], bytes).into_response())
 }
 
 async fn ack(
@@ -107,6 +120,9 @@ async fn ack(
 struct StreamQuery {
     after: Option<u64>,
     access_token: Option<String>,
+    /// `json` (default): one text frame per entry; `binary`: one binary frame
+    /// per batch, each an [`api::MessagesPageBody`].
+    format: Option<String>,
 }
 
 /// WebSocket stream of a group's log. Authenticates with the `Authorization`
@@ -123,9 +139,14 @@ async fn stream(
     state.ds.auth.check_rate(&user)?;
     let gid = group_id(&gid)?;
     // Check access before upgrading, so a refusal is a plain HTTP error.
+    let binary = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("binary") => true,
+        Some(other) => return Err(DsError::InvalidRequest(format!("format must be json or binary, not {other:?}"))),
+    };
     let rx = state.ds.subscribe(&user, &gid)?;
     let after = q.after.unwrap_or(0);
-    Ok(ws.on_upgrade(move |socket| run_stream(state, user, gid, after, rx, socket)))
+    Ok(ws.on_upgrade(move |socket| run_stream(state, user, gid, after, binary, rx, socket)))
 }
 
 async fn run_stream(
@@ -133,6 +154,7 @@ async fn run_stream(
     user: String,
     gid: Vec<u8>,
     mut after: u64,
+    binary: bool,
     mut rx: tokio::sync::watch::Receiver<u64>,
     mut socket: WebSocket,
 ) {
@@ -149,21 +171,29 @@ async fn run_stream(
                 return;
             }
         };
-        for m in &page.messages {
-            after = m.seq;
-            let text = match serde_json::to_string(m) {
-                Ok(t) => t,
-                Err(_) => return,
-            };
-            if socket.send(Message::Text(text.into())).await.is_err() {
-                return;
+        let (removed_at, last_seq, got_any) = (page.removed_at, page.last_seq, !page.messages.is_empty());
+        if binary {
+            if got_any {
+                after = page.messages.last().map(|m| m.seq).unwrap_or(after);
+                let Ok(bytes) = tls_codec::Serialize::tls_serialize_detached(&binary_page(page)) else { return };
+                if socket.send(Message::Binary(bytes.into())).await.is_err() {
+                    return;
+                }
+            }
+        } else {
+            for m in &page.messages {
+                after = m.seq;
+                let Ok(text) = serde_json::to_string(m) else { return };
+                if socket.send(Message::Text(text.into())).await.is_err() {
+                    return;
+                }
             }
         }
-        if page.removed_at.is_some_and(|at| after >= at) {
+        if removed_at.is_some_and(|at| after >= at) {
             let _ = socket.send(Message::Close(Some(CloseFrame { code: 4403, reason: "removed".into() }))).await;
             return;
         }
-        if !page.messages.is_empty() && page.last_seq > after {
+        if got_any && last_seq > after {
             continue; // more pages to send
         }
         if *shutdown.borrow() {
@@ -180,5 +210,27 @@ async fn run_stream(
                 Some(Ok(_)) => {}
             },
         }
+    }
+}
+
+/// The binary form of a fetch page.
+fn binary_page(page: api::MessagesPage) -> api::MessagesPageBody {
+    api::MessagesPageBody {
+        last_seq: page.last_seq,
+        removed_at: page.removed_at.unwrap_or(0),
+        messages: page
+            .messages
+            .into_iter()
+            .map(|m| api::MessageEntryBody {
+                seq: m.seq,
+                epoch: m.epoch,
+                kind: match m.kind.as_str() {
+                    "commit" => 1,
+                    "proposal" => 2,
+                    _ => 3,
+                },
+                message: m.message.into(),
+            })
+            .collect(),
     }
 }

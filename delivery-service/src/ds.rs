@@ -1161,9 +1161,21 @@ impl Ds {
         let mut total = 0;
         for gid in self.store.group_ids()? {
             let rt = self.group(&gid)?;
-            let members: Vec<String> = rt.view()?.members.keys().cloned().collect();
+            let (members, removed): (Vec<String>, HashMap<String, u64>) = {
+                let view = rt.view()?;
+                (view.members.keys().cloned().collect(), view.removed.clone())
+            };
             let cursors: HashMap<String, u64> = self.store.cursors(rt.internal_id)?.into_iter().collect();
-            let through = members.iter().map(|m| cursors.get(m).copied().unwrap_or(0)).min().unwrap_or(0);
+            let cursor = |u: &str| cursors.get(u).copied().unwrap_or(0);
+            let mut through = members.iter().map(|m| cursor(m)).min().unwrap_or(0);
+            // A removed member still needs the log up to the commit that removed
+            // it (that is how it learns of the removal): keep that range until it
+            // acknowledged it, or until the TTL.
+            for (user, at) in &removed {
+                if cursor(user) < *at {
+                    through = through.min(cursor(user));
+                }
+            }
             let n = self.store.prune_log(rt.internal_id, through, cutoff)?;
             total += n;
         }

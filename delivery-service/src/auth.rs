@@ -125,6 +125,22 @@ impl AuthState {
         }
     }
 
+    /// Forgets rate-limiter state of clients idle long enough to be back at a
+    /// full bucket, and expired tokens and challenges (bounded memory).
+    pub fn housekeeping(&self) {
+        if let Some(l) = &self.limiter {
+            l.retain_recent();
+            l.shrink_to_fit();
+        }
+        let now = Instant::now();
+        if let Ok(mut m) = self.tokens.lock() {
+            m.retain(|_, t| t.expires > now);
+        }
+        if let Ok(mut m) = self.challenges.lock() {
+            m.retain(|_, c| c.expires > now);
+        }
+    }
+
     /// Issues a one-time challenge for `user`.
     pub fn new_challenge(&self, user: &str) -> Result<[u8; 32], DsError> {
         let mut map = self.challenges.lock().map_err(|_| DsError::Internal("challenge lock poisoned".into()))?;

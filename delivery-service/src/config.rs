@@ -38,6 +38,11 @@ pub struct Config {
     #[arg(long, env = "GROVE_DS_REGISTRATION_TOKEN", hide_env_values = true)]
     pub registration_token: Option<String>,
 
+    /// Bearer token that `GET /metrics` requires. Without it `/metrics` is
+    /// refused (403): only health and registration work without authentication.
+    #[arg(long, env = "GROVE_DS_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
+
     /// Largest accepted request body, in bytes.
     #[arg(long, env = "GROVE_DS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,

@@ -43,6 +43,8 @@ pub struct Limits {
     pub key_package_max_secs: u64,
     /// Registration token, if sign-up is closed.
     pub registration_token: Option<String>,
+    /// Bearer token of `GET /metrics`; `None` refuses every scrape.
+    pub metrics_token: Option<String>,
     /// Message TTL, seconds.
     pub message_ttl_secs: u64,
 }
@@ -57,6 +59,7 @@ impl Limits {
             key_package_cap: c.key_package_cap,
             key_package_max_secs: c.key_package_max_days.saturating_mul(86_400),
             registration_token: c.registration_token.clone(),
+            metrics_token: c.metrics_token.clone(),
             message_ttl_secs: c.message_ttl_secs,
         }
     }
@@ -324,6 +327,20 @@ impl Ds {
 
     fn registered(&self, user: &str) -> Result<UserRecord, DsError> {
         self.store.user(user)?.ok_or_else(|| DsError::UnknownUser(user.to_string()))
+    }
+
+    /// Checks a scraper's bearer token against `--metrics-token`.
+    pub fn check_metrics_token(&self, given: Option<&str>) -> Result<(), DsError> {
+        use sha2::Digest as _;
+        let Some(expected) = &self.limits.metrics_token else {
+            return Err(DsError::MetricsDisabled);
+        };
+        let given = given.ok_or(DsError::AuthRequired)?;
+        if sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(DsError::TokenInvalid)
+        }
     }
 
     /// Issues a one-time challenge for a registered user.

@@ -108,6 +108,9 @@ pub enum DsError {
     /// Registration needs a valid registration token on this server.
     #[error("registration is closed: a valid registration token is required")]
     RegistrationClosed,
+    /// `/metrics` needs `--metrics-token` on the server.
+    #[error("metrics are disabled: start grove-ds with --metrics-token and scrape with that bearer token")]
+    MetricsDisabled,
     /// The authenticated client is not a current member of the group.
     #[error("not a member of this group")]
     NotAMember,
@@ -181,6 +184,7 @@ impl DsError {
             BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
             RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
             NotAMember => (StatusCode::FORBIDDEN, "not_a_member"),
+            MetricsDisabled => (StatusCode::FORBIDDEN, "metrics_disabled"),
             SenderMismatch => (StatusCode::FORBIDDEN, "sender_mismatch"),
             UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
             UnknownGroup => (StatusCode::NOT_FOUND, "unknown_group"),

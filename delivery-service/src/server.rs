@@ -87,6 +87,7 @@ pub async fn run(
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
+                        ds.auth.housekeeping();
                         match ds.run_retention().await {
                             Ok(n) if n > 0 => tracing::info!(deleted = n, "retention"),
                             Ok(_) => {}

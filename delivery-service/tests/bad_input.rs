@@ -30,7 +30,11 @@ impl Cases {
 async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     let suite = SUITES[0];
     let dir = tempfile::tempdir().unwrap();
-    let ds = start_with(dir.path(), |c| c.max_body_bytes = 64 * 1024).await;
+    let ds = start_with(dir.path(), |c| {
+        c.max_body_bytes = 64 * 1024;
+        c.metrics_token = Some("scrape-secret".into());
+    })
+    .await;
     let url = ds.url();
     let mut cases = Cases { n: 0 };
     let alice = Peer::join(&url, "alice", suite).await;
@@ -230,7 +234,13 @@ async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     // The server keeps serving, and never answered 5xx.
     let h = send(alice.http.get(format!("{url}/v1/health"))).await;
     assert_eq!(h.status, 200);
-    let metrics = String::from_utf8(send(alice.http.get(format!("{url}/metrics"))).await.body).unwrap();
+    let r = send(alice.http.get(format!("{url}/metrics"))).await;
+    assert_eq!((r.status, r.code().as_str()), (401, "auth_required"), "metrics need the scrape token");
+    let r = send(alice.http.get(format!("{url}/metrics")).bearer_auth(&alice.token)).await;
+    assert_eq!((r.status, r.code().as_str()), (401, "token_invalid"), "a client token is not the scrape token");
+    let metrics =
+        String::from_utf8(send(alice.http.get(format!("{url}/metrics")).bearer_auth("scrape-secret")).await.body)
+            .unwrap();
     assert!(metrics.contains("grove_ds_http_requests_total"), "{metrics}");
     assert!(!metrics.contains("status=\"5"), "a 5xx was served:\n{metrics}");
     ds.shutdown().await.unwrap();

@@ -43,7 +43,18 @@ async fn websocket_streams_new_messages_and_refuses_strangers() {
         Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => assert_eq!(resp.status().as_u16(), 403),
         other => panic!("a stranger must not get a stream: {other:?}"),
     }
-    drop(socket);
+    // The stream ends when its token expires (checked before every batch).
+    ds.ds.auth.expire_all_tokens_for_tests();
+    let mut alice = alice;
+    alice.login().await;
+    assert_eq!(alice.send_text(&mut ag, &gid, "third").await.status, 201);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), socket.next()).await.unwrap() {
+        Some(Ok(Message::Close(Some(frame)))) => {
+            assert_eq!(u16::from(frame.code), 4401);
+            assert_eq!(frame.reason.as_str(), "token_expired");
+        }
+        other => panic!("expected a 4401 close, got {other:?}"),
+    }
     ds.shutdown().await.unwrap();
 }
 

@@ -135,6 +135,7 @@ async fn main() -> anyhow::Result<()> {
     let port = free_port()?;
     let mut child = std::process::Command::new(&exe)
         .args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-per-sec", "0"])
+        .args(["--metrics-token", "ds-bench"])
         .arg("--data-dir")
         .arg(&data)
         .env("RUST_LOG", "warn")
@@ -365,7 +366,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
         }
     }
     // Group commit as the server saw it: fsyncs and waiters served per fsync.
-    let metrics = http.get(format!("{base}/metrics")).send().await?.text().await?;
+    let metrics = http.get(format!("{base}/metrics")).bearer_auth("ds-bench").send().await?.text().await?;
     let metric = |name: &str| -> f64 {
         metrics
             .lines()

@@ -146,11 +146,13 @@ async fn stream(
     };
     let rx = state.ds.subscribe(&user, &gid)?;
     let after = q.after.unwrap_or(0);
-    Ok(ws.on_upgrade(move |socket| run_stream(state, user, gid, after, binary, rx, socket)))
+    Ok(ws.on_upgrade(move |socket| run_stream(state, token, user, gid, after, binary, rx, socket)))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_stream(
     state: AppState,
+    token: String,
     user: String,
     gid: Vec<u8>,
     mut after: u64,
@@ -162,6 +164,12 @@ async fn run_stream(
     let page = state.ds.limits().max_page;
     loop {
         rx.borrow_and_update();
+        // The token is re-checked before every batch: a stream ends with its token.
+        if let Err(e) = state.ds.auth.check_token(&token) {
+            let (_, code) = e.status_and_code();
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 4401, reason: code.into() }))).await;
+            return;
+        }
         let result = state.ds.fetch(&user, &gid, after, Some(page), std::time::Duration::ZERO).await;
         let page = match result {
             Ok(p) => p,

@@ -1,13 +1,14 @@
-//! Health and metrics (no authentication).
+//! Health (no authentication) and metrics (the `--metrics-token` bearer token).
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new().route("/v1/health", get(health)).route("/metrics", get(metrics))
@@ -18,6 +19,10 @@ async fn health(State(state): State<AppState>) -> impl IntoResponse {
     Json(json!({ "status": status, "version": env!("CARGO_PKG_VERSION") }))
 }
 
-async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], state.ds.metrics.encode())
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<impl IntoResponse, DsError> {
+    state.ds.check_metrics_token(super::bearer(&headers))?;
+    Ok((
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.ds.metrics.encode(),
+    ))
 }

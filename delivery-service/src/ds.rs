@@ -415,6 +415,7 @@ impl Ds {
         let mut suite = None;
         let mut one_time = Vec::new();
         let mut last_resort: Option<Vec<u8>> = None;
+        let mut seen = HashSet::new();
         for (index, raw) in upload.key_packages.iter().enumerate() {
             let bad = |reason: String| DsError::InvalidKeyPackage { index, reason };
             let kp_in = match parse_mls(raw.as_slice()).map_err(|e| bad(e.to_string()))? {
@@ -442,6 +443,9 @@ impl Ds {
                 )));
             }
             let bytes = MlsMessageOut::from(kp.clone()).tls_serialize_detached().map_err(|e| bad(e.to_string()))?;
+            if !seen.insert(bytes.clone()) {
+                return Err(bad("the same KeyPackage appears twice in the upload".into()));
+            }
             if kp.last_resort() {
                 if last_resort.is_some() {
                     return Err(bad("more than one last-resort KeyPackage in one upload".into()));
@@ -474,12 +478,33 @@ impl Ds {
             return Err(DsError::UnsupportedCiphersuite(suite));
         }
         self.registered(target)?;
-        let claimed = self.store.claim_key_package(target, suite)?;
-        let Some((kp, kind)) = claimed else { return Err(DsError::NoKeyPackage(target.to_string())) };
-        // The removal must be durable before the package leaves: a one-time
-        // package is handed out at most once, even across a crash.
-        self.persist().await?;
-        Ok((kp, kind))
+        loop {
+            let claimed = self.store.claim_key_package(target, suite)?;
+            let Some((kp, kind)) = claimed else { return Err(DsError::NoKeyPackage(target.to_string())) };
+            // Packages were validated on upload; this re-check catches the ones
+            // whose lifetime has run out since. An expired one-time package was
+            // just removed by the claim (purged); an expired last-resort package
+            // stays until its owner replaces it, and is never handed out.
+            if !self.still_valid(&kp) {
+                tracing::info!(user = %target, last_resort = (kind == KeyPackageKind::LastResort), "expired KeyPackage skipped");
+                if kind == KeyPackageKind::LastResort {
+                    self.persist().await?;
+                    return Err(DsError::NoKeyPackage(target.to_string()));
+                }
+                continue;
+            }
+            // The removal must be durable before the package leaves: a one-time
+            // package is handed out at most once, even across a crash.
+            self.persist().await?;
+            return Ok((kp, kind));
+        }
+    }
+
+    fn still_valid(&self, kp: &[u8]) -> bool {
+        match parse_mls(kp) {
+            Ok(MlsMessageBodyIn::KeyPackage(kp)) => kp.validate(&self.crypto, ProtocolVersion::Mls10).is_ok(),
+            _ => false,
+        }
     }
 
     /// How many KeyPackages `user` has left.

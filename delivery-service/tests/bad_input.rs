@@ -214,6 +214,15 @@ async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     )
     .await;
     cases.check("uploading someone else's KeyPackage", &r, 400, "invalid_key_package");
+    let dup = alice.key_package(false);
+    let r = send(
+        alice
+            .post("/v1/key-packages")
+            .header("content-type", api::MEDIA_KEY_PACKAGES)
+            .body(Peer::kp_upload_body(&[dup.clone(), dup])),
+    )
+    .await;
+    cases.check("the same KeyPackage twice in one upload", &r, 400, "invalid_key_package");
     let r = send(alice.post("/v1/key-packages/eve/claim?ciphersuite=1")).await;
     cases.check("claim with none left", &r, 404, "no_key_package");
     let r = send(alice.post("/v1/key-packages/bob/claim?ciphersuite=7")).await;

@@ -108,3 +108,33 @@ async fn concurrent_claims_never_hand_out_a_package_twice() {
     assert_eq!(count["last_resort"], true);
     ds.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_key_packages_are_never_handed_out() {
+    use openmls::prelude::*;
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let bob = Peer::join(&url, "bob", suite).await;
+    let alice = Peer::join(&url, "alice", suite).await;
+    let short = KeyPackage::builder()
+        .key_package_lifetime(Lifetime::new(1))
+        .build(suite, &bob.provider, &bob.signer, bob.cwk.clone())
+        .unwrap()
+        .key_package()
+        .clone();
+    let long = bob.key_package(false);
+    let body = Peer::kp_upload_body(&[short, long.clone()]);
+    let r =
+        send(bob.post("/v1/key-packages").header("content-type", grove_ds::api::MEDIA_KEY_PACKAGES).body(body)).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    // The short-lived package (uploaded first) has expired: it is skipped and purged.
+    let claimed = alice.claim("bob").await;
+    assert_eq!(claimed, long);
+    let r = send(alice.post("/v1/key-packages/bob/claim?ciphersuite=1")).await;
+    assert_eq!((r.status, r.code().as_str()), (404, "no_key_package"));
+    assert_eq!(send(bob.get("/v1/key-packages?ciphersuite=1")).await.json()["one_time"], 0);
+    ds.shutdown().await.unwrap();
+}

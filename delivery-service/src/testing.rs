@@ -75,8 +75,22 @@ impl TestServer {
         Self::start_with(config, ds).await
     }
 
-    /// Starts serving an already built DS.
+    /// Starts serving an already built DS (plain HTTP).
     pub async fn start_with(config: Config, ds: Arc<Ds>) -> anyhow::Result<Self> {
+        Self::start_serving(config, ds, None).await
+    }
+
+    /// Starts a DS over TLS with `tls`.
+    pub async fn start_tls(config: Config, tls: axum_server::tls_rustls::RustlsConfig) -> anyhow::Result<Self> {
+        let ds = build(&config)?;
+        Self::start_serving(config, ds, Some(tls)).await
+    }
+
+    async fn start_serving(
+        config: Config,
+        ds: Arc<Ds>,
+        tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    ) -> anyhow::Result<Self> {
         let listener = std::net::TcpListener::bind(config.listen).context("binding the test listener")?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
@@ -84,7 +98,7 @@ impl TestServer {
             listener,
             ds.clone(),
             config.max_body_bytes,
-            None,
+            tls,
             Duration::from_secs(config.retention_interval_secs),
             Duration::from_secs(config.shutdown_grace_secs),
             async move {

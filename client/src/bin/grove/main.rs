@@ -1,0 +1,348 @@
+//! `grove`: the command line on top of `grove_client`.
+//!
+//! Every command prints either human text or, with `--json`, one JSON object
+//! on stdout (fields documented in the README's "Client and CLI" section).
+//! Errors are one line on stderr (`--json`: `{"error": ..., "code": ...}` on
+//! stdout) and a non-zero exit code.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use grove_client::{Client, ClientConfig, TrustMode};
+use serde_json::{json, Value};
+
+/// Grove: end-to-end encrypted resource groups on MLS.
+#[derive(Debug, Parser)]
+#[command(name = "grove", version)]
+struct Cli {
+    /// Home directory of the local state (created owner-only).
+    #[arg(long, env = "GROVE_HOME", global = true)]
+    home: Option<PathBuf>,
+    /// Print one JSON object per command (stable fields).
+    #[arg(long, global = true)]
+    json: bool,
+    /// The command.
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Create an identity, register it with the DS and upload KeyPackages.
+    Init {
+        /// DS base URL (https://, or http:// to loopback).
+        #[arg(long)]
+        server: String,
+        /// User name.
+        #[arg(long)]
+        user: String,
+        /// Trust only the CA certificates in this PEM file.
+        #[arg(long, conflicts_with = "server_cert_sha256")]
+        ca_cert: Option<PathBuf>,
+        /// Pin the DS certificate by its SHA-256 fingerprint (hex), e.g. a `--dev-tls` server.
+        #[arg(long)]
+        server_cert_sha256: Option<String>,
+        /// Ciphersuite: 1 (X25519/AES-128-GCM/Ed25519) or 3 (X25519/ChaCha20/Ed25519).
+        #[arg(long, default_value_t = 1)]
+        ciphersuite: u16,
+    },
+    /// Show the user, server and own key fingerprint.
+    Whoami,
+    /// Group commands.
+    #[command(subcommand)]
+    Group(GroupCmd),
+    /// Send a message to a group.
+    Send {
+        /// Group name or id.
+        group: String,
+        /// The message text.
+        #[arg(required_unless_present = "file")]
+        message: Option<String>,
+        /// Read the message from a file instead.
+        #[arg(long, conflicts_with = "message")]
+        file: Option<PathBuf>,
+    },
+    /// Fetch Welcomes and new messages of every group.
+    Sync,
+    /// Show a group's stored messages.
+    Read {
+        /// Group name or id.
+        group: String,
+    },
+    /// Show the safety number with a user.
+    Verify {
+        /// The other user.
+        user: String,
+        /// Mark the user verified (after comparing the number out of band).
+        #[arg(long)]
+        confirm: bool,
+    },
+    /// Accept a changed key for a user.
+    Trust {
+        /// The user.
+        user: String,
+        /// Required: replace the pinned key with the newly seen one.
+        #[arg(long, required = true)]
+        accept_new_key: bool,
+    },
+    /// Run a DS in-process and walk alice, bob and carol through a group.
+    Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum GroupCmd {
+    /// Create a group.
+    Create {
+        /// Its name (kept encrypted; local to each member).
+        name: String,
+    },
+    /// Add users.
+    Add {
+        /// Group name or id.
+        group: String,
+        /// Users to add.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Remove users.
+    Remove {
+        /// Group name or id.
+        group: String,
+        /// Users to remove.
+        #[arg(required = true)]
+        users: Vec<String>,
+    },
+    /// Ask to leave (another member commits it on their next sync).
+    Leave {
+        /// Group name or id.
+        group: String,
+    },
+    /// List the members.
+    Members {
+        /// Group name or id.
+        group: String,
+    },
+    /// List groups.
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json_mode = cli.json;
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("grove: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(out) => {
+            if json_mode {
+                println!("{}", out.json);
+            } else if !out.text.is_empty() {
+                println!("{}", out.text.trim_end());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let code = e.downcast_ref::<grove_client::Error>().map(error_code).unwrap_or("error");
+            let line = format!("{e:#}").replace('\n', " ");
+            if json_mode {
+                println!("{}", json!({ "error": line, "code": code }));
+            } else {
+                eprintln!("grove: {line}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A stable machine-readable code for `--json` errors.
+fn error_code(e: &grove_client::Error) -> &'static str {
+    use grove_client::Error as E;
+    match e {
+        E::KeyChanged { .. } => "key_changed",
+        E::NotInitialized(_) => "not_initialized",
+        E::AlreadyInitialized { .. } => "already_initialized",
+        E::Network(_) => "network",
+        E::Server { .. } => "server",
+        E::UnknownGroup(_) => "unknown_group",
+        E::AmbiguousGroup { .. } => "ambiguous_group",
+        E::GroupLeft(_) => "group_left",
+        E::NotInGroup { .. } => "not_in_group",
+        E::Tls(_) => "tls",
+        E::BadKeyPackage { .. } => "bad_key_package",
+        E::TooManyRetries { .. } => "too_many_retries",
+        _ => "error",
+    }
+}
+
+struct Out {
+    text: String,
+    json: Value,
+}
+
+fn home(cli_home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(h) = cli_home {
+        return Ok(h);
+    }
+    let base = std::env::var_os("HOME").context("no --home, GROVE_HOME or HOME")?;
+    Ok(PathBuf::from(base).join(".grove"))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<Out> {
+    if let Cmd::Demo = cli.cmd {
+        return demo::run(cli.json).await;
+    }
+    let home = home(cli.home)?;
+    let out = match cli.cmd {
+        Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite } => {
+            let trust = match (ca_cert, server_cert_sha256) {
+                (Some(path), _) => TrustMode::CaPem(
+                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
+                ),
+                (None, Some(fp)) => TrustMode::pinned_hex(&fp)?,
+                (None, None) => TrustMode::SystemRoots,
+            };
+            let mut config = ClientConfig::new(server, user);
+            config.trust = trust;
+            config.ciphersuite = ciphersuite;
+            let c = Client::create(&home, config).await?;
+            let w = c.whoami();
+            Out {
+                text: format!("initialised {} at {} (fingerprint {})", w.user, w.server, w.fingerprint),
+                json: json!({ "user": w.user, "server": w.server, "fingerprint": w.fingerprint, "ciphersuite": w.ciphersuite, "home": home.display().to_string() }),
+            }
+        }
+        Cmd::Whoami => {
+            let w = Client::open(&home)?.whoami();
+            Out {
+                text: format!("user: {}\nserver: {}\nfingerprint: {}", w.user, w.server, w.fingerprint),
+                json: json!({ "user": w.user, "server": w.server, "fingerprint": w.fingerprint, "ciphersuite": w.ciphersuite }),
+            }
+        }
+        Cmd::Group(g) => group_cmd(Client::open(&home)?, g).await?,
+        Cmd::Send { group, message, file } => {
+            let text = match (message, file) {
+                (Some(m), _) => m,
+                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
+                (None, None) => anyhow::bail!("give a message or --file"),
+            };
+            let c = Client::open(&home)?;
+            let seq = c.send(&group, &text).await?;
+            Out { text: format!("sent (seq {seq})"), json: json!({ "group": group, "seq": seq }) }
+        }
+        Cmd::Sync => {
+            let c = Client::open(&home)?;
+            let r = c.sync().await?;
+            Out {
+                text: format!(
+                    "joined {} group(s), {} new message(s), left {} group(s), {} commit(s) made",
+                    r.joined.len(),
+                    r.messages,
+                    r.left.len(),
+                    r.commits
+                ),
+                json: serde_json::to_value(&r)?,
+            }
+        }
+        Cmd::Read { group } => {
+            let c = Client::open(&home)?;
+            let msgs = c.messages(&group)?;
+            let text = msgs
+                .iter()
+                .map(|m| {
+                    let seq = m.seq.map_or_else(|| "unsent".to_owned(), |s| s.to_string());
+                    format!("[{seq}] {}: {}", m.sender, m.text)
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Out { text, json: json!({ "group": group, "messages": msgs }) }
+        }
+        Cmd::Verify { user, confirm } => {
+            let c = Client::open(&home)?;
+            let s = c.verify(&user, confirm).await?;
+            let mut text = format!("safety number with {}:\n{}", s.user, s.number);
+            if s.verified {
+                text.push_str(&format!("\n{} is verified", s.user));
+            }
+            Out { text, json: serde_json::to_value(&s)? }
+        }
+        Cmd::Trust { user, accept_new_key: _ } => {
+            let c = Client::open(&home)?;
+            let info = c.trust_new_key(&user).await?;
+            Out {
+                text: format!("{} is now pinned to {} (not verified)", info.user, info.fingerprint),
+                json: serde_json::to_value(&info)?,
+            }
+        }
+        Cmd::Demo => unreachable!("handled above"),
+    };
+    Ok(out)
+}
+
+async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
+    Ok(match g {
+        GroupCmd::Create { name } => {
+            let id = c.create_group(&name).await?;
+            Out { text: format!("created {name} ({id})"), json: json!({ "id": id, "name": name, "epoch": 0 }) }
+        }
+        GroupCmd::Add { group, users } => {
+            let users: Vec<&str> = users.iter().map(String::as_str).collect();
+            let o = c.add_members(&group, &users).await?;
+            Out { text: format!("added {} (epoch {})", users.join(", "), o.epoch), json: serde_json::to_value(&o)? }
+        }
+        GroupCmd::Remove { group, users } => {
+            let users: Vec<&str> = users.iter().map(String::as_str).collect();
+            let o = c.remove_members(&group, &users).await?;
+            Out { text: format!("removed {} (epoch {})", users.join(", "), o.epoch), json: serde_json::to_value(&o)? }
+        }
+        GroupCmd::Leave { group } => {
+            c.leave(&group).await?;
+            Out {
+                text: format!("asked to leave {group}; another member commits it on their next sync"),
+                json: json!({ "group": group, "state": "leaving" }),
+            }
+        }
+        GroupCmd::Members { group } => {
+            let ms = c.members(&group)?;
+            let text = ms
+                .iter()
+                .map(|m| {
+                    format!(
+                        "{} (leaf {}, {}, {:?})",
+                        m.user,
+                        m.leaf_index,
+                        m.fingerprint.get(..16).unwrap_or_default(),
+                        m.key
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Out { text, json: json!({ "group": group, "members": ms }) }
+        }
+        GroupCmd::List => {
+            let gs = c.groups()?;
+            let text = gs
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} ({}) epoch {} members {} {}",
+                        g.name.as_deref().unwrap_or("<unnamed>"),
+                        g.id,
+                        g.epoch,
+                        g.members,
+                        g.state.as_str()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n");
+            Out { text, json: json!({ "groups": gs }) }
+        }
+    })
+}

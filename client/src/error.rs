@@ -1,0 +1,142 @@
+//! The client's error type.
+
+use crate::storage::StorageError;
+
+/// Everything a [`Client`](crate::Client) operation can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The local store failed.
+    #[error("local store: {0}")]
+    Storage(#[from] StorageError),
+    /// The home directory holds no Grove identity yet (run `init`).
+    #[error("no Grove identity in {0} (run `grove init` first)")]
+    NotInitialized(String),
+    /// The home directory already holds an identity for another user or server.
+    #[error("{home} already holds the identity {user}@{server}")]
+    AlreadyInitialized {
+        /// The home directory.
+        home: String,
+        /// Its user.
+        user: String,
+        /// Its server.
+        server: String,
+    },
+    /// A connection-level failure (DNS, TCP, TLS, timeout). The outcome of a
+    /// write is unknown; the next sync resolves it.
+    #[error("network: {0}")]
+    Network(String),
+    /// The DS answered with an error (`code` is the stable code of docs/api.md §7).
+    #[error("server: {status} {code}: {message}")]
+    Server {
+        /// HTTP status.
+        status: u16,
+        /// Machine-readable code, e.g. `stale_epoch`.
+        code: String,
+        /// Human-readable message.
+        message: String,
+        /// `current_epoch`, for `stale_epoch` and `wrong_epoch`.
+        current_epoch: Option<u64>,
+    },
+    /// The DS sent something that is not what the API promises.
+    #[error("protocol: {0}")]
+    Protocol(String),
+    /// TLS configuration (CA file, fingerprint) or an insecure URL.
+    #[error("tls: {0}")]
+    Tls(String),
+    /// A user's key is not the one pinned for them: a server may be trying to
+    /// substitute a key. Every operation involving that user fails until
+    /// [`Client::trust_new_key`](crate::Client::trust_new_key).
+    #[error("the key of {user} changed: pinned {pinned}, now seen {seen}; verify it out of band, then run `grove trust {user} --accept-new-key`")]
+    KeyChanged {
+        /// The user.
+        user: String,
+        /// Fingerprint of the pinned key.
+        pinned: String,
+        /// Fingerprint of the key now presented.
+        seen: String,
+    },
+    /// A KeyPackage does not verify or does not belong to the user it was claimed for.
+    #[error("invalid key package for {user}: {reason}")]
+    BadKeyPackage {
+        /// The user.
+        user: String,
+        /// Why.
+        reason: String,
+    },
+    /// No group with this name or id.
+    #[error("no group named {0}")]
+    UnknownGroup(String),
+    /// Several groups carry this name: use the group id.
+    #[error("several groups are named {name}; use one of the ids: {}", ids.join(", "))]
+    AmbiguousGroup {
+        /// The name.
+        name: String,
+        /// The ids (base64url).
+        ids: Vec<String>,
+    },
+    /// The group was left (or this user was removed); its history stays readable.
+    #[error("group {0} was left; its history is still readable")]
+    GroupLeft(String),
+    /// The user is not a member of the group.
+    #[error("{user} is not a member of {group}")]
+    NotInGroup {
+        /// The user.
+        user: String,
+        /// The group.
+        group: String,
+    },
+    /// Nothing is pinned or pending for this user.
+    #[error("no key known for {0}")]
+    UnknownContact(String),
+    /// An openmls operation failed.
+    #[error("mls {op}: {reason}")]
+    Mls {
+        /// What was being done.
+        op: &'static str,
+        /// openmls's reason.
+        reason: String,
+    },
+    /// The operation lost the commit race too many times in a row.
+    #[error("{op}: still stale after {attempts} attempts")]
+    TooManyRetries {
+        /// The operation.
+        op: &'static str,
+        /// How many attempts were made.
+        attempts: u32,
+    },
+    /// A fault injected by a test (see [`Client::inject_fault`](crate::Client::inject_fault)).
+    #[error("injected fault: {0}")]
+    InjectedFault(&'static str),
+    /// Bad input from the caller.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+}
+
+impl Error {
+    /// The DS error code, if this is a DS error.
+    pub fn server_code(&self) -> Option<&str> {
+        match self {
+            Error::Server { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn mls(op: &'static str) -> impl FnOnce(&dyn std::fmt::Debug) -> Error {
+        move |e| Error::Mls { op, reason: format!("{e:?}") }
+    }
+}
+
+/// Maps any debuggable openmls error into [`Error::Mls`].
+pub(crate) trait MlsResultExt<T> {
+    /// Tags the error with the operation name.
+    fn mls(self, op: &'static str) -> Result<T, Error>;
+}
+
+impl<T, E: std::fmt::Debug> MlsResultExt<T> for Result<T, E> {
+    fn mls(self, op: &'static str) -> Result<T, Error> {
+        self.map_err(|e| Error::mls(op)(&e))
+    }
+}
+
+/// Result with [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,36 @@
+//! Shared test harness: an in-process grove-ds and real `grove_client` clients
+//! in temporary home directories.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::path::Path;
+
+use grove_client::{Client, ClientConfig};
+use grove_ds::config::Config;
+use grove_ds::testing::TestServer;
+
+/// Ciphersuites every scenario runs with: 0x0001 and 0x0003.
+pub const SUITES: [u16; 2] = [1, 3];
+
+pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+pub async fn start_ds(dir: &Path) -> TestServer {
+    grove_ds::server::install_crypto_provider();
+    let mut c = Config::for_tests(dir.join("ds"));
+    c.rate_limit_per_sec = 0;
+    TestServer::start(c).await.expect("start test DS")
+}
+
+pub fn config(url: &str, user: &str, suite: u16) -> ClientConfig {
+    let mut c = ClientConfig::new(url, user);
+    c.ciphersuite = suite;
+    c.key_packages = 3;
+    c
+}
+
+pub async fn new_client(dir: &Path, url: &str, user: &str, suite: u16) -> Client {
+    Client::create(dir.join(user), config(url, user, suite)).await.unwrap_or_else(|e| panic!("create {user}: {e}"))
+}
+
+pub fn texts(c: &Client, group: &str) -> Vec<String> {
+    c.messages(group).expect("messages").into_iter().map(|m| format!("{}: {}", m.sender, m.text)).collect()
+}

@@ -673,6 +673,10 @@ impl Ds {
         let processed =
             public.group.process_message(&self.crypto, protocol).map_err(|e| DsError::InvalidCommit(e.to_string()))?;
         self.check_sender(user, &public.group, processed.sender())?;
+        let committer = match processed.sender() {
+            Sender::Member(leaf) => *leaf,
+            _ => return Err(DsError::WrongMessageType("only members may commit".into())),
+        };
         let staged = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(s) => *s,
             _ => return Err(DsError::InvalidCommit("the message is not a commit".into())),
@@ -726,10 +730,14 @@ impl Ds {
             (true, true) => {}
         }
         let new_epoch = current + 1;
+        let mut new_group_info = None;
         if !bundle.group_info.as_slice().is_empty() {
             match parse_mls(bundle.group_info.as_slice())? {
                 MlsMessageBodyIn::GroupInfo(gi)
-                    if gi.group_id().as_slice() == gid && gi.epoch().as_u64() == new_epoch => {}
+                    if gi.group_id().as_slice() == gid && gi.epoch().as_u64() == new_epoch =>
+                {
+                    new_group_info = Some(gi)
+                }
                 MlsMessageBodyIn::GroupInfo(_) => {
                     return Err(DsError::InvalidGroupInfo("the GroupInfo is not for this group's new epoch".into()))
                 }
@@ -749,6 +757,14 @@ impl Ds {
         if let Err(e) = public.group.merge_commit(&new_storage, staged) {
             self.reload_public(&mut public, gid)?;
             return Err(DsError::Internal(format!("merging a validated commit failed: {e}")));
+        }
+        // The GroupInfo of the new epoch must describe exactly the state the DS
+        // computed, signed by the committer's (possibly updated) leaf key.
+        if let Some(gi) = new_group_info {
+            if let Err(e) = self.verify_group_info(&public.group, committer, gi) {
+                self.reload_public(&mut public, gid)?;
+                return Err(e);
+            }
         }
         let new_members = members_of(&public.group);
         let removed_now: Vec<String> = old_members.keys().filter(|u| !new_members.contains_key(*u)).cloned().collect();
@@ -836,6 +852,28 @@ impl Ds {
         self.metrics.count_accepted("commit");
         tracing::info!(group = %api::group_id_to_path(gid), seq, epoch = new_epoch, added = added.len(), removed = removed_now.len(), "commit accepted");
         Ok(api::PostedResponse { seq, epoch: new_epoch })
+    }
+
+    fn verify_group_info(
+        &self,
+        group: &PublicGroup,
+        signer: LeafNodeIndex,
+        gi: openmls::messages::group_info::VerifiableGroupInfo,
+    ) -> Result<(), DsError> {
+        let ctx = |c: &GroupContext| c.tls_serialize_detached().map_err(|e| DsError::Internal(e.to_string()));
+        if ctx(gi.group_context())? != ctx(group.group_context())? {
+            return Err(DsError::InvalidGroupInfo("the GroupInfo's group context is not the new epoch's".into()));
+        }
+        let leaf =
+            group.leaf(signer).ok_or_else(|| DsError::InvalidGroupInfo("the committer left the group".into()))?;
+        let key = OpenMlsSignaturePublicKey::new(
+            leaf.signature_key().as_slice().to_vec().into(),
+            group.ciphersuite().signature_algorithm(),
+        )
+        .map_err(|e| DsError::InvalidGroupInfo(format!("committer key: {e:?}")))?;
+        gi.verify(&self.crypto, &key).map(|_| ()).map_err(|_| {
+            DsError::InvalidGroupInfo("the GroupInfo's signature does not verify with the committer's key".into())
+        })
     }
 
     fn reload_public(&self, public: &mut PublicState, gid: &[u8]) -> Result<(), DsError> {

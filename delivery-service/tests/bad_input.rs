@@ -93,13 +93,33 @@ async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     cases.check("welcome with a commit that adds nobody", &r, 400, "welcome_mismatch");
     ag.clear_pending_commit(openmls_traits::OpenMlsProvider::storage(&alice.provider)).unwrap();
 
+    // A GroupInfo whose signature was tampered with is refused with the commit;
+    // the same bundle with the genuine GroupInfo is then accepted.
+    let (c, _, gi) =
+        ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap().into_messages();
+    let gi = gi.expect("openmls returns the new epoch's GroupInfo");
+    let mut bad_gi = gi.tls_serialize_detached().unwrap();
+    *bad_gi.last_mut().unwrap() ^= 0x01;
+    let body = api::CommitBundleBody {
+        commit: c.tls_serialize_detached().unwrap().into(),
+        welcome: Vec::new().into(),
+        group_info: bad_gi.into(),
+    };
+    let r = post_bundle(&alice, body.tls_serialize_detached().unwrap()).await;
+    cases.check("GroupInfo with a bad signature", &r, 400, "invalid_group_info");
+    let r = alice.post_bundle(&gid, &c, None, Some(&gi)).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    ag.merge_pending_commit(&alice.provider).unwrap();
+    let stored = send(alice.get(&format!("/v1/groups/{gid}/group-info"))).await;
+    assert_eq!(stored.body, gi.tls_serialize_detached().unwrap(), "the DS keeps the verified GroupInfo");
+
     // Wrong epoch: a commit replayed after the epoch moved on.
     let b = ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap().into_commit();
     assert_eq!(alice.post_bundle(&gid, &b, None, None).await.status, 201);
     ag.merge_pending_commit(&alice.provider).unwrap();
     let r = alice.post_bundle(&gid, &b, None, None).await;
     cases.check("replayed commit for a past epoch", &r, 409, "stale_epoch");
-    assert_eq!(r.json()["current_epoch"], 2);
+    assert_eq!(r.json()["current_epoch"], 3);
     // An application message two epochs old (window is one epoch).
     let b = ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap().into_commit();
     assert_eq!(alice.post_bundle(&gid, &b, None, None).await.status, 201);

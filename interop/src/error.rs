@@ -32,6 +32,14 @@ pub enum Error {
         /// openmls's error, formatted.
         detail: String,
     },
+    /// The client store (Grove's sled storage) failed to open, commit or load.
+    #[error("client store failed in {what}: {detail}")]
+    Store {
+        /// What was being done.
+        what: String,
+        /// The store's error, formatted.
+        detail: String,
+    },
     /// A check that should have failed succeeded (a negative test).
     #[error("expected a refusal: {0}")]
     NotRefused(String),
@@ -60,6 +68,11 @@ impl Error {
     /// A crypto error for `what`.
     pub fn crypto(what: impl Into<String>, detail: impl std::fmt::Debug) -> Self {
         Error::Crypto { what: what.into(), detail: format!("{detail:?}") }
+    }
+
+    /// A client-store error for `what`.
+    pub fn store(what: impl Into<String>, detail: impl std::fmt::Debug) -> Self {
+        Error::Store { what: what.into(), detail: format!("{detail:?}") }
     }
 
     /// An openmls error for `what`.

@@ -1,16 +1,22 @@
 //! The passive client (`passive-client-*.json`) on openmls's public API,
-//! generic over the storage provider.
+//! run through a client store: Grove's own sled storage in the tests.
 //!
 //! [`run_passive_client`] imports the vector's KeyPackage and private keys
-//! and its external PSKs into the provider's storage, joins from the Welcome,
-//! then processes every epoch's proposals and commit, comparing the epoch
-//! authenticator after the join and after each epoch. It takes any
-//! [`OpenMlsProvider`], so the same run works on the in-memory storage used
-//! today ([`memory_provider`]) and on Grove's own client storage:
-//! wrap that storage in a [`VectorProvider`].
+//! and its external PSKs into the store, joins from the Welcome, then
+//! processes every epoch's proposals and commit, comparing the epoch
+//! authenticator after the join and after each epoch.
+//!
+//! It runs like a real client on a [`ClientStore`]: every step (the import,
+//! the join, each incoming message) is one [`ClientStore::step`], which on
+//! [`GroveProvider`] is one sled transaction (one batch, then fsync). After
+//! every step the group is loaded back from the store with `MlsGroup::load`
+//! and the next step runs on that copy, so each epoch authenticator is
+//! checked on state that went through the store, not on memory alone.
+//! [`memory_provider`] gives the same run on openmls's in-memory storage.
 
+use grove_client::storage::{GroveProvider, TxnProvider};
 use openmls::framing::{MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent};
-use openmls::group::{MlsGroup, MlsGroupJoinConfig, StagedWelcome, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
+use openmls::group::{GroupId, MlsGroup, MlsGroupJoinConfig, StagedWelcome, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
 use openmls::key_packages::errors::KeyPackageVerifyError;
 use openmls::key_packages::{KeyPackage, KeyPackageBundle};
 use openmls::prelude::{ProtocolVersion, RatchetTreeIn};
@@ -137,10 +143,131 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
     serde_json::to_value(v).map_err(|e| Error::openmls("serializing with serde", e))
 }
 
-/// Runs one passive-client case on `provider`, whose storage should be empty.
-pub fn run_passive_client<P: OpenMlsProvider>(provider: &P, case: &PassiveCase) -> Result<(), Error> {
-    let cs = Ciphersuite::try_from(case.cipher_suite).map_err(|e| Error::openmls("cipher_suite", e))?;
+/// A client's local state: an [`OpenMlsProvider`] whose writes can be
+/// grouped into steps that commit atomically.
+pub trait ClientStore: OpenMlsProvider {
+    /// The provider one step runs on.
+    type Step<'a>: OpenMlsProvider
+    where
+        Self: 'a;
 
+    /// Runs `f` as one step: its writes land together if it returns `Ok`.
+    fn step<T>(&self, what: &str, f: impl FnOnce(&Self::Step<'_>) -> Result<T, Error>) -> Result<T, Error>;
+}
+
+/// Grove's client store: one step is one sled transaction.
+impl ClientStore for GroveProvider {
+    type Step<'a> = TxnProvider<'a>;
+
+    fn step<T>(&self, what: &str, f: impl FnOnce(&TxnProvider<'_>) -> Result<T, Error>) -> Result<T, Error> {
+        let txn = self.begin();
+        let value = f(&txn)?;
+        txn.commit().map_err(|e| Error::store(format!("{what}: committing"), e))?;
+        Ok(value)
+    }
+}
+
+/// The in-memory store: writes land as they are made.
+impl ClientStore for VectorProvider<MemoryStorage> {
+    type Step<'a> = Self;
+
+    fn step<T>(&self, _: &str, f: impl FnOnce(&Self) -> Result<T, Error>) -> Result<T, Error> {
+        f(self)
+    }
+}
+
+/// Loads the group back from the store (the state the next step runs on).
+fn reload<S: ClientStore>(store: &S, group_id: &GroupId, what: &str) -> Result<MlsGroup, Error> {
+    MlsGroup::load(store.storage(), group_id)
+        .map_err(|e| Error::store(format!("{what}: loading the group"), e))?
+        .ok_or_else(|| Error::store(format!("{what}: loading the group"), "not in the store"))
+}
+
+/// Runs one passive-client case on `store`, which should be empty.
+pub fn run_passive_client<S: ClientStore>(store: &S, case: &PassiveCase) -> Result<(), Error> {
+    let cs = Ciphersuite::try_from(case.cipher_suite).map_err(|e| Error::openmls("cipher_suite", e))?;
+    store.step("importing keys", |provider| import_keys(provider, cs, case))?;
+
+    let config = MlsGroupJoinConfig::builder()
+        // Outgoing plaintext, incoming either form: the vectors mix both.
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .number_of_resumption_psks(16)
+        .build();
+
+    let welcome = match decode_message(&case.welcome, "welcome")?.extract() {
+        MlsMessageBodyIn::Welcome(w) => w,
+        _ => return Err(Error::decode("welcome is not a Welcome message")),
+    };
+    let tree = case
+        .ratchet_tree
+        .as_ref()
+        .map(|tree| RatchetTreeIn::tls_deserialize_exact(tree.as_ref()))
+        .transpose()
+        .map_err(|e| Error::openmls("decoding ratchet_tree", e))?;
+    let group_id = store.step("joining", |provider| {
+        // The tree's leaf lifetimes are long expired (see `import_keys`): the
+        // join skips only the wall-clock lifetime check, through openmls's
+        // public switch.
+        let mut join = StagedWelcome::build_from_welcome(provider, &config, welcome)
+            .map_err(|e| Error::openmls("processing the Welcome", e))?
+            .skip_lifetime_validation();
+        if let Some(tree) = tree {
+            join = join.with_ratchet_tree(tree);
+        }
+        let group = join
+            .build()
+            .map_err(|e| Error::openmls("staging the Welcome", e))?
+            .into_group(provider)
+            .map_err(|e| Error::openmls("joining from the Welcome", e))?;
+        expect_bytes(
+            "initial_epoch_authenticator",
+            &case.initial_epoch_authenticator,
+            group.epoch_authenticator().as_slice(),
+        )?;
+        Ok(group.group_id().clone())
+    })?;
+    let mut group = reload(store, &group_id, "after the join")?;
+    expect_bytes(
+        "initial_epoch_authenticator (reloaded)",
+        &case.initial_epoch_authenticator,
+        group.epoch_authenticator().as_slice(),
+    )?;
+
+    for (i, epoch) in case.epochs.iter().enumerate() {
+        for (j, proposal) in epoch.proposals.iter().enumerate() {
+            let what = format!("epochs[{i}].proposals[{j}]");
+            store.step(&what, |provider| match process(provider, &mut group, proposal, &what)? {
+                ProcessedMessageContent::ProposalMessage(p) => group
+                    .store_pending_proposal(provider.storage(), *p)
+                    .map_err(|e| Error::openmls(format!("{what}: storing"), e)),
+                other => Err(unexpected(&what, &other)),
+            })?;
+            group = reload(store, &group_id, &what)?;
+        }
+        let what = format!("epochs[{i}].commit");
+        store.step(&what, |provider| match process(provider, &mut group, &epoch.commit, &what)? {
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                group.merge_staged_commit(provider, *staged).map_err(|e| Error::openmls(format!("{what}: merging"), e))
+            }
+            other => Err(unexpected(&what, &other)),
+        })?;
+        expect_bytes(
+            format!("epochs[{i}].epoch_authenticator"),
+            &epoch.epoch_authenticator,
+            group.epoch_authenticator().as_slice(),
+        )?;
+        group = reload(store, &group_id, &what)?;
+        expect_bytes(
+            format!("epochs[{i}].epoch_authenticator (reloaded)"),
+            &epoch.epoch_authenticator,
+            group.epoch_authenticator().as_slice(),
+        )?;
+    }
+    Ok(())
+}
+
+/// Stores the external PSKs and the KeyPackage with its private keys.
+fn import_keys<P: OpenMlsProvider>(provider: &P, cs: Ciphersuite, case: &PassiveCase) -> Result<(), Error> {
     // External PSKs (the nonce is not part of what is stored).
     for psk in &case.external_psks {
         PreSharedKeyId::external(psk.psk_id.0.clone(), vec![])
@@ -183,63 +310,7 @@ pub fn run_passive_client<P: OpenMlsProvider>(provider: &P, case: &PassiveCase) 
     provider
         .storage()
         .write_key_package(&hash_ref, &bundle)
-        .map_err(|e| Error::openmls("storing the KeyPackageBundle", e))?;
-
-    let config = MlsGroupJoinConfig::builder()
-        // Outgoing plaintext, incoming either form: the vectors mix both.
-        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-        .number_of_resumption_psks(16)
-        .build();
-
-    let welcome = match decode_message(&case.welcome, "welcome")?.extract() {
-        MlsMessageBodyIn::Welcome(w) => w,
-        _ => return Err(Error::decode("welcome is not a Welcome message")),
-    };
-    // The tree's leaf lifetimes are long expired (see above): the join skips
-    // only the wall-clock lifetime check, through openmls's public switch.
-    let mut join = StagedWelcome::build_from_welcome(provider, &config, welcome)
-        .map_err(|e| Error::openmls("processing the Welcome", e))?
-        .skip_lifetime_validation();
-    if let Some(tree) = &case.ratchet_tree {
-        let tree = RatchetTreeIn::tls_deserialize_exact(tree.as_ref())
-            .map_err(|e| Error::openmls("decoding ratchet_tree", e))?;
-        join = join.with_ratchet_tree(tree);
-    }
-    let mut group = join
-        .build()
-        .map_err(|e| Error::openmls("staging the Welcome", e))?
-        .into_group(provider)
-        .map_err(|e| Error::openmls("joining from the Welcome", e))?;
-    expect_bytes(
-        "initial_epoch_authenticator",
-        &case.initial_epoch_authenticator,
-        group.epoch_authenticator().as_slice(),
-    )?;
-
-    for (i, epoch) in case.epochs.iter().enumerate() {
-        for (j, proposal) in epoch.proposals.iter().enumerate() {
-            let what = format!("epochs[{i}].proposals[{j}]");
-            match process(provider, &mut group, proposal, &what)? {
-                ProcessedMessageContent::ProposalMessage(p) => group
-                    .store_pending_proposal(provider.storage(), *p)
-                    .map_err(|e| Error::openmls(format!("{what}: storing"), e))?,
-                other => return Err(unexpected(&what, &other)),
-            }
-        }
-        let what = format!("epochs[{i}].commit");
-        match process(provider, &mut group, &epoch.commit, &what)? {
-            ProcessedMessageContent::StagedCommitMessage(staged) => group
-                .merge_staged_commit(provider, *staged)
-                .map_err(|e| Error::openmls(format!("{what}: merging"), e))?,
-            other => return Err(unexpected(&what, &other)),
-        }
-        expect_bytes(
-            format!("epochs[{i}].epoch_authenticator"),
-            &epoch.epoch_authenticator,
-            group.epoch_authenticator().as_slice(),
-        )?;
-    }
-    Ok(())
+        .map_err(|e| Error::openmls("storing the KeyPackageBundle", e))
 }
 
 fn process<P: OpenMlsProvider>(

@@ -1,13 +1,17 @@
 //! `passive-client-welcome.json`, `passive-client-handling-commit.json` and
 //! `passive-client-random.json`: a passive member joins and follows the group
-//! through openmls, on the in-memory storage.
+//! through openmls, on Grove's client store (`grove_client`'s sled storage).
+
+use grove_client::storage::GroveProvider;
 
 use crate::harness::CaseVerifier;
-use crate::passive::{memory_provider, run_passive_client, PassiveCase};
+use crate::passive::{run_passive_client, PassiveCase};
 use crate::suite::Suite;
 use crate::Error;
 
-/// Runs [`run_passive_client`] on a fresh in-memory provider per case.
+/// Runs [`run_passive_client`] on a fresh Grove client store per case: a
+/// [`GroveProvider`] opened (through `grove_client`'s API) in a new temporary
+/// home directory, one sled transaction per step.
 #[derive(Debug)]
 pub struct PassiveClient;
 
@@ -19,6 +23,9 @@ impl CaseVerifier for PassiveClient {
     }
 
     fn verify(c: &PassiveCase, _: Option<&Suite>) -> Result<(), Error> {
-        run_passive_client(&memory_provider(), c)
+        let dir = tempfile::tempdir().map_err(|e| Error::store("creating a temporary home", e))?;
+        let store = GroveProvider::open(dir.path().join("grove-home"))
+            .map_err(|e| Error::store("opening the Grove store", e))?;
+        run_passive_client(&store, c)
     }
 }

@@ -274,3 +274,33 @@ async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     assert!(!metrics.contains("status=\"5"), "a 5xx was served:\n{metrics}");
     ds.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limit_answers_429_with_retry_after() {
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_with(dir.path(), |c| {
+        c.rate_limit_per_sec = 5;
+        c.rate_limit_burst = 5;
+    })
+    .await;
+    let url = ds.url();
+    let alice = Peer::join(&url, "alice", suite).await; // 3 requests from this IP
+    let mut limited = None;
+    for _ in 0..20 {
+        let r = send(alice.get("/v1/users/alice")).await;
+        if r.status == 429 {
+            limited = Some(r);
+            break;
+        }
+        assert_eq!(r.status, 200);
+    }
+    let r = limited.expect("20 requests at once must hit a limit of 5/s");
+    assert_eq!(r.code(), "rate_limited");
+    assert!(r.json()["retry_after_ms"].as_u64().unwrap() > 0);
+    assert!(r.headers.get("retry-after").is_some());
+    // It recovers once the bucket refills.
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    assert_eq!(send(alice.get("/v1/users/alice")).await.status, 200);
+    ds.shutdown().await.unwrap();
+}

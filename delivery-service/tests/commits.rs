@@ -138,3 +138,48 @@ async fn expired_key_packages_are_never_handed_out() {
     assert_eq!(send(bob.get("/v1/key-packages?ciphersuite=1")).await.json()["one_time"], 0);
     ds.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proposals_are_validated_logged_and_committed_by_reference() {
+    use openmls::prelude::*;
+    use tls_codec::Serialize as _;
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let alice = Peer::join(&url, "alice", suite).await;
+    let bob = Peer::join(&url, "bob", suite).await;
+    bob.upload_key_packages(1, false).await;
+    let (mut ag, gid) = alice.create_group().await;
+    assert_eq!(alice.add(&mut ag, &gid, &["bob"]).await.status, 201);
+    let mut bg = bob.accept_welcome(&gid).await;
+
+    // Bob leaves: a self-remove proposal, as PublicMessage.
+    let leave = bg.leave_group(&bob.provider, &bob.signer).unwrap().tls_serialize_detached().unwrap();
+    let r = bob.post_raw(&gid, leave.clone()).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let proposal_seq = r.json()["seq"].as_u64().unwrap();
+    // A tampered proposal is refused.
+    let mut forged = leave.clone();
+    let at = forged.len() - (1 + 1 + 32) - 10; // inside the signature, before the membership tag
+    forged[at] ^= 1;
+    let r = bob.post_raw(&gid, forged).await;
+    assert_eq!((r.status, r.code().as_str()), (400, "invalid_proposal"));
+    // Alice receives it from the log and commits it by reference; the DS
+    // accepts the commit because it queued the proposal itself.
+    let mut ac = 1;
+    alice.sync(&mut ag, &gid, &mut ac).await;
+    assert_eq!(ac, proposal_seq);
+    let fetched = alice.fetch(&gid, 1).await.json();
+    assert_eq!(fetched["messages"][0]["kind"], "proposal");
+    let (commit, welcome, gi) = ag.commit_to_pending_proposals(&alice.provider, &alice.signer).unwrap();
+    assert!(welcome.is_none());
+    let r = alice.post_bundle(&gid, &commit, None, gi.map(MlsMessageOut::from).as_ref()).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    ag.merge_pending_commit(&alice.provider).unwrap();
+    let roster = send(alice.get(&format!("/v1/groups/{gid}"))).await.json();
+    assert_eq!(roster["members"].as_array().unwrap().len(), 1, "bob is gone");
+    let page = bob.fetch(&gid, 0).await.json();
+    assert_eq!(page["removed_at"], r.json()["seq"]);
+    ds.shutdown().await.unwrap();
+}

@@ -1,0 +1,455 @@
+//! Members of the two MLS implementations behind one interface, for the
+//! cross-implementation tests (`tests/mls_rs.rs`, `tests/foreign_client.rs`).
+//!
+//! Everything a member hands to another member is the TLS encoding of an
+//! `MLSMessage` (KeyPackage, Welcome, PublicMessage, PrivateMessage), except
+//! the out-of-band ratchet tree, which is the TLS encoding of the RFC 9420
+//! `ratchet_tree` extension data (`optional<Node> ratchet_tree<V>`).
+//!
+//! - [`OpenMlsMember`]: openmls 0.9.2 on Grove's client store
+//!   (`grove_client::storage::GroveProvider` in a temporary home directory,
+//!   one sled transaction per operation), handshakes as PublicMessage
+//!   (`MIXED_PLAINTEXT_WIRE_FORMAT_POLICY`).
+//! - [`MlsRsMember`]: mls-rs 0.57 with its RustCrypto provider and in-memory
+//!   storage, handshakes as PublicMessage (its default).
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::error::Error;
+
+use grove_client::storage::GroveProvider;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+pub type TestResult<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
+
+/// Ciphersuites both implementations run (mls-rs-crypto-rustcrypto
+/// implements 0x0001 and 0x0003, and 0x0002 only with P-256 ECDSA that
+/// openmls_rust_crypto also has, but Grove uses 0x0001 and 0x0003).
+pub const SUITES: [u16; 2] = [0x0001, 0x0003];
+
+/// Exporter label and context compared after every epoch.
+pub const EXPORT_LABEL: &str = "grove interop exporter";
+/// See [`EXPORT_LABEL`].
+pub const EXPORT_CONTEXT: &[u8] = b"cross-implementation check";
+/// Length of the exported secret.
+pub const EXPORT_LEN: usize = 32;
+
+/// `WireFormat` values (RFC 9420 §6).
+pub const WF_PUBLIC: u16 = 1;
+/// PrivateMessage.
+pub const WF_PRIVATE: u16 = 2;
+/// Welcome.
+pub const WF_WELCOME: u16 = 3;
+/// KeyPackage.
+pub const WF_KEY_PACKAGE: u16 = 5;
+
+/// The `wire_format` of an encoded MLSMessage (after the 2-byte version),
+/// checking the version is mls10.
+pub fn wire_format(bytes: &[u8]) -> TestResult<u16> {
+    if bytes.len() < 4 {
+        return Err("MLSMessage shorter than its header".into());
+    }
+    let version = u16::from_be_bytes([bytes[0], bytes[1]]);
+    if version != 1 {
+        return Err(format!("MLSMessage version {version}, expected mls10 (1)").into());
+    }
+    Ok(u16::from_be_bytes([bytes[2], bytes[3]]))
+}
+
+/// Asserts the wire format of an encoded MLSMessage.
+pub fn expect_wire_format(what: &str, bytes: &[u8], expected: u16) -> TestResult {
+    let got = wire_format(bytes)?;
+    if got != expected {
+        return Err(format!("{what}: wire format {got}, expected {expected}").into());
+    }
+    Ok(())
+}
+
+/// What a member that adds someone hands out.
+pub struct Added {
+    /// The Commit (MLSMessage).
+    pub commit: Vec<u8>,
+    /// The Welcome (MLSMessage).
+    pub welcome: Vec<u8>,
+    /// The ratchet tree after the commit, for an out-of-band tree.
+    pub tree: Vec<u8>,
+}
+
+/// One member of a group, whatever its implementation.
+pub trait Member {
+    /// Name and implementation, for messages.
+    fn name(&self) -> String;
+    /// A fresh KeyPackage (MLSMessage).
+    fn key_package(&mut self) -> TestResult<Vec<u8>>;
+    /// Creates a one-member group.
+    fn create(&mut self, group_id: &[u8]) -> TestResult;
+    /// Joins from a Welcome, with the tree out of band if given.
+    fn join(&mut self, welcome: &[u8], tree: Option<&[u8]>) -> TestResult;
+    /// Commits an Add of `key_package` and merges it.
+    fn add(&mut self, key_package: &[u8]) -> TestResult<Added>;
+    /// Commits an empty commit with a path (a self-update) and merges it.
+    fn self_update(&mut self) -> TestResult<Vec<u8>>;
+    /// Encrypts an application message.
+    fn send(&mut self, text: &[u8]) -> TestResult<Vec<u8>>;
+    /// Decrypts an application message.
+    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<Vec<u8>>;
+    /// Processes and merges another member's commit.
+    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult;
+    /// The current epoch.
+    fn epoch(&self) -> TestResult<u64>;
+    /// The epoch authenticator.
+    fn epoch_authenticator(&self) -> TestResult<Vec<u8>>;
+    /// MLS-Exporter([`EXPORT_LABEL`], [`EXPORT_CONTEXT`], [`EXPORT_LEN`]).
+    fn exported_secret(&self) -> TestResult<Vec<u8>>;
+    /// Number of members in the roster.
+    fn member_count(&self) -> TestResult<usize>;
+}
+
+/// Asserts that all members are in the same epoch with the same epoch
+/// authenticator, exported secret and roster size; returns the authenticator.
+pub fn assert_agree(what: &str, members: &[&dyn Member]) -> TestResult<Vec<u8>> {
+    let first = members.first().ok_or("no members")?;
+    let (epoch, auth, secret, count) =
+        (first.epoch()?, first.epoch_authenticator()?, first.exported_secret()?, first.member_count()?);
+    if count != members.len() {
+        return Err(format!("{what}: {} sees {count} members, expected {}", first.name(), members.len()).into());
+    }
+    for m in &members[1..] {
+        let ctx = format!("{what}: {} vs {}", first.name(), m.name());
+        if m.epoch()? != epoch {
+            return Err(format!("{ctx}: epoch {} vs {}", epoch, m.epoch()?).into());
+        }
+        if m.epoch_authenticator()? != auth {
+            return Err(format!(
+                "{ctx}: epoch authenticator {} vs {}",
+                hex::encode(&auth),
+                hex::encode(m.epoch_authenticator()?)
+            )
+            .into());
+        }
+        if m.exported_secret()? != secret {
+            return Err(format!(
+                "{ctx}: exported secret {} vs {}",
+                hex::encode(&secret),
+                hex::encode(m.exported_secret()?)
+            )
+            .into());
+        }
+        if m.member_count()? != count {
+            return Err(format!("{ctx}: member count {count} vs {}", m.member_count()?).into());
+        }
+    }
+    Ok(auth)
+}
+
+// ---------------------------------------------------------------- openmls
+
+/// An openmls member on Grove's client store.
+pub struct OpenMlsMember {
+    name: String,
+    cs: Ciphersuite,
+    tree_in_welcome: bool,
+    provider: GroveProvider,
+    signer: SignatureKeyPair,
+    cwk: CredentialWithKey,
+    group: Option<MlsGroup>,
+    // Dropped last: the store lives in it.
+    _home: tempfile::TempDir,
+}
+
+impl OpenMlsMember {
+    /// A new identity with a fresh Grove store. `tree_in_welcome` sets the
+    /// ratchet-tree extension in the Welcomes it sends.
+    pub fn new(name: &str, suite: u16, tree_in_welcome: bool) -> TestResult<Self> {
+        let cs = Ciphersuite::try_from(suite)?;
+        let home = tempfile::tempdir()?;
+        let provider = GroveProvider::open(home.path().join("grove"))?;
+        let signer = SignatureKeyPair::new(cs.signature_algorithm())?;
+        provider.transaction(|p| -> TestResult {
+            signer.store(p.storage())?;
+            Ok(())
+        })?;
+        let cwk = CredentialWithKey {
+            credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+            signature_key: signer.public().into(),
+        };
+        Ok(Self { name: name.into(), cs, tree_in_welcome, provider, signer, cwk, group: None, _home: home })
+    }
+
+    /// The signature key pair (for DS authentication).
+    pub fn signer(&self) -> &SignatureKeyPair {
+        &self.signer
+    }
+
+    /// The group, once created or joined.
+    pub fn group(&self) -> TestResult<&MlsGroup> {
+        self.group.as_ref().ok_or_else(|| format!("{}: not in a group", self.name).into())
+    }
+
+    fn join_config(&self) -> MlsGroupJoinConfig {
+        MlsGroupJoinConfig::builder()
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(self.tree_in_welcome)
+            .build()
+    }
+
+    fn process(&mut self, bytes: &[u8]) -> TestResult<ProcessedMessageContent> {
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes)?.try_into_protocol_message()?;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        // Processing an application message advances the secret tree, which
+        // is stored: one transaction.
+        let content = self.provider.transaction(|p| -> TestResult<ProcessedMessageContent> {
+            Ok(group.process_message(p, msg)?.into_content())
+        })?;
+        Ok(content)
+    }
+}
+
+impl Member for OpenMlsMember {
+    fn name(&self) -> String {
+        format!("{} (openmls)", self.name)
+    }
+
+    fn key_package(&mut self) -> TestResult<Vec<u8>> {
+        let (cs, signer, cwk) = (self.cs, &self.signer, self.cwk.clone());
+        let bundle = self.provider.transaction(|p| -> TestResult<KeyPackageBundle> {
+            Ok(KeyPackage::builder().build(cs, p, signer, cwk)?)
+        })?;
+        Ok(MlsMessageOut::from(bundle.key_package().clone()).tls_serialize_detached()?)
+    }
+
+    fn create(&mut self, group_id: &[u8]) -> TestResult {
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(self.cs)
+            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(self.tree_in_welcome)
+            .build();
+        let (signer, cwk) = (&self.signer, self.cwk.clone());
+        let group = self.provider.transaction(|p| -> TestResult<MlsGroup> {
+            Ok(MlsGroup::new_with_group_id(p, signer, &config, GroupId::from_slice(group_id), cwk)?)
+        })?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    fn join(&mut self, welcome: &[u8], tree: Option<&[u8]>) -> TestResult {
+        let welcome = match MlsMessageIn::tls_deserialize_exact(welcome)?.extract() {
+            MlsMessageBodyIn::Welcome(w) => w,
+            _ => return Err("not a Welcome".into()),
+        };
+        let tree = tree.map(RatchetTreeIn::tls_deserialize_exact).transpose()?;
+        let config = self.join_config();
+        let group = self.provider.transaction(|p| -> TestResult<MlsGroup> {
+            Ok(StagedWelcome::new_from_welcome(p, &config, welcome, tree)?.into_group(p)?)
+        })?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    fn add(&mut self, key_package: &[u8]) -> TestResult<Added> {
+        let kp = match MlsMessageIn::tls_deserialize_exact(key_package)?.extract() {
+            MlsMessageBodyIn::KeyPackage(kp) => kp,
+            _ => return Err("not a KeyPackage".into()),
+        };
+        let kp = kp.validate(self.provider.crypto(), ProtocolVersion::Mls10)?;
+        let signer = &self.signer;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        let (commit, welcome) = self.provider.transaction(|p| -> TestResult<(Vec<u8>, Vec<u8>)> {
+            let (commit, welcome, _) = group.add_members(p, signer, &[kp])?;
+            group.merge_pending_commit(p)?;
+            Ok((commit.tls_serialize_detached()?, welcome.tls_serialize_detached()?))
+        })?;
+        let tree = group.export_ratchet_tree().tls_serialize_detached()?;
+        Ok(Added { commit, welcome, tree })
+    }
+
+    fn self_update(&mut self) -> TestResult<Vec<u8>> {
+        let signer = &self.signer;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult<Vec<u8>> {
+            let bundle = group.self_update(p, signer, LeafNodeParameters::default())?;
+            group.merge_pending_commit(p)?;
+            Ok(bundle.commit().tls_serialize_detached()?)
+        })
+    }
+
+    fn send(&mut self, text: &[u8]) -> TestResult<Vec<u8>> {
+        let signer = &self.signer;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult<Vec<u8>> {
+            Ok(group.create_message(p, signer, text)?.tls_serialize_detached()?)
+        })
+    }
+
+    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<Vec<u8>> {
+        match self.process(bytes)? {
+            ProcessedMessageContent::ApplicationMessage(m) => Ok(m.into_bytes()),
+            _ => Err(format!("{}: expected an application message", self.name).into()),
+        }
+    }
+
+    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult {
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes)?.try_into_protocol_message()?;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult {
+            match group.process_message(p, msg)?.into_content() {
+                ProcessedMessageContent::StagedCommitMessage(staged) => Ok(group.merge_staged_commit(p, *staged)?),
+                _ => Err("expected a commit".into()),
+            }
+        })
+    }
+
+    fn epoch(&self) -> TestResult<u64> {
+        Ok(self.group()?.epoch().as_u64())
+    }
+
+    fn epoch_authenticator(&self) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.epoch_authenticator().as_slice().to_vec())
+    }
+
+    fn exported_secret(&self) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.export_secret(self.provider.crypto(), EXPORT_LABEL, EXPORT_CONTEXT, EXPORT_LEN)?)
+    }
+
+    fn member_count(&self) -> TestResult<usize> {
+        Ok(self.group()?.members().count())
+    }
+}
+
+// ----------------------------------------------------------------- mls-rs
+
+use mls_rs::client_builder::MlsConfig;
+use mls_rs::identity::basic::{BasicCredential as RsBasicCredential, BasicIdentityProvider};
+use mls_rs::identity::SigningIdentity;
+use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules};
+use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage};
+use mls_rs_crypto_rustcrypto::RustCryptoProvider;
+
+/// An mls-rs member (RustCrypto provider, in-memory storage).
+pub struct MlsRsMember<C: MlsConfig> {
+    name: String,
+    client: Client<C>,
+    group: Option<Group<C>>,
+}
+
+/// A new mls-rs identity. `tree_in_welcome` sets the ratchet-tree extension
+/// in the Welcomes it sends (mls-rs's `CommitOptions::ratchet_tree_extension`).
+pub fn mls_rs_member(name: &str, suite: u16, tree_in_welcome: bool) -> TestResult<MlsRsMember<impl MlsConfig>> {
+    let cs = CipherSuite::new(suite);
+    let crypto = RustCryptoProvider::new();
+    let csp = crypto.cipher_suite_provider(cs).ok_or("mls-rs RustCrypto lacks this suite")?;
+    let (secret, public) = csp.signature_key_generate().map_err(|e| format!("mls-rs key generation: {e:?}"))?;
+    let identity = SigningIdentity::new(RsBasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
+    let rules =
+        DefaultMlsRules::new().with_commit_options(CommitOptions::new().with_ratchet_tree_extension(tree_in_welcome));
+    let client = Client::builder()
+        .identity_provider(BasicIdentityProvider)
+        .crypto_provider(crypto)
+        .mls_rules(rules)
+        .signing_identity(identity, secret, cs)
+        .build();
+    Ok(MlsRsMember { name: name.into(), client, group: None })
+}
+
+impl<C: MlsConfig> MlsRsMember<C> {
+    fn group(&self) -> TestResult<&Group<C>> {
+        self.group.as_ref().ok_or_else(|| format!("{}: not in a group", self.name).into())
+    }
+
+    fn group_mut(&mut self) -> TestResult<&mut Group<C>> {
+        let name = &self.name;
+        self.group.as_mut().ok_or_else(|| format!("{name}: not in a group").into())
+    }
+
+    /// The signing identity's public signature key.
+    pub fn signature_public_key(&self) -> TestResult<Vec<u8>> {
+        Ok(self.client.signing_identity()?.0.signature_key.as_bytes().to_vec())
+    }
+
+    fn process(&mut self, bytes: &[u8]) -> TestResult<mls_rs::group::ReceivedMessage> {
+        let msg = MlsMessage::from_bytes(bytes)?;
+        Ok(self.group_mut()?.process_incoming_message(msg)?)
+    }
+}
+
+impl<C: MlsConfig> Member for MlsRsMember<C> {
+    fn name(&self) -> String {
+        format!("{} (mls-rs)", self.name)
+    }
+
+    fn key_package(&mut self) -> TestResult<Vec<u8>> {
+        let kp = self.client.generate_key_package_message(ExtensionList::default(), ExtensionList::default(), None)?;
+        Ok(kp.to_bytes()?)
+    }
+
+    fn create(&mut self, group_id: &[u8]) -> TestResult {
+        let group = self.client.create_group_with_id(
+            group_id.to_vec(),
+            ExtensionList::default(),
+            ExtensionList::default(),
+            None,
+        )?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    fn join(&mut self, welcome: &[u8], tree: Option<&[u8]>) -> TestResult {
+        let welcome = MlsMessage::from_bytes(welcome)?;
+        let tree = tree.map(mls_rs::group::ExportedTree::from_bytes).transpose()?;
+        let (group, _info) = self.client.join_group(tree, &welcome, None)?;
+        self.group = Some(group);
+        Ok(())
+    }
+
+    fn add(&mut self, key_package: &[u8]) -> TestResult<Added> {
+        let kp = MlsMessage::from_bytes(key_package)?;
+        let group = self.group_mut()?;
+        let out = group.commit_builder().add_member(kp)?.build()?;
+        group.apply_pending_commit()?;
+        let welcome = out.welcome_messages.first().ok_or("mls-rs produced no Welcome")?.to_bytes()?;
+        Ok(Added { commit: out.commit_message.to_bytes()?, welcome, tree: group.export_tree().to_bytes()? })
+    }
+
+    fn self_update(&mut self) -> TestResult<Vec<u8>> {
+        let group = self.group_mut()?;
+        let out = group.commit(Vec::new())?;
+        group.apply_pending_commit()?;
+        Ok(out.commit_message.to_bytes()?)
+    }
+
+    fn send(&mut self, text: &[u8]) -> TestResult<Vec<u8>> {
+        Ok(self.group_mut()?.encrypt_application_message(text, Vec::new())?.to_bytes()?)
+    }
+
+    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<Vec<u8>> {
+        match self.process(bytes)? {
+            mls_rs::group::ReceivedMessage::ApplicationMessage(m) => Ok(m.data().to_vec()),
+            other => Err(format!("{}: expected an application message, got {other:?}", self.name).into()),
+        }
+    }
+
+    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult {
+        match self.process(bytes)? {
+            mls_rs::group::ReceivedMessage::Commit(_) => Ok(()),
+            other => Err(format!("{}: expected a commit, got {other:?}", self.name).into()),
+        }
+    }
+
+    fn epoch(&self) -> TestResult<u64> {
+        Ok(self.group()?.current_epoch())
+    }
+
+    fn epoch_authenticator(&self) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.epoch_authenticator()?.as_bytes().to_vec())
+    }
+
+    fn exported_secret(&self) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.export_secret(EXPORT_LABEL.as_bytes(), EXPORT_CONTEXT, EXPORT_LEN)?.as_bytes().to_vec())
+    }
+
+    fn member_count(&self) -> TestResult<usize> {
+        Ok(self.group()?.roster().members_iter().count())
+    }
+}

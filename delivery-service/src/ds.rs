@@ -91,7 +91,57 @@ struct PublicState {
     group: PublicGroup,
 }
 
+/// Most recent log entries of a group, kept in memory so that the members
+/// following the group (long-poll, WebSocket) are served without a storage scan.
+/// It holds a contiguous run of the log's newest entries, at most
+/// [`TAIL_ENTRIES`] entries and [`TAIL_BYTES`] bytes.
+#[derive(Default)]
+struct Tail {
+    entries: std::collections::VecDeque<Arc<LogEntry>>,
+    bytes: usize,
+}
+
+/// Entries kept per group in the in-memory tail.
+const TAIL_ENTRIES: usize = 1024;
+/// Bytes of messages kept per group in the in-memory tail.
+const TAIL_BYTES: usize = 4 << 20;
+
+impl Tail {
+    fn push(&mut self, e: Arc<LogEntry>) {
+        self.bytes += e.message.len();
+        self.entries.push_back(e);
+        while self.entries.len() > TAIL_ENTRIES || self.bytes > TAIL_BYTES {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.message.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Entries with `after < seq <= up_to`, if the tail covers `after + 1`.
+    fn range(&self, after: u64, up_to: u64, limit: usize) -> Option<Vec<Arc<LogEntry>>> {
+        let first = self.entries.front()?.seq;
+        if first > after.saturating_add(1) {
+            return None;
+        }
+        let skip = (after + 1).saturating_sub(first) as usize;
+        Some(self.entries.iter().skip(skip).take_while(|e| e.seq <= up_to).take(limit).cloned().collect())
+    }
+}
+
+/// A page of a group's log as the domain layer returns it.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    /// Entries with `seq > after`, in order.
+    pub entries: Vec<Arc<LogEntry>>,
+    /// The highest sequence number the caller may read now.
+    pub last_seq: u64,
+    /// Seq of the commit that removed the caller, if it was removed.
+    pub removed_at: Option<u64>,
+}
+
 struct GroupRt {
+    tail: Mutex<Tail>,
     internal_id: u64,
     group_id: Vec<u8>,
     commit_lock: tokio::sync::Mutex<PublicState>,
@@ -101,6 +151,20 @@ struct GroupRt {
 }
 
 impl GroupRt {
+    /// Adds a just-stored entry to the tail. Called under the view lock, so
+    /// entries arrive in sequence order.
+    fn remember(&self, entry: LogEntry) {
+        if let Ok(mut t) = self.tail.lock() {
+            t.push(Arc::new(entry));
+        }
+    }
+
+    fn forget_tail(&self) {
+        if let Ok(mut t) = self.tail.lock() {
+            *t = Tail::default();
+        }
+    }
+
     fn view(&self) -> Result<std::sync::MutexGuard<'_, GroupView>, DsError> {
         self.view.lock().map_err(|_| DsError::Internal("group view lock poisoned".into()))
     }
@@ -546,6 +610,7 @@ impl Ds {
         let removed =
             record.removed.iter().map(|r| (String::from_utf8_lossy(r.user.as_slice()).into_owned(), r.seq)).collect();
         GroupRt {
+            tail: Mutex::new(Tail::default()),
             internal_id: record.internal_id,
             group_id: record.group_id.as_slice().to_vec(),
             commit_lock: tokio::sync::Mutex::new(PublicState { storage, group }),
@@ -808,6 +873,7 @@ impl Ds {
                 .collect();
             match self.store.append_commit(&record, &entry, &welcomes) {
                 Ok(ids) => {
+                    rt.remember(entry);
                     view.next_seq += 1;
                     view.record = record;
                     view.members = new_members;
@@ -949,6 +1015,7 @@ impl Ds {
             let seq = view.next_seq;
             let entry = LogEntry { seq, epoch, kind: EntryKind::Application, received_at: now_secs(), message };
             self.store.append_message(rt.internal_id, &entry, None)?;
+            rt.remember(entry);
             view.next_seq += 1;
             seq
         };
@@ -1015,6 +1082,7 @@ impl Ds {
             let entry = LogEntry { seq, epoch: current, kind: EntryKind::Proposal, received_at: now_secs(), message };
             match self.store.append_message(rt.internal_id, &entry, Some(&record)) {
                 Ok(()) => {
+                    rt.remember(entry);
                     view.next_seq += 1;
                     view.record = record;
                     Ok(seq)
@@ -1054,7 +1122,7 @@ impl Ds {
         }
     }
 
-    /// Log entries after `after`, waiting up to `wait` for new ones.
+    /// Log entries after `after`, waiting up to `wait` for new ones (JSON form).
     pub async fn fetch(
         &self,
         user: &str,
@@ -1063,6 +1131,33 @@ impl Ds {
         limit: Option<usize>,
         wait: Duration,
     ) -> Result<api::MessagesPage, DsError> {
+        let page = self.fetch_page(user, gid, after, limit, wait).await?;
+        Ok(api::MessagesPage {
+            messages: page
+                .entries
+                .iter()
+                .map(|e| api::MessageOut {
+                    seq: e.seq,
+                    epoch: e.epoch,
+                    kind: e.kind.as_str().into(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+            last_seq: page.last_seq,
+            removed_at: page.removed_at,
+        })
+    }
+
+    /// Log entries after `after`, waiting up to `wait` for new ones. Recent
+    /// entries come from the group's in-memory tail, older ones from the store.
+    pub async fn fetch_page(
+        &self,
+        user: &str,
+        gid: &[u8],
+        after: u64,
+        limit: Option<usize>,
+        wait: Duration,
+    ) -> Result<LogPage, DsError> {
         let limit = limit.unwrap_or(100);
         if limit == 0 {
             return Err(DsError::InvalidRequest("limit must be at least 1".into()));
@@ -1083,31 +1178,28 @@ impl Ds {
         loop {
             let access = self.read_access(user, &rt)?;
             visible_rx.borrow_and_update();
-            let entries = self.store.fetch_after(rt.internal_id, after, access.up_to, limit)?;
+            let cached = rt.tail.lock().ok().and_then(|t| t.range(after, access.up_to, limit));
+            let entries = match cached {
+                Some(e) => e,
+                None => self
+                    .store
+                    .fetch_after(rt.internal_id, after, access.up_to, limit)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect(),
+            };
             let done = !entries.is_empty()
                 || wait.is_zero()
                 || access.removed_at.is_some_and(|at| after >= at)
                 || *shutdown.borrow();
             if done {
-                return Ok(api::MessagesPage {
-                    messages: entries
-                        .into_iter()
-                        .map(|e| api::MessageOut {
-                            seq: e.seq,
-                            epoch: e.epoch,
-                            kind: e.kind.as_str().into(),
-                            message: e.message,
-                        })
-                        .collect(),
-                    last_seq: access.up_to,
-                    removed_at: access.removed_at,
-                });
+                return Ok(LogPage { entries, last_seq: access.up_to, removed_at: access.removed_at });
             }
             tokio::select! {
                 r = visible_rx.changed() => { if r.is_err() { return Err(DsError::ShuttingDown); } }
                 _ = shutdown.changed() => {}
                 _ = tokio::time::sleep_until(deadline) => {
-                    return Ok(api::MessagesPage { messages: Vec::new(), last_seq: access.up_to, removed_at: access.removed_at });
+                    return Ok(LogPage { entries: Vec::new(), last_seq: access.up_to, removed_at: access.removed_at });
                 }
             }
         }
@@ -1257,6 +1349,9 @@ impl Ds {
                 }
             }
             let n = self.store.prune_log(rt.internal_id, through, cutoff)?;
+            if n > 0 {
+                rt.forget_tail();
+            }
             total += n;
         }
         if total > 0 {

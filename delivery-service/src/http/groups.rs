@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use super::{bearer, group_id, require_media, wait_param, AppState, AuthUser};
 use crate::api;
+use crate::ds::LogPage;
 use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
@@ -93,17 +94,53 @@ async fn fetch(
     headers: HeaderMap,
 ) -> Result<Response, DsError> {
     let gid = group_id(&gid)?;
-    let page = state.ds.fetch(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
     let binary = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.split(';').next().unwrap_or("").trim() == api::MEDIA_MESSAGES));
     if !binary {
+        let page = state.ds.fetch(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
         return Ok(Json(page).into_response());
     }
-    let bytes = tls_codec::Serialize::tls_serialize_detached(&binary_page(page))
-        .map_err(|e| DsError::Internal(format!("encoding a fetch page: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, api::MEDIA_MESSAGES)], bytes).into_response())
+    let page = state.ds.fetch_page(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
+    Ok(([(header::CONTENT_TYPE, api::MEDIA_MESSAGES)], encode_binary_page(&page)?).into_response())
+}
+
+/// One entry of a binary page, borrowing the stored message (no copy).
+#[derive(Debug, tls_codec::TlsSerialize, tls_codec::TlsSize)]
+struct EntryRef<'a> {
+    seq: u64,
+    epoch: u64,
+    kind: u8,
+    message: tls_codec::VLByteSlice<'a>,
+}
+
+/// A binary page ([`api::MessagesPageBody`] on the wire), borrowing entries.
+#[derive(Debug, tls_codec::TlsSerialize, tls_codec::TlsSize)]
+struct PageRef<'a> {
+    last_seq: u64,
+    removed_at: u64,
+    messages: Vec<EntryRef<'a>>,
+}
+
+/// Encodes a page in the binary form of `docs/api.md` §5.16.
+fn encode_binary_page(page: &LogPage) -> Result<Vec<u8>, DsError> {
+    let r = PageRef {
+        last_seq: page.last_seq,
+        removed_at: page.removed_at.unwrap_or(0),
+        messages: page
+            .entries
+            .iter()
+            .map(|e| EntryRef {
+                seq: e.seq,
+                epoch: e.epoch,
+                kind: e.kind as u8,
+                message: tls_codec::VLByteSlice(&e.message),
+            })
+            .collect(),
+    };
+    tls_codec::Serialize::tls_serialize_detached(&r)
+        .map_err(|e| DsError::Internal(format!("encoding a fetch page: {e}")))
 }
 
 async fn ack(
@@ -170,7 +207,7 @@ async fn run_stream(
             let _ = socket.send(Message::Close(Some(CloseFrame { code: 4401, reason: code.into() }))).await;
             return;
         }
-        let result = state.ds.fetch(&user, &gid, after, Some(page), std::time::Duration::ZERO).await;
+        let result = state.ds.fetch_page(&user, &gid, after, Some(page), std::time::Duration::ZERO).await;
         let page = match result {
             Ok(p) => p,
             Err(e) => {
@@ -179,19 +216,25 @@ async fn run_stream(
                 return;
             }
         };
-        let (removed_at, last_seq, got_any) = (page.removed_at, page.last_seq, !page.messages.is_empty());
+        let (removed_at, last_seq, got_any) = (page.removed_at, page.last_seq, !page.entries.is_empty());
         if binary {
             if got_any {
-                after = page.messages.last().map(|m| m.seq).unwrap_or(after);
-                let Ok(bytes) = tls_codec::Serialize::tls_serialize_detached(&binary_page(page)) else { return };
+                after = page.entries.last().map(|m| m.seq).unwrap_or(after);
+                let Ok(bytes) = encode_binary_page(&page) else { return };
                 if socket.send(Message::Binary(bytes.into())).await.is_err() {
                     return;
                 }
             }
         } else {
-            for m in &page.messages {
-                after = m.seq;
-                let Ok(text) = serde_json::to_string(m) else { return };
+            for e in &page.entries {
+                after = e.seq;
+                let out = api::MessageOut {
+                    seq: e.seq,
+                    epoch: e.epoch,
+                    kind: e.kind.as_str().into(),
+                    message: e.message.clone(),
+                };
+                let Ok(text) = serde_json::to_string(&out) else { return };
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }
@@ -218,27 +261,5 @@ async fn run_stream(
                 Some(Ok(_)) => {}
             },
         }
-    }
-}
-
-/// The binary form of a fetch page.
-fn binary_page(page: api::MessagesPage) -> api::MessagesPageBody {
-    api::MessagesPageBody {
-        last_seq: page.last_seq,
-        removed_at: page.removed_at.unwrap_or(0),
-        messages: page
-            .messages
-            .into_iter()
-            .map(|m| api::MessageEntryBody {
-                seq: m.seq,
-                epoch: m.epoch,
-                kind: match m.kind.as_str() {
-                    "commit" => 1,
-                    "proposal" => 2,
-                    _ => 3,
-                },
-                message: m.message.into(),
-            })
-            .collect(),
     }
 }

@@ -3,28 +3,32 @@
 //!
 //! One scenario, run in both directions, for ciphersuites 0x0001 and 0x0003,
 //! with the ratchet tree in the Welcome (ratchet-tree extension) and out of
-//! band:
+//! band, with handshakes as PublicMessage (Grove's wire format) and, as an
+//! extra, as PrivateMessage:
 //!
-//! 1. the creator (implementation X) creates a group and adds a member of
-//!    implementation Y from Y's KeyPackage; Y joins from the Welcome;
-//! 2. application messages both ways (PrivateMessage);
+//! 1. the creator X creates a group and adds Y, a member of the other
+//!    implementation, from Y's KeyPackage; Y joins from the Welcome;
+//! 2. application messages both ways (PrivateMessage, with authenticated data);
 //! 3. Y commits a self-update (empty commit with a path) that X processes;
-//! 4. Y commits an Add of a third member (implementation X), which joins from
-//!    Y's Welcome, while X processes the commit;
-//! 5. application messages from the third member and from Y to everyone;
-//! 6. X commits a self-update that both others process.
+//! 4. Y commits an Add of a third member Z (X's implementation), which joins
+//!    from Y's Welcome, while X processes the commit;
+//! 5. application messages from Z and from Y to everyone;
+//! 6. X commits a self-update that Y and Z process;
+//! 7. Z proposes an Update (by reference); Y commits it; X and Z process;
+//! 8. Y proposes an Update; X commits it; Y and Z process;
+//! 9. Y removes Z; X processes the commit, Z processes it and finds itself
+//!    removed; X and Y exchange messages.
 //!
 //! After the join and after every epoch, all members must agree on the
 //! epoch, the epoch authenticator, an MLS-Exporter secret and the roster size,
-//! and the epoch authenticator must change. Handshake messages must be
-//! PublicMessages (Grove's wire format) and application messages
-//! PrivateMessages.
+//! and the epoch authenticator must change. Handshake messages must have the
+//! mode's wire format and application messages must be PrivateMessages.
 
 mod common;
 
 use common::{
-    assert_agree, expect_wire_format, mls_rs_member, Member, OpenMlsMember, TestResult, SUITES, WF_KEY_PACKAGE,
-    WF_PRIVATE, WF_PUBLIC, WF_WELCOME,
+    assert_agree, expect_wire_format, mls_rs_member, Member, Mode, OpenMlsMember, TestResult, SUITES, WF_KEY_PACKAGE,
+    WF_PRIVATE, WF_WELCOME,
 };
 
 /// Checks agreement and that the epoch authenticator moved on.
@@ -39,20 +43,36 @@ fn next_epoch(what: &str, seen: &mut Vec<Vec<u8>>, members: &[&dyn Member]) -> T
 
 fn app(what: &str, from: &mut dyn Member, to: &mut [&mut dyn Member]) -> TestResult {
     let text = format!("{what}: hello from {}", from.name()).into_bytes();
-    let msg = from.send(&text)?;
+    let aad = format!("aad of {what}").into_bytes();
+    let msg = from.send(&text, &aad)?;
     expect_wire_format(what, &msg, WF_PRIVATE)?;
     for m in to.iter_mut() {
-        let got = m.receive_app(&msg).map_err(|e| format!("{what}: {} decrypting: {e}", m.name()))?;
+        let (got, got_aad) = m.receive_app(&msg).map_err(|e| format!("{what}: {} decrypting: {e}", m.name()))?;
         if got != text {
             return Err(format!("{what}: {} read {:?}", m.name(), String::from_utf8_lossy(&got)).into());
         }
+        if got_aad != aad {
+            return Err(
+                format!("{what}: {} authenticated data {:?}", m.name(), String::from_utf8_lossy(&got_aad)).into()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Processes a commit that must not remove `m`.
+fn commit_in(what: &str, m: &mut dyn Member, commit: &[u8]) -> TestResult {
+    if m.receive_commit(commit).map_err(|e| format!("{what}: {} processing: {e}", m.name()))? {
+        return Err(format!("{what}: {} thinks it was removed", m.name()).into());
     }
     Ok(())
 }
 
 /// The scenario of the module docs; `x` creates, `y` joins, `z` (same
 /// implementation as `x`) is added by `y`.
-fn scenario(x: &mut dyn Member, y: &mut dyn Member, z: &mut dyn Member, tree_in_welcome: bool) -> TestResult {
+fn scenario(x: &mut dyn Member, y: &mut dyn Member, z: &mut dyn Member, mode: Mode) -> TestResult {
+    let hs = mode.handshake_wire_format();
+    let tree = |added: &common::Added| (!mode.tree_in_welcome).then(|| added.tree.clone());
     let mut seen = Vec::new();
     x.create(b"grove interop group")?;
     next_epoch("created", &mut seen, &[&*x])?;
@@ -61,10 +81,9 @@ fn scenario(x: &mut dyn Member, y: &mut dyn Member, z: &mut dyn Member, tree_in_
     let kp = y.key_package()?;
     expect_wire_format("y's KeyPackage", &kp, WF_KEY_PACKAGE)?;
     let added = x.add(&kp).map_err(|e| format!("{} adding {}: {e}", x.name(), y.name()))?;
-    expect_wire_format("x's Add commit", &added.commit, WF_PUBLIC)?;
+    expect_wire_format("x's Add commit", &added.commit, hs)?;
     expect_wire_format("x's Welcome", &added.welcome, WF_WELCOME)?;
-    y.join(&added.welcome, (!tree_in_welcome).then_some(&added.tree[..]))
-        .map_err(|e| format!("{} joining: {e}", y.name()))?;
+    y.join(&added.welcome, tree(&added).as_deref()).map_err(|e| format!("{} joining: {e}", y.name()))?;
     next_epoch("after y joined", &mut seen, &[&*x, &*y])?;
 
     // 2. Application messages both ways.
@@ -74,18 +93,18 @@ fn scenario(x: &mut dyn Member, y: &mut dyn Member, z: &mut dyn Member, tree_in_
 
     // 3. y commits a self-update.
     let commit = y.self_update().map_err(|e| format!("{} self-update: {e}", y.name()))?;
-    expect_wire_format("y's update commit", &commit, WF_PUBLIC)?;
-    x.receive_commit(&commit).map_err(|e| format!("{} processing y's update: {e}", x.name()))?;
+    expect_wire_format("y's update commit", &commit, hs)?;
+    commit_in("y's update", x, &commit)?;
     next_epoch("after y's update", &mut seen, &[&*x, &*y])?;
     app("y to x after update", y, &mut [&mut *x])?;
 
     // 4. y adds z.
     let kp = z.key_package()?;
     let added = y.add(&kp).map_err(|e| format!("{} adding {}: {e}", y.name(), z.name()))?;
-    expect_wire_format("y's Add commit", &added.commit, WF_PUBLIC)?;
+    expect_wire_format("y's Add commit", &added.commit, hs)?;
     expect_wire_format("y's Welcome", &added.welcome, WF_WELCOME)?;
-    x.receive_commit(&added.commit).map_err(|e| format!("{} processing y's add: {e}", x.name()))?;
-    z.join(&added.welcome, (!tree_in_welcome).then_some(&added.tree[..]))
+    commit_in("y's add", x, &added.commit)?;
+    z.join(&added.welcome, tree(&added).as_deref())
         .map_err(|e| format!("{} joining from y's Welcome: {e}", z.name()))?;
     next_epoch("after y added z", &mut seen, &[&*x, &*y, &*z])?;
 
@@ -95,54 +114,143 @@ fn scenario(x: &mut dyn Member, y: &mut dyn Member, z: &mut dyn Member, tree_in_
 
     // 6. x commits a self-update.
     let commit = x.self_update()?;
-    expect_wire_format("x's update commit", &commit, WF_PUBLIC)?;
-    y.receive_commit(&commit).map_err(|e| format!("{} processing x's update: {e}", y.name()))?;
-    z.receive_commit(&commit).map_err(|e| format!("{} processing x's update: {e}", z.name()))?;
+    expect_wire_format("x's update commit", &commit, hs)?;
+    commit_in("x's update", y, &commit)?;
+    commit_in("x's update", z, &commit)?;
     next_epoch("after x's update", &mut seen, &[&*x, &*y, &*z])?;
     app("x to all", x, &mut [&mut *y, &mut *z])?;
+
+    // 7. z proposes an Update by reference, y commits it.
+    let proposal = z.propose_update().map_err(|e| format!("{} proposing: {e}", z.name()))?;
+    expect_wire_format("z's Update proposal", &proposal, hs)?;
+    x.receive_proposal(&proposal).map_err(|e| format!("{} storing z's proposal: {e}", x.name()))?;
+    y.receive_proposal(&proposal).map_err(|e| format!("{} storing z's proposal: {e}", y.name()))?;
+    let commit = y.commit_pending().map_err(|e| format!("{} committing z's proposal: {e}", y.name()))?;
+    expect_wire_format("y's commit of z's Update", &commit, hs)?;
+    commit_in("y's commit of z's Update", x, &commit)?;
+    commit_in("y's commit of z's Update", z, &commit)?;
+    next_epoch("after z's Update", &mut seen, &[&*x, &*y, &*z])?;
+    app("z to all after its update", z, &mut [&mut *x, &mut *y])?;
+
+    // 8. y proposes an Update by reference, x commits it.
+    let proposal = y.propose_update().map_err(|e| format!("{} proposing: {e}", y.name()))?;
+    expect_wire_format("y's Update proposal", &proposal, hs)?;
+    x.receive_proposal(&proposal).map_err(|e| format!("{} storing y's proposal: {e}", x.name()))?;
+    z.receive_proposal(&proposal).map_err(|e| format!("{} storing y's proposal: {e}", z.name()))?;
+    let commit = x.commit_pending().map_err(|e| format!("{} committing y's proposal: {e}", x.name()))?;
+    commit_in("x's commit of y's Update", y, &commit)?;
+    commit_in("x's commit of y's Update", z, &commit)?;
+    next_epoch("after y's Update", &mut seen, &[&*x, &*y, &*z])?;
+    app("y to all after its update", y, &mut [&mut *x, &mut *z])?;
+
+    // 9. y removes z.
+    let leaf = z.own_leaf()?;
+    let commit = y.remove(leaf).map_err(|e| format!("{} removing {}: {e}", y.name(), z.name()))?;
+    expect_wire_format("y's Remove commit", &commit, hs)?;
+    commit_in("y's remove of z", x, &commit)?;
+    if !z.receive_commit(&commit).map_err(|e| format!("{} processing its removal: {e}", z.name()))? {
+        return Err(format!("{} does not see its own removal", z.name()).into());
+    }
+    next_epoch("after z's removal", &mut seen, &[&*x, &*y])?;
+    app("x to y after the removal", x, &mut [&mut *y])?;
+    app("y to x after the removal", y, &mut [&mut *x])?;
     Ok(())
 }
 
-fn openmls_creates(suite: u16, tree_in_welcome: bool) -> TestResult {
-    let mut alice = OpenMlsMember::new("alice", suite, tree_in_welcome)?;
-    let mut bob = mls_rs_member("bob", suite, tree_in_welcome)?;
-    let mut carol = OpenMlsMember::new("carol", suite, tree_in_welcome)?;
-    scenario(&mut alice, &mut bob, &mut carol, tree_in_welcome)
+fn openmls_creates(suite: u16, mode: Mode) -> TestResult {
+    let mut alice = OpenMlsMember::new("alice", suite, mode)?;
+    let mut bob = mls_rs_member("bob", suite, mode)?;
+    let mut carol = OpenMlsMember::new("carol", suite, mode)?;
+    scenario(&mut alice, &mut bob, &mut carol, mode)
 }
 
-fn mls_rs_creates(suite: u16, tree_in_welcome: bool) -> TestResult {
-    let mut alice = mls_rs_member("alice", suite, tree_in_welcome)?;
-    let mut bob = OpenMlsMember::new("bob", suite, tree_in_welcome)?;
-    let mut carol = mls_rs_member("carol", suite, tree_in_welcome)?;
-    scenario(&mut alice, &mut bob, &mut carol, tree_in_welcome)
+fn mls_rs_creates(suite: u16, mode: Mode) -> TestResult {
+    let mut alice = mls_rs_member("alice", suite, mode)?;
+    let mut bob = OpenMlsMember::new("bob", suite, mode)?;
+    let mut carol = mls_rs_member("carol", suite, mode)?;
+    scenario(&mut alice, &mut bob, &mut carol, mode)
 }
 
-fn each_suite(f: fn(u16, bool) -> TestResult, tree_in_welcome: bool) -> TestResult {
+fn each_suite(f: fn(u16, Mode) -> TestResult, tree_in_welcome: bool, encrypted_handshakes: bool) -> TestResult {
+    let mode = Mode { tree_in_welcome, encrypted_handshakes };
     for suite in SUITES {
-        f(suite, tree_in_welcome).map_err(|e| format!("suite 0x{suite:04x}: {e}"))?;
-        println!("suite 0x{suite:04x}: ok");
+        f(suite, mode).map_err(|e| format!("suite 0x{suite:04x}, {mode:?}: {e}"))?;
+        println!("suite 0x{suite:04x}, {mode:?}: ok");
     }
     Ok(())
 }
 
 #[test]
 fn openmls_creates_mls_rs_joins_tree_in_welcome() -> TestResult {
-    each_suite(openmls_creates, true)
+    each_suite(openmls_creates, true, false)
 }
 
 #[test]
 fn openmls_creates_mls_rs_joins_tree_out_of_band() -> TestResult {
-    each_suite(openmls_creates, false)
+    each_suite(openmls_creates, false, false)
 }
 
 #[test]
 fn mls_rs_creates_openmls_joins_tree_in_welcome() -> TestResult {
-    each_suite(mls_rs_creates, true)
+    each_suite(mls_rs_creates, true, false)
 }
 
 #[test]
 fn mls_rs_creates_openmls_joins_tree_out_of_band() -> TestResult {
-    each_suite(mls_rs_creates, false)
+    each_suite(mls_rs_creates, false, false)
+}
+
+/// Not Grove's wire format, but what mls-rs and openmls also support.
+#[test]
+fn openmls_creates_mls_rs_joins_encrypted_handshakes() -> TestResult {
+    each_suite(openmls_creates, true, true)?;
+    each_suite(openmls_creates, false, true)
+}
+
+/// See [`openmls_creates_mls_rs_joins_encrypted_handshakes`].
+#[test]
+fn mls_rs_creates_openmls_joins_encrypted_handshakes() -> TestResult {
+    each_suite(mls_rs_creates, true, true)?;
+    each_suite(mls_rs_creates, false, true)
+}
+
+/// Grove's DS hands out a user's last-resort KeyPackage (extension
+/// `last_resort`, 0x000a) when no one-time package is left: each
+/// implementation must accept the other's last-resort KeyPackage for an Add,
+/// and openmls (which the DS uses to classify uploads) must see mls-rs's as
+/// last-resort.
+#[test]
+fn last_resort_key_packages_both_ways() -> TestResult {
+    use openmls::prelude::{MlsMessageBodyIn, MlsMessageIn, OpenMlsProvider, ProtocolVersion};
+    use tls_codec::Deserialize as _;
+    let mode = Mode { tree_in_welcome: true, encrypted_handshakes: false };
+    for suite in SUITES {
+        // openmls adds mls-rs's last-resort KeyPackage.
+        let mut alice = OpenMlsMember::new("alice", suite, mode)?;
+        let mut bob = mls_rs_member("bob", suite, mode)?;
+        let kp = bob.last_resort_key_package()?;
+        let MlsMessageBodyIn::KeyPackage(parsed) = MlsMessageIn::tls_deserialize_exact(&kp)?.extract() else {
+            return Err("not a KeyPackage".into());
+        };
+        let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+        if !parsed.validate(provider.crypto(), ProtocolVersion::Mls10)?.last_resort() {
+            return Err("openmls does not see mls-rs's KeyPackage as last-resort".into());
+        }
+        alice.create(b"last resort 1")?;
+        let added = alice.add(&kp)?;
+        bob.join(&added.welcome, None)?;
+        assert_agree("openmls added mls-rs's last-resort KeyPackage", &[&alice, &bob])?;
+
+        // mls-rs adds openmls's last-resort KeyPackage.
+        let mut carol = mls_rs_member("carol", suite, mode)?;
+        let mut dave = OpenMlsMember::new("dave", suite, mode)?;
+        carol.create(b"last resort 2")?;
+        let kp = dave.last_resort_key_package()?;
+        let added = carol.add(&kp)?;
+        dave.join(&added.welcome, None)?;
+        assert_agree("mls-rs added openmls's last-resort KeyPackage", &[&carol, &dave])?;
+    }
+    Ok(())
 }
 
 /// Without the ratchet-tree extension the Welcome alone is not enough: both
@@ -150,12 +258,13 @@ fn mls_rs_creates_openmls_joins_tree_out_of_band() -> TestResult {
 #[test]
 fn join_without_tree_is_refused_both_ways() -> TestResult {
     let suite = SUITES[0];
+    let mode = Mode { tree_in_welcome: false, encrypted_handshakes: false };
     for (x, y) in [
         (
-            Box::new(OpenMlsMember::new("alice", suite, false)?) as Box<dyn Member>,
-            Box::new(mls_rs_member("bob", suite, false)?) as Box<dyn Member>,
+            Box::new(OpenMlsMember::new("alice", suite, mode)?) as Box<dyn Member>,
+            Box::new(mls_rs_member("bob", suite, mode)?) as Box<dyn Member>,
         ),
-        (Box::new(mls_rs_member("alice", suite, false)?), Box::new(OpenMlsMember::new("bob", suite, false)?)),
+        (Box::new(mls_rs_member("alice", suite, mode)?), Box::new(OpenMlsMember::new("bob", suite, mode)?)),
     ] {
         let (mut x, mut y) = (x, y);
         x.create(b"no tree")?;

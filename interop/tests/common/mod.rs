@@ -67,6 +67,28 @@ pub fn expect_wire_format(what: &str, bytes: &[u8], expected: u16) -> TestResult
     Ok(())
 }
 
+/// How a group is run.
+#[derive(Debug, Clone, Copy)]
+pub struct Mode {
+    /// Welcomes carry the ratchet tree (ratchet-tree extension); otherwise
+    /// the tree travels out of band.
+    pub tree_in_welcome: bool,
+    /// Handshake messages (proposals, commits) as PrivateMessage; Grove's own
+    /// wire format is PublicMessage (`false`).
+    pub encrypted_handshakes: bool,
+}
+
+impl Mode {
+    /// The wire format handshake messages must have in this mode.
+    pub fn handshake_wire_format(&self) -> u16 {
+        if self.encrypted_handshakes {
+            WF_PRIVATE
+        } else {
+            WF_PUBLIC
+        }
+    }
+}
+
 /// What a member that adds someone hands out.
 pub struct Added {
     /// The Commit (MLSMessage).
@@ -91,12 +113,23 @@ pub trait Member {
     fn add(&mut self, key_package: &[u8]) -> TestResult<Added>;
     /// Commits an empty commit with a path (a self-update) and merges it.
     fn self_update(&mut self) -> TestResult<Vec<u8>>;
-    /// Encrypts an application message.
-    fn send(&mut self, text: &[u8]) -> TestResult<Vec<u8>>;
-    /// Decrypts an application message.
-    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<Vec<u8>>;
-    /// Processes and merges another member's commit.
-    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult;
+    /// Proposes an Update of its own leaf (by reference).
+    fn propose_update(&mut self) -> TestResult<Vec<u8>>;
+    /// Processes another member's proposal and keeps it for the next commit.
+    fn receive_proposal(&mut self, bytes: &[u8]) -> TestResult;
+    /// Commits the pending proposals (by reference) and merges.
+    fn commit_pending(&mut self) -> TestResult<Vec<u8>>;
+    /// Its leaf index.
+    fn own_leaf(&self) -> TestResult<u32>;
+    /// Commits the removal of the member at `leaf` and merges.
+    fn remove(&mut self, leaf: u32) -> TestResult<Vec<u8>>;
+    /// Encrypts an application message with authenticated data `aad`.
+    fn send(&mut self, text: &[u8], aad: &[u8]) -> TestResult<Vec<u8>>;
+    /// Decrypts an application message: (text, authenticated data).
+    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<(Vec<u8>, Vec<u8>)>;
+    /// Processes and merges another member's commit; `true` if that commit
+    /// removed this member.
+    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult<bool>;
     /// The current epoch.
     fn epoch(&self) -> TestResult<u64>;
     /// The epoch authenticator.
@@ -150,7 +183,7 @@ pub fn assert_agree(what: &str, members: &[&dyn Member]) -> TestResult<Vec<u8>> 
 pub struct OpenMlsMember {
     name: String,
     cs: Ciphersuite,
-    tree_in_welcome: bool,
+    mode: Mode,
     provider: GroveProvider,
     signer: SignatureKeyPair,
     cwk: CredentialWithKey,
@@ -160,9 +193,8 @@ pub struct OpenMlsMember {
 }
 
 impl OpenMlsMember {
-    /// A new identity with a fresh Grove store. `tree_in_welcome` sets the
-    /// ratchet-tree extension in the Welcomes it sends.
-    pub fn new(name: &str, suite: u16, tree_in_welcome: bool) -> TestResult<Self> {
+    /// A new identity with a fresh Grove store.
+    pub fn new(name: &str, suite: u16, mode: Mode) -> TestResult<Self> {
         let cs = Ciphersuite::try_from(suite)?;
         let home = tempfile::tempdir()?;
         let provider = GroveProvider::open(home.path().join("grove"))?;
@@ -175,7 +207,7 @@ impl OpenMlsMember {
             credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
             signature_key: signer.public().into(),
         };
-        Ok(Self { name: name.into(), cs, tree_in_welcome, provider, signer, cwk, group: None, _home: home })
+        Ok(Self { name: name.into(), cs, mode, provider, signer, cwk, group: None, _home: home })
     }
 
     /// The signature key pair (for DS authentication).
@@ -183,27 +215,45 @@ impl OpenMlsMember {
         &self.signer
     }
 
+    /// A last-resort KeyPackage (MLSMessage): extension `last_resort`
+    /// (0x000a), listed in the leaf's capabilities, as Grove's DS stores them.
+    pub fn last_resort_key_package(&mut self) -> TestResult<Vec<u8>> {
+        let (cs, signer, cwk) = (self.cs, &self.signer, self.cwk.clone());
+        let bundle = self.provider.transaction(|p| -> TestResult<KeyPackageBundle> {
+            Ok(KeyPackage::builder()
+                .mark_as_last_resort()
+                .leaf_node_capabilities(Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build())
+                .build(cs, p, signer, cwk)?)
+        })?;
+        Ok(MlsMessageOut::from(bundle.key_package().clone()).tls_serialize_detached()?)
+    }
+
     /// The group, once created or joined.
     pub fn group(&self) -> TestResult<&MlsGroup> {
         self.group.as_ref().ok_or_else(|| format!("{}: not in a group", self.name).into())
     }
 
+    fn wire_format_policy(&self) -> WireFormatPolicy {
+        if self.mode.encrypted_handshakes {
+            PURE_CIPHERTEXT_WIRE_FORMAT_POLICY
+        } else {
+            MIXED_PLAINTEXT_WIRE_FORMAT_POLICY
+        }
+    }
+
     fn join_config(&self) -> MlsGroupJoinConfig {
         MlsGroupJoinConfig::builder()
-            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-            .use_ratchet_tree_extension(self.tree_in_welcome)
+            .wire_format_policy(self.wire_format_policy())
+            .use_ratchet_tree_extension(self.mode.tree_in_welcome)
             .build()
     }
 
-    fn process(&mut self, bytes: &[u8]) -> TestResult<ProcessedMessageContent> {
+    fn process(&mut self, bytes: &[u8]) -> TestResult<ProcessedMessage> {
         let msg = MlsMessageIn::tls_deserialize_exact(bytes)?.try_into_protocol_message()?;
         let group = self.group.as_mut().ok_or("not in a group")?;
-        // Processing an application message advances the secret tree, which
-        // is stored: one transaction.
-        let content = self.provider.transaction(|p| -> TestResult<ProcessedMessageContent> {
-            Ok(group.process_message(p, msg)?.into_content())
-        })?;
-        Ok(content)
+        // Processing a message advances the secret tree, which is stored:
+        // one transaction.
+        self.provider.transaction(|p| -> TestResult<ProcessedMessage> { Ok(group.process_message(p, msg)?) })
     }
 }
 
@@ -223,8 +273,8 @@ impl Member for OpenMlsMember {
     fn create(&mut self, group_id: &[u8]) -> TestResult {
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(self.cs)
-            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-            .use_ratchet_tree_extension(self.tree_in_welcome)
+            .wire_format_policy(self.wire_format_policy())
+            .use_ratchet_tree_extension(self.mode.tree_in_welcome)
             .build();
         let (signer, cwk) = (&self.signer, self.cwk.clone());
         let group = self.provider.transaction(|p| -> TestResult<MlsGroup> {
@@ -275,30 +325,80 @@ impl Member for OpenMlsMember {
         })
     }
 
-    fn send(&mut self, text: &[u8]) -> TestResult<Vec<u8>> {
+    fn propose_update(&mut self) -> TestResult<Vec<u8>> {
         let signer = &self.signer;
         let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult<Vec<u8>> {
+            let (msg, _) = group.propose_self_update(p, signer, LeafNodeParameters::default())?;
+            Ok(msg.tls_serialize_detached()?)
+        })
+    }
+
+    fn receive_proposal(&mut self, bytes: &[u8]) -> TestResult {
+        let processed = self.process(bytes)?;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        match processed.into_content() {
+            ProcessedMessageContent::ProposalMessage(p) => self.provider.transaction(|t| -> TestResult {
+                group.store_pending_proposal(t.storage(), *p)?;
+                Ok(())
+            }),
+            _ => Err(format!("{}: expected a proposal", self.name).into()),
+        }
+    }
+
+    fn commit_pending(&mut self) -> TestResult<Vec<u8>> {
+        let signer = &self.signer;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult<Vec<u8>> {
+            let (commit, _, _) = group.commit_to_pending_proposals(p, signer)?;
+            group.merge_pending_commit(p)?;
+            Ok(commit.tls_serialize_detached()?)
+        })
+    }
+
+    fn own_leaf(&self) -> TestResult<u32> {
+        Ok(self.group()?.own_leaf_index().u32())
+    }
+
+    fn remove(&mut self, leaf: u32) -> TestResult<Vec<u8>> {
+        let signer = &self.signer;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult<Vec<u8>> {
+            let (commit, _, _) = group.remove_members(p, signer, &[LeafNodeIndex::new(leaf)])?;
+            group.merge_pending_commit(p)?;
+            Ok(commit.tls_serialize_detached()?)
+        })
+    }
+
+    fn send(&mut self, text: &[u8], aad: &[u8]) -> TestResult<Vec<u8>> {
+        let signer = &self.signer;
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        group.set_aad(aad.to_vec());
         self.provider.transaction(|p| -> TestResult<Vec<u8>> {
             Ok(group.create_message(p, signer, text)?.tls_serialize_detached()?)
         })
     }
 
-    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<Vec<u8>> {
-        match self.process(bytes)? {
-            ProcessedMessageContent::ApplicationMessage(m) => Ok(m.into_bytes()),
+    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<(Vec<u8>, Vec<u8>)> {
+        let processed = self.process(bytes)?;
+        let aad = processed.aad().to_vec();
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(m) => Ok((m.into_bytes(), aad)),
             _ => Err(format!("{}: expected an application message", self.name).into()),
         }
     }
 
-    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult {
-        let msg = MlsMessageIn::tls_deserialize_exact(bytes)?.try_into_protocol_message()?;
+    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult<bool> {
+        let processed = self.process(bytes)?;
         let group = self.group.as_mut().ok_or("not in a group")?;
-        self.provider.transaction(|p| -> TestResult {
-            match group.process_message(p, msg)?.into_content() {
-                ProcessedMessageContent::StagedCommitMessage(staged) => Ok(group.merge_staged_commit(p, *staged)?),
-                _ => Err("expected a commit".into()),
-            }
-        })
+        match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(staged) => self.provider.transaction(|p| -> TestResult {
+                group.merge_staged_commit(p, *staged)?;
+                Ok(())
+            })?,
+            _ => return Err(format!("{}: expected a commit", self.name).into()),
+        }
+        Ok(!group.is_active())
     }
 
     fn epoch(&self) -> TestResult<u64> {
@@ -321,10 +421,17 @@ impl Member for OpenMlsMember {
 // ----------------------------------------------------------------- mls-rs
 
 use mls_rs::client_builder::MlsConfig;
+use mls_rs::extension::ExtensionType as RsExtensionType;
+use mls_rs::group::{CommitEffect, ReceivedMessage};
 use mls_rs::identity::basic::{BasicCredential as RsBasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
-use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules};
-use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage};
+use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules, EncryptionOptions};
+use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group, MlsMessage};
+
+/// The `last_resort` KeyPackage extension type (0x000a), which Grove's DS
+/// uses; mls-rs knows it only behind a feature, so it is declared here as a
+/// plain extension type.
+pub const LAST_RESORT: u16 = 0x000a;
 use mls_rs_crypto_rustcrypto::RustCryptoProvider;
 
 /// An mls-rs member (RustCrypto provider, in-memory storage).
@@ -334,19 +441,26 @@ pub struct MlsRsMember<C: MlsConfig> {
     group: Option<Group<C>>,
 }
 
-/// A new mls-rs identity. `tree_in_welcome` sets the ratchet-tree extension
-/// in the Welcomes it sends (mls-rs's `CommitOptions::ratchet_tree_extension`).
-pub fn mls_rs_member(name: &str, suite: u16, tree_in_welcome: bool) -> TestResult<MlsRsMember<impl MlsConfig>> {
+/// A new mls-rs identity. The mode sets mls-rs's
+/// `CommitOptions::ratchet_tree_extension` and
+/// `EncryptionOptions::encrypt_control_messages`.
+pub fn mls_rs_member(name: &str, suite: u16, mode: Mode) -> TestResult<MlsRsMember<impl MlsConfig>> {
     let cs = CipherSuite::new(suite);
     let crypto = RustCryptoProvider::new();
     let csp = crypto.cipher_suite_provider(cs).ok_or("mls-rs RustCrypto lacks this suite")?;
     let (secret, public) = csp.signature_key_generate().map_err(|e| format!("mls-rs key generation: {e:?}"))?;
     let identity = SigningIdentity::new(RsBasicCredential::new(name.as_bytes().to_vec()).into_credential(), public);
-    let rules =
-        DefaultMlsRules::new().with_commit_options(CommitOptions::new().with_ratchet_tree_extension(tree_in_welcome));
+    let mut encryption = EncryptionOptions::default();
+    encryption.encrypt_control_messages = mode.encrypted_handshakes;
+    let rules = DefaultMlsRules::new()
+        .with_commit_options(CommitOptions::new().with_ratchet_tree_extension(mode.tree_in_welcome))
+        .with_encryption_options(encryption);
     let client = Client::builder()
         .identity_provider(BasicIdentityProvider)
         .crypto_provider(crypto)
+        // Listed in the leaf capabilities so that a last-resort KeyPackage
+        // (see `last_resort_key_package`) is valid.
+        .extension_type(RsExtensionType::new(LAST_RESORT))
         .mls_rules(rules)
         .signing_identity(identity, secret, cs)
         .build();
@@ -363,12 +477,18 @@ impl<C: MlsConfig> MlsRsMember<C> {
         self.group.as_mut().ok_or_else(|| format!("{name}: not in a group").into())
     }
 
+    /// A KeyPackage carrying the (empty) `last_resort` extension.
+    pub fn last_resort_key_package(&mut self) -> TestResult<Vec<u8>> {
+        let extensions = ExtensionList::from(vec![Extension::new(RsExtensionType::new(LAST_RESORT), Vec::new())]);
+        Ok(self.client.generate_key_package_message(extensions, ExtensionList::default(), None)?.to_bytes()?)
+    }
+
     /// The signing identity's public signature key.
     pub fn signature_public_key(&self) -> TestResult<Vec<u8>> {
         Ok(self.client.signing_identity()?.0.signature_key.as_bytes().to_vec())
     }
 
-    fn process(&mut self, bytes: &[u8]) -> TestResult<mls_rs::group::ReceivedMessage> {
+    fn process(&mut self, bytes: &[u8]) -> TestResult<ReceivedMessage> {
         let msg = MlsMessage::from_bytes(bytes)?;
         Ok(self.group_mut()?.process_incoming_message(msg)?)
     }
@@ -419,20 +539,54 @@ impl<C: MlsConfig> Member for MlsRsMember<C> {
         Ok(out.commit_message.to_bytes()?)
     }
 
-    fn send(&mut self, text: &[u8]) -> TestResult<Vec<u8>> {
-        Ok(self.group_mut()?.encrypt_application_message(text, Vec::new())?.to_bytes()?)
+    fn propose_update(&mut self) -> TestResult<Vec<u8>> {
+        Ok(self.group_mut()?.propose_update(Vec::new())?.to_bytes()?)
     }
 
-    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<Vec<u8>> {
+    fn receive_proposal(&mut self, bytes: &[u8]) -> TestResult {
+        // mls-rs keeps received proposals in its proposal cache; the next
+        // commit includes them by reference.
         match self.process(bytes)? {
-            mls_rs::group::ReceivedMessage::ApplicationMessage(m) => Ok(m.data().to_vec()),
+            ReceivedMessage::Proposal(_) => Ok(()),
+            other => Err(format!("{}: expected a proposal, got {other:?}", self.name).into()),
+        }
+    }
+
+    fn commit_pending(&mut self) -> TestResult<Vec<u8>> {
+        let group = self.group_mut()?;
+        if group.get_cached_proposals().is_empty() {
+            return Err("mls-rs has no pending proposal to commit".into());
+        }
+        let out = group.commit(Vec::new())?;
+        group.apply_pending_commit()?;
+        Ok(out.commit_message.to_bytes()?)
+    }
+
+    fn own_leaf(&self) -> TestResult<u32> {
+        Ok(self.group()?.current_member_index())
+    }
+
+    fn remove(&mut self, leaf: u32) -> TestResult<Vec<u8>> {
+        let group = self.group_mut()?;
+        let out = group.commit_builder().remove_member(leaf)?.build()?;
+        group.apply_pending_commit()?;
+        Ok(out.commit_message.to_bytes()?)
+    }
+
+    fn send(&mut self, text: &[u8], aad: &[u8]) -> TestResult<Vec<u8>> {
+        Ok(self.group_mut()?.encrypt_application_message(text, aad.to_vec())?.to_bytes()?)
+    }
+
+    fn receive_app(&mut self, bytes: &[u8]) -> TestResult<(Vec<u8>, Vec<u8>)> {
+        match self.process(bytes)? {
+            ReceivedMessage::ApplicationMessage(m) => Ok((m.data().to_vec(), m.authenticated_data.clone())),
             other => Err(format!("{}: expected an application message, got {other:?}", self.name).into()),
         }
     }
 
-    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult {
+    fn receive_commit(&mut self, bytes: &[u8]) -> TestResult<bool> {
         match self.process(bytes)? {
-            mls_rs::group::ReceivedMessage::Commit(_) => Ok(()),
+            ReceivedMessage::Commit(c) => Ok(matches!(c.effect, CommitEffect::Removed { .. })),
             other => Err(format!("{}: expected a commit, got {other:?}", self.name).into()),
         }
     }

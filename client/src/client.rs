@@ -483,7 +483,16 @@ impl Client {
                     )?;
                     Ok(Ok(seen.to_vec()))
                 }
-                Some(c) if c.key == seen => Ok(Ok(c.key)),
+                Some(c) if c.key == seen => match c.pending {
+                    None => Ok(Ok(c.key)),
+                    // A different key was seen earlier and not decided on yet:
+                    // the warning stays until trust_new_key.
+                    Some(pending) => Ok(Err(Error::KeyChanged {
+                        user: user.to_owned(),
+                        pinned: proto::fingerprint(&c.key),
+                        seen: proto::fingerprint(&pending),
+                    })),
+                },
                 Some(mut c) => {
                     let err = Error::KeyChanged {
                         user: user.to_owned(),
@@ -630,6 +639,7 @@ impl Client {
                 state: GroupState::Active,
                 joined_epoch: 0,
                 next_local: 0,
+                announce_name: false,
             };
             p.storage().put_app_value(ns::GROUPS, &gid, &rec)?;
             Ok((gid, body))
@@ -1061,6 +1071,7 @@ impl Client {
                 state: GroupState::Active,
                 joined_epoch: group.epoch().as_u64(),
                 next_local: existing.as_ref().map_or(0, |r| r.next_local),
+                announce_name: false,
             };
             s.put_app_value(ns::GROUPS, &gid, &rec)?;
             self.pin_members(p, &group)?;
@@ -1098,6 +1109,20 @@ impl Client {
             if last >= page.last_seq || self.group_record(gid)?.state == GroupState::Left {
                 break;
             }
+        }
+        let rec = self.group_record(gid)?;
+        if rec.announce_name && rec.state == GroupState::Active {
+            if let Some(name) = rec.name {
+                // Boxed: sending may sync again (on a lost race), which may land here.
+                Box::pin(self.send_payload(gid, &Envelope::GroupName { name }, None)).await?;
+            }
+            self.provider.transaction(|p| -> Result<()> {
+                if let Some(mut r) = p.storage().get_app_value::<GroupRecord>(ns::GROUPS, gid)? {
+                    r.announce_name = false;
+                    p.storage().put_app_value(ns::GROUPS, gid, &r)?;
+                }
+                Ok(())
+            })?;
         }
         // A pending commit that is not in the log after a full fetch was not
         // accepted: discard it so the group can move on.
@@ -1147,6 +1172,9 @@ impl Client {
                 if m.kind == "commit" && pc.epoch == m.epoch {
                     if pc.commit == m.message {
                         // Our commit was accepted before a crash: merge it now.
+                        if g.pending_commit().is_some_and(|c| c.add_proposals().next().is_some()) {
+                            rec.announce_name = true;
+                        }
                         g.merge_pending_commit(p).mls("merge the own commit")?;
                         s.remove_app(ns::PENDING, gid)?;
                         self.pin_members(p, &g)?;

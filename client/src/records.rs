@@ -67,6 +67,10 @@ pub(crate) struct GroupRecord {
     pub(crate) joined_epoch: u64,
     /// Next local message id.
     pub(crate) next_local: u64,
+    /// This client added members in a commit it merged during a sync (crash
+    /// recovery) and still owes the group its name.
+    #[serde(default)]
+    pub(crate) announce_name: bool,
 }
 
 /// A commit this client posted but has not merged yet.

@@ -1,0 +1,65 @@
+//! Two members commit concurrently: the DS takes one, the other gets 409,
+//! syncs and redoes its operation automatically; everyone ends in the same
+//! epoch with the same epoch authenticator.
+
+mod common;
+
+use common::{new_client, start_ds, texts, TestResult, SUITES};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_commits_one_wins_other_retries() -> TestResult {
+    for suite in SUITES {
+        let dir = tempfile::tempdir()?;
+        let ds = start_ds(dir.path()).await;
+        let url = ds.url();
+        let alice = new_client(dir.path(), &url, "alice", suite).await;
+        let bob = new_client(dir.path(), &url, "bob", suite).await;
+        let carol = new_client(dir.path(), &url, "carol", suite).await;
+        let dave = new_client(dir.path(), &url, "dave", suite).await;
+        let gid = alice.create_group("g").await?;
+        alice.add_members("g", &["bob", "carol"]).await?;
+        bob.sync().await?;
+        carol.sync().await?;
+        let start = alice.epoch_authenticator("g")?.0;
+
+        // Both build a commit on the same epoch before either posts.
+        let (a, b) = tokio::join!(alice.self_update("g"), bob.add_members("g", &["dave"]));
+        let (a, b) = (a?, b?);
+        assert!(a.committed && b.committed);
+        let attempts = [a.attempts, b.attempts];
+        assert!(attempts.contains(&1), "one commit won at once: {attempts:?}");
+        assert!(attempts.iter().any(|n| *n >= 2), "the other retried: {attempts:?}");
+
+        for c in [&alice, &bob, &carol, &dave] {
+            c.sync().await?;
+        }
+        let (epoch, auth) = alice.epoch_authenticator(&gid)?;
+        assert_eq!(epoch, start + 2, "both operations landed");
+        for c in [&bob, &carol, &dave] {
+            assert_eq!(c.epoch_authenticator(&gid)?, (epoch, auth.clone()), "{}", c.user());
+        }
+        assert_eq!(alice.members(&gid)?.len(), 4);
+        assert_eq!(alice.server_view(&gid).await?.epoch, epoch);
+
+        // Several rounds of racing updates from everyone converge too.
+        for _ in 0..3 {
+            let (r1, r2, r3) = tokio::join!(alice.self_update(&gid), bob.self_update(&gid), carol.self_update(&gid));
+            r1?;
+            r2?;
+            r3?;
+        }
+        for c in [&alice, &bob, &carol, &dave] {
+            c.sync().await?;
+        }
+        let (epoch, auth) = alice.epoch_authenticator(&gid)?;
+        assert_eq!(epoch, start + 2 + 9);
+        for c in [&bob, &carol, &dave] {
+            assert_eq!(c.epoch_authenticator(&gid)?, (epoch, auth.clone()));
+        }
+        dave.send(&gid, "in sync").await?;
+        alice.sync().await?;
+        assert_eq!(texts(&alice, &gid), ["dave: in sync"]);
+        ds.shutdown().await?;
+    }
+    Ok(())
+}

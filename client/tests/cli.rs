@@ -1,0 +1,153 @@
+//! The `grove` binary in temporary home directories against an in-process DS,
+//! with `--json` output parsed: init, whoami, group create/add/members/list,
+//! send, sync, read, verify, the key-change error, remove, leave, errors.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::start_ds;
+use serde_json::Value;
+
+struct Run {
+    ok: bool,
+    json: Value,
+}
+
+fn grove(home: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_grove"))
+        .arg("--json")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("GROVE_HOME")
+        .output()
+        .expect("run grove");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "grove {args:?}: not one JSON object ({e}): {stdout:?} stderr {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    Run { ok: out.status.success(), json }
+}
+
+fn ok(home: &Path, args: &[&str]) -> Value {
+    let r = grove(home, args);
+    assert!(r.ok, "grove {args:?} failed: {}", r.json);
+    r.json
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_scenario_with_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let (a, b, c) = (dir.path().join("a"), dir.path().join("b"), dir.path().join("c"));
+    let url2 = url.clone();
+    let (a2, b2, c2) = (a.clone(), b.clone(), c.clone());
+    // The binary blocks; run it off the runtime that serves the DS.
+    tokio::task::spawn_blocking(move || {
+        let (url, a, b, c) = (url2, a2, b2, c2);
+        let init = ok(&a, &["init", "--server", &url, "--user", "alice"]);
+        assert_eq!(init["user"], "alice");
+        assert_eq!(init["fingerprint"].as_str().unwrap().len(), 64);
+        ok(&b, &["init", "--server", &url, "--user", "bob", "--ciphersuite", "1"]);
+        ok(&c, &["init", "--server", &url, "--user", "carol"]);
+        let who = ok(&a, &["whoami"]);
+        assert_eq!(who["server"], url.as_str());
+        assert_eq!(who["fingerprint"], init["fingerprint"]);
+
+        let created = ok(&a, &["group", "create", "ops"]);
+        let gid = created["id"].as_str().unwrap().to_owned();
+        let added = ok(&a, &["group", "add", "ops", "bob", "carol"]);
+        assert_eq!(added["epoch"], 1);
+        assert_eq!(added["committed"], true);
+        let synced = ok(&b, &["sync"]);
+        assert_eq!(synced["joined"][0], gid.as_str());
+        ok(&c, &["sync"]);
+
+        let members = ok(&b, &["group", "members", "ops"]);
+        let names: Vec<&str> =
+            members["members"].as_array().unwrap().iter().map(|m| m["user"].as_str().unwrap()).collect();
+        assert_eq!(names, ["alice", "bob", "carol"]);
+        assert_eq!(members["members"][1]["key"], "own");
+
+        let sent = ok(&a, &["send", "ops", "deploy at noon"]);
+        assert!(sent["seq"].as_u64().unwrap() > 0);
+        let msg_file = dir_file(&b, "reply.txt", "ack from bob");
+        ok(&b, &["sync"]);
+        ok(&b, &["send", "ops", "--file", msg_file.to_str().unwrap()]);
+        ok(&c, &["sync"]);
+        let read = ok(&c, &["read", "ops"]);
+        let texts: Vec<String> = read["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| format!("{}: {}", m["sender"].as_str().unwrap(), m["text"].as_str().unwrap()))
+            .collect();
+        assert_eq!(texts, ["alice: deploy at noon", "bob: ack from bob"]);
+        assert!(read["messages"][0]["seq"].as_u64().is_some());
+
+        // Safety numbers match on both sides; --confirm marks verified.
+        let v1 = ok(&a, &["verify", "bob", "--confirm"]);
+        let v2 = ok(&b, &["verify", "alice"]);
+        assert_eq!(v1["number"], v2["number"]);
+        assert_eq!(v1["verified"], true);
+        assert_eq!(v2["verified"], false);
+
+        let removed = ok(&a, &["group", "remove", "ops", "carol"]);
+        assert_eq!(removed["epoch"], 2);
+        let s = ok(&c, &["sync"]);
+        assert_eq!(s["left"][0], gid.as_str());
+        ok(&a, &["send", "ops", "carol must not see this"]);
+        ok(&c, &["sync"]);
+        let read = ok(&c, &["read", &gid]);
+        assert!(!read["messages"].to_string().contains("carol must not see this"));
+        let list = ok(&c, &["group", "list"]);
+        assert_eq!(list["groups"][0]["state"], "left");
+        let send_left = grove(&c, &["send", &gid, "x"]);
+        assert!(!send_left.ok);
+        assert_eq!(send_left.json["code"], "group_left");
+
+        // Leave: bob asks, alice's next sync commits it.
+        ok(&b, &["sync"]);
+        let l = ok(&b, &["group", "leave", "ops"]);
+        assert_eq!(l["state"], "leaving");
+        let s = ok(&a, &["sync"]);
+        assert_eq!(s["commits"], 1);
+        ok(&b, &["sync"]);
+        let list = ok(&b, &["group", "list"]);
+        assert_eq!(list["groups"][0]["state"], "left");
+
+        // Errors: one JSON object with a code, non-zero exit.
+        let e = grove(&a, &["group", "members", "nope"]);
+        assert!(!e.ok);
+        assert_eq!(e.json["code"], "unknown_group");
+        let e = grove(&dir_path(&a, "fresh"), &["whoami"]);
+        assert!(!e.ok);
+        assert_eq!(e.json["code"], "not_initialized");
+        let e = grove(&a, &["trust", "nobody", "--accept-new-key"]);
+        assert!(!e.ok);
+        // Two groups with the same name: the CLI asks for the id.
+        ok(&a, &["group", "create", "ops"]);
+        let e = grove(&a, &["send", "ops", "hi"]);
+        assert_eq!(e.json["code"], "ambiguous_group");
+        assert!(e.json["error"].as_str().unwrap().contains(&gid));
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}
+
+fn dir_file(home: &Path, name: &str, content: &str) -> std::path::PathBuf {
+    let p = home.parent().unwrap().join(name);
+    std::fs::write(&p, content).unwrap();
+    p
+}
+
+fn dir_path(home: &Path, name: &str) -> std::path::PathBuf {
+    home.parent().unwrap().join(name)
+}

@@ -16,7 +16,12 @@
 //! answers; then bob commits a self-update through the DS (which validates it
 //! with its `PublicGroup`); alice fetches the log, reads the answer and
 //! processes bob's commit; both agree on the epoch authenticator and an
-//! exported secret; a last message from alice in the new epoch reaches bob.
+//! exported secret; a message from alice in the new epoch reaches bob. Then
+//! bob adds `carol` (openmls) through the DS: he claims her KeyPackage and
+//! posts a commit bundle with his Welcome and the new epoch's GroupInfo,
+//! which the DS checks with openmls and then serves; carol joins from her
+//! inbox, alice processes bob's commit, all three agree, and bob's next
+//! message reaches both.
 
 use std::time::Duration;
 
@@ -116,6 +121,7 @@ mod bob {
     use mls_rs::identity::basic::{BasicCredential, BasicIdentityProvider};
     use mls_rs::identity::SigningIdentity;
     use mls_rs::mls_rs_codec::MlsEncode;
+    use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules};
     use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, ExtensionList, Group, MlsMessage};
     use mls_rs_crypto_rustcrypto::RustCryptoProvider;
     use serde_json::json;
@@ -155,6 +161,12 @@ mod bob {
             .identity_provider(BasicIdentityProvider)
             .crypto_provider(crypto)
             .key_package_lifetime(KEY_PACKAGE_LIFETIME)
+            // The ratchet tree goes in Welcomes (mls-rs's default; the DS
+            // serves no tree, §5.14), and commits come with the new epoch's
+            // GroupInfo for the commit bundle (§2.3).
+            .mls_rules(DefaultMlsRules::new().with_commit_options(
+                CommitOptions::new().with_ratchet_tree_extension(true).with_allow_external_commit(true),
+            ))
             .signing_identity(identity, secret.clone(), cs)
             .build();
         Ok(Bob {
@@ -377,6 +389,45 @@ mod bob {
             Ok(())
         }
 
+        /// §5.9 then §5.14: claims `user`'s KeyPackage, commits the Add and
+        /// posts the bundle with the Welcome and the new epoch's GroupInfo;
+        /// merges only after the 201.
+        pub(super) async fn add(&mut self, gid: &str, user: &str) -> TestResult {
+            let r = send(
+                self.http
+                    .post(self.url(&format!("/v1/key-packages/{user}/claim?ciphersuite={}", self.suite)))
+                    .bearer_auth(&self.token),
+            )
+            .await?
+            .expect("claim", 200)?;
+            let kind = r.headers.get("grove-key-package-kind").and_then(|v| v.to_str().ok());
+            if kind != Some("one-time") {
+                return Err(format!("claimed KeyPackage kind {kind:?}").into());
+            }
+            let kp = MlsMessage::from_bytes(&r.body)?;
+            let group = self.group.as_mut().ok_or("not in a group")?;
+            let out = group.commit_builder().add_member(kp)?.build()?;
+            let welcome = out.welcome_messages.first().ok_or("no Welcome")?.to_bytes()?;
+            let group_info = out.external_commit_group_info.as_ref().ok_or("no GroupInfo")?.to_bytes()?;
+            let mut body = opaque(&out.commit_message.to_bytes()?);
+            body.extend(opaque(&welcome));
+            body.extend(opaque(&group_info));
+            let r =
+                self.post(&format!("/v1/groups/{gid}/commits"), "application/vnd.grove.commit-bundle", body).await?;
+            let group = self.group.as_mut().ok_or("not in a group")?;
+            if r.status != 201 {
+                group.clear_pending_commit();
+                return Err(format!("add commit: HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body)).into());
+            }
+            group.apply_pending_commit()?;
+            // §5.12: the DS now serves the GroupInfo we sent, of our epoch.
+            let r = self.get(&format!("/v1/groups/{gid}/group-info")).await?.expect("group-info", 200)?;
+            if r.body != group_info {
+                return Err("the DS serves another GroupInfo than the one in our bundle".into());
+            }
+            Ok(())
+        }
+
         pub(super) fn epoch_authenticator(&self) -> TestResult<Vec<u8>> {
             Ok(self.group.as_ref().ok_or("no group")?.epoch_authenticator()?.as_bytes().to_vec())
         }
@@ -588,6 +639,50 @@ mod alice {
             Ok(read)
         }
 
+        /// Uploads one one-time KeyPackage (§5.7).
+        pub(super) async fn upload_key_package(&mut self) -> TestResult {
+            let kp = KeyPackage::builder().build(self.cs, &self.provider, &self.signer, self.cwk.clone())?;
+            let body = api::KeyPackageUploadBody {
+                key_packages: vec![MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached()?.into()],
+            }
+            .tls_serialize_detached()?;
+            send(self.post("/v1/key-packages").header("content-type", api::MEDIA_KEY_PACKAGES).body(body))
+                .await?
+                .expect("upload", 201)?;
+            Ok(())
+        }
+
+        /// Joins from the Welcome in the inbox (tree in the Welcome) and
+        /// deletes it (§5.18, §5.19).
+        pub(super) async fn accept_welcome(&mut self, gid: &str) -> TestResult {
+            let r = send(self.http.get(format!("{}/v1/welcomes?wait=10", self.base)).bearer_auth(&self.token))
+                .await?
+                .expect("welcomes", 200)?;
+            let page = r.json()?;
+            let w = page["welcomes"]
+                .as_array()
+                .and_then(|l| l.iter().find(|w| w["group_id"] == json!(gid)))
+                .ok_or("no Welcome for the group")?
+                .clone();
+            let MlsMessageBodyIn::Welcome(welcome) =
+                MlsMessageIn::tls_deserialize_exact(unb64(&w["message"])?)?.extract()
+            else {
+                return Err("not a Welcome".into());
+            };
+            let config = MlsGroupJoinConfig::builder()
+                .use_ratchet_tree_extension(true)
+                .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+                .build();
+            let group =
+                StagedWelcome::new_from_welcome(&self.provider, &config, welcome, None)?.into_group(&self.provider)?;
+            self.group = Some(group);
+            let id = w["id"].as_u64().ok_or("no id")?;
+            send(self.http.delete(format!("{}/v1/welcomes/{id}", self.base)).bearer_auth(&self.token))
+                .await?
+                .expect("delete Welcome", 204)?;
+            Ok(())
+        }
+
         pub(super) fn epoch_authenticator(&self) -> TestResult<Vec<u8>> {
             Ok(self.group.as_ref().ok_or("no group")?.epoch_authenticator().as_slice().to_vec())
         }
@@ -650,6 +745,26 @@ async fn foreign_client_flow(suite: u16) -> TestResult {
 
     alice.send_text(&gid, b"got it, new epoch").await?;
     expect_texts("bob", &bob.sync(&gid).await?, &[b"got it, new epoch"])?;
+
+    // bob (mls-rs) adds carol (openmls) through the DS: the DS checks bob's
+    // Add, his Welcome's recipients and his GroupInfo with openmls.
+    let mut carol = alice::Alice::new(&base, "carol", suite)?;
+    carol.register_and_login().await?;
+    carol.upload_key_package().await?;
+    bob.add(&gid, "carol").await?;
+    carol.accept_welcome(&gid).await?;
+    expect_texts("alice", &alice.sync(&gid).await?, &[])?;
+    for (who, auth) in [("alice", alice.epoch_authenticator()?), ("carol", carol.epoch_authenticator()?)] {
+        if auth != bob.epoch_authenticator()? {
+            return Err(format!("{who} and bob disagree on the epoch authenticator after bob's Add").into());
+        }
+    }
+    if carol.exported()? != bob.exported()? || alice.exported()? != bob.exported()? {
+        return Err("exported secrets differ after bob's Add".into());
+    }
+    bob.send_text(&gid, b"welcome carol").await?;
+    expect_texts("carol", &carol.sync(&gid).await?, &[b"welcome carol"])?;
+    expect_texts("alice", &alice.sync(&gid).await?, &[b"welcome carol"])?;
 
     tokio::time::timeout(Duration::from_secs(30), server.shutdown()).await?.map_err(|e| format!("{e:#}"))?;
     Ok(())

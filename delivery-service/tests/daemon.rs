@@ -1,0 +1,87 @@
+//! The real `grove-ds` binary: flags and environment, refusal to serve without
+//! TLS unless told, SIGTERM drains and flushes, and a restart keeps the data.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn spawn(dir: &std::path::Path, port: u16) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_grove-ds"))
+        .args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}")])
+        .env("GROVE_DS_DATA_DIR", dir) // from the environment, not a flag
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start grove-ds")
+}
+
+async fn wait_healthy(port: u16) {
+    let http = http();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/v1/health")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("grove-ds did not become healthy");
+}
+
+fn sigterm_and_wait(mut child: Child) -> std::process::ExitStatus {
+    let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+    assert!(ok.success());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "grove-ds did not stop after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_flushes_and_a_restart_keeps_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let child = spawn(dir.path(), port);
+    wait_healthy(port).await;
+    let url = format!("http://127.0.0.1:{port}");
+    let alice = Peer::join(&url, "alice", SUITES[0]).await;
+    let (_g, gid) = alice.create_group().await;
+    let status = sigterm_and_wait(child);
+    assert!(status.success(), "graceful exit, got {status:?}");
+
+    let port = free_port();
+    let child = spawn(dir.path(), port);
+    wait_healthy(port).await;
+    let mut alice = alice;
+    alice.base = format!("http://127.0.0.1:{port}");
+    assert_eq!(alice.register().await.status, 200, "alice is still registered (same key: 200, created false)");
+    alice.login().await;
+    assert_eq!(send(alice.get(&format!("/v1/groups/{gid}"))).await.status, 200, "the group survived");
+    assert!(sigterm_and_wait(child).success());
+}
+
+#[test]
+fn refuses_to_serve_plain_http_unless_told() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_grove-ds"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no TLS configured"), "{err}");
+}

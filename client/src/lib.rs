@@ -12,7 +12,7 @@
 //! - [`client`]: [`Client`], identity, groups, commits (merge only after the
 //!   DS's 201, redo on 409), sync, key pinning and safety numbers.
 //! - [`tls`]: how the DS's certificate is verified ([`TrustMode`]).
-//! - [`error`]: [`Error`].
+//! - [`error`]: the error type, [`Error`].
 //! - `records` (private): the app records kept beside openmls's state.
 //! - `http` (private): the DS HTTP API with automatic re-login.
 

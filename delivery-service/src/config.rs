@@ -47,6 +47,10 @@ pub struct Config {
     #[arg(long, env = "GROVE_DS_MAX_BODY_BYTES", default_value_t = 1 << 20)]
     pub max_body_bytes: usize,
 
+    /// Largest accepted blob (encrypted resource version), in bytes.
+    #[arg(long, env = "GROVE_DS_MAX_BLOB_BYTES", default_value_t = 1 << 30)]
+    pub max_blob_bytes: u64,
+
     /// Largest page a fetch may ask for.
     #[arg(long, env = "GROVE_DS_MAX_PAGE", default_value_t = 500)]
     pub max_page: usize,

@@ -173,6 +173,7 @@ impl GroupRt {
 /// The Delivery Service.
 pub struct Ds {
     store: Arc<dyn Store>,
+    blobs: crate::blobs::BlobStore,
     crypto: RustCrypto,
     limits: Limits,
     groups: Mutex<HashMap<Vec<u8>, Arc<GroupRt>>>,
@@ -277,9 +278,16 @@ struct ReadAccess {
 
 impl Ds {
     /// A Delivery Service over `store`.
-    pub fn new(store: Arc<dyn Store>, limits: Limits, auth: AuthState, metrics: Arc<Metrics>) -> Result<Self, DsError> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        blobs: crate::blobs::BlobStore,
+        limits: Limits,
+        auth: AuthState,
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, DsError> {
         let ds = Ds {
             store,
+            blobs,
             crypto: RustCrypto::default(),
             limits,
             groups: Mutex::new(HashMap::new()),
@@ -1210,6 +1218,44 @@ impl Ds {
         let rt = self.group(gid)?;
         self.read_access(user, &rt)?;
         Ok(rt.visible.subscribe())
+    }
+
+    /// The internal id of a group `user` is a current member of (removed
+    /// members are refused: blobs hold current data).
+    fn member_group(&self, user: &str, gid: &[u8]) -> Result<u64, DsError> {
+        let rt = self.group(gid)?;
+        if !rt.view()?.members.contains_key(user) {
+            return Err(DsError::NotAMember);
+        }
+        Ok(rt.internal_id)
+    }
+
+    /// Streams an encrypted blob into the group's blob store.
+    pub async fn put_blob<S, E>(&self, user: &str, gid: &[u8], body: S) -> Result<api::BlobCreatedResponse, DsError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let internal = self.member_group(user, gid)?;
+        let (blob_id, size) = self.blobs.put(internal, body).await?;
+        tracing::info!(group = %api::group_id_to_path(gid), %blob_id, size, "blob stored");
+        Ok(api::BlobCreatedResponse { blob_id, size })
+    }
+
+    /// Opens a blob of the group for a current member.
+    pub async fn get_blob(&self, user: &str, gid: &[u8], id: &str) -> Result<(tokio::fs::File, u64), DsError> {
+        let internal = self.member_group(user, gid)?;
+        self.blobs.open_blob(internal, id).await?.ok_or(DsError::UnknownBlob)
+    }
+
+    /// Deletes a blob of the group (current members).
+    pub async fn delete_blob(&self, user: &str, gid: &[u8], id: &str) -> Result<(), DsError> {
+        let internal = self.member_group(user, gid)?;
+        if self.blobs.delete(internal, id).await? {
+            Ok(())
+        } else {
+            Err(DsError::UnknownBlob)
+        }
     }
 
     /// Records that `user` has processed the log through `seq`.

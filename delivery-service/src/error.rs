@@ -144,6 +144,15 @@ pub enum DsError {
         /// When to retry.
         retry_after_ms: u64,
     },
+    /// A blob upload is larger than the server accepts.
+    #[error("the blob is larger than the maximum of {max} bytes")]
+    BlobTooLarge {
+        /// The limit.
+        max: u64,
+    },
+    /// No such blob in this group.
+    #[error("no such blob in this group")]
+    UnknownBlob,
     /// The server is shutting down.
     #[error("the server is shutting down: retry shortly")]
     ShuttingDown,
@@ -194,6 +203,8 @@ impl DsError {
             GroupExists => (StatusCode::CONFLICT, "group_exists"),
             KeyPackageQuota(_) => (StatusCode::CONFLICT, "key_package_quota"),
             RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            BlobTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            UnknownBlob => (StatusCode::NOT_FOUND, "unknown_blob"),
             ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
             Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),

@@ -12,6 +12,7 @@
 //! - [`api`]: wire types of HTTP API v1 (re-export of `grove_proto`).
 //! - [`auth`]: proof of possession, challenges, tokens, rate limits.
 //! - [`ds`]: the domain layer (validation, ordering, membership).
+//! - [`blobs`]: the encrypted blob store (streamed files, fsynced before 2xx).
 //! - [`store`]: storage behind a domain trait, sled and in-memory.
 //! - [`http`]: the axum router, one module per route group.
 //! - [`server`]: `run(listener, ...)` with TLS and graceful shutdown.
@@ -22,6 +23,7 @@
 /// Wire types of HTTP API v1 (the `grove-proto` crate, shared with clients).
 pub use grove_proto as api;
 pub mod auth;
+pub mod blobs;
 pub mod config;
 pub mod ds;
 pub mod error;

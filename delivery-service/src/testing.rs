@@ -49,7 +49,8 @@ pub fn build(config: &Config) -> anyhow::Result<Arc<Ds>> {
 pub fn build_with_store(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Ds>> {
     let auth =
         AuthState::new(Duration::from_secs(config.token_ttl_secs), config.rate_limit_per_sec, config.rate_limit_burst);
-    Ok(Arc::new(Ds::new(store, Limits::from_config(config), auth, metrics)?))
+    let blobs = crate::blobs::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
+    Ok(Arc::new(Ds::new(store, blobs, Limits::from_config(config), auth, metrics)?))
 }
 
 /// A Delivery Service running inside the test process.

@@ -172,6 +172,15 @@ pub struct GroupCreatedResponse {
     pub epoch: u64,
 }
 
+/// Response of `POST /v1/groups/{id}/blobs`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlobCreatedResponse {
+    /// Opaque blob id (32 lowercase hex characters), chosen by the DS.
+    pub blob_id: String,
+    /// Stored size in bytes.
+    pub size: u64,
+}
+
 /// Response of a commit or message post.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PostedResponse {

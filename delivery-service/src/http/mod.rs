@@ -5,6 +5,7 @@
 //! the ones axum produces itself (unknown route, bad JSON, body too large): the
 //! `json_errors` middleware rewrites those.
 
+mod blobs;
 mod groups;
 mod key_packages;
 mod ops;
@@ -41,6 +42,7 @@ pub fn app(ds: Arc<Ds>, max_body_bytes: usize) -> Router {
         .merge(users::router())
         .merge(key_packages::router())
         .merge(groups::router())
+        .merge(blobs::router())
         .merge(welcomes::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn(json_errors))

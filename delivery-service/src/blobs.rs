@@ -1,0 +1,136 @@
+//! The encrypted blob store: opaque ciphertext of resource versions, one file
+//! per blob under `<data dir>/blobs/<group internal id>/<blob id>`.
+//!
+//! Blobs are streamed to disk, never held whole in memory. An upload is
+//! written to a temporary file, fsynced, renamed into place and the directory
+//! fsynced before the DS answers 201, so an acknowledged blob survives a crash;
+//! an interrupted upload leaves only a temporary file, removed at the next
+//! start. Blob ids are 128 random bits in hex, chosen by the DS.
+
+use std::path::{Path, PathBuf};
+
+use futures_util::{Stream, StreamExt as _};
+use rand::RngCore as _;
+use tokio::io::AsyncWriteExt as _;
+
+use crate::error::DsError;
+
+/// A blob id: 32 lowercase hex characters.
+pub fn valid_blob_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The filesystem blob store.
+#[derive(Debug, Clone)]
+pub struct BlobStore {
+    root: PathBuf,
+    max_bytes: u64,
+}
+
+fn io(what: &str, e: std::io::Error) -> DsError {
+    DsError::Storage(crate::store::StoreError::Db(format!("blob store: {what}: {e}")))
+}
+
+impl BlobStore {
+    /// Opens (creates) the store in `root`; removes temporary files left by
+    /// uploads that a crash interrupted.
+    pub fn open(root: &Path, max_bytes: u64) -> Result<Self, DsError> {
+        std::fs::create_dir_all(root).map_err(|e| io("creating the blob directory", e))?;
+        if let Ok(groups) = std::fs::read_dir(root) {
+            for g in groups.flatten() {
+                if let Ok(files) = std::fs::read_dir(g.path()) {
+                    for f in files.flatten() {
+                        if f.file_name().to_string_lossy().starts_with(".tmp-") {
+                            let _ = std::fs::remove_file(f.path());
+                        }
+                    }
+                }
+            }
+        }
+        Ok(BlobStore { root: root.to_path_buf(), max_bytes })
+    }
+
+    /// Largest accepted blob.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
+    fn dir(&self, internal_id: u64) -> PathBuf {
+        self.root.join(format!("{internal_id:016x}"))
+    }
+
+    fn path(&self, internal_id: u64, id: &str) -> Result<PathBuf, DsError> {
+        if !valid_blob_id(id) {
+            return Err(DsError::InvalidRequest("a blob id is 32 lowercase hex characters".into()));
+        }
+        Ok(self.dir(internal_id).join(id))
+    }
+
+    /// Streams `body` into a new blob of the group; returns its id and size.
+    /// Refuses (and deletes) a blob larger than the limit.
+    pub async fn put<S, E>(&self, internal_id: u64, mut body: S) -> Result<(String, u64), DsError>
+    where
+        S: Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let dir = self.dir(internal_id);
+        tokio::fs::create_dir_all(&dir).await.map_err(|e| io("creating the group's blob directory", e))?;
+        let mut raw = [0u8; 16];
+        rand::rng().fill_bytes(&mut raw);
+        let id = hex::encode(raw);
+        let tmp = dir.join(format!(".tmp-{id}"));
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io("creating a blob", e))?;
+            let mut size = 0u64;
+            while let Some(chunk) = body.next().await {
+                let chunk = chunk.map_err(|e| DsError::InvalidRequest(format!("the upload was interrupted: {e}")))?;
+                size += chunk.len() as u64;
+                if size > self.max_bytes {
+                    return Err(DsError::BlobTooLarge { max: self.max_bytes });
+                }
+                file.write_all(&chunk).await.map_err(|e| io("writing a blob", e))?;
+            }
+            file.sync_all().await.map_err(|e| io("syncing a blob", e))?;
+            Ok(size)
+        }
+        .await;
+        let size = match result {
+            Ok(size) => size,
+            Err(e) => {
+                let _ = tokio::fs::remove_file(&tmp).await;
+                return Err(e);
+            }
+        };
+        let fin = dir.join(&id);
+        tokio::fs::rename(&tmp, &fin).await.map_err(|e| io("publishing a blob", e))?;
+        let d = dir.clone();
+        tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()))
+            .await
+            .map_err(|e| DsError::Internal(format!("blob dir sync task: {e}")))?
+            .map_err(|e| io("syncing the blob directory", e))?;
+        Ok((id, size))
+    }
+
+    /// Opens a blob for streaming; `None` if there is no such blob.
+    pub async fn open_blob(&self, internal_id: u64, id: &str) -> Result<Option<(tokio::fs::File, u64)>, DsError> {
+        let path = self.path(internal_id, id)?;
+        match tokio::fs::File::open(&path).await {
+            Ok(f) => {
+                let len = f.metadata().await.map_err(|e| io("reading a blob", e))?.len();
+                Ok(Some((f, len)))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io("opening a blob", e)),
+        }
+    }
+
+    /// Deletes a blob; returns whether it existed.
+    pub async fn delete(&self, internal_id: u64, id: &str) -> Result<bool, DsError> {
+        let path = self.path(internal_id, id)?;
+        match tokio::fs::remove_file(&path).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io("deleting a blob", e)),
+        }
+    }
+}

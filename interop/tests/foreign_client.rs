@@ -7,7 +7,7 @@
 //! store (`grove_client::storage::GroveProvider`) using the DS wire types of
 //! `grove-proto`, as `delivery-service/tests/common/mod.rs` does.
 //!
-//! Flow, for ciphersuites 0x0001 and 0x0003, on a fresh in-process DS each:
+//! Flow, for ciphersuites 0x0001, 0x0002 and 0x0003, on a fresh in-process DS each:
 //! both register (proof of possession) and log in (challenge → token); bob
 //! finds that a KeyPackage with mls-rs's default lifetime (a year) is refused
 //! (the DS caps it at 100 days) and uploads one valid for 30 days; alice creates a group, claims bob's KeyPackage,
@@ -210,13 +210,15 @@ mod bob {
 
         /// §3.3 registration with proof of possession, §3.4 challenge → token.
         pub(super) async fn register_and_login(&mut self) -> TestResult {
-            // Ed25519 (0x0807) for suites 0x0001 and 0x0003 (§3.2).
+            // §3.2: Ed25519 (2055) for suites 0x0001 and 0x0003; ECDSA
+            // P-256 with SHA-256 (1027) for 0x0002.
+            let scheme = if self.suite == 0x0002 { 1027 } else { 2055 };
             let proof = self.sign(&signed_string("grove-v1-register", &self.name, &self.public))?;
             let body = json!({
                 "user": self.name,
                 "credential": b64(&self.credential),
                 "signature_key": b64(&self.public),
-                "signature_scheme": 2055,
+                "signature_scheme": scheme,
                 "proof": b64(&proof),
             });
             let r = send(self.http.post(self.url("/v1/users")).json(&body)).await?.expect("register", 201)?;
@@ -509,7 +511,7 @@ mod alice {
                 "user": self.name,
                 "credential": b64(&self.cwk.credential.tls_serialize_detached()?),
                 "signature_key": b64(&key),
-                "signature_scheme": 0x0807,
+                "signature_scheme": self.cs.signature_algorithm() as u16,
                 "proof": b64(&proof),
             })))
             .await?
@@ -773,6 +775,11 @@ async fn foreign_client_flow(suite: u16) -> TestResult {
 #[tokio::test]
 async fn mls_rs_client_over_the_ds_0x0001() -> TestResult {
     foreign_client_flow(0x0001).await
+}
+
+#[tokio::test]
+async fn mls_rs_client_over_the_ds_0x0002() -> TestResult {
+    foreign_client_flow(0x0002).await
 }
 
 #[tokio::test]

@@ -24,10 +24,10 @@ use tls_codec::{Deserialize as _, Serialize as _};
 
 pub type TestResult<T = ()> = Result<T, Box<dyn Error + Send + Sync>>;
 
-/// Ciphersuites both implementations run (mls-rs-crypto-rustcrypto
-/// implements 0x0001 and 0x0003, and 0x0002 only with P-256 ECDSA that
-/// openmls_rust_crypto also has, but Grove uses 0x0001 and 0x0003).
-pub const SUITES: [u16; 2] = [0x0001, 0x0003];
+/// Ciphersuites run: every suite that both `openmls_rust_crypto` and
+/// `mls-rs-crypto-rustcrypto` implement and Grove's DS accepts. Grove uses
+/// 0x0001 (default) and 0x0003; 0x0002 (P-256) comes for free.
+pub const SUITES: [u16; 3] = [0x0001, 0x0002, 0x0003];
 
 /// Exporter label and context compared after every epoch.
 pub const EXPORT_LABEL: &str = "grove interop exporter";

@@ -68,6 +68,9 @@ pub enum Fault {
     /// Return right after the DS accepted a commit (201), before merging it:
     /// what a crash at that point leaves on disk.
     StopAfterCommitAccepted,
+    /// Return right after an outgoing message was encrypted and stored, before
+    /// it is posted: what a crash at that point leaves on disk.
+    StopBeforeSend,
 }
 
 /// `whoami`.
@@ -950,6 +953,9 @@ impl Client {
                 s.put_app_value(ns::OUTBOX, &hash(&bytes), &OutboxEntry { group: gid.to_vec(), local })?;
                 Ok((bytes, local))
             })?;
+            if self.fault() == Some(Fault::StopBeforeSend) {
+                return Err(Error::InjectedFault("stopped before posting the message"));
+            }
             match self.ds.post_message(&b64url(gid), bytes.clone()).await {
                 Ok(posted) => {
                     self.provider.transaction(|p| -> Result<()> {

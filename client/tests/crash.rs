@@ -100,3 +100,33 @@ async fn interrupted_batch_leaves_previous_state() -> TestResult {
     ds.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_is_persisted_before_it_is_sent() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let alice = new_client(dir.path(), &url, "alice", 1).await;
+    let bob = new_client(dir.path(), &url, "bob", 1).await;
+    alice.create_group("g").await?;
+    alice.add_members("g", &["bob"]).await?;
+    bob.sync().await?;
+
+    // The message is encrypted and stored (ratchet advanced), then the process dies.
+    alice.inject_fault(Some(Fault::StopBeforeSend));
+    let r = alice.send("g", "never posted").await;
+    assert!(matches!(r, Err(Error::InjectedFault(_))), "{r:?}");
+    drop(alice);
+
+    let alice = Client::open(dir.path().join("alice"))?;
+    let stored = alice.messages("g")?;
+    assert_eq!(stored.len(), 1);
+    assert_eq!((stored[0].text.as_str(), stored[0].seq, stored[0].own), ("never posted", None, true));
+    // The next message uses the next ratchet generation (no key/nonce reuse):
+    // bob decrypts it although he never saw the lost one.
+    alice.send("g", "posted").await?;
+    bob.sync().await?;
+    assert_eq!(texts(&bob, "g"), ["alice: posted"]);
+    ds.shutdown().await?;
+    Ok(())
+}

@@ -214,6 +214,50 @@ fn mls_rs_creates_openmls_joins_encrypted_handshakes() -> TestResult {
     each_suite(mls_rs_creates, false, true)
 }
 
+/// `s` sends in epoch e, `r` commits (e+1) and `s` processes it, then `r`
+/// reads the message of epoch e; `s` sends in e+1, commits (e+2) itself, `r`
+/// processes the commit, then reads the message of e+1.
+fn previous_epoch_messages(s: &mut dyn Member, r: &mut dyn Member) -> TestResult {
+    let old = s.send(b"sent before your commit", b"")?;
+    let commit = r.self_update()?;
+    commit_in("r's update", s, &commit)?;
+    let (text, _) =
+        r.receive_app(&old).map_err(|e| format!("{} reading the committer's previous epoch: {e}", r.name()))?;
+    if text != b"sent before your commit" {
+        return Err("wrong text".into());
+    }
+    let old = s.send(b"sent before my commit", b"")?;
+    let commit = s.self_update()?;
+    commit_in("s's update", r, &commit)?;
+    let (text, _) = r.receive_app(&old).map_err(|e| format!("{} reading a previous epoch: {e}", r.name()))?;
+    if text != b"sent before my commit" {
+        return Err("wrong text".into());
+    }
+    assert_agree("after the previous-epoch messages", &[&*s, &*r])?;
+    Ok(())
+}
+
+/// Grove's DS accepts application messages of the previous epoch (its epoch
+/// window, docs/api.md §5.15), so a member may get one after it merged the
+/// next commit, its own or another's. Each implementation must decrypt the
+/// other's previous-epoch message in both cases (openmls with
+/// `max_past_epochs(1)`, mls-rs with its default `prior_epoch` support).
+#[test]
+fn previous_epoch_application_messages_both_ways() -> TestResult {
+    let mode = Mode { tree_in_welcome: true, encrypted_handshakes: false };
+    for suite in SUITES {
+        let mut o = OpenMlsMember::new("alice", suite, mode)?;
+        let mut m = mls_rs_member("bob", suite, mode)?;
+        o.create(b"previous epoch")?;
+        let kp = m.key_package()?;
+        let added = o.add(&kp)?;
+        m.join(&added.welcome, None)?;
+        previous_epoch_messages(&mut o, &mut m).map_err(|e| format!("suite 0x{suite:04x}, openmls sends: {e}"))?;
+        previous_epoch_messages(&mut m, &mut o).map_err(|e| format!("suite 0x{suite:04x}, mls-rs sends: {e}"))?;
+    }
+    Ok(())
+}
+
 /// Grove's DS hands out a user's last-resort KeyPackage (extension
 /// `last_resort`, 0x000a) when no one-time package is left: each
 /// implementation must accept the other's last-resort KeyPackage for an Add,

@@ -179,6 +179,11 @@ pub fn assert_agree(what: &str, members: &[&dyn Member]) -> TestResult<Vec<u8>> 
 
 // ---------------------------------------------------------------- openmls
 
+/// Past epochs whose application messages openmls still decrypts: Grove's DS
+/// accepts application messages of the previous epoch (docs/api.md §5.15,
+/// `--app-epoch-window` 1), so a member may receive one after it moved on.
+pub const MAX_PAST_EPOCHS: usize = 1;
+
 /// An openmls member on Grove's client store.
 pub struct OpenMlsMember {
     name: String,
@@ -243,6 +248,7 @@ impl OpenMlsMember {
 
     fn join_config(&self) -> MlsGroupJoinConfig {
         MlsGroupJoinConfig::builder()
+            .max_past_epochs(MAX_PAST_EPOCHS)
             .wire_format_policy(self.wire_format_policy())
             .use_ratchet_tree_extension(self.mode.tree_in_welcome)
             .build()
@@ -273,6 +279,7 @@ impl Member for OpenMlsMember {
     fn create(&mut self, group_id: &[u8]) -> TestResult {
         let config = MlsGroupCreateConfig::builder()
             .ciphersuite(self.cs)
+            .max_past_epochs(MAX_PAST_EPOCHS)
             .wire_format_policy(self.wire_format_policy())
             .use_ratchet_tree_extension(self.mode.tree_in_welcome)
             .build();

@@ -258,6 +258,55 @@ fn previous_epoch_application_messages_both_ways() -> TestResult {
     Ok(())
 }
 
+/// External joins (DESIGN.md roadmap: "external joins and resync from
+/// GroupInfo"): an mls-rs client joins an openmls-created group by external
+/// commit from openmls's GroupInfo, then an openmls client joins from
+/// mls-rs's GroupInfo; every member processes both external commits. With
+/// the tree in the GroupInfo and out of band.
+#[test]
+fn external_commits_both_ways() -> TestResult {
+    let mode = Mode { tree_in_welcome: true, encrypted_handshakes: false };
+    for suite in SUITES {
+        for with_tree in [true, false] {
+            let ctx = format!("suite 0x{suite:04x}, tree in GroupInfo: {with_tree}");
+            let mut seen = Vec::new();
+            let mut alice = OpenMlsMember::new("alice", suite, mode)?;
+            let mut bob = mls_rs_member("bob", suite, mode)?;
+            alice.create(b"external joins")?;
+            let kp = bob.key_package()?;
+            let added = alice.add(&kp)?;
+            bob.join(&added.welcome, None)?;
+            next_epoch(&ctx, &mut seen, &[&alice, &bob])?;
+
+            // carol (mls-rs) joins from alice's (openmls) GroupInfo.
+            let mut carol = mls_rs_member("carol", suite, mode)?;
+            let gi = alice.group_info(with_tree)?;
+            let tree = (!with_tree).then(|| alice.tree()).transpose()?;
+            let commit =
+                carol.join_external(&gi, tree.as_deref()).map_err(|e| format!("{ctx}: carol (mls-rs) joining: {e}"))?;
+            expect_wire_format("external commit", &commit, common::WF_PUBLIC)?;
+            commit_in(&ctx, &mut alice, &commit)?;
+            commit_in(&ctx, &mut bob, &commit)?;
+            next_epoch(&format!("{ctx}: after carol's external join"), &mut seen, &[&alice, &bob, &carol])?;
+
+            // dave (openmls) joins from bob's (mls-rs) GroupInfo.
+            let mut dave = OpenMlsMember::new("dave", suite, mode)?;
+            let gi = bob.group_info(with_tree)?;
+            let tree = (!with_tree).then(|| bob.tree()).transpose()?;
+            let commit =
+                dave.join_external(&gi, tree.as_deref()).map_err(|e| format!("{ctx}: dave (openmls) joining: {e}"))?;
+            expect_wire_format("external commit", &commit, common::WF_PUBLIC)?;
+            commit_in(&ctx, &mut alice, &commit)?;
+            commit_in(&ctx, &mut bob, &commit)?;
+            commit_in(&ctx, &mut carol, &commit)?;
+            next_epoch(&format!("{ctx}: after dave's external join"), &mut seen, &[&alice, &bob, &carol, &dave])?;
+            app(&ctx, &mut dave, &mut [&mut alice, &mut bob, &mut carol])?;
+            app(&ctx, &mut carol, &mut [&mut alice, &mut bob, &mut dave])?;
+        }
+    }
+    Ok(())
+}
+
 /// Grove's DS hands out a user's last-resort KeyPackage (extension
 /// `last_resort`, 0x000a) when no one-time package is left: each
 /// implementation must accept the other's last-resort KeyPackage for an Add,

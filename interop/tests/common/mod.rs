@@ -130,6 +130,14 @@ pub trait Member {
     /// Processes and merges another member's commit; `true` if that commit
     /// removed this member.
     fn receive_commit(&mut self, bytes: &[u8]) -> TestResult<bool>;
+    /// A signed GroupInfo (MLSMessage) that allows external commits, with
+    /// the ratchet tree in it or not.
+    fn group_info(&self, with_tree: bool) -> TestResult<Vec<u8>>;
+    /// The current ratchet tree (for an out-of-band tree).
+    fn tree(&self) -> TestResult<Vec<u8>>;
+    /// Joins by external commit from a GroupInfo (tree out of band if given);
+    /// returns the commit (MLSMessage).
+    fn join_external(&mut self, group_info: &[u8], tree: Option<&[u8]>) -> TestResult<Vec<u8>>;
     /// The current epoch.
     fn epoch(&self) -> TestResult<u64>;
     /// The epoch authenticator.
@@ -408,6 +416,35 @@ impl Member for OpenMlsMember {
         Ok(!group.is_active())
     }
 
+    fn group_info(&self, with_tree: bool) -> TestResult<Vec<u8>> {
+        let gi = self.group()?.export_group_info(self.provider.crypto(), &self.signer, with_tree)?;
+        Ok(gi.tls_serialize_detached()?)
+    }
+
+    fn tree(&self) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.export_ratchet_tree().tls_serialize_detached()?)
+    }
+
+    fn join_external(&mut self, group_info: &[u8], tree: Option<&[u8]>) -> TestResult<Vec<u8>> {
+        let MlsMessageBodyIn::GroupInfo(gi) = MlsMessageIn::tls_deserialize_exact(group_info)?.extract() else {
+            return Err("not a GroupInfo".into());
+        };
+        let mut builder = MlsGroup::external_commit_builder().with_config(self.join_config());
+        if let Some(tree) = tree {
+            builder = builder.with_ratchet_tree(RatchetTreeIn::tls_deserialize_exact(tree)?);
+        }
+        let (signer, cwk) = (&self.signer, self.cwk.clone());
+        let (group, bundle) = self.provider.transaction(|p| -> TestResult<(MlsGroup, CommitMessageBundle)> {
+            Ok(builder
+                .build_group(p, gi, cwk)?
+                .load_psks(p.storage())?
+                .build(p.rand(), p.crypto(), signer, |_| true)?
+                .finalize(p)?)
+        })?;
+        self.group = Some(group);
+        Ok(bundle.into_commit().tls_serialize_detached()?)
+    }
+
     fn epoch(&self) -> TestResult<u64> {
         Ok(self.group()?.epoch().as_u64())
     }
@@ -596,6 +633,24 @@ impl<C: MlsConfig> Member for MlsRsMember<C> {
             ReceivedMessage::Commit(c) => Ok(matches!(c.effect, CommitEffect::Removed { .. })),
             other => Err(format!("{}: expected a commit, got {other:?}", self.name).into()),
         }
+    }
+
+    fn group_info(&self, with_tree: bool) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.group_info_message_allowing_ext_commit(with_tree)?.to_bytes()?)
+    }
+
+    fn tree(&self) -> TestResult<Vec<u8>> {
+        Ok(self.group()?.export_tree().to_bytes()?)
+    }
+
+    fn join_external(&mut self, group_info: &[u8], tree: Option<&[u8]>) -> TestResult<Vec<u8>> {
+        let mut builder = self.client.external_commit_builder()?;
+        if let Some(tree) = tree {
+            builder = builder.with_tree_data(mls_rs::group::ExportedTree::from_bytes(tree)?.into_owned());
+        }
+        let (group, commit) = builder.build(MlsMessage::from_bytes(group_info)?)?;
+        self.group = Some(group);
+        Ok(commit.to_bytes()?)
     }
 
     fn epoch(&self) -> TestResult<u64> {

@@ -159,6 +159,15 @@ impl GroupRt {
         }
     }
 
+    /// Makes entries up to `seq` visible (after their fsync); never moves back.
+    fn advance_visible(&self, seq: u64) {
+        self.visible.send_if_modified(|v| {
+            let changed = seq > *v;
+            *v = (*v).max(seq);
+            changed
+        });
+    }
+
     fn forget_tail(&self) {
         if let Ok(mut t) = self.tail.lock() {
             *t = Tail::default();
@@ -731,18 +740,7 @@ impl Ds {
         }
         let rt = self.group(gid)?;
         let mut public = rt.commit_lock.lock().await;
-        // Membership first: a non-member learns nothing about the epoch.
-        if !rt.view()?.members.contains_key(user) {
-            return Err(DsError::NotAMember);
-        }
-        let current = public.group.group_context().epoch().as_u64();
-        let got = protocol.epoch().as_u64();
-        if got < current {
-            return Err(DsError::StaleEpoch { current, got });
-        }
-        if got > current {
-            return Err(DsError::WrongEpoch { current, got });
-        }
+        let current = Self::check_handshake(user, &rt, &public, &protocol)?;
         let processed =
             public.group.process_message(&self.crypto, protocol).map_err(|e| DsError::InvalidCommit(e.to_string()))?;
         self.check_sender(user, &public.group, processed.sender())?;
@@ -914,11 +912,7 @@ impl Ds {
         }
         persisted?;
         drop(public);
-        rt.visible.send_if_modified(|v| {
-            let changed = seq > *v;
-            *v = (*v).max(seq);
-            changed
-        });
+        rt.advance_visible(seq);
         if !welcome_ids.is_empty() {
             self.welcomes.send_modify(|v| *v += 1);
         }
@@ -926,6 +920,28 @@ impl Ds {
         self.metrics.count_accepted("commit");
         tracing::info!(group = %api::group_id_to_path(gid), seq, epoch = new_epoch, added = added.len(), removed = removed_now.len(), "commit accepted");
         Ok(api::PostedResponse { seq, epoch: new_epoch })
+    }
+
+    /// Membership, then epoch, of a handshake message, under the commit lock.
+    /// Membership comes first, so a non-member learns nothing about the epoch.
+    fn check_handshake(
+        user: &str,
+        rt: &GroupRt,
+        public: &PublicState,
+        protocol: &ProtocolMessage,
+    ) -> Result<u64, DsError> {
+        if !rt.view()?.members.contains_key(user) {
+            return Err(DsError::NotAMember);
+        }
+        let current = public.group.group_context().epoch().as_u64();
+        let got = protocol.epoch().as_u64();
+        if got < current {
+            return Err(DsError::StaleEpoch { current, got });
+        }
+        if got > current {
+            return Err(DsError::WrongEpoch { current, got });
+        }
+        Ok(current)
     }
 
     fn verify_group_info(
@@ -1028,11 +1044,7 @@ impl Ds {
             seq
         };
         self.persist().await?;
-        rt.visible.send_if_modified(|v| {
-            let changed = seq > *v;
-            *v = (*v).max(seq);
-            changed
-        });
+        rt.advance_visible(seq);
         self.metrics.stored_messages.inc();
         self.metrics.count_accepted("application");
         Ok(api::PostedResponse { seq, epoch })
@@ -1047,18 +1059,7 @@ impl Ds {
     ) -> Result<api::PostedResponse, DsError> {
         let gid = rt.group_id.clone();
         let mut public = rt.commit_lock.lock().await;
-        // Membership first: a non-member learns nothing about the epoch.
-        if !rt.view()?.members.contains_key(user) {
-            return Err(DsError::NotAMember);
-        }
-        let current = public.group.group_context().epoch().as_u64();
-        let got = protocol.epoch().as_u64();
-        if got < current {
-            return Err(DsError::StaleEpoch { current, got });
-        }
-        if got > current {
-            return Err(DsError::WrongEpoch { current, got });
-        }
+        let current = Self::check_handshake(user, rt, &public, &protocol)?;
         let processed = public
             .group
             .process_message(&self.crypto, protocol)
@@ -1108,11 +1109,7 @@ impl Ds {
         public.storage = new_storage;
         self.persist().await?;
         drop(public);
-        rt.visible.send_if_modified(|v| {
-            let changed = seq > *v;
-            *v = (*v).max(seq);
-            changed
-        });
+        rt.advance_visible(seq);
         self.metrics.stored_messages.inc();
         self.metrics.count_accepted("proposal");
         Ok(api::PostedResponse { seq, epoch: current })

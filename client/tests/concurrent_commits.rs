@@ -4,6 +4,8 @@
 
 mod common;
 
+use std::sync::Arc;
+
 use common::{new_client, start_ds, texts, TestResult, SUITES};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -22,20 +24,24 @@ async fn concurrent_commits_one_wins_other_retries() -> TestResult {
         carol.sync().await?;
         let start = alice.epoch_authenticator("g")?.0;
 
-        // Both build a commit on the same epoch before either posts.
-        let (a, b) = tokio::join!(alice.self_update("g"), bob.add_members("g", &["dave"]));
-        let (a, b) = (a?, b?);
+        // Two tasks on the multi-threaded runtime, each building a commit on
+        // the same epoch (neither has seen the other's).
+        let (alice, bob) = (Arc::new(alice), Arc::new(bob));
+        let (a2, b2) = (alice.clone(), bob.clone());
+        let ta = tokio::spawn(async move { a2.self_update("g").await });
+        let tb = tokio::spawn(async move { b2.add_members("g", &["dave"]).await });
+        let (a, b) = (ta.await??, tb.await??);
         assert!(a.committed && b.committed);
         let attempts = [a.attempts, b.attempts];
         assert!(attempts.contains(&1), "one commit won at once: {attempts:?}");
         assert!(attempts.iter().any(|n| *n >= 2), "the other retried: {attempts:?}");
 
-        for c in [&alice, &bob, &carol, &dave] {
+        for c in [&*alice, &*bob, &carol, &dave] {
             c.sync().await?;
         }
         let (epoch, auth) = alice.epoch_authenticator(&gid)?;
         assert_eq!(epoch, start + 2, "both operations landed");
-        for c in [&bob, &carol, &dave] {
+        for c in [&*bob, &carol, &dave] {
             assert_eq!(c.epoch_authenticator(&gid)?, (epoch, auth.clone()), "{}", c.user());
         }
         assert_eq!(alice.members(&gid)?.len(), 4);
@@ -48,12 +54,12 @@ async fn concurrent_commits_one_wins_other_retries() -> TestResult {
             r2?;
             r3?;
         }
-        for c in [&alice, &bob, &carol, &dave] {
+        for c in [&*alice, &*bob, &carol, &dave] {
             c.sync().await?;
         }
         let (epoch, auth) = alice.epoch_authenticator(&gid)?;
         assert_eq!(epoch, start + 2 + 9);
-        for c in [&bob, &carol, &dave] {
+        for c in [&*bob, &carol, &dave] {
             assert_eq!(c.epoch_authenticator(&gid)?, (epoch, auth.clone()));
         }
         dave.send(&gid, "in sync").await?;

@@ -171,6 +171,10 @@ pub struct SyncReport {
     /// Welcomes that could not be processed (e.g. for a KeyPackage this store
     /// no longer has) and were dropped.
     pub failed_welcomes: usize,
+    /// Groups whose log could not be processed (for example a commit other
+    /// members refuse too, such as one with a bad confirmation tag): `"<id>:
+    /// <error>"`. Such a group stays at its cursor; the other groups went on.
+    pub errors: Vec<String>,
 }
 
 /// What an [`Client::add_members`]/[`Client::remove_members`] style operation did.
@@ -1006,7 +1010,15 @@ impl Client {
             if self.group_record(&gid)?.state == GroupState::Left {
                 continue;
             }
-            self.sync_group(&gid, &mut report).await?;
+            match self.sync_group(&gid, &mut report).await {
+                Ok(()) => {}
+                Err(e @ Error::Mls { .. }) => {
+                    tracing::warn!(group = %b64url(&gid), error = %e, "group log cannot be processed");
+                    report.errors.push(format!("{}: {e}", b64url(&gid)));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
             let rec = self.group_record(&gid)?;
             if rec.state == GroupState::Active {
                 let has_pending = self.provider.transaction(|p| -> Result<bool> {

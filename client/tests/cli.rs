@@ -151,3 +151,16 @@ fn dir_file(home: &Path, name: &str, content: &str) -> std::path::PathBuf {
 fn dir_path(home: &Path, name: &str) -> std::path::PathBuf {
     home.parent().unwrap().join(name)
 }
+
+#[test]
+fn demo_shows_ciphertext_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = ok(dir.path(), &["demo"]);
+    assert_eq!(d["carol_has_message"], false);
+    assert_eq!(d["carol_can_decrypt"], false);
+    assert!(d["ds_files"].as_u64().unwrap() > 0);
+    assert_eq!(d["ds_files_with_plaintext"], 0);
+    let log = d["ds_log"].as_array().unwrap();
+    assert!(log.iter().any(|e| e["kind"] == "commit"));
+    assert!(log.iter().all(|e| e["plaintext_visible"] == false));
+}

@@ -128,5 +128,43 @@ pub(crate) async fn run(_json: bool) -> anyhow::Result<Out> {
     log.note("application messages are MLS PrivateMessages; commits are PublicMessages the DS validates, carrying no message text or group name");
 
     server.shutdown().await?;
-    Ok(Out { text: log.lines.join("\n"), json: json!({ "steps": log.steps, "ds_log": entries }) })
+    // Everything the DS wrote to disk, searched for the plaintexts.
+    let needles: [&[u8]; 4] = [secret.as_bytes(), b"hello bob and carol", b"hi all, carol here", b"project-x"];
+    let (files, hits) = scan_dir(&tmp.path().join("ds"), &needles)?;
+    log.step(
+        format!("the DS data directory after shutdown: {files} files, plaintext found in {hits}"),
+        json!({ "files": files, "files_with_plaintext": hits }),
+    );
+    Ok(Out {
+        text: log.lines.join("\n"),
+        json: json!({
+            "steps": log.steps,
+            "ds_log": entries,
+            "carol_has_message": carol_has,
+            "carol_can_decrypt": carol_decrypt,
+            "ds_files": files,
+            "ds_files_with_plaintext": hits,
+        }),
+    })
+}
+
+/// Counts the files under `dir` and those containing any of `needles`.
+fn scan_dir(dir: &std::path::Path, needles: &[&[u8]]) -> anyhow::Result<(usize, usize)> {
+    let (mut files, mut hits) = (0, 0);
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
+            let path = entry?.path();
+            if path.is_dir() {
+                stack.push(path);
+                continue;
+            }
+            files += 1;
+            let data = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+            if needles.iter().any(|n| data.windows(n.len()).any(|w| w == *n)) {
+                hits += 1;
+            }
+        }
+    }
+    Ok((files, hits))
 }

@@ -234,6 +234,8 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
                 (None, None) => anyhow::bail!("give a message or --file"),
             };
             let c = Client::open(&home)?;
+            // Catch up first, so members added meanwhile can read the message.
+            c.sync().await?;
             let seq = c.send(&group, &text).await?;
             Out { text: format!("sent (seq {seq})"), json: json!({ "group": group, "seq": seq }) }
         }

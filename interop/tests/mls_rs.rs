@@ -307,6 +307,130 @@ fn external_commits_both_ways() -> TestResult {
     Ok(())
 }
 
+/// GREASE (RFC 9420 §13.5) sent by mls-rs the way the RFC describes:
+/// reserved extension types (0x0A0A, 0x1A1A, ...) in `KeyPackage.extensions`
+/// and `LeafNode.extensions`, listed in the leaf's capabilities, and in
+/// `GroupInfo.extensions`; receivers must treat them as unknown extensions.
+///
+/// What must work: unknown non-GREASE types in the same places (the control
+/// case), a GREASE extension in the Welcome's GroupInfo, and (the other way)
+/// openmls's GREASE capabilities (`Capabilities::with_grease`) in a KeyPackage
+/// that mls-rs adds.
+///
+/// Known divergence, asserted exactly (docs/interop.md): openmls 0.9.2 refuses
+/// a GREASE type in `KeyPackage.extensions` (`KeyPackageIn::validate`:
+/// `KeyPackageVerifyError::UnsupportedExtension`) and in `LeafNode.extensions`
+/// (`LeafNodeValidationError::UnsupportedExtensions`, "Extensions are not
+/// acceptable.", when adding such a KeyPackage or joining a group with such a
+/// leaf), although they are listed in the capabilities: it types the
+/// extension as `ExtensionType::Unknown(x)` and the capability as
+/// `ExtensionType::Grease(x)`, which never compare equal (openmls issue
+/// #2156, fixed upstream by PR #2162, not in 0.9.2). This test fails when
+/// openmls starts accepting them: then turn the divergence into a check.
+#[test]
+fn grease_extensions_from_mls_rs() -> TestResult {
+    use openmls::prelude::{KeyPackageVerifyError, MlsMessageBodyIn, MlsMessageIn, OpenMlsProvider, ProtocolVersion};
+    use tls_codec::Deserialize as _;
+    const GREASE_KP: u16 = 0x0a0a;
+    const GREASE_LEAF: u16 = 0x1a1a;
+    const GREASE_GROUP_INFO: u16 = 0x2a2a;
+    const UNKNOWN_KP: u16 = 0xff00;
+    const UNKNOWN_LEAF: u16 = 0xff01;
+    const LEAF_REFUSAL: &str = "Extensions are not acceptable.";
+    let listed = [GREASE_KP, GREASE_LEAF, UNKNOWN_KP, UNKNOWN_LEAF];
+    let mode = Mode { tree_in_welcome: true, encrypted_handshakes: false };
+    let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+    let validate = |kp: &[u8]| -> TestResult<Result<(), KeyPackageVerifyError>> {
+        let MlsMessageBodyIn::KeyPackage(parsed) = MlsMessageIn::tls_deserialize_exact(kp)?.extract() else {
+            return Err("not a KeyPackage".into());
+        };
+        Ok(parsed.validate(provider.crypto(), ProtocolVersion::Mls10).map(|_| ()))
+    };
+
+    for suite in SUITES {
+        let ctx = format!("suite 0x{suite:04x}");
+
+        // Control: unknown, non-GREASE types in the same places work.
+        let mut bob = common::mls_rs_member_with("bob", suite, mode, &listed)?;
+        let kp = bob.key_package_with(&[UNKNOWN_KP], &[UNKNOWN_LEAF])?;
+        validate(&kp)?.map_err(|e| format!("{ctx}: openmls refuses unknown extensions: {e:?}"))?;
+        let mut alice = OpenMlsMember::new("alice", suite, mode)?;
+        alice.create(b"grease control")?;
+        let added = alice.add(&kp).map_err(|e| format!("{ctx}: openmls adding (unknown extensions): {e}"))?;
+        bob.join(&added.welcome, None)?;
+        assert_agree(&ctx, &[&alice, &bob])?;
+
+        // A GREASE extension in the Welcome's GroupInfo is ignored.
+        let mut carol = mls_rs_member("carol", suite, mode)?;
+        let mut dave = OpenMlsMember::new("dave", suite, mode)?;
+        carol.create(b"grease group info")?;
+        let kp = dave.key_package()?;
+        let added = carol.add_with_group_info_extension(&kp, GREASE_GROUP_INFO)?;
+        dave.join(&added.welcome, None).map_err(|e| format!("{ctx}: openmls joining (GREASE in GroupInfo): {e}"))?;
+        assert_agree(&ctx, &[&carol, &dave])?;
+
+        // The other way: openmls's GREASE capabilities are accepted by mls-rs.
+        let mut carol = mls_rs_member("carol", suite, mode)?;
+        let mut dave = OpenMlsMember::new("dave", suite, mode)?;
+        carol.create(b"openmls grease")?;
+        let kp = dave.greased_key_package()?;
+        let added = carol.add(&kp).map_err(|e| format!("{ctx}: mls-rs adding openmls's GREASE KeyPackage: {e}"))?;
+        dave.join(&added.welcome, None)?;
+        assert_agree(&ctx, &[&carol, &dave])?;
+
+        // Divergence 1: GREASE in KeyPackage.extensions.
+        let mut bob = common::mls_rs_member_with("bob", suite, mode, &listed)?;
+        let kp = bob.key_package_with(&[GREASE_KP], &[])?;
+        match validate(&kp)? {
+            Err(KeyPackageVerifyError::UnsupportedExtension) => {}
+            other => {
+                return Err(format!(
+                    "{ctx}: openmls on a GREASE KeyPackage extension: {other:?}, expected the known refusal \
+                     UnsupportedExtension (update docs/interop.md and this test)"
+                )
+                .into())
+            }
+        }
+
+        // Divergence 2: GREASE in LeafNode.extensions, in a KeyPackage to add
+        // (KeyPackageIn::validate passes; the leaf check refuses)...
+        let mut bob = common::mls_rs_member_with("bob", suite, mode, &listed)?;
+        let kp = bob.key_package_with(&[], &[GREASE_LEAF])?;
+        validate(&kp)?.map_err(|e| format!("{ctx}: openmls KeyPackage validation (GREASE leaf): {e:?}"))?;
+        let mut alice = OpenMlsMember::new("alice", suite, mode)?;
+        alice.create(b"grease leaf")?;
+        match alice.add(&kp) {
+            Err(e) if e.to_string() == LEAF_REFUSAL => {}
+            other => {
+                return Err(format!(
+                    "{ctx}: openmls adding a GREASE leaf: {:?}, expected the known refusal {LEAF_REFUSAL:?} \
+                     (update docs/interop.md and this test)",
+                    other.map(|_| ()).map_err(|e| e.to_string())
+                )
+                .into())
+            }
+        }
+        // ... and in the tree of a group to join.
+        let mut carol = common::mls_rs_member_with("carol", suite, mode, &[GREASE_LEAF])?;
+        carol.create_with_leaf_extensions(b"grease leaf in tree", &[GREASE_LEAF])?;
+        let mut dave = OpenMlsMember::new("dave", suite, mode)?;
+        let kp = dave.key_package()?;
+        let added = carol.add(&kp)?;
+        match dave.join(&added.welcome, None) {
+            Err(e) if e.to_string() == LEAF_REFUSAL => {}
+            other => {
+                return Err(format!(
+                    "{ctx}: openmls joining a tree with a GREASE leaf extension: {:?}, expected the known \
+                     refusal {LEAF_REFUSAL:?} (update docs/interop.md and this test)",
+                    other.map_err(|e| e.to_string())
+                )
+                .into())
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Grove's DS hands out a user's last-resort KeyPackage (extension
 /// `last_resort`, 0x000a) when no one-time package is left: each
 /// implementation must accept the other's last-resort KeyPackage for an Add,

@@ -241,6 +241,19 @@ impl OpenMlsMember {
         Ok(MlsMessageOut::from(bundle.key_package().clone()).tls_serialize_detached()?)
     }
 
+    /// A KeyPackage whose leaf capabilities carry GREASE values (openmls's
+    /// opt-in `Capabilities::with_grease`: one random GREASE ciphersuite,
+    /// extension, proposal and credential type).
+    pub fn greased_key_package(&mut self) -> TestResult<Vec<u8>> {
+        let (cs, signer, cwk) = (self.cs, &self.signer, self.cwk.clone());
+        let bundle = self.provider.transaction(|p| -> TestResult<KeyPackageBundle> {
+            Ok(KeyPackage::builder()
+                .leaf_node_capabilities(Capabilities::builder().build().with_grease(p.rand()))
+                .build(cs, p, signer, cwk)?)
+        })?;
+        Ok(MlsMessageOut::from(bundle.key_package().clone()).tls_serialize_detached()?)
+    }
+
     /// The group, once created or joined.
     pub fn group(&self) -> TestResult<&MlsGroup> {
         self.group.as_ref().ok_or_else(|| format!("{}: not in a group", self.name).into())
@@ -489,6 +502,16 @@ pub struct MlsRsMember<C: MlsConfig> {
 /// `CommitOptions::ratchet_tree_extension` and
 /// `EncryptionOptions::encrypt_control_messages`.
 pub fn mls_rs_member(name: &str, suite: u16, mode: Mode) -> TestResult<MlsRsMember<impl MlsConfig>> {
+    mls_rs_member_with(name, suite, mode, &[])
+}
+
+/// [`mls_rs_member`] whose leaf capabilities also list `extension_types`.
+pub fn mls_rs_member_with(
+    name: &str,
+    suite: u16,
+    mode: Mode,
+    extension_types: &[u16],
+) -> TestResult<MlsRsMember<impl MlsConfig>> {
     let cs = CipherSuite::new(suite);
     let crypto = RustCryptoProvider::new();
     let csp = crypto.cipher_suite_provider(cs).ok_or("mls-rs RustCrypto lacks this suite")?;
@@ -505,6 +528,7 @@ pub fn mls_rs_member(name: &str, suite: u16, mode: Mode) -> TestResult<MlsRsMemb
         // Listed in the leaf capabilities so that a last-resort KeyPackage
         // (see `last_resort_key_package`) is valid.
         .extension_type(RsExtensionType::new(LAST_RESORT))
+        .extension_types(extension_types.iter().copied().map(RsExtensionType::new))
         .mls_rules(rules)
         .signing_identity(identity, secret, cs)
         .build();
@@ -525,6 +549,46 @@ impl<C: MlsConfig> MlsRsMember<C> {
     pub fn last_resort_key_package(&mut self) -> TestResult<Vec<u8>> {
         let extensions = ExtensionList::from(vec![Extension::new(RsExtensionType::new(LAST_RESORT), Vec::new())]);
         Ok(self.client.generate_key_package_message(extensions, ExtensionList::default(), None)?.to_bytes()?)
+    }
+
+    /// A KeyPackage with an empty extension of each type in `key_package`
+    /// in `KeyPackage.extensions` and of each type in `leaf` in
+    /// `LeafNode.extensions` (list them in the capabilities with
+    /// [`mls_rs_member_with`]).
+    pub fn key_package_with(&mut self, key_package: &[u16], leaf: &[u16]) -> TestResult<Vec<u8>> {
+        let list = |types: &[u16]| {
+            ExtensionList::from(
+                types.iter().map(|t| Extension::new(RsExtensionType::new(*t), Vec::new())).collect::<Vec<_>>(),
+            )
+        };
+        Ok(self.client.generate_key_package_message(list(key_package), list(leaf), None)?.to_bytes()?)
+    }
+
+    /// Creates a one-member group whose own leaf carries an empty extension
+    /// of each type in `leaf` (list them with [`mls_rs_member_with`]).
+    pub fn create_with_leaf_extensions(&mut self, group_id: &[u8], leaf: &[u16]) -> TestResult {
+        let list = ExtensionList::from(
+            leaf.iter().map(|t| Extension::new(RsExtensionType::new(*t), Vec::new())).collect::<Vec<_>>(),
+        );
+        self.group = Some(self.client.create_group_with_id(group_id.to_vec(), ExtensionList::default(), list, None)?);
+        Ok(())
+    }
+
+    /// Commits an Add whose Welcome's GroupInfo carries an empty extension of
+    /// type `group_info_extension`, and merges.
+    pub fn add_with_group_info_extension(
+        &mut self,
+        key_package: &[u8],
+        group_info_extension: u16,
+    ) -> TestResult<Added> {
+        let kp = MlsMessage::from_bytes(key_package)?;
+        let extensions =
+            ExtensionList::from(vec![Extension::new(RsExtensionType::new(group_info_extension), Vec::new())]);
+        let group = self.group_mut()?;
+        let out = group.commit_builder().add_member(kp)?.set_group_info_ext(extensions).build()?;
+        group.apply_pending_commit()?;
+        let welcome = out.welcome_messages.first().ok_or("mls-rs produced no Welcome")?.to_bytes()?;
+        Ok(Added { commit: out.commit_message.to_bytes()?, welcome, tree: group.export_tree().to_bytes()? })
     }
 
     /// The signing identity's public signature key.

@@ -13,6 +13,9 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
 
+/// How long to wait before retrying a request that got `429 rate_limited`.
+const RATE_LIMIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A request body.
 pub(crate) enum Body {
     /// No body.
@@ -117,7 +120,12 @@ impl DsHttp {
             Some(t) => t,
             None => self.login().await?,
         };
-        let first = Self::finish(self.raw(method.clone(), path, &body, Some(&token)).await?).await;
+        let mut first = Self::finish(self.raw(method.clone(), path, &body, Some(&token)).await?).await;
+        if let Err(Error::Server { status: 429, .. }) = first {
+            // Rate limited: wait once (the DS's limit refills quickly), then retry.
+            tokio::time::sleep(RATE_LIMIT_PAUSE).await;
+            first = Self::finish(self.raw(method.clone(), path, &body, Some(&token)).await?).await;
+        }
         match first {
             Err(Error::Server { status: 401, ref code, .. }) if code == "token_invalid" || code == "token_expired" => {
                 self.set_token(None);

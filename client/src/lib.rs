@@ -15,6 +15,24 @@
 //! - [`error`]: the error type, [`Error`].
 //! - `records` (private): the app records kept beside openmls's state.
 //! - `http` (private): the DS HTTP API with automatic re-login.
+//!
+//! # Example
+//!
+//! ```no_run
+//! use grove_client::{Client, ClientConfig, TrustMode};
+//! # async fn demo() -> grove_client::Result<()> {
+//! let mut config = ClientConfig::new("https://ds.example:8443", "alice");
+//! config.trust = TrustMode::pinned_hex("<sha-256 of the DS certificate>")?;
+//! let alice = Client::create("/home/alice/.grove", config).await?; // register, log in, KeyPackages
+//! let group = alice.create_group("ops").await?;
+//! alice.add_members(&group, &["bob"]).await?; // checks bob's KeyPackage against his pinned key
+//! alice.send(&group, "deploy at noon").await?;
+//! let report = alice.sync().await?; // Welcomes, new messages, commits of others
+//! for m in alice.messages(&group)? {
+//!     println!("{}: {}", m.sender, m.text);
+//! }
+//! # let _ = report; Ok(()) }
+//! ```
 
 pub mod client;
 pub mod error;

@@ -113,6 +113,8 @@ pub(crate) fn http_client(url: &str, trust: &TrustMode) -> Result<reqwest::Clien
             .with_no_client_auth(),
     };
     reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .timeout(std::time::Duration::from_secs(60))
         .tls_backend_preconfigured(config)
         .build()
         .map_err(|e| Error::Tls(format!("building the HTTP client: {e}")))

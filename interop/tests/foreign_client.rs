@@ -21,7 +21,9 @@
 //! posts a commit bundle with his Welcome and the new epoch's GroupInfo,
 //! which the DS checks with openmls and then serves; carol joins from her
 //! inbox, alice processes bob's commit, all three agree, and bob's next
-//! message reaches both.
+//! message reaches both. Last, bob posts an Update proposal (which the DS
+//! checks and queues), alice commits it by reference through the DS, bob and
+//! carol process the commit, and all three agree again.
 
 use std::time::Duration;
 
@@ -361,6 +363,16 @@ mod bob {
             Ok(read)
         }
 
+        /// §5.15: an Update proposal (PublicMessage) for a later commit.
+        pub(super) async fn propose_update(&mut self, gid: &str) -> TestResult {
+            let group = self.group.as_mut().ok_or("not in a group")?;
+            let msg = group.propose_update(Vec::new())?.to_bytes()?;
+            let r =
+                self.post(&format!("/v1/groups/{gid}/messages"), "message/mls", msg).await?.expect("proposal", 201)?;
+            self.own.push(r.json()?["seq"].as_u64().ok_or("no seq")?);
+            Ok(())
+        }
+
         /// §5.15: an application message (PrivateMessage).
         pub(super) async fn send_text(&mut self, gid: &str, text: &[u8]) -> TestResult {
             let group = self.group.as_mut().ok_or("not in a group")?;
@@ -600,6 +612,38 @@ mod alice {
             Ok(())
         }
 
+        /// Commits the proposals received from the log (by reference) and
+        /// merges on 201.
+        pub(super) async fn commit_pending(&mut self, gid: &str) -> TestResult {
+            let group = self.group.as_mut().ok_or("no group")?;
+            if group.pending_proposals().next().is_none() {
+                return Err("no pending proposal".into());
+            }
+            let (commit, welcome, _) = group.commit_to_pending_proposals(&self.provider, &self.signer)?;
+            if welcome.is_some() {
+                return Err("unexpected Welcome".into());
+            }
+            let body = api::CommitBundleBody {
+                commit: commit.tls_serialize_detached()?.into(),
+                welcome: Vec::new().into(),
+                group_info: Vec::new().into(),
+            }
+            .tls_serialize_detached()?;
+            let r = send(
+                self.post(&format!("/v1/groups/{gid}/commits"))
+                    .header("content-type", api::MEDIA_COMMIT_BUNDLE)
+                    .body(body),
+            )
+            .await?;
+            let group = self.group.as_mut().ok_or("no group")?;
+            if r.status != 201 {
+                group.clear_pending_commit(self.provider.storage())?;
+                return Err(format!("commit: HTTP {}: {}", r.status, String::from_utf8_lossy(&r.body)).into());
+            }
+            group.merge_pending_commit(&self.provider)?;
+            Ok(())
+        }
+
         pub(super) async fn send_text(&mut self, gid: &str, text: &[u8]) -> TestResult {
             let group = self.group.as_mut().ok_or("no group")?;
             let msg = group.create_message(&self.provider, &self.signer, text)?.tls_serialize_detached()?;
@@ -767,6 +811,24 @@ async fn foreign_client_flow(suite: u16) -> TestResult {
     bob.send_text(&gid, b"welcome carol").await?;
     expect_texts("carol", &carol.sync(&gid).await?, &[b"welcome carol"])?;
     expect_texts("alice", &alice.sync(&gid).await?, &[b"welcome carol"])?;
+
+    // bob posts an Update proposal (the DS checks it and queues it); alice
+    // commits it by reference; bob and carol process the commit.
+    bob.propose_update(&gid).await?;
+    expect_texts("alice", &alice.sync(&gid).await?, &[])?;
+    alice.commit_pending(&gid).await?;
+    expect_texts("bob", &bob.sync(&gid).await?, &[])?;
+    expect_texts("carol", &carol.sync(&gid).await?, &[])?;
+    for (who, auth) in [("alice", alice.epoch_authenticator()?), ("carol", carol.epoch_authenticator()?)] {
+        if auth != bob.epoch_authenticator()? {
+            return Err(format!("{who} and bob disagree after alice committed bob's proposal").into());
+        }
+    }
+    if carol.exported()? != bob.exported()? || alice.exported()? != bob.exported()? {
+        return Err("exported secrets differ after alice committed bob's proposal".into());
+    }
+    bob.send_text(&gid, b"updated").await?;
+    expect_texts("alice", &alice.sync(&gid).await?, &[b"updated"])?;
 
     tokio::time::timeout(Duration::from_secs(30), server.shutdown()).await?.map_err(|e| format!("{e:#}"))?;
     Ok(())

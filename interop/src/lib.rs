@@ -11,7 +11,9 @@
 //! `test-utils` feature.
 //!
 //! The tests (`tests/vectors.rs`) and the `vector-report` binary share
-//! [`run_named`] and [`run_all`].
+//! [`run_named`] and [`run_all`]. The cross-implementation tests against
+//! mls-rs live in `tests/mls_rs.rs` (in process) and
+//! `tests/foreign_client.rs` (an mls-rs client over the real DS).
 //!
 //! # Layout
 //! - [`harness`]: locating the vectors, running the cases of a file, counting.
@@ -20,7 +22,8 @@
 //! - [`mls`]: our decoding and encoding of the MLS wire structures.
 //! - [`tree_math`], [`tree`], [`secret_tree`], [`key_schedule`], [`framing`], [`treekem`]: RFC 9420
 //!   machinery on the primitives.
-//! - [`passive`]: the passive client on openmls, generic over the storage.
+//! - [`passive`]: the passive client on openmls, run through a client store
+//!   (Grove's sled store, `grove_client::storage::GroveProvider`, in the tests).
 //! - [`checks`]: one verifier per vector file.
 //! - [`report`]: the Markdown report.
 

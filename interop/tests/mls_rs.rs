@@ -16,7 +16,9 @@
 //! 6. X commits a self-update that Y and Z process;
 //! 7. Z proposes an Update (by reference); Y commits it; X and Z process;
 //! 8. Y proposes an Update; X commits it; Y and Z process;
-//! 9. Y removes Z; X processes the commit, Z processes it and finds itself
+//! 9. Y, then X, commits a PreSharedKey proposal for an external PSK that
+//!    every member holds; the others process it;
+//! 10. Y removes Z; X processes the commit, Z processes it and finds itself
 //!    removed; X and Y exchange messages.
 //!
 //! After the join and after every epoch, all members must agree on the
@@ -143,7 +145,19 @@ fn scenario(x: &mut dyn Member, y: &mut dyn Member, z: &mut dyn Member, mode: Mo
     next_epoch("after y's Update", &mut seen, &[&*x, &*y, &*z])?;
     app("y to all after its update", y, &mut [&mut *x, &mut *z])?;
 
-    // 9. y removes z.
+    // 9. PSKs: y, then x, commits a PreSharedKey proposal for the external PSK
+    //    all members hold; the key schedule must agree (RFC 9420 §8.4).
+    let commit = y.commit_external_psk().map_err(|e| format!("{} committing a PSK: {e}", y.name()))?;
+    expect_wire_format("y's PSK commit", &commit, hs)?;
+    commit_in("y's PSK commit", x, &commit)?;
+    commit_in("y's PSK commit", z, &commit)?;
+    next_epoch("after y's PSK commit", &mut seen, &[&*x, &*y, &*z])?;
+    let commit = x.commit_external_psk().map_err(|e| format!("{} committing a PSK: {e}", x.name()))?;
+    commit_in("x's PSK commit", y, &commit)?;
+    commit_in("x's PSK commit", z, &commit)?;
+    next_epoch("after x's PSK commit", &mut seen, &[&*x, &*y, &*z])?;
+
+    // 10. y removes z.
     let leaf = z.own_leaf()?;
     let commit = y.remove(leaf).map_err(|e| format!("{} removing {}: {e}", y.name(), z.name()))?;
     expect_wire_format("y's Remove commit", &commit, hs)?;

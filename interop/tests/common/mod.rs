@@ -19,6 +19,7 @@ use std::error::Error;
 
 use grove_client::storage::GroveProvider;
 use openmls::prelude::*;
+use openmls::schedule::{ExternalPsk, PreSharedKeyId, Psk};
 use openmls_basic_credential::SignatureKeyPair;
 use tls_codec::{Deserialize as _, Serialize as _};
 
@@ -35,6 +36,12 @@ pub const EXPORT_LABEL: &str = "grove interop exporter";
 pub const EXPORT_CONTEXT: &[u8] = b"cross-implementation check";
 /// Length of the exported secret.
 pub const EXPORT_LEN: usize = 32;
+
+/// The external PSK every member holds (id and secret), for commits that
+/// inject it (RFC 9420 §8.4).
+pub const PSK_ID: &[u8] = b"grove interop external psk";
+/// See [`PSK_ID`].
+pub const PSK_SECRET: &[u8; 32] = b"grove interop psk secret 32 byte";
 
 /// `WireFormat` values (RFC 9420 §6).
 pub const WF_PUBLIC: u16 = 1;
@@ -113,6 +120,9 @@ pub trait Member {
     fn add(&mut self, key_package: &[u8]) -> TestResult<Added>;
     /// Commits an empty commit with a path (a self-update) and merges it.
     fn self_update(&mut self) -> TestResult<Vec<u8>>;
+    /// Commits a PreSharedKey proposal (by value) for the external PSK
+    /// [`PSK_ID`] and merges it.
+    fn commit_external_psk(&mut self) -> TestResult<Vec<u8>>;
     /// Proposes an Update of its own leaf (by reference).
     fn propose_update(&mut self) -> TestResult<Vec<u8>>;
     /// Processes another member's proposal and keeps it for the next commit.
@@ -214,6 +224,7 @@ impl OpenMlsMember {
         let signer = SignatureKeyPair::new(cs.signature_algorithm())?;
         provider.transaction(|p| -> TestResult {
             signer.store(p.storage())?;
+            PreSharedKeyId::external(PSK_ID.to_vec(), Vec::new()).store(p, PSK_SECRET)?;
             Ok(())
         })?;
         let cwk = CredentialWithKey {
@@ -353,6 +364,22 @@ impl Member for OpenMlsMember {
         })
     }
 
+    fn commit_external_psk(&mut self) -> TestResult<Vec<u8>> {
+        let (cs, signer) = (self.cs, &self.signer);
+        let group = self.group.as_mut().ok_or("not in a group")?;
+        self.provider.transaction(|p| -> TestResult<Vec<u8>> {
+            let psk_id = PreSharedKeyId::new(cs, p.rand(), Psk::External(ExternalPsk::new(PSK_ID.to_vec())))?;
+            let bundle = group
+                .commit_builder()
+                .add_proposal(Proposal::PreSharedKey(Box::new(PreSharedKeyProposal::new(psk_id))))
+                .load_psks(p.storage())?
+                .build(p.rand(), p.crypto(), signer, |_| true)?
+                .stage_commit(p)?;
+            group.merge_pending_commit(p)?;
+            Ok(bundle.commit().tls_serialize_detached()?)
+        })
+    }
+
     fn propose_update(&mut self) -> TestResult<Vec<u8>> {
         let signer = &self.signer;
         let group = self.group.as_mut().ok_or("not in a group")?;
@@ -483,6 +510,7 @@ use mls_rs::group::{CommitEffect, ReceivedMessage};
 use mls_rs::identity::basic::{BasicCredential as RsBasicCredential, BasicIdentityProvider};
 use mls_rs::identity::SigningIdentity;
 use mls_rs::mls_rules::{CommitOptions, DefaultMlsRules, EncryptionOptions};
+use mls_rs::psk::{ExternalPskId, PreSharedKey};
 use mls_rs::{CipherSuite, CipherSuiteProvider, Client, CryptoProvider, Extension, ExtensionList, Group, MlsMessage};
 
 /// The `last_resort` KeyPackage extension type (0x000a), which Grove's DS
@@ -529,6 +557,7 @@ pub fn mls_rs_member_with(
         // (see `last_resort_key_package`) is valid.
         .extension_type(RsExtensionType::new(LAST_RESORT))
         .extension_types(extension_types.iter().copied().map(RsExtensionType::new))
+        .psk(ExternalPskId::new(PSK_ID.to_vec()), PreSharedKey::new(PSK_SECRET.to_vec()))
         .mls_rules(rules)
         .signing_identity(identity, secret, cs)
         .build();
@@ -643,6 +672,13 @@ impl<C: MlsConfig> Member for MlsRsMember<C> {
     fn self_update(&mut self) -> TestResult<Vec<u8>> {
         let group = self.group_mut()?;
         let out = group.commit(Vec::new())?;
+        group.apply_pending_commit()?;
+        Ok(out.commit_message.to_bytes()?)
+    }
+
+    fn commit_external_psk(&mut self) -> TestResult<Vec<u8>> {
+        let group = self.group_mut()?;
+        let out = group.commit_builder().add_external_psk(ExternalPskId::new(PSK_ID.to_vec()))?.build()?;
         group.apply_pending_commit()?;
         Ok(out.commit_message.to_bytes()?)
     }

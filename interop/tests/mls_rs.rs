@@ -19,7 +19,7 @@
 //! 9. Y, then X, commits a PreSharedKey proposal for an external PSK that
 //!    every member holds; the others process it;
 //! 10. Y removes Z; X processes the commit, Z processes it and finds itself
-//!    removed; X and Y exchange messages.
+//!     removed; X and Y exchange messages.
 //!
 //! After the join and after every epoch, all members must agree on the
 //! epoch, the epoch authenticator, an MLS-Exporter secret and the roster size,

@@ -746,7 +746,7 @@ impl Client {
                 p.storage().put_app_value(
                     ns::OUTBOX,
                     &hash(&bytes),
-                    &OutboxEntry { group: gid.clone(), local: None },
+                    &OutboxEntry { group: gid.clone(), local: None, message: Vec::new() },
                 )?;
                 Ok(bytes)
             })?;
@@ -954,7 +954,11 @@ impl Client {
                     }
                     None => None,
                 };
-                s.put_app_value(ns::OUTBOX, &hash(&bytes), &OutboxEntry { group: gid.to_vec(), local })?;
+                s.put_app_value(
+                    ns::OUTBOX,
+                    &hash(&bytes),
+                    &OutboxEntry { group: gid.to_vec(), local, message: bytes.clone() },
+                )?;
                 Ok((bytes, local))
             })?;
             if self.fault() == Some(Fault::StopBeforeSend) {
@@ -1142,12 +1146,50 @@ impl Client {
                 Ok(())
             })?;
         }
+        self.resend_unconfirmed(gid).await?;
         // A pending commit that is not in the log after a full fetch was not
         // accepted: discard it so the group can move on.
         if self.provider.storage().get_app(ns::PENDING, gid)?.is_some()
             && self.group_record(gid)?.state != GroupState::Left
         {
             self.discard_pending_commit(gid)?;
+        }
+        Ok(())
+    }
+
+    /// Posts again the own text messages whose first post had an unknown
+    /// outcome (a crash before or during it, a network error) and that the
+    /// log, fetched to its end, does not hold. The bytes are the ones stored
+    /// before the first attempt: no new encryption, so no key or nonce reuse.
+    /// A message the DS now refuses for good (too old an epoch) stays in the
+    /// history as unsent.
+    async fn resend_unconfirmed(&self, gid: &[u8]) -> Result<()> {
+        if self.group_record(gid)?.state == GroupState::Left {
+            return Ok(());
+        }
+        let mut todo = Vec::new();
+        for (key, value) in self.provider.storage().scan_prefix_app(ns::OUTBOX, b"")? {
+            let entry: OutboxEntry = <DefaultCodec as ValueCodec>::decode(&value).map_err(|reason| {
+                Error::Storage(crate::storage::StorageError::Corrupt { what: "outbox entry".into(), reason })
+            })?;
+            if entry.group == gid && entry.local.is_some() && !entry.message.is_empty() {
+                todo.push((key, entry));
+            }
+        }
+        for (key, entry) in todo {
+            let result = self.ds.post_message(&b64url(gid), entry.message.clone()).await;
+            let seq = match result {
+                Ok(posted) => Some(posted.seq),
+                Err(Error::Server { status: 400..=499, .. }) => None,
+                Err(e) => return Err(e),
+            };
+            self.provider.transaction(|p| -> Result<()> {
+                if let (Some(local), Some(seq)) = (entry.local, seq) {
+                    Self::confirm_own(p, gid, local, seq)?;
+                }
+                p.storage().remove_app(ns::OUTBOX, &key)?;
+                Ok(())
+            })?;
         }
         Ok(())
     }

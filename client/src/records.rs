@@ -88,6 +88,10 @@ pub(crate) struct OutboxEntry {
     pub(crate) group: Vec<u8>,
     /// Local id of the stored message, if it was a text message.
     pub(crate) local: Option<u64>,
+    /// The MLSMessage bytes, kept to post them again if the first post's
+    /// outcome was unknown (crash, network error) and the log lacks them.
+    #[serde(default)]
+    pub(crate) message: Vec<u8>,
 }
 
 /// A pinned contact key (trust on first use).

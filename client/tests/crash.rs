@@ -122,11 +122,16 @@ async fn message_is_persisted_before_it_is_sent() -> TestResult {
     let stored = alice.messages("g")?;
     assert_eq!(stored.len(), 1);
     assert_eq!((stored[0].text.as_str(), stored[0].seq, stored[0].own), ("never posted", None, true));
-    // The next message uses the next ratchet generation (no key/nonce reuse):
-    // bob decrypts it although he never saw the lost one.
+    // The next sync posts the stored ciphertext (as it was: no re-encryption),
+    // and later messages use later ratchet generations.
+    alice.sync().await?;
+    assert!(alice.messages("g")?[0].seq.is_some(), "confirmed by the DS");
     alice.send("g", "posted").await?;
     bob.sync().await?;
-    assert_eq!(texts(&bob, "g"), ["alice: posted"]);
+    assert_eq!(texts(&bob, "g"), ["alice: never posted", "alice: posted"]);
+    // Bob's echo check: alice's next sync sees both in the log and stores nothing twice.
+    alice.sync().await?;
+    assert_eq!(texts(&alice, "g"), ["alice: never posted", "alice: posted"]);
     ds.shutdown().await?;
     Ok(())
 }

@@ -539,6 +539,30 @@ impl Client {
         Ok(())
     }
 
+    /// Fails if any member's key differs from its pin (or a different key
+    /// seen earlier is still undecided).
+    fn check_member_keys(&self, gid: &[u8]) -> Result<()> {
+        let g = MlsGroup::load(self.provider.storage(), &GroupId::from_slice(gid))?
+            .ok_or_else(|| Error::UnknownGroup(b64url(gid)))?;
+        for m in g.members() {
+            let user = identity_of(&m.credential);
+            if user == self.id.user {
+                continue;
+            }
+            if let Some(c) = self.contact(&user)? {
+                let seen = if c.key != m.signature_key { Some(m.signature_key.clone()) } else { c.pending.clone() };
+                if let Some(seen) = seen {
+                    return Err(Error::KeyChanged {
+                        user,
+                        pinned: proto::fingerprint(&c.key),
+                        seen: proto::fingerprint(&seen),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn contact_info(&self, user: &str) -> Result<ContactInfo> {
         let c = self.contact(user)?.ok_or_else(|| Error::UnknownContact(user.to_owned()))?;
         Ok(ContactInfo {
@@ -921,9 +945,13 @@ impl Client {
     /// Sends a text message. The group state (sender ratchet advanced) and the
     /// message are on disk before the message leaves the device. Returns the
     /// message's log sequence number.
+    ///
+    /// Fails with [`Error::KeyChanged`] while a member's key differs from the
+    /// key pinned for that user (until [`trust_new_key`](Self::trust_new_key)).
     pub async fn send(&self, group: &str, text: &str) -> Result<u64> {
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
+        self.check_member_keys(&gid)?;
         self.send_payload(&gid, &Envelope::Text { text: text.to_owned() }, Some(text)).await
     }
 

@@ -148,6 +148,22 @@ async fn substituted_key_is_refused_until_trusted() -> TestResult {
     assert!(out.committed);
     assert_eq!(bob.sync().await?.joined.len(), 1);
 
+    // 4. A joiner who pinned the substituted key sees bob's real key in the
+    //    group: bob shows as changed and sending to the group is refused
+    //    until the joiner decides.
+    let erin = Client::create(dir.path().join("erin"), config(&proxy_url, "erin", 1)).await?;
+    evil.fake_lookup.store(true, Ordering::SeqCst);
+    erin.lookup_user("bob").await?;
+    evil.fake_lookup.store(false, Ordering::SeqCst);
+    carol.add_members("c", &["erin"]).await?;
+    erin.sync().await?;
+    let bob_status = erin.members("c")?.into_iter().find(|m| m.user == "bob").ok_or("bob")?.key;
+    assert_eq!(bob_status, grove_client::KeyStatus::Changed);
+    let (user, pinned, seen) = key_changed(erin.send("c", "hi").await);
+    assert_eq!((user.as_str(), pinned.as_str(), seen.as_str()), ("bob", fp_mallory.as_str(), fp_bob.as_str()));
+    erin.trust_new_key("bob").await?;
+    erin.send("c", "hi").await?;
+
     // Safety numbers agree on both sides; --confirm marks verified.
     let s1 = carol.verify("bob", true).await?;
     let s2 = bob.verify("carol", false).await?;

@@ -11,10 +11,15 @@
 //! [`GroveProvider`] is one sled transaction (one batch, then fsync). After
 //! every step the group is loaded back from the store with `MlsGroup::load`
 //! and the next step runs on that copy, so each epoch authenticator is
-//! checked on state that went through the store, not on memory alone.
+//! checked on state that went through the store, not on memory alone. The
+//! store is also closed and opened again ([`ClientStore::reopen`]) after the
+//! join, every 25 epochs and after the last epoch, and the group loaded from
+//! the reopened store must have the same epoch authenticator.
 //! [`memory_provider`] gives the same run on openmls's in-memory storage.
 
-use grove_client::storage::{GroveProvider, TxnProvider};
+use std::path::PathBuf;
+
+use grove_client::storage::{GroveProvider, SledStorage, TxnProvider};
 use openmls::framing::{MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent};
 use openmls::group::{GroupId, MlsGroup, MlsGroupJoinConfig, StagedWelcome, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
 use openmls::key_packages::errors::KeyPackageVerifyError;
@@ -144,7 +149,8 @@ fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
 }
 
 /// A client's local state: an [`OpenMlsProvider`] whose writes can be
-/// grouped into steps that commit atomically.
+/// grouped into steps that commit atomically, and that can be closed and
+/// opened again.
 pub trait ClientStore: OpenMlsProvider {
     /// The provider one step runs on.
     type Step<'a>: OpenMlsProvider
@@ -153,17 +159,72 @@ pub trait ClientStore: OpenMlsProvider {
 
     /// Runs `f` as one step: its writes land together if it returns `Ok`.
     fn step<T>(&self, what: &str, f: impl FnOnce(&Self::Step<'_>) -> Result<T, Error>) -> Result<T, Error>;
+
+    /// Closes the store and opens it again, as after a restart (a no-op for
+    /// stores that live in memory).
+    fn reopen(&mut self) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
-/// Grove's client store: one step is one sled transaction.
-impl ClientStore for GroveProvider {
+/// Grove's client store in a home directory, opened with
+/// [`GroveProvider::open`] like an app opens it.
+#[derive(Debug)]
+pub struct GroveStore {
+    home: PathBuf,
+    provider: GroveProvider,
+}
+
+impl GroveStore {
+    /// Opens (or creates) the store in Grove home directory `home`.
+    pub fn open(home: impl Into<PathBuf>) -> Result<Self, Error> {
+        let home = home.into();
+        let provider = GroveProvider::open(&home).map_err(|e| Error::store("opening the Grove store", e))?;
+        Ok(Self { home, provider })
+    }
+}
+
+impl OpenMlsProvider for GroveStore {
+    type CryptoProvider = RustCrypto;
+    type RandProvider = RustCrypto;
+    type StorageProvider = SledStorage;
+
+    fn storage(&self) -> &SledStorage {
+        self.provider.storage()
+    }
+
+    fn crypto(&self) -> &RustCrypto {
+        self.provider.crypto()
+    }
+
+    fn rand(&self) -> &RustCrypto {
+        self.provider.rand()
+    }
+}
+
+/// One step is one sled transaction (one batch, then fsync).
+impl ClientStore for GroveStore {
     type Step<'a> = TxnProvider<'a>;
 
     fn step<T>(&self, what: &str, f: impl FnOnce(&TxnProvider<'_>) -> Result<T, Error>) -> Result<T, Error> {
-        let txn = self.begin();
+        let txn = self.provider.begin();
         let value = f(&txn)?;
         txn.commit().map_err(|e| Error::store(format!("{what}: committing"), e))?;
         Ok(value)
+    }
+
+    /// Drops the sled database (sled allows one open handle per directory)
+    /// and opens the home directory again: everything read afterwards comes
+    /// from disk.
+    fn reopen(&mut self) -> Result<(), Error> {
+        let placeholder = sled::Config::new()
+            .temporary(true)
+            .open()
+            .map_err(|e| Error::store("opening a placeholder store", e))
+            .and_then(|db| SledStorage::from_db(db).map_err(|e| Error::store("opening a placeholder store", e)))?;
+        drop(std::mem::replace(&mut self.provider, GroveProvider::new(placeholder)));
+        self.provider = GroveProvider::open(&self.home).map_err(|e| Error::store("reopening the Grove store", e))?;
+        Ok(())
     }
 }
 
@@ -176,6 +237,24 @@ impl ClientStore for VectorProvider<MemoryStorage> {
     }
 }
 
+/// The store is closed and opened again after the join, after every
+/// `REOPEN_EVERY` epochs, and after the last epoch.
+const REOPEN_EVERY: usize = 25;
+
+/// Reopens the store, loads the group from it and checks its epoch
+/// authenticator.
+fn reopen_and_check<S: ClientStore>(
+    store: &mut S,
+    group_id: &GroupId,
+    field: &str,
+    expected: &[u8],
+) -> Result<MlsGroup, Error> {
+    store.reopen()?;
+    let group = reload(store, group_id, &format!("{field} (after reopening the store)"))?;
+    expect_bytes(format!("{field} (after reopening the store)"), expected, group.epoch_authenticator().as_slice())?;
+    Ok(group)
+}
+
 /// Loads the group back from the store (the state the next step runs on).
 fn reload<S: ClientStore>(store: &S, group_id: &GroupId, what: &str) -> Result<MlsGroup, Error> {
     MlsGroup::load(store.storage(), group_id)
@@ -184,7 +263,7 @@ fn reload<S: ClientStore>(store: &S, group_id: &GroupId, what: &str) -> Result<M
 }
 
 /// Runs one passive-client case on `store`, which should be empty.
-pub fn run_passive_client<S: ClientStore>(store: &S, case: &PassiveCase) -> Result<(), Error> {
+pub fn run_passive_client<S: ClientStore>(store: &mut S, case: &PassiveCase) -> Result<(), Error> {
     let cs = Ciphersuite::try_from(case.cipher_suite).map_err(|e| Error::openmls("cipher_suite", e))?;
     store.step("importing keys", |provider| import_keys(provider, cs, case))?;
 
@@ -226,12 +305,14 @@ pub fn run_passive_client<S: ClientStore>(store: &S, case: &PassiveCase) -> Resu
         )?;
         Ok(group.group_id().clone())
     })?;
-    let mut group = reload(store, &group_id, "after the join")?;
+    let group = reload(store, &group_id, "after the join")?;
     expect_bytes(
         "initial_epoch_authenticator (reloaded)",
         &case.initial_epoch_authenticator,
         group.epoch_authenticator().as_slice(),
     )?;
+    let mut group =
+        reopen_and_check(store, &group_id, "initial_epoch_authenticator", &case.initial_epoch_authenticator)?;
 
     for (i, epoch) in case.epochs.iter().enumerate() {
         for (j, proposal) in epoch.proposals.iter().enumerate() {
@@ -262,6 +343,10 @@ pub fn run_passive_client<S: ClientStore>(store: &S, case: &PassiveCase) -> Resu
             &epoch.epoch_authenticator,
             group.epoch_authenticator().as_slice(),
         )?;
+        if (i + 1) % REOPEN_EVERY == 0 || i + 1 == case.epochs.len() {
+            let field = format!("epochs[{i}].epoch_authenticator");
+            group = reopen_and_check(store, &group_id, &field, &epoch.epoch_authenticator)?;
+        }
     }
     Ok(())
 }

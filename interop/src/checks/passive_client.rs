@@ -2,16 +2,15 @@
 //! `passive-client-random.json`: a passive member joins and follows the group
 //! through openmls, on Grove's client store (`grove_client`'s sled storage).
 
-use grove_client::storage::GroveProvider;
-
 use crate::harness::CaseVerifier;
-use crate::passive::{run_passive_client, PassiveCase};
+use crate::passive::{run_passive_client, GroveStore, PassiveCase};
 use crate::suite::Suite;
 use crate::Error;
 
 /// Runs [`run_passive_client`] on a fresh Grove client store per case: a
-/// [`GroveProvider`] opened (through `grove_client`'s API) in a new temporary
-/// home directory, one sled transaction per step.
+/// [`GroveStore`] (`grove_client::storage::GroveProvider::open`) in a new
+/// temporary home directory, one sled transaction per step, reopened along
+/// the way.
 #[derive(Debug)]
 pub struct PassiveClient;
 
@@ -24,8 +23,7 @@ impl CaseVerifier for PassiveClient {
 
     fn verify(c: &PassiveCase, _: Option<&Suite>) -> Result<(), Error> {
         let dir = tempfile::tempdir().map_err(|e| Error::store("creating a temporary home", e))?;
-        let store = GroveProvider::open(dir.path().join("grove-home"))
-            .map_err(|e| Error::store("opening the Grove store", e))?;
-        run_passive_client(&store, c)
+        let mut store = GroveStore::open(dir.path().join("grove-home"))?;
+        run_passive_client(&mut store, c)
     }
 }

@@ -164,3 +164,68 @@ fn demo_shows_ciphertext_only() {
     assert!(log.iter().any(|e| e["kind"] == "commit"));
     assert!(log.iter().all(|e| e["plaintext_visible"] == false));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_key_change_and_trust() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let (proxy_url, evil, fp_mallory) = common::evil::start(&url).await;
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let init_b = {
+        let (b, url) = (b.clone(), url.clone());
+        tokio::task::spawn_blocking(move || ok(&b, &["init", "--server", &url, "--user", "bob"])).await.unwrap()
+    };
+    let fp_bob = init_b["fingerprint"].as_str().unwrap().to_owned();
+    {
+        let a = a.clone();
+        let proxy_url = proxy_url.clone();
+        tokio::task::spawn_blocking(move || {
+            ok(&a, &["init", "--server", &proxy_url, "--user", "alice"]);
+            ok(&a, &["group", "create", "ops"]);
+        })
+        .await
+        .unwrap();
+    }
+    // The malicious DS answers alice's first lookup of bob with mallory's key.
+    evil.lookup(true);
+    let a2 = a.clone();
+    let v = tokio::task::spawn_blocking(move || ok(&a2, &["verify", "bob"])).await.unwrap();
+    evil.lookup(false);
+    let b2 = b.clone();
+    let v_bob = tokio::task::spawn_blocking(move || ok(&b2, &["verify", "alice"])).await.unwrap();
+    assert_ne!(v["number"], v_bob["number"], "safety numbers expose the substitution");
+
+    let a2 = a.clone();
+    let (fp_b, fp_m) = (fp_bob.clone(), fp_mallory.clone());
+    tokio::task::spawn_blocking(move || {
+        // The real KeyPackage carries a key other than the pinned one.
+        let e = grove(&a2, &["group", "add", "ops", "bob"]);
+        assert!(!e.ok);
+        assert_eq!(e.json["code"], "key_changed");
+        let msg = e.json["error"].as_str().unwrap();
+        assert!(msg.contains("bob") && msg.contains(&fp_b) && msg.contains(&fp_m), "{msg}");
+        // Without --accept-new-key, trust is refused by the CLI itself.
+        assert!(!Command::new(env!("CARGO_BIN_EXE_grove"))
+            .arg("--home")
+            .arg(&a2)
+            .args(["trust", "bob"])
+            .output()
+            .unwrap()
+            .status
+            .success());
+        let t = ok(&a2, &["trust", "bob", "--accept-new-key"]);
+        assert_eq!(t["fingerprint"], fp_b.as_str());
+        let added = ok(&a2, &["group", "add", "ops", "bob"]);
+        assert_eq!(added["committed"], true);
+        let v = ok(&a2, &["verify", "bob"]);
+        assert_eq!(v["verified"], false);
+    })
+    .await
+    .unwrap();
+    let v_bob = tokio::task::spawn_blocking(move || ok(&b, &["verify", "alice"])).await.unwrap();
+    let v = tokio::task::spawn_blocking(move || ok(&a, &["verify", "bob", "--confirm"])).await.unwrap();
+    assert_eq!(v["number"], v_bob["number"]);
+    assert_eq!(v["verified"], true);
+    ds.shutdown().await.unwrap();
+}

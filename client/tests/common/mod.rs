@@ -2,6 +2,8 @@
 //! in temporary home directories.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod evil;
+
 use std::path::Path;
 
 use grove_client::{Client, ClientConfig};

@@ -1,0 +1,106 @@
+//! A malicious DS for tests: a proxy in front of the real one that forwards
+//! everything, except (when switched on) the lookup of `bob` and claims of
+//! bob's KeyPackages, answered with mallory's key.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use tls_codec::Serialize as _;
+
+/// The malicious DS: forwards everything, except (when switched on) the
+/// lookup of `bob` and claims of bob's KeyPackages, answered with mallory's key.
+pub struct Evil {
+    pub upstream: String,
+    pub http: reqwest::Client,
+    pub fake_lookup: AtomicBool,
+    pub fake_claim: AtomicBool,
+    pub fake_key: Vec<u8>,
+    pub fake_credential: Vec<u8>,
+    pub fake_kp: Vec<u8>,
+}
+
+async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
+    let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
+    if st.fake_lookup.load(Ordering::SeqCst) && req.method() == "GET" && path == "/v1/users/bob" {
+        let body = serde_json::to_vec(&grove_proto::UserResponse {
+            user: "bob".into(),
+            credential: st.fake_credential.clone(),
+            signature_key: st.fake_key.clone(),
+            signature_scheme: 0x0807,
+            fingerprint: grove_proto::fingerprint(&st.fake_key),
+        })
+        .unwrap();
+        return ([("content-type", "application/json")], body).into_response();
+    }
+    if st.fake_claim.load(Ordering::SeqCst) && req.method() == "POST" && path.starts_with("/v1/key-packages/bob/claim")
+    {
+        return ([("content-type", grove_proto::MEDIA_MLS)], st.fake_kp.clone()).into_response();
+    }
+    let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
+    let mut rb = st.http.request(method, format!("{}{}", st.upstream, path));
+    for h in ["authorization", "content-type"] {
+        if let Some(v) = req.headers().get(h) {
+            rb = rb.header(h, v.as_bytes());
+        }
+    }
+    let body: Bytes = axum::body::to_bytes(req.into_body(), 1 << 24).await.unwrap();
+    let r = rb.body(body.to_vec()).send().await.unwrap();
+    let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
+    let ct = r.headers().get("content-type").map(|v| v.as_bytes().to_vec());
+    let bytes = r.bytes().await.unwrap();
+    let mut resp = Response::new(Body::from(bytes));
+    *resp.status_mut() = status;
+    if let Some(ct) = ct {
+        resp.headers_mut().insert("content-type", HeaderValue::from_bytes(&ct).unwrap());
+    }
+    resp
+}
+
+/// Starts the proxy in front of `upstream`; returns its URL, its switches and
+/// mallory's fingerprint.
+pub async fn start(upstream: &str) -> (String, Arc<Evil>, String) {
+    let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+    // Mallory's key and a KeyPackage that claims to be bob's, signed by it.
+    let mallory = SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
+    let cred: Credential = BasicCredential::new(b"bob".to_vec()).into();
+    let kp = KeyPackage::builder()
+        .build(
+            suite,
+            &OpenMlsRustCrypto::default(),
+            &mallory,
+            CredentialWithKey { credential: cred.clone(), signature_key: mallory.public().into() },
+        )
+        .unwrap();
+    let evil = Arc::new(Evil {
+        upstream: upstream.to_owned(),
+        http: reqwest::Client::new(),
+        fake_lookup: AtomicBool::new(false),
+        fake_claim: AtomicBool::new(false),
+        fake_key: mallory.public().to_vec(),
+        fake_credential: cred.tls_serialize_detached().unwrap(),
+        fake_kp: MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().unwrap(),
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(proxy).with_state(evil.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, evil, grove_proto::fingerprint(mallory.public()))
+}
+
+impl Evil {
+    /// Switches the substituted lookup on or off.
+    pub fn lookup(&self, on: bool) {
+        self.fake_lookup.store(on, Ordering::SeqCst);
+    }
+    /// Switches the substituted KeyPackage claim on or off.
+    pub fn claim(&self, on: bool) {
+        self.fake_claim.store(on, Ordering::SeqCst);
+    }
+}

@@ -260,6 +260,10 @@ pub struct Client {
     id: IdentityRecord,
     ds: DsHttp,
     fault: Mutex<Option<Fault>>,
+    /// Serializes this client's state-changing operations (an operation
+    /// spans several transactions and network calls; two at once on one group
+    /// would race for its single pending commit).
+    ops: tokio::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Client {
@@ -364,7 +368,7 @@ impl Client {
         let http = tls::http_client(&id.server, &id.trust)?;
         let signer = Arc::new(signer);
         let ds = DsHttp::new(http, &id.server, &id.user, signer.clone());
-        Ok(Client { home, provider, signer, id, ds, fault: Mutex::new(None) })
+        Ok(Client { home, provider, signer, id, ds, fault: Mutex::new(None), ops: tokio::sync::Mutex::new(()) })
     }
 
     /// Arms (or clears) a fault; see [`Fault`]. For crash tests.
@@ -651,6 +655,7 @@ impl Client {
     /// Creates a group named `name` (the name travels only inside MLS
     /// application data) and registers it with the DS. Returns its id.
     pub async fn create_group(&self, name: &str) -> Result<String> {
+        let _op = self.ops.lock().await;
         let suite = self.suite();
         let cwk = self.cwk();
         let (gid, body) = self.provider.transaction(|p| -> Result<(Vec<u8>, Vec<u8>)> {
@@ -694,6 +699,7 @@ impl Client {
     /// package's signature and that its credential and key are the pinned key
     /// of that user, commits, and posts the commit with the Welcome.
     pub async fn add_members(&self, group: &str, users: &[&str]) -> Result<CommitOutcome> {
+        let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         let suite = self.suite();
@@ -739,6 +745,7 @@ impl Client {
 
     /// Removes `users` from the group (one commit).
     pub async fn remove_members(&self, group: &str, users: &[&str]) -> Result<CommitOutcome> {
+        let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         let members = self.members(group)?;
@@ -752,6 +759,7 @@ impl Client {
 
     /// Updates the own leaf (fresh HPKE key: post-compromise security).
     pub async fn self_update(&self, group: &str) -> Result<CommitOutcome> {
+        let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         self.commit(&gid, "update", CommitOp::Update).await
@@ -760,6 +768,7 @@ impl Client {
     /// Asks to leave: posts a remove proposal for the own leaf. The next member
     /// who syncs commits it; until then the group is `leaving`.
     pub async fn leave(&self, group: &str) -> Result<()> {
+        let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         for _ in 0..MAX_ATTEMPTS {
@@ -949,6 +958,7 @@ impl Client {
     /// Fails with [`Error::KeyChanged`] while a member's key differs from the
     /// key pinned for that user (until [`trust_new_key`](Self::trust_new_key)).
     pub async fn send(&self, group: &str, text: &str) -> Result<u64> {
+        let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         self.check_member_keys(&gid)?;
@@ -1035,6 +1045,7 @@ impl Client {
     /// Commits pending proposals (such as a member's leave request). Tops up
     /// KeyPackages after joining.
     pub async fn sync(&self) -> Result<SyncReport> {
+        let _op = self.ops.lock().await;
         let mut report = SyncReport::default();
         self.sync_welcomes(&mut report).await?;
         let groups = self.provider.storage().scan_prefix_app(ns::GROUPS, b"")?;

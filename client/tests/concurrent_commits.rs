@@ -62,9 +62,29 @@ async fn concurrent_commits_one_wins_other_retries() -> TestResult {
         for c in [&*bob, &carol, &dave] {
             assert_eq!(c.epoch_authenticator(&gid)?, (epoch, auth.clone()));
         }
+        // Operations of one client from several tasks are serialized.
+        let tasks: Vec<_> = (0..3)
+            .map(|i| {
+                let a = alice.clone();
+                let g = gid.clone();
+                tokio::spawn(async move {
+                    a.self_update(&g).await?;
+                    a.send(&g, &format!("task {i}")).await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        assert_eq!(alice.epoch_authenticator(&gid)?.0, epoch + 3);
+        for c in [&*bob, &carol, &dave] {
+            c.sync().await?;
+        }
+        assert_eq!(texts(&dave, &gid).len(), 3);
+
         dave.send(&gid, "in sync").await?;
         alice.sync().await?;
-        assert_eq!(texts(&alice, &gid), ["dave: in sync"]);
+        assert_eq!(texts(&alice, &gid).last().map(String::as_str), Some("dave: in sync"));
         ds.shutdown().await?;
     }
     Ok(())

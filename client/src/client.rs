@@ -5,6 +5,27 @@
 //! app's bookkeeping (cursor, message history, pending commit, outbox), so a
 //! crash leaves either the state before or the state after the operation.
 //! Network calls happen between transactions, never inside one.
+//!
+//! # Concurrency and blocking
+//!
+//! A `Client` is `Send + Sync` and its futures are `Send`: several tasks may
+//! share one (`Arc<Client>`). Its state-changing operations (create, add,
+//! remove, update, leave, send, sync) run one at a time; queries do not wait.
+//! Each transaction ends with one fsync of the local store, done on the
+//! calling thread (about 2 ms on the reference machine): use a multi-threaded
+//! runtime, as the CLI does.
+//!
+//! # Recovery rules
+//!
+//! - Own commit: stored as pending (bytes and epoch) before it is posted;
+//!   merged after the DS's 201; discarded on any definitive 4xx; on `409
+//!   stale_epoch` discarded, then the log is processed and the operation
+//!   redone (at most [`MAX_ATTEMPTS`]). After a crash or an unknown outcome,
+//!   the next sync merges it if the log holds exactly those bytes at that
+//!   epoch, and discards it otherwise.
+//! - Own message: stored with its ciphertext before it is posted; confirmed by
+//!   the 201 or by its echo in the log; posted again unchanged by the next sync
+//!   if the log lacks it.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};

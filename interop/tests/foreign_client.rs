@@ -24,6 +24,11 @@
 //! message reaches both. Last, bob posts an Update proposal (which the DS
 //! checks and queues), alice commits it by reference through the DS, bob and
 //! carol process the commit, and all three agree again.
+//!
+//! Then the other way round: `erin` (mls-rs, from docs/api.md alone) creates
+//! a group on the DS (`GroupCreate` with mls-rs's GroupInfo and ratchet tree)
+//! and adds `frank` (openmls), who joins from his inbox; they agree and talk
+//! both ways.
 
 use std::time::Duration;
 
@@ -294,6 +299,29 @@ mod bob {
                 return Err(format!("one-year KeyPackage refused with {v}").into());
             }
             Ok(())
+        }
+
+        /// §5.10: creates a one-member group with mls-rs and registers it on
+        /// the DS with a `GroupCreate` (§2.3: the GroupInfo message, then the
+        /// ratchet tree with its own `<V>` prefix inside the field's).
+        /// Returns the group id (base64url).
+        pub(super) async fn create_group(&mut self, group_id: &[u8]) -> TestResult<String> {
+            let group = self.client.create_group_with_id(
+                group_id.to_vec(),
+                ExtensionList::default(),
+                ExtensionList::default(),
+                None,
+            )?;
+            let mut body = opaque(&group.group_info_message(false)?.to_bytes()?);
+            body.extend(opaque(&group.export_tree().to_bytes()?));
+            let gid = b64url(group_id);
+            self.group = Some(group);
+            let r = self.post("/v1/groups", "application/vnd.grove.group-create", body).await?.expect("create", 201)?;
+            let v = r.json()?;
+            if v["group_id"] != json!(gid) || v["epoch"] != json!(0) {
+                return Err(format!("create answer {v}").into());
+            }
+            Ok(gid)
         }
 
         /// §5.18/5.19: waits for a Welcome, joins from it, deletes it.
@@ -829,6 +857,24 @@ async fn foreign_client_flow(suite: u16) -> TestResult {
     }
     bob.send_text(&gid, b"updated").await?;
     expect_texts("alice", &alice.sync(&gid).await?, &[b"updated"])?;
+
+    // The other way round on the DS: erin (mls-rs) creates a group there and
+    // adds frank (openmls); they talk both ways.
+    let mut erin = bob::new(&base, "erin", suite)?;
+    erin.register_and_login().await?;
+    let gid = erin.create_group(b"a group created by mls-rs").await?;
+    let mut frank = alice::Alice::new(&base, "frank", suite)?;
+    frank.register_and_login().await?;
+    frank.upload_key_package().await?;
+    erin.add(&gid, "frank").await?;
+    frank.accept_welcome(&gid).await?;
+    if frank.epoch_authenticator()? != erin.epoch_authenticator()? || frank.exported()? != erin.exported()? {
+        return Err("erin and frank disagree after the join".into());
+    }
+    erin.send_text(&gid, b"hello frank, from mls-rs").await?;
+    expect_texts("frank", &frank.sync(&gid).await?, &[b"hello frank, from mls-rs"])?;
+    frank.send_text(&gid, b"hello erin, from openmls").await?;
+    expect_texts("erin", &erin.sync(&gid).await?, &[b"hello erin, from openmls"])?;
 
     tokio::time::timeout(Duration::from_secs(30), server.shutdown()).await?.map_err(|e| format!("{e:#}"))?;
     Ok(())

@@ -9,9 +9,11 @@
 //! - [`OpenMlsMember`]: openmls 0.9.2 on Grove's client store
 //!   (`grove_client::storage::GroveProvider` in a temporary home directory,
 //!   one sled transaction per operation), handshakes as PublicMessage
-//!   (`MIXED_PLAINTEXT_WIRE_FORMAT_POLICY`).
+//!   (`MIXED_PLAINTEXT_WIRE_FORMAT_POLICY`) or, in [`Mode::encrypted_handshakes`],
+//!   as PrivateMessage (`PURE_CIPHERTEXT_WIRE_FORMAT_POLICY`).
 //! - [`MlsRsMember`]: mls-rs 0.57 with its RustCrypto provider and in-memory
-//!   storage, handshakes as PublicMessage (its default).
+//!   storage, handshakes as PublicMessage (its default) or PrivateMessage
+//!   (`encrypt_control_messages`).
 
 #![allow(dead_code, unreachable_pub)]
 

@@ -80,3 +80,24 @@ async fn relogin_after_ds_restart() -> TestResult {
     ds.shutdown().await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn init_is_resumable_and_bound_to_one_identity() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let home = dir.path().join("alice");
+    assert!(matches!(Client::open(&home), Err(grove_client::Error::NotInitialized(_))));
+    let first = Client::create(&home, common::config(&url, "alice", 1)).await?.whoami();
+    // Again with the same user and server: same key, registration is idempotent.
+    let again = Client::create(&home, common::config(&url, "alice", 1)).await?.whoami();
+    assert_eq!(first.fingerprint, again.fingerprint);
+    // Another user in the same home is refused.
+    let r = Client::create(&home, common::config(&url, "mallory", 1)).await;
+    assert!(matches!(r, Err(grove_client::Error::AlreadyInitialized { .. })), "{r:?}");
+    // The name is bound to alice's key on the DS: another home cannot take it.
+    let r = Client::create(dir.path().join("other"), common::config(&url, "alice", 1)).await;
+    assert_eq!(r.err().and_then(|e| e.server_code().map(str::to_owned)).as_deref(), Some("user_exists"));
+    ds.shutdown().await?;
+    Ok(())
+}

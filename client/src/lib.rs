@@ -12,6 +12,9 @@
 //! - [`client`]: [`Client`], identity, groups, commits (merge only after the
 //!   DS's 201, redo on 409), sync, key pinning and safety numbers.
 //! - [`tls`]: how the DS's certificate is verified ([`TrustMode`]).
+//! - [`resource_crypto`]: chunked AES-256-GCM encryption of resource versions
+//!   (the blobs the DS stores), bound to group, resource and version. The
+//!   resource layer on top of it (manifests, history) is not built yet.
 //! - [`error`]: the error type, [`Error`].
 //! - `records` (private): the app records kept beside openmls's state.
 //! - `http` (private): the DS HTTP API with automatic re-login.
@@ -38,6 +41,7 @@ pub mod client;
 pub mod error;
 mod http;
 mod records;
+pub mod resource_crypto;
 pub mod storage;
 pub mod tls;
 

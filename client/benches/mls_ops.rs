@@ -1,0 +1,332 @@
+//! MLS operations on Grove's sled store against raw openmls with its in-memory
+//! store (the baseline a developer would otherwise pick), in the same run.
+//!
+//! - send and receive of a 100-byte application message at N = 2 and 64;
+//! - add-one-member commit, create and process, at N = 10, 100, 1,000, on a
+//!   healthy tree (the committer's copath filled by members' updates);
+//! - join from a Welcome at N = 1,000 and 10,000.
+//!
+//! Each sled operation runs in one storage transaction (what the client does:
+//! one batch + flush per operation). The sled store lives on tmpfs
+//! (`/dev/shm`) so the numbers are CPU without fsync, as the targets ask; the
+//! fsync cost of the machine is measured beside them (`fsync/4KiB`).
+//!
+//! `cargo bench -p client --bench mls_ops`; `GROVE_BENCH_QUICK=1` skips N = 10,000.
+// criterion_group! generates an undocumented function.
+#![allow(missing_docs)]
+
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use grove_client::storage::{GroveProvider, SledStorage};
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_rust_crypto::OpenMlsRustCrypto;
+use openmls_traits::OpenMlsProvider;
+
+const SUITE: Ciphersuite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+
+struct Id {
+    signer: SignatureKeyPair,
+    cwk: CredentialWithKey,
+}
+
+fn id(name: &str) -> Id {
+    let signer = SignatureKeyPair::new(SUITE.signature_algorithm()).unwrap();
+    let cwk = CredentialWithKey {
+        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
+        signature_key: signer.public().into(),
+    };
+    Id { signer, cwk }
+}
+
+fn create_config() -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(SUITE)
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .build()
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(0)
+        .build()
+}
+
+/// The two stores under test.
+enum Store {
+    // The directory lives as long as the store.
+    Sled(GroveProvider, #[allow(dead_code)] tempfile::TempDir),
+    Memory(OpenMlsRustCrypto),
+}
+
+impl Store {
+    fn sled() -> Self {
+        let dir = tempfile::Builder::new().prefix("grove-bench").tempdir_in("/dev/shm").unwrap();
+        Store::Sled(GroveProvider::new(SledStorage::open(dir.path()).unwrap()), dir)
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Sled(..) => "grove-sled",
+            Store::Memory(_) => "openmls-memory",
+        }
+    }
+}
+
+macro_rules! with_provider {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match $store {
+            Store::Sled(provider, _) => {
+                provider.transaction(|$p| -> Result<_, grove_client::storage::StorageError> { Ok($body) }).unwrap()
+            }
+            Store::Memory(provider) => {
+                let $p = provider;
+                $body
+            }
+        }
+    };
+}
+
+/// A member: identity, store and group.
+struct Member {
+    id: Id,
+    store: Store,
+    group: Option<MlsGroup>,
+}
+
+/// Crosses the wire: TLS-encode and decode.
+fn to_in(m: MlsMessageOut) -> MlsMessageIn {
+    use tls_codec::{Deserialize as _, Serialize as _};
+    MlsMessageIn::tls_deserialize_exact(m.tls_serialize_detached().unwrap()).unwrap()
+}
+
+fn kp(id: &Id, p: &impl OpenMlsProvider) -> KeyPackage {
+    KeyPackage::builder().build(SUITE, p, &id.signer, id.cwk.clone()).unwrap().key_package().clone()
+}
+
+/// Builds a group of `n` members. The committer (`members[0]`) and the members
+/// listed in `joined` get real group state; the copath of the committer is
+/// filled by self-updates of members in each copath subtree.
+fn build_group(n: usize, committer_store: Store, joiner_store: fn() -> Store) -> (Member, Vec<Member>) {
+    let mem = OpenMlsRustCrypto::default();
+    let creator = id("m0");
+    let mut committer = Member { id: creator, store: committer_store, group: None };
+    let group = with_provider!(&committer.store, |p| MlsGroup::new(
+        p,
+        &committer.id.signer,
+        &create_config(),
+        committer.id.cwk.clone()
+    )
+    .unwrap());
+    committer.group = Some(group);
+    // Leaves that must update so the committer's copath is non-blank: one leaf
+    // in each sibling subtree of leaf 0 (leaf 2^k for 2^k < n).
+    let mut updaters: Vec<usize> = (0..).map(|k| 1usize << k).take_while(|&l| l < n).collect();
+    updaters.push(n - 1); // also the member that receives in the process benchmarks
+    updaters.dedup();
+    let ids: Vec<Id> = (1..n).map(|i| id(&format!("m{i}"))).collect();
+    // Key packages of the members that will join for real live in their stores.
+    let mut joined: Vec<Member> = Vec::new();
+    let mut kps = Vec::with_capacity(n - 1);
+    for (i, mid) in ids.into_iter().enumerate() {
+        let leaf = i + 1;
+        if updaters.contains(&leaf) {
+            let store = joiner_store();
+            let k = with_provider!(&store, |p| kp(&mid, p));
+            kps.push(k);
+            joined.push(Member { id: mid, store, group: None });
+        } else {
+            kps.push(kp(&mid, &mem));
+        }
+    }
+    let g = committer.group.as_mut().unwrap();
+    let welcome = with_provider!(&committer.store, |p| {
+        let (_c, w, _gi) = g.add_members(p, &committer.id.signer, &kps).unwrap();
+        g.merge_pending_commit(p).unwrap();
+        w
+    });
+    let welcome = match to_in(welcome).extract() {
+        MlsMessageBodyIn::Welcome(w) => w,
+        _ => unreachable!(),
+    };
+    for m in &mut joined {
+        let w = welcome.clone();
+        let grp = with_provider!(&m.store, |p| StagedWelcome::new_from_welcome(p, &join_config(), w, None)
+            .unwrap()
+            .into_group(p)
+            .unwrap());
+        m.group = Some(grp);
+    }
+    // Each updater commits a self-update that everyone else with state applies.
+    for u in 0..joined.len() {
+        let commit = {
+            let m = &mut joined[u];
+            let g = m.group.as_mut().unwrap();
+            with_provider!(&m.store, |p| {
+                let b = g.self_update(p, &m.id.signer, LeafNodeParameters::default()).unwrap();
+                g.merge_pending_commit(p).unwrap();
+                b.into_commit()
+            })
+        };
+        let msg = to_in(commit).try_into_protocol_message().unwrap();
+        let apply = |m: &mut Member| {
+            let g = m.group.as_mut().unwrap();
+            with_provider!(&m.store, |p| {
+                let pm = g.process_message(p, msg.clone()).unwrap();
+                if let ProcessedMessageContent::StagedCommitMessage(s) = pm.into_content() {
+                    g.merge_staged_commit(p, *s).unwrap();
+                }
+            });
+        };
+        apply(&mut committer);
+        for (j, m) in joined.iter_mut().enumerate() {
+            if j != u {
+                apply(m);
+            }
+        }
+    }
+    (committer, joined)
+}
+
+fn fsync_cost(c: &mut Criterion) {
+    use std::io::Write as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut f = std::fs::File::create(dir.path().join("f")).unwrap();
+    c.bench_function("fsync/4KiB (data dir's disk)", |b| {
+        b.iter(|| {
+            f.write_all(&[0u8; 4096]).unwrap();
+            f.sync_data().unwrap();
+        })
+    });
+}
+
+fn send_receive(c: &mut Criterion) {
+    let mut g = c.benchmark_group("app_message");
+    g.sample_size(30).measurement_time(Duration::from_secs(3));
+    for n in [2usize, 64] {
+        for make in [Store::sled as fn() -> Store, || Store::Memory(OpenMlsRustCrypto::default())] {
+            let (mut sender, mut others) = build_group(n, make(), make);
+            let name = sender.store.name();
+            // Receive first: the send benchmark then moves the sender's ratchet
+            // far ahead of the receiver, which only matters to receive.
+            let receiver = others.last_mut().unwrap();
+            g.bench_function(BenchmarkId::new(format!("receive/{name}"), n), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for _ in 0..iters {
+                        let sg = sender.group.as_mut().unwrap();
+                        let m = with_provider!(&sender.store, |p| sg
+                            .create_message(p, &sender.id.signer, &[7u8; 100])
+                            .unwrap());
+                        let pm = to_in(m).try_into_protocol_message().unwrap();
+                        let rg = receiver.group.as_mut().unwrap();
+                        let t = Instant::now();
+                        with_provider!(&receiver.store, |p| rg.process_message(p, pm).unwrap());
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            });
+            g.bench_function(BenchmarkId::new(format!("send/{name}"), n), |b| {
+                let grp = sender.group.as_mut().unwrap();
+                b.iter(|| {
+                    with_provider!(&sender.store, |p| grp.create_message(p, &sender.id.signer, &[7u8; 100]).unwrap())
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn add_member(c: &mut Criterion) {
+    let mut g = c.benchmark_group("add_one_member");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let fresh = OpenMlsRustCrypto::default();
+    for n in [10usize, 100, 1000] {
+        for make in [Store::sled as fn() -> Store, || Store::Memory(OpenMlsRustCrypto::default())] {
+            let (mut committer, mut others) = build_group(n, make(), make);
+            let name = committer.store.name();
+            // Every iteration adds a fresh member and then drops the pending
+            // commit, so the group stays at N members with a healthy tree.
+            let next_commit = |committer: &mut Member, i: u64| {
+                let newbie = id(&format!("new{i}"));
+                let k = kp(&newbie, &fresh);
+                let cg = committer.group.as_mut().unwrap();
+                let t = Instant::now();
+                let commit =
+                    with_provider!(&committer.store, |p| cg.add_members(p, &committer.id.signer, &[k]).unwrap().0);
+                let dt = t.elapsed();
+                with_provider!(&committer.store, |p| cg.clear_pending_commit(p.storage()).unwrap());
+                (commit, dt)
+            };
+            g.bench_function(BenchmarkId::new(format!("create/{name}"), n), |b| {
+                b.iter_custom(|iters| (0..iters).map(|i| next_commit(&mut committer, i).1).sum())
+            });
+            // The receiver stages the commit (process_message) without merging
+            // it, so it stays in step with the committer, which dropped it.
+            let receiver = others.last_mut().unwrap();
+            g.bench_function(BenchmarkId::new(format!("process/{name}"), n), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters {
+                        let (commit, _) = next_commit(&mut committer, 1_000_000 + i);
+                        let pm = to_in(commit).try_into_protocol_message().unwrap();
+                        let rg = receiver.group.as_mut().unwrap();
+                        let t = Instant::now();
+                        let out = with_provider!(&receiver.store, |p| rg.process_message(p, pm).unwrap());
+                        total += t.elapsed();
+                        assert!(matches!(out.into_content(), ProcessedMessageContent::StagedCommitMessage(_)));
+                    }
+                    total
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+fn join(c: &mut Criterion) {
+    let mut g = c.benchmark_group("join_from_welcome");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let sizes: &[usize] = if std::env::var_os("GROVE_BENCH_QUICK").is_some() { &[1000] } else { &[1000, 10_000] };
+    for &n in sizes {
+        let mem = || Store::Memory(OpenMlsRustCrypto::default());
+        let (mut committer, _) = build_group(n, mem(), mem);
+        for make in [Store::sled as fn() -> Store, || Store::Memory(OpenMlsRustCrypto::default())] {
+            let name = make().name();
+            g.bench_function(BenchmarkId::new(name, n), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters {
+                        let newbie = id(&format!("joiner{i}"));
+                        let store = make();
+                        let k = with_provider!(&store, |p| kp(&newbie, p));
+                        let cg = committer.group.as_mut().unwrap();
+                        let w = with_provider!(&committer.store, |p| {
+                            let (_c, w, _gi) = cg.add_members(p, &committer.id.signer, &[k]).unwrap();
+                            cg.clear_pending_commit(p.storage()).unwrap();
+                            w
+                        });
+                        let MlsMessageBodyIn::Welcome(w) = to_in(w).extract() else { unreachable!() };
+                        let t = Instant::now();
+                        let _g =
+                            with_provider!(&store, |p| StagedWelcome::new_from_welcome(p, &join_config(), w, None)
+                                .unwrap()
+                                .into_group(p)
+                                .unwrap());
+                        total += t.elapsed();
+                    }
+                    total
+                })
+            });
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fsync_cost, send_receive, add_member, join);
+criterion_main!(benches);

@@ -15,6 +15,13 @@
 //! chunk left must carry the final flag) and a blob moved to another resource,
 //! group or version all fail authentication. Every chunk but the last is full;
 //! a 0-byte resource is one empty final chunk.
+//!
+//! **Padding.** The plaintext is followed by zero bytes up to
+//! [`padded_len`] (Padmé: at most about 12% overhead, and a blob's length
+//! reveals only O(log log n) bits of the real size). The padding is inside the
+//! encrypted chunks; the real size travels only in the manifest, and
+//! [`open`] checks that the blob holds exactly `padded_len(size)` bytes whose
+//! tail is zero, so a manifest cannot lie about the size either.
 
 use std::io::{Read, Write};
 
@@ -53,9 +60,70 @@ pub enum ResourceCryptoError {
     /// The plaintext does not have the hash the manifest promises.
     #[error("content hash mismatch: the blob is not the version the manifest describes")]
     HashMismatch,
+    /// The blob's plaintext length or padding does not match the size the
+    /// manifest promises.
+    #[error("size mismatch: the manifest says {expected} bytes, the blob does not hold that")]
+    SizeMismatch {
+        /// The size the manifest promises.
+        expected: u64,
+    },
     /// The group id is longer than 65535 bytes.
     #[error("group id too long")]
     GroupIdTooLong,
+}
+
+/// The padded plaintext length for a real length `len` (Padmé, from the PURBs
+/// paper: keep the top `floor(log2(floor(log2 len))) + 1` bits of the length,
+/// round up the rest).
+pub fn padded_len(len: u64) -> u64 {
+    if len < 2 {
+        return len;
+    }
+    let e = 63 - u64::from(len.leading_zeros()); // floor(log2 len)
+    let s = 64 - u64::from(e.leading_zeros()); // floor(log2 e) + 1
+    let last_bits = e - s;
+    let mask = (1u64 << last_bits) - 1;
+    (len + mask) & !mask
+}
+
+/// What the manifest promises about a version's plaintext.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Expected {
+    /// Real size in bytes (before padding).
+    pub size: u64,
+    /// SHA-256 of the real content.
+    pub content_hash: [u8; 32],
+}
+
+/// Counts and hashes what it reads, then appends the zero padding.
+struct Padded<R> {
+    inner: R,
+    hasher: Sha256,
+    size: u64,
+    /// Zero bytes still to yield (known once `inner` ended).
+    pad: Option<u64>,
+}
+
+impl<R: Read> Read for Padded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        if self.pad.is_none() {
+            let n = self.inner.read(buf)?;
+            if n > 0 {
+                self.hasher.update(&buf[..n]);
+                self.size += n as u64;
+                return Ok(n);
+            }
+            self.pad = Some(padded_len(self.size) - self.size);
+        }
+        let left = self.pad.unwrap_or(0);
+        let n = usize::try_from(left).unwrap_or(usize::MAX).min(buf.len());
+        buf[..n].fill(0);
+        self.pad = Some(left - n as u64);
+        Ok(n)
+    }
 }
 
 /// A version's content key: 256 random bits, wiped from memory on drop.
@@ -153,21 +221,19 @@ pub fn seal(
     let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).map_err(|_| ResourceCryptoError::BadHeader)?;
     out.write_all(MAGIC)?;
     out.write_all(&(CHUNK_SIZE as u32).to_be_bytes())?;
-    let mut hasher = Sha256::new();
+    let mut plain = Padded { inner: plain, hasher: Sha256::new(), size: 0, pad: None };
     let mut cur = vec![0u8; CHUNK_SIZE];
     let mut next = vec![0u8; CHUNK_SIZE];
     let mut cur_len = fill(&mut plain, &mut cur)?;
-    let (mut i, mut size, mut blob_size) = (0u64, 0u64, 8u64);
+    let (mut i, mut blob_size) = (0u64, 8u64);
     loop {
         // Look ahead: the current chunk is the last one if nothing follows it.
         let next_len = if cur_len == CHUNK_SIZE { fill(&mut plain, &mut next)? } else { 0 };
         let last = next_len == 0;
-        hasher.update(&cur[..cur_len]);
         let ct = cipher
             .encrypt(Nonce::from_slice(&nonce(i, last)), Payload { msg: &cur[..cur_len], aad: &ad(ctx, i, last)? })
             .map_err(|_| ResourceCryptoError::Tampered { chunk: i })?;
         out.write_all(&ct)?;
-        size += cur_len as u64;
         blob_size += ct.len() as u64;
         if last {
             break;
@@ -177,18 +243,20 @@ pub fn seal(
         i += 1;
     }
     out.flush()?;
-    Ok(Sealed { size, content_hash: hasher.finalize().into(), blob_size })
+    Ok(Sealed { size: plain.size, content_hash: plain.hasher.finalize().into(), blob_size })
 }
 
 /// Decrypts a blob from `blob` into `out`, checking every chunk, the final
-/// chunk, and (if given) the plaintext hash. Memory: two chunks. On error,
-/// what was written to `out` must be discarded by the caller.
+/// chunk, the size and padding, and the plaintext hash the manifest promises.
+/// Only the real content (not the padding) is written. Memory: two chunks.
+/// Every byte written has been authenticated, but on error the caller must
+/// still discard what was written (the rest is missing or not this version).
 pub fn open(
     key: &ContentKey,
     ctx: &BlobContext<'_>,
     mut blob: impl Read,
     mut out: impl Write,
-    expected_hash: Option<&[u8; 32]>,
+    expected: &Expected,
 ) -> Result<u64, ResourceCryptoError> {
     let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).map_err(|_| ResourceCryptoError::BadHeader)?;
     let mut header = [0u8; 8];
@@ -224,8 +292,13 @@ pub fn open(
                     ResourceCryptoError::Tampered { chunk: i }
                 }
             })?;
-        hasher.update(&pt);
-        out.write_all(&pt)?;
+        // Real content first, then padding, which must be zero.
+        let content = usize::try_from(expected.size.saturating_sub(size)).unwrap_or(usize::MAX).min(pt.len());
+        hasher.update(&pt[..content]);
+        out.write_all(&pt[..content])?;
+        if pt[content..].iter().any(|&b| b != 0) {
+            return Err(ResourceCryptoError::SizeMismatch { expected: expected.size });
+        }
         size += pt.len() as u64;
         if last {
             break;
@@ -235,18 +308,36 @@ pub fn open(
         i += 1;
     }
     out.flush()?;
-    if let Some(h) = expected_hash {
-        let got: [u8; 32] = hasher.finalize().into();
-        if &got != h {
-            return Err(ResourceCryptoError::HashMismatch);
-        }
+    if size != padded_len(expected.size) {
+        return Err(ResourceCryptoError::SizeMismatch { expected: expected.size });
     }
-    Ok(size)
+    let got: [u8; 32] = hasher.finalize().into();
+    if got != expected.content_hash {
+        return Err(ResourceCryptoError::HashMismatch);
+    }
+    Ok(expected.size)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn padme_lengths() {
+        // Small lengths are kept; larger ones lose their low bits; the
+        // overhead stays under 12%; the function is monotonic.
+        for (len, want) in [(0, 0), (1, 1), (2, 2), (3, 3), (9, 10), (1000, 1024), (1 << 20, 1 << 20), (100 << 20, 100 << 20)]
+        {
+            assert_eq!(padded_len(len), want, "len {len}");
+        }
+        assert_eq!(padded_len((1 << 20) + 1), (1 << 20) + (1 << 15));
+        let mut prev = 0;
+        for len in (0..5_000_000u64).step_by(997) {
+            let p = padded_len(len);
+            assert!(p >= len && p >= prev && (p - len) * 100 <= len * 12 + 100, "len {len} -> {p}");
+            prev = p;
+        }
+    }
 
     fn ctx() -> BlobContext<'static> {
         BlobContext { group_id: b"group-1", resource_id: [7; 16], version: 3 }
@@ -272,8 +363,11 @@ mod tests {
             assert_eq!(s.blob_size, blob.len() as u64);
             assert_eq!(s.content_hash, <[u8; 32]>::from(Sha256::digest(&plain)));
             let mut out = Vec::new();
-            assert_eq!(open(&key, &ctx(), blob.as_slice(), &mut out, Some(&s.content_hash)).unwrap(), n as u64);
+            let exp = Expected { size: s.size, content_hash: s.content_hash };
+            assert_eq!(open(&key, &ctx(), blob.as_slice(), &mut out, &exp).unwrap(), n as u64);
             assert!(out == plain, "size {n}");
+            let chunks = padded_len(n as u64).div_ceil(CHUNK_SIZE as u64).max(1);
+            assert_eq!(s.blob_size, 8 + padded_len(n as u64) + chunks * TAG as u64, "size {n}");
             assert!(!blob.windows(16.min(n.max(1))).any(|w| n >= 16 && w == &plain[..16]), "plaintext visible in blob");
         }
     }
@@ -282,7 +376,8 @@ mod tests {
     fn detects_bit_flips_swaps_truncation_and_moves() {
         let (key, _, blob, s) = sealed(3 * CHUNK_SIZE + 100);
         let full = CHUNK_SIZE + TAG;
-        let open_ = |b: &[u8], c: &BlobContext<'_>| open(&key, c, b, std::io::sink(), Some(&s.content_hash));
+        let exp = Expected { size: s.size, content_hash: s.content_hash };
+        let open_ = |b: &[u8], c: &BlobContext<'_>| open(&key, c, b, std::io::sink(), &exp);
         // A flipped bit.
         let mut b = blob.clone();
         b[8 + full + 77] ^= 1;
@@ -309,12 +404,20 @@ mod tests {
         }
         // Another key.
         let wrong = ContentKey::generate();
-        assert!(open(&wrong, &ctx(), blob.as_slice(), std::io::sink(), None).is_err());
+        assert!(open(&wrong, &ctx(), blob.as_slice(), std::io::sink(), &exp).is_err());
         // A hash that is not this content's.
         assert!(matches!(
-            open(&key, &ctx(), blob.as_slice(), std::io::sink(), Some(&[0; 32])),
+            open(&key, &ctx(), blob.as_slice(), std::io::sink(), &Expected { content_hash: [0; 32], ..exp }),
             Err(ResourceCryptoError::HashMismatch)
         ));
+        // A manifest that lies about the size (smaller: the padding is not
+        // zero; larger: the blob is too short).
+        for size in [s.size - 1, s.size + 1, 0] {
+            assert!(matches!(
+                open(&key, &ctx(), blob.as_slice(), std::io::sink(), &Expected { size, ..exp }),
+                Err(ResourceCryptoError::SizeMismatch { .. }) | Err(ResourceCryptoError::HashMismatch)
+            ));
+        }
         // Not a blob at all.
         assert!(matches!(open_(b"nope", &ctx()), Err(ResourceCryptoError::BadHeader)));
     }

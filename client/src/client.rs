@@ -40,9 +40,12 @@ use tls_codec::{Deserialize as _, Serialize as _};
 use crate::error::{Error, MlsResultExt as _, Result};
 use crate::http::DsHttp;
 use crate::records::{
-    group_prefix, message_key, ns, Contact, Envelope, GroupRecord, GroupState, IdentityRecord, OutboxEntry,
-    PendingCommit, StoredMessage,
+    group_prefix, message_key, ns, Contact, Envelope, GroupRecord, GroupState, HistoryPolicy, IdentityRecord,
+    OutboxEntry, PendingCommit, StoredMessage,
 };
+
+mod resources;
+pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 use crate::storage::{DefaultCodec, GroveProvider, TxnProvider, ValueCodec};
 use crate::tls::{self, TrustMode};
 
@@ -674,8 +677,15 @@ impl Client {
     }
 
     /// Creates a group named `name` (the name travels only inside MLS
-    /// application data) and registers it with the DS. Returns its id.
+    /// application data) and registers it with the DS, with history policy
+    /// [`HistoryPolicy::None`]. Returns its id.
     pub async fn create_group(&self, name: &str) -> Result<String> {
+        self.create_group_with(name, HistoryPolicy::None).await
+    }
+
+    /// Creates a group named `name` with the given resource history policy
+    /// (see [`HistoryPolicy`]). Returns its id.
+    pub async fn create_group_with(&self, name: &str, history: HistoryPolicy) -> Result<String> {
         let _op = self.ops.lock().await;
         let suite = self.suite();
         let cwk = self.cwk();
@@ -697,6 +707,7 @@ impl Client {
                 joined_epoch: 0,
                 next_local: 0,
                 announce_name: false,
+                history,
             };
             p.storage().put_app_value(ns::GROUPS, &gid, &rec)?;
             Ok((gid, body))
@@ -712,7 +723,7 @@ impl Client {
             })?;
             return Err(e);
         }
-        self.send_payload(&gid, &Envelope::GroupName { name: name.to_owned() }, None).await?;
+        self.send_payload(&gid, &Envelope::GroupName { name: name.to_owned(), history: Some(history) }, None).await?;
         Ok(b64url(&gid))
     }
 
@@ -737,10 +748,8 @@ impl Client {
         }
         let outcome = self.commit(&gid, "add", CommitOp::Add(kps)).await?;
         if outcome.committed {
-            // New members learn the group's name from encrypted data.
-            if let Some(name) = self.group_record(&gid)?.name {
-                self.send_payload(&gid, &Envelope::GroupName { name }, None).await?;
-            }
+            let added: Vec<String> = users.iter().map(|u| (*u).to_owned()).collect();
+            self.announce_to_new_members(&gid, &added).await?;
         }
         Ok(outcome)
     }
@@ -800,7 +809,7 @@ impl Client {
                 p.storage().put_app_value(
                     ns::OUTBOX,
                     &hash(&bytes),
-                    &OutboxEntry { group: gid.clone(), local: None, message: Vec::new() },
+                    &OutboxEntry { group: gid.clone(), local: None, message: Vec::new(), envelope: None },
                 )?;
                 Ok(bytes)
             })?;
@@ -1013,10 +1022,11 @@ impl Client {
                     }
                     None => None,
                 };
+                let envelope = env.is_resource().then(|| payload.clone());
                 s.put_app_value(
                     ns::OUTBOX,
                     &hash(&bytes),
-                    &OutboxEntry { group: gid.to_vec(), local, message: bytes.clone() },
+                    &OutboxEntry { group: gid.to_vec(), local, message: bytes.clone(), envelope },
                 )?;
                 Ok((bytes, local))
             })?;
@@ -1028,6 +1038,10 @@ impl Client {
                     self.provider.transaction(|p| -> Result<()> {
                         if let Some(local) = local {
                             Self::confirm_own(p, gid, local, posted.seq)?;
+                        }
+                        if env.is_resource() {
+                            let epoch = Self::load(p, gid)?.epoch().as_u64();
+                            self.apply_resource_envelope(p, gid, env, &self.id.user, posted.seq, epoch)?;
                         }
                         Ok(())
                     })?;
@@ -1154,6 +1168,7 @@ impl Client {
                 joined_epoch: group.epoch().as_u64(),
                 next_local: existing.as_ref().map_or(0, |r| r.next_local),
                 announce_name: false,
+                history: existing.as_ref().map_or(HistoryPolicy::None, |r| r.history),
             };
             s.put_app_value(ns::GROUPS, &gid, &rec)?;
             self.pin_members(p, &group)?;
@@ -1194,10 +1209,9 @@ impl Client {
         }
         let rec = self.group_record(gid)?;
         if rec.announce_name && rec.state == GroupState::Active {
-            if let Some(name) = rec.name {
-                // Boxed: sending may sync again (on a lost race), which may land here.
-                Box::pin(self.send_payload(gid, &Envelope::GroupName { name }, None)).await?;
-            }
+            // Boxed: sending may sync again (on a lost race), which may land here.
+            // The added users are not known here (the add was recovered from the log).
+            Box::pin(self.announce_to_new_members(gid, &[])).await?;
             self.provider.transaction(|p| -> Result<()> {
                 if let Some(mut r) = p.storage().get_app_value::<GroupRecord>(ns::GROUPS, gid)? {
                     r.announce_name = false;
@@ -1232,7 +1246,7 @@ impl Client {
             let entry: OutboxEntry = <DefaultCodec as ValueCodec>::decode(&value).map_err(|reason| {
                 Error::Storage(crate::storage::StorageError::Corrupt { what: "outbox entry".into(), reason })
             })?;
-            if entry.group == gid && entry.local.is_some() && !entry.message.is_empty() {
+            if entry.group == gid && (entry.local.is_some() || entry.envelope.is_some()) && !entry.message.is_empty() {
                 todo.push((key, entry));
             }
         }
@@ -1246,6 +1260,9 @@ impl Client {
             self.provider.transaction(|p| -> Result<()> {
                 if let (Some(local), Some(seq)) = (entry.local, seq) {
                     Self::confirm_own(p, gid, local, seq)?;
+                }
+                if let (Some(env), Some(seq)) = (&entry.envelope, seq) {
+                    self.apply_own_envelope(p, gid, env, seq)?;
                 }
                 p.storage().remove_app(ns::OUTBOX, &key)?;
                 Ok(())
@@ -1281,6 +1298,9 @@ impl Client {
                 // Our own message or proposal echoed back.
                 if let Some(local) = ob.local {
                     Self::confirm_own(p, gid, local, m.seq)?;
+                }
+                if let Some(env) = &ob.envelope {
+                    self.apply_own_envelope(p, gid, env, m.seq)?;
                 }
                 s.remove_app(ns::OUTBOX, &h)?;
                 s.put_app_value(ns::GROUPS, gid, &rec)?;
@@ -1333,7 +1353,30 @@ impl Client {
                                         s.put_app_value(ns::MESSAGES, &message_key(gid, local), &sm)?;
                                         report.messages += 1;
                                     }
-                                    Ok(Envelope::GroupName { name }) => rec.name = Some(name),
+                                    Ok(Envelope::GroupName { name, history }) => {
+                                        rec.name = Some(name);
+                                        if let Some(h) = history {
+                                            rec.history = h;
+                                        }
+                                    }
+                                    Ok(env) => {
+                                        // Resource records; a policy change also updates `rec`.
+                                        if let Envelope::HistoryPolicy { policy, .. } = &env {
+                                            rec.history = *policy;
+                                        }
+                                        s.put_app_value(ns::GROUPS, gid, &rec)?;
+                                        if let Err(e) =
+                                            self.apply_resource_envelope(p, gid, &env, &sender, m.seq, m.epoch)
+                                        {
+                                            match e {
+                                                Error::Protocol(reason) => {
+                                                    tracing::warn!(seq = m.seq, reason, "ignoring a bad resource message");
+                                                    report.undecryptable += 1;
+                                                }
+                                                other => return Err(other),
+                                            }
+                                        }
+                                    }
                                     Err(_) => report.undecryptable += 1,
                                 }
                             }

@@ -107,6 +107,46 @@ pub enum Error {
     /// A fault injected by a test (see [`Client::inject_fault`](crate::Client::inject_fault)).
     #[error("injected fault: {0}")]
     InjectedFault(&'static str),
+    /// No live resource with this name (or no such version) in the group.
+    #[error("no resource {name}{} in group {group} (see `grove resource list {group}`)", version.map(|v| format!(" version {v}")).unwrap_or_default())]
+    UnknownResource {
+        /// The group, as given.
+        group: String,
+        /// The resource name.
+        name: String,
+        /// The version asked for, if any.
+        version: Option<u64>,
+    },
+    /// The resource was deleted.
+    #[error("resource {name} in group {group} was deleted by {by}")]
+    ResourceDeleted {
+        /// The group, as given.
+        group: String,
+        /// The resource name.
+        name: String,
+        /// Who deleted it.
+        by: String,
+    },
+    /// A resource version failed its integrity checks: the blob was altered,
+    /// truncated, or is not the one its manifest describes. Nothing of it was
+    /// kept.
+    #[error("resource {name} version {version} is corrupt: {reason}")]
+    ResourceCorrupt {
+        /// The resource name.
+        name: String,
+        /// The version.
+        version: u64,
+        /// What check failed.
+        reason: String,
+    },
+    /// Reading the content to store, or writing the content read, failed.
+    #[error("resource {name}: {reason}")]
+    ResourceIo {
+        /// The resource name.
+        name: String,
+        /// What failed.
+        reason: String,
+    },
     /// Bad input from the caller.
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

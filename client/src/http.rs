@@ -233,6 +233,51 @@ impl DsHttp {
         }
     }
 
+    /// Uploads a blob from a stream. A stream cannot be replayed, so this logs
+    /// in first (a fresh token) instead of retrying on `401`.
+    pub(crate) async fn upload_blob(&self, gid: &str, body: reqwest::Body) -> Result<proto::BlobCreatedResponse> {
+        let token = self.login().await?;
+        let resp = self
+            .http
+            .post(format!("{}/v1/groups/{gid}/blobs", self.base))
+            .bearer_auth(token)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| Error::Network(format!("uploading a blob: {e:#}")))?;
+        Self::finish(resp).await?.json()
+    }
+
+    /// Starts downloading a blob: the response, its status already checked,
+    /// to be read as a stream.
+    pub(crate) async fn download_blob(&self, gid: &str, blob_id: &str) -> Result<reqwest::Response> {
+        let path = format!("/v1/groups/{gid}/blobs/{blob_id}");
+        let token = match self.current_token() {
+            Some(t) => t,
+            None => self.login().await?,
+        };
+        let mut resp = self.raw(Method::GET, &path, &Body::Empty, Some(&token)).await?;
+        if resp.status().as_u16() == 401 {
+            let token = self.login().await?;
+            resp = self.raw(Method::GET, &path, &Body::Empty, Some(&token)).await?;
+        }
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(Self::finish(resp).await.err().unwrap_or_else(|| Error::Protocol("unexpected status".into())))
+        }
+    }
+
+    /// Deletes a blob; an unknown one counts as deleted.
+    pub(crate) async fn delete_blob(&self, gid: &str, blob_id: &str) -> Result<()> {
+        match self.call(Method::DELETE, &format!("/v1/groups/{gid}/blobs/{blob_id}"), Body::Empty).await {
+            Ok(_) => Ok(()),
+            Err(Error::Server { code, .. }) if code == "unknown_blob" => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(crate) async fn group(&self, gid: &str) -> Result<proto::GroupResponse> {
         self.call(Method::GET, &format!("/v1/groups/{gid}"), Body::Empty).await?.json()
     }

@@ -12,9 +12,11 @@
 //! - [`client`]: [`Client`], identity, groups, commits (merge only after the
 //!   DS's 201, redo on 409), sync, key pinning and safety numbers.
 //! - [`tls`]: how the DS's certificate is verified ([`TrustMode`]).
-//! - [`resource_crypto`]: chunked AES-256-GCM encryption of resource versions
-//!   (the blobs the DS stores), bound to group, resource and version. The
-//!   resource layer on top of it (manifests, history) is not built yet.
+//! - [`resource_crypto`]: chunked, padded AES-256-GCM encryption of resource
+//!   versions (the blobs the DS stores), bound to group, resource and version.
+//!   The resource layer on top of it (put/get/list/delete, manifests sent as
+//!   MLS messages, history policy and key bundles) is part of [`Client`]; see
+//!   [`Client::put_resource`].
 //! - [`error`]: the error type, [`Error`].
 //! - `records` (private): the app records kept beside openmls's state.
 //! - `http` (private): the DS HTTP API with automatic re-login.
@@ -47,8 +49,8 @@ pub mod tls;
 
 pub use client::{
     safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, Fault, GroupSummary, KeyStatus, MemberInfo,
-    SafetyNumber, SyncReport, WhoAmI,
+    Progress, ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, WhoAmI,
 };
 pub use error::{Error, Result};
-pub use records::{GroupState, StoredMessage};
+pub use records::{GroupState, HistoryPolicy, StoredMessage};
 pub use tls::TrustMode;

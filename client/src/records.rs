@@ -19,6 +19,14 @@ pub(crate) mod ns {
     pub(crate) const OUTBOX: &str = "outbox";
     /// user → [`super::Contact`].
     pub(crate) const CONTACTS: &str = "contacts";
+    /// `group_prefix(gid) resource_id` → [`super::ResourceRecord`].
+    pub(crate) const RESOURCES: &str = "resources";
+    /// `group_prefix(gid) resource_id version (be u64) seq (be u64)` →
+    /// [`super::VersionRecord`]: every version whose key this client holds.
+    pub(crate) const VERSIONS: &str = "versions";
+    /// `group_prefix(gid) seq (be u64) n (be u32)` → [`super::ResourceEventRecord`]:
+    /// the group's resource history (versions, deletions, policy changes, shares).
+    pub(crate) const RESOURCE_LOG: &str = "resource_log";
 }
 
 /// Who this client is and where its DS is.
@@ -71,6 +79,112 @@ pub(crate) struct GroupRecord {
     /// recovery) and still owes the group its name.
     #[serde(default)]
     pub(crate) announce_name: bool,
+    /// Whether new members get the keys of the current resource versions.
+    #[serde(default)]
+    pub(crate) history: HistoryPolicy,
+}
+
+/// What a member added to a group can read of the resources written before.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryPolicy {
+    /// New members read only resource versions written after they joined.
+    #[default]
+    None,
+    /// When members are added, the adding client sends them, in the new epoch,
+    /// a key bundle with the manifests of the current version of every resource.
+    Share,
+}
+
+impl HistoryPolicy {
+    /// Stable lowercase name (`none`, `share`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HistoryPolicy::None => "none",
+            HistoryPolicy::Share => "share",
+        }
+    }
+}
+
+impl std::str::FromStr for HistoryPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "none" => Ok(HistoryPolicy::None),
+            "share" => Ok(HistoryPolicy::Share),
+            other => Err(format!("unknown history policy {other:?} (expected none or share)")),
+        }
+    }
+}
+
+/// A resource version's manifest: everything needed to find, decrypt and
+/// check it. It travels only inside MLS application messages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Manifest {
+    /// Random resource id, 32 lowercase hex characters.
+    pub(crate) resource_id: String,
+    /// The resource's name (private to members).
+    pub(crate) name: String,
+    /// Version number, from 1.
+    pub(crate) version: u64,
+    /// The DS blob id of the ciphertext.
+    pub(crate) blob_id: String,
+    /// The version's AES-256-GCM key, 64 hex characters.
+    pub(crate) key: String,
+    /// SHA-256 of the plaintext, 64 hex characters.
+    pub(crate) content_hash: String,
+    /// Plaintext size in bytes (before padding).
+    pub(crate) size: u64,
+    /// Blob size in bytes (what the DS stores).
+    pub(crate) blob_size: u64,
+    /// The user who wrote this version (checked against the MLS sender).
+    pub(crate) author: String,
+    /// When it was written, Unix seconds (the author's clock).
+    pub(crate) time: u64,
+}
+
+/// A resource this client knows.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ResourceRecord {
+    /// Current name.
+    pub(crate) name: String,
+    /// Log sequence number of its first version this client learned.
+    pub(crate) first_seq: u64,
+    /// Set when the resource was deleted: (who, when).
+    pub(crate) deleted: Option<(String, u64)>,
+}
+
+/// A version whose key this client holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct VersionRecord {
+    pub(crate) manifest: Manifest,
+    /// Log sequence number of the message that carried it.
+    pub(crate) seq: u64,
+    /// Epoch of that message.
+    pub(crate) epoch: u64,
+    /// Received in a key bundle from this user (history sharing), not from the author.
+    pub(crate) shared_by: Option<String>,
+}
+
+/// One event of a group's resource history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ResourceEventRecord {
+    pub(crate) seq: u64,
+    pub(crate) epoch: u64,
+    /// The member who sent the message.
+    pub(crate) by: String,
+    pub(crate) time: u64,
+    pub(crate) event: ResourceEvent,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(crate) enum ResourceEvent {
+    Version { resource_id: String, name: String, version: u64, size: u64 },
+    Deleted { resource_id: String, name: String },
+    Policy { policy: HistoryPolicy },
+    Shared { recipients: Vec<String>, resources: Vec<(String, String, u64)> },
 }
 
 /// A commit this client posted but has not merged yet.
@@ -88,6 +202,10 @@ pub(crate) struct OutboxEntry {
     pub(crate) group: Vec<u8>,
     /// Local id of the stored message, if it was a text message.
     pub(crate) local: Option<u64>,
+    /// The plaintext envelope, for resource messages: applied to the local
+    /// records once the DS accepted the message (by its 201 or its echo).
+    #[serde(default)]
+    pub(crate) envelope: Option<Vec<u8>>,
     /// The MLSMessage bytes, kept to post them again if the first post's
     /// outcome was unknown (crash, network error) and the log lacks them.
     #[serde(default)]
@@ -134,7 +252,48 @@ pub(crate) enum Envelope {
     GroupName {
         /// The name.
         name: String,
+        /// The group's history policy, so new members learn it too.
+        #[serde(default)]
+        history: Option<HistoryPolicy>,
     },
+    /// A new version of a resource.
+    ResourceVersion {
+        /// Its manifest.
+        manifest: Manifest,
+    },
+    /// A resource was deleted (its blobs are deleted from the DS next).
+    ResourceDeleted {
+        /// The resource id.
+        resource_id: String,
+        /// Its name.
+        name: String,
+        /// When, Unix seconds.
+        time: u64,
+    },
+    /// The group's history policy changed.
+    HistoryPolicy {
+        /// The new policy.
+        policy: HistoryPolicy,
+        /// When, Unix seconds.
+        time: u64,
+    },
+    /// History sharing: the manifests of the current versions, for members
+    /// just added (everyone in the epoch reads it; it is recorded in history).
+    KeyBundle {
+        /// The users it is meant for.
+        recipients: Vec<String>,
+        /// The manifests.
+        manifests: Vec<Manifest>,
+        /// When, Unix seconds.
+        time: u64,
+    },
+}
+
+impl Envelope {
+    /// Resource envelopes are applied to local records once accepted by the DS.
+    pub(crate) fn is_resource(&self) -> bool {
+        !matches!(self, Envelope::Text { .. } | Envelope::GroupName { .. })
+    }
 }
 
 /// Key of a group's records in ordered namespaces: `len(gid) gid`.

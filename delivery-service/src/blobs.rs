@@ -79,6 +79,9 @@ impl BlobStore {
         rand::rng().fill_bytes(&mut raw);
         let id = hex::encode(raw);
         let tmp = dir.join(format!(".tmp-{id}"));
+        // Deletes the partial file however this future ends, including when
+        // it is dropped because the client disconnected mid-upload.
+        let mut guard = TmpFile(Some(tmp.clone()));
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io("creating a blob", e))?;
             let mut size = 0u64;
@@ -103,6 +106,7 @@ impl BlobStore {
         };
         let fin = dir.join(&id);
         tokio::fs::rename(&tmp, &fin).await.map_err(|e| io("publishing a blob", e))?;
+        guard.0 = None;
         let d = dir.clone();
         tokio::task::spawn_blocking(move || std::fs::File::open(&d).and_then(|f| f.sync_all()))
             .await
@@ -131,6 +135,17 @@ impl BlobStore {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(io("deleting a blob", e)),
+        }
+    }
+}
+
+/// A partial upload, deleted on drop unless published.
+struct TmpFile(Option<PathBuf>);
+
+impl Drop for TmpFile {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
         }
     }
 }

@@ -45,9 +45,9 @@ use crate::records::{
 };
 
 mod resources;
-pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 use crate::storage::{DefaultCodec, GroveProvider, TxnProvider, ValueCodec};
 use crate::tls::{self, TrustMode};
+pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 
 /// How many times an operation is redone after losing a commit race (409).
 pub const MAX_ATTEMPTS: u32 = 5;
@@ -1370,7 +1370,11 @@ impl Client {
                                         {
                                             match e {
                                                 Error::Protocol(reason) => {
-                                                    tracing::warn!(seq = m.seq, reason, "ignoring a bad resource message");
+                                                    tracing::warn!(
+                                                        seq = m.seq,
+                                                        reason,
+                                                        "ignoring a bad resource message"
+                                                    );
                                                     report.undecryptable += 1;
                                                 }
                                                 other => return Err(other),

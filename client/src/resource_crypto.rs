@@ -215,7 +215,7 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
 pub fn seal(
     key: &ContentKey,
     ctx: &BlobContext<'_>,
-    mut plain: impl Read,
+    plain: impl Read,
     mut out: impl Write,
 ) -> Result<Sealed, ResourceCryptoError> {
     let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).map_err(|_| ResourceCryptoError::BadHeader)?;
@@ -326,7 +326,8 @@ mod tests {
     fn padme_lengths() {
         // Small lengths are kept; larger ones lose their low bits; the
         // overhead stays under 12%; the function is monotonic.
-        for (len, want) in [(0, 0), (1, 1), (2, 2), (3, 3), (9, 10), (1000, 1024), (1 << 20, 1 << 20), (100 << 20, 100 << 20)]
+        for (len, want) in
+            [(0, 0), (1, 1), (2, 2), (3, 3), (9, 10), (1000, 1024), (1 << 20, 1 << 20), (100 << 20, 100 << 20)]
         {
             assert_eq!(padded_len(len), want, "len {len}");
         }

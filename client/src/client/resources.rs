@@ -570,7 +570,7 @@ impl Client {
         let expected = Expected { size: m.size, content_hash: parse_hex("content hash", &m.content_hash)? };
         let resp = self.ds.download_blob(&b64url(&gid), &m.blob_id).await?;
 
-        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_DEPTH * 8);
+        let (tx, rx) = mpsc::channel::<std::io::Result<Bytes>>(CHANNEL_DEPTH);
         let pump = async move {
             let mut body = resp.bytes_stream();
             while let Some(piece) = body.next().await {

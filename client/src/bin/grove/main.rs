@@ -6,13 +6,14 @@
 //! stdout) and a non-zero exit code.
 
 mod demo;
+mod resource;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use grove_client::{Client, ClientConfig, TrustMode};
+use grove_client::{Client, ClientConfig, HistoryPolicy, TrustMode};
 use serde_json::{json, Value};
 
 /// Grove: end-to-end encrypted resource groups on MLS.
@@ -55,6 +56,9 @@ enum Cmd {
     /// Group commands.
     #[command(subcommand)]
     Group(GroupCmd),
+    /// Encrypted resources of a group: put, get, list, rm, history, policy.
+    #[command(subcommand)]
+    Resource(resource::ResourceCmd),
     /// Send a message to a group.
     Send {
         /// Group name or id.
@@ -99,6 +103,11 @@ enum GroupCmd {
     Create {
         /// Its name (kept encrypted; local to each member).
         name: String,
+        /// Resource history for members added later: `none` (they read only
+        /// versions written after they joined) or `share` (they get the keys
+        /// of the current versions).
+        #[arg(long, value_name = "none|share", default_value = "none")]
+        history: HistoryPolicy,
     },
     /// Add users.
     Add {
@@ -178,6 +187,11 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::Tls(_) => "tls",
         E::BadKeyPackage { .. } => "bad_key_package",
         E::TooManyRetries { .. } => "too_many_retries",
+        E::UnknownResource { .. } => "unknown_resource",
+        E::ResourceDeleted { .. } => "resource_deleted",
+        E::ResourceCorrupt { .. } => "resource_corrupt",
+        E::ResourceIo { .. } => "resource_io",
+        E::InvalidArgument(_) => "invalid_argument",
         _ => "error",
     }
 }
@@ -227,6 +241,10 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
         }
         Cmd::Group(g) => group_cmd(Client::open(&home)?, g).await?,
+        Cmd::Resource(r) => {
+            resource::check(&r, cli.json)?;
+            resource::run(Client::open(&home)?, r, cli.json).await?
+        }
         Cmd::Send { group, message, file } => {
             let text = match (message, file) {
                 (Some(m), _) => m,
@@ -290,9 +308,12 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
 
 async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
     Ok(match g {
-        GroupCmd::Create { name } => {
-            let id = c.create_group(&name).await?;
-            Out { text: format!("created {name} ({id})"), json: json!({ "id": id, "name": name, "epoch": 0 }) }
+        GroupCmd::Create { name, history } => {
+            let id = c.create_group_with(&name, history).await?;
+            Out {
+                text: format!("created {name} ({id}), history policy {}", history.as_str()),
+                json: json!({ "id": id, "name": name, "epoch": 0, "history": history.as_str() }),
+            }
         }
         GroupCmd::Add { group, users } => {
             let users: Vec<&str> = users.iter().map(String::as_str).collect();

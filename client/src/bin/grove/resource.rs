@@ -11,7 +11,7 @@
 //! Transfers of more than 4 MiB draw a progress bar on stderr (only on a
 //! terminal, never with `--json`).
 
-use std::io::Write as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -46,7 +46,8 @@ pub(crate) enum ResourceCmd {
         /// The version (default: the newest).
         #[arg(long)]
         version: Option<u64>,
-        /// Write to this file (replaced only once the content checked out); default stdout.
+        /// Write to this file (replaced only once the content checked out); default stdout (where a
+        /// failed get leaves incomplete output).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -97,6 +98,9 @@ pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow:
                     (info, path.display().to_string())
                 }
                 None => {
+                    if !json_mode && std::io::stdin().is_terminal() {
+                        eprintln!("reading {name} from stdin; end it with Ctrl-D");
+                    }
                     let meter = Meter::new(!json_mode, format!("put {name}"), None);
                     let info = c.put_resource(&group, &name, std::io::stdin(), meter.progress()).await?;
                     (info, "stdin".to_owned())

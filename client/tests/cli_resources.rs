@@ -196,7 +196,7 @@ fn scenario(root: &Path, url: &str) {
     // Without -o and --json: the content on stdout, nothing else.
     let (stdout, _) = human(&b, &["resource", "get", "docs", "notes.bin"], b"");
     assert_eq!(stdout, v2);
-    let (stdout, _) = human(&b, &["resource", "get", "docs", "notes.bin", "--version", "1"], b"");
+    let (stdout, _) = human(&b, &["resource", "get", "docs", "notes.bin", "--version", "1", "-o", "-"], b"");
     assert_eq!(stdout, v1);
     // With --json, stdout is the JSON object: -o is required.
     let e = fails(&b, &["resource", "get", "docs", "notes.bin"], "invalid_argument");

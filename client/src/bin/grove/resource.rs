@@ -46,8 +46,8 @@ pub(crate) enum ResourceCmd {
         /// The version (default: the newest).
         #[arg(long)]
         version: Option<u64>,
-        /// Write to this file (replaced only once the content checked out); default stdout (where a
-        /// failed get leaves incomplete output).
+        /// Write to this file (replaced only once the content checked out); default or `-`: stdout
+        /// (where a failed get leaves incomplete output).
         #[arg(short = 'o', long = "output", value_name = "FILE")]
         output: Option<PathBuf>,
     },
@@ -84,7 +84,10 @@ pub(crate) enum ResourceCmd {
 pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow::Result<Out> {
     Ok(match cmd {
         ResourceCmd::Put { group, name, file } => {
-            let (info, from) = match file.filter(|f| f.as_os_str() != "-") {
+            // Catch up first, like `send`: a Welcome may be waiting (put
+            // itself syncs the group it writes to).
+            c.sync().await?;
+            let (info, from) = match file.filter(|f| !is_stdio(f)) {
                 Some(path) => {
                     let io = |e: std::io::Error| Error::ResourceIo {
                         name: name.clone(),
@@ -117,6 +120,7 @@ pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow:
             }
         }
         ResourceCmd::Get { group, name, version, output } => {
+            let output = output.filter(|p| !is_stdio(p));
             check_get(json_mode, output.is_some())?;
             c.sync().await?;
             // The size, for the progress bar; errors come from the get itself.
@@ -164,6 +168,7 @@ pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow:
             Out { text, json: json!({ "group": group, "resources": rs }) }
         }
         ResourceCmd::Rm { group, name } => {
+            c.sync().await?;
             let info = c.delete_resource(&group, &name).await?;
             let mut j = info_json(&group, &info);
             j["deleted"] = json!(true);
@@ -202,9 +207,14 @@ pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow:
 /// Refuses what cannot work before touching the home directory.
 pub(crate) fn check(cmd: &ResourceCmd, json_mode: bool) -> Result<(), Error> {
     match cmd {
-        ResourceCmd::Get { output, .. } => check_get(json_mode, output.is_some()),
+        ResourceCmd::Get { output, .. } => check_get(json_mode, output.as_ref().is_some_and(|p| !is_stdio(p))),
         _ => Ok(()),
     }
+}
+
+/// `-`: stdin or stdout.
+fn is_stdio(p: &std::path::Path) -> bool {
+    p.as_os_str() == "-"
 }
 
 fn check_get(json_mode: bool, to_file: bool) -> Result<(), Error> {

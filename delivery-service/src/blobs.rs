@@ -15,6 +15,11 @@ use tokio::io::AsyncWriteExt as _;
 
 use crate::error::DsError;
 
+/// Write buffer of an upload: one blocking-pool hop per this many bytes.
+const WRITE_BUFFER: usize = 1 << 20;
+/// Read size of a download: one blocking-pool hop and one HTTP frame each.
+pub const READ_BUFFER: usize = 256 * 1024;
+
 /// A blob id: 32 lowercase hex characters.
 pub fn valid_blob_id(id: &str) -> bool {
     id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
@@ -83,7 +88,10 @@ impl BlobStore {
         // it is dropped because the client disconnected mid-upload.
         let mut guard = TmpFile(Some(tmp.clone()));
         let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await.map_err(|e| io("creating a blob", e))?;
+            // Large writes: each write of a tokio File is a hop to the blocking
+            // pool, and HTTP body frames are small.
+            let file = tokio::fs::File::create(&tmp).await.map_err(|e| io("creating a blob", e))?;
+            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
             let mut size = 0u64;
             while let Some(chunk) = body.next().await {
                 let chunk = chunk.map_err(|e| DsError::InvalidRequest(format!("the upload was interrupted: {e}")))?;
@@ -93,7 +101,8 @@ impl BlobStore {
                 }
                 file.write_all(&chunk).await.map_err(|e| io("writing a blob", e))?;
             }
-            file.sync_all().await.map_err(|e| io("syncing a blob", e))?;
+            file.flush().await.map_err(|e| io("writing a blob", e))?;
+            file.get_ref().sync_all().await.map_err(|e| io("syncing a blob", e))?;
             Ok(size)
         }
         .await;

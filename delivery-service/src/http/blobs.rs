@@ -35,7 +35,7 @@ async fn download(
 ) -> Result<Response, DsError> {
     let gid = group_id(&gid)?;
     let (file, len) = state.ds.get_blob(&user, &gid, &blob_id).await?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024);
+    let stream = tokio_util::io::ReaderStream::with_capacity(file, crate::blobs::READ_BUFFER);
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, len.to_string())],
         Body::from_stream(stream),

@@ -1,5 +1,5 @@
-//! A 50 MiB resource round trip (put, then get by another member) over a real
-//! in-process DS uses bounded memory: the content is generated and checked as
+//! 50 MiB resources (put, list, get by another member, update, get, delete)
+//! over a real in-process DS use bounded memory: the content is generated and checked as
 //! a stream, so the only large buffers are the pipeline's own.
 //!
 //! The whole process (DS and both clients) runs under dhat's heap profiler in
@@ -62,7 +62,7 @@ impl Write for HashSink {
 }
 
 #[test]
-fn fifty_mib_round_trip_in_bounded_memory() {
+fn fifty_mib_resources_in_bounded_memory() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     rt.block_on(async {
         let dir = tempfile::tempdir().unwrap();
@@ -85,14 +85,29 @@ fn fifty_mib_round_trip_in_bounded_memory() {
         println!("after the put: peak live heap {:.1} MiB", after_put.max_bytes as f64 / (1 << 20) as f64);
         bob.sync().await.unwrap();
         let (sink, got) = bob.get_resource(&g, "big.bin", None, HashSink::default(), None).await.unwrap();
+        assert_eq!((sink.n, got.version), (SIZE, 1));
+        assert_eq!(sink.h.finalize(), expected, "the content read back differs");
+        let listed = bob.resources(&g).unwrap();
+        assert_eq!((listed.len(), listed[0].size, listed[0].version), (1, SIZE, 1));
+
+        // Update: bob writes version 2 (other bytes), alice reads it; then delete.
+        let v2 = bob.put_resource(&g, "big.bin", Gen { left: SIZE, x: 7 }, None).await.unwrap();
+        assert_eq!(v2.version, 2);
+        alice.sync().await.unwrap();
+        let mut expected2 = HashSink::default();
+        std::io::copy(&mut Gen { left: SIZE, x: 7 }, &mut expected2).unwrap();
+        let (sink2, got2) = alice.get_resource(&g, "big.bin", None, HashSink::default(), None).await.unwrap();
+        assert_eq!((sink2.n, got2.version), (SIZE, 2));
+        assert_eq!(sink2.h.finalize(), expected2.h.finalize(), "version 2 read back differs");
+        alice.delete_resource(&g, "big.bin").await.unwrap();
+        bob.sync().await.unwrap();
+        assert!(bob.resources(&g).unwrap().is_empty());
         let stats = dhat::HeapStats::get();
         drop(profiler);
 
-        assert_eq!((sink.n, got.version), (SIZE, 1));
-        assert_eq!(sink.h.finalize(), expected, "the content read back differs");
         let peak = stats.max_bytes as u64;
         println!(
-            "50 MiB round trip: peak live heap {:.1} MiB (live at start {:.1} MiB, {} allocations)",
+            "50 MiB put, get, update, get, delete: peak live heap {:.1} MiB (live at start {:.1} MiB, {} allocations)",
             peak as f64 / (1 << 20) as f64,
             before.curr_bytes as f64 / (1 << 20) as f64,
             stats.total_blocks - before.total_blocks

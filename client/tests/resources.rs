@@ -137,6 +137,12 @@ async fn put_list_get_update_delete() -> TestResult {
             other => panic!("deleted blob still served: {:?}", other.map(|b| b.len())),
         }
     }
+    // Deleting again sends nothing new and succeeds (it retries the blob deletions).
+    let before = bob.group_resource_history(&g)?.len();
+    assert_eq!(bob.delete_resource(&g, "notes/patient-1.json").await?.version, 2);
+    alice.sync().await?;
+    assert_eq!(alice.group_resource_history(&g)?.len(), before);
+
     // The name can be used again: a new resource.
     let again = put(&bob, &g, "notes/patient-1.json", b"new").await;
     assert_eq!(again.version, 1);

@@ -627,16 +627,23 @@ impl Client {
     /// Deletes resource `name`: tells the group (every member drops it from
     /// its list; the history keeps the event), then deletes the blobs of every
     /// version this client knows from the DS. Returns the newest version.
+    ///
+    /// Deleting a resource that is already deleted sends nothing and deletes
+    /// its blobs again: run it again if deleting a blob failed (network) after
+    /// the group was told.
     pub async fn delete_resource(&self, group: &str, name: &str) -> Result<ResourceInfo> {
         let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         self.sync_group(&gid, &mut super::SyncReport::default()).await?;
-        let (rid, rec) = self.find_resource(&gid, group, name, false)?;
+        let (rid, rec) = self.find_resource(&gid, group, name, true)?;
         let versions = self.versions_of(&gid, &rid)?;
-        let env = Envelope::ResourceDeleted { resource_id: hex::encode(rid), name: rec.name.clone(), time: now() };
-        self.send_payload(&gid, &env, None).await?;
+        if rec.deleted.is_none() {
+            let env = Envelope::ResourceDeleted { resource_id: hex::encode(rid), name: rec.name.clone(), time: now() };
+            self.send_payload(&gid, &env, None).await?;
+        }
         for v in &versions {
+            // An unknown blob (deleted by another member already) counts as deleted.
             self.ds.delete_blob(&b64url(&gid), &v.manifest.blob_id).await?;
         }
         versions.last().map(info).ok_or_else(|| Error::UnknownResource {

@@ -68,14 +68,17 @@ impl Store {
         let dir = tempfile::Builder::new().prefix("grove-bench").tempdir_in("/dev/shm").unwrap();
         Store::Sled(GroveProvider::new(SledStorage::open(dir.path()).unwrap()), dir)
     }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Store::Sled(..) => "grove-sled",
-            Store::Memory(_) => "openmls-memory",
-        }
-    }
 }
+
+fn memory() -> Store {
+    Store::Memory(OpenMlsRustCrypto::default())
+}
+
+/// Makes a fresh store.
+type MakeStore = fn() -> Store;
+
+/// The stores compared, with their benchmark names.
+const STORES: [(&str, MakeStore); 2] = [("grove-sled", Store::sled), ("openmls-memory", memory)];
 
 macro_rules! with_provider {
     ($store:expr, |$p:ident| $body:expr) => {
@@ -208,13 +211,14 @@ fn send_receive(c: &mut Criterion) {
     let mut g = c.benchmark_group("app_message");
     g.sample_size(30).measurement_time(Duration::from_secs(3));
     for n in [2usize, 64] {
-        for make in [Store::sled as fn() -> Store, || Store::Memory(OpenMlsRustCrypto::default())] {
-            let (mut sender, mut others) = build_group(n, make(), make);
-            let name = sender.store.name();
+        for (name, make) in STORES {
+            // Built on first use, so a filtered run skips groups it does not measure.
+            let mut built: Option<(Member, Vec<Member>)> = None;
             // Receive first: the send benchmark then moves the sender's ratchet
             // far ahead of the receiver, which only matters to receive.
-            let receiver = others.last_mut().unwrap();
             g.bench_function(BenchmarkId::new(format!("receive/{name}"), n), |b| {
+                let (sender, others) = built.get_or_insert_with(|| build_group(n, make(), make));
+                let receiver = others.last_mut().unwrap();
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for _ in 0..iters {
@@ -232,6 +236,7 @@ fn send_receive(c: &mut Criterion) {
                 })
             });
             g.bench_function(BenchmarkId::new(format!("send/{name}"), n), |b| {
+                let (sender, _) = built.get_or_insert_with(|| build_group(n, make(), make));
                 let grp = sender.group.as_mut().unwrap();
                 b.iter(|| {
                     with_provider!(&sender.store, |p| grp.create_message(p, &sender.id.signer, &[7u8; 100]).unwrap())
@@ -247,9 +252,9 @@ fn add_member(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(5));
     let fresh = OpenMlsRustCrypto::default();
     for n in [10usize, 100, 1000] {
-        for make in [Store::sled as fn() -> Store, || Store::Memory(OpenMlsRustCrypto::default())] {
-            let (mut committer, mut others) = build_group(n, make(), make);
-            let name = committer.store.name();
+        for (name, make) in STORES {
+            // Built on first use, so a filtered run skips groups it does not measure.
+            let mut built: Option<(Member, Vec<Member>)> = None;
             // Every iteration adds a fresh member and then drops the pending
             // commit, so the group stays at N members with a healthy tree.
             let next_commit = |committer: &mut Member, i: u64| {
@@ -264,16 +269,18 @@ fn add_member(c: &mut Criterion) {
                 (commit, dt)
             };
             g.bench_function(BenchmarkId::new(format!("create/{name}"), n), |b| {
-                b.iter_custom(|iters| (0..iters).map(|i| next_commit(&mut committer, i).1).sum())
+                let (committer, _) = built.get_or_insert_with(|| build_group(n, make(), make));
+                b.iter_custom(|iters| (0..iters).map(|i| next_commit(committer, i).1).sum())
             });
             // The receiver stages the commit (process_message) without merging
             // it, so it stays in step with the committer, which dropped it.
-            let receiver = others.last_mut().unwrap();
             g.bench_function(BenchmarkId::new(format!("process/{name}"), n), |b| {
+                let (committer, others) = built.get_or_insert_with(|| build_group(n, make(), make));
+                let receiver = others.last_mut().unwrap();
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for i in 0..iters {
-                        let (commit, _) = next_commit(&mut committer, 1_000_000 + i);
+                        let (commit, _) = next_commit(committer, 1_000_000 + i);
                         let pm = to_in(commit).try_into_protocol_message().unwrap();
                         let rg = receiver.group.as_mut().unwrap();
                         let t = Instant::now();
@@ -294,11 +301,11 @@ fn join(c: &mut Criterion) {
     g.sample_size(10).measurement_time(Duration::from_secs(10));
     let sizes: &[usize] = if std::env::var_os("GROVE_BENCH_QUICK").is_some() { &[1000] } else { &[1000, 10_000] };
     for &n in sizes {
-        let mem = || Store::Memory(OpenMlsRustCrypto::default());
-        let (mut committer, _) = build_group(n, mem(), mem);
-        for make in [Store::sled as fn() -> Store, || Store::Memory(OpenMlsRustCrypto::default())] {
-            let name = make().name();
+        // The committer (in-memory) is built on first use and shared by both stores.
+        let mut built: Option<Member> = None;
+        for (name, make) in STORES {
             g.bench_function(BenchmarkId::new(name, n), |b| {
+                let committer = built.get_or_insert_with(|| build_group(n, memory(), memory).0);
                 b.iter_custom(|iters| {
                     let mut total = Duration::ZERO;
                     for i in 0..iters {

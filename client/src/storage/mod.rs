@@ -4,17 +4,20 @@
 //! # Model
 //!
 //! - [`SledStorage`] owns the sled database. Reads go straight to sled. A write
-//!   made directly on it (outside a transaction) is applied and flushed (fsync)
-//!   before the call returns: each single key write is durable on its own, but
-//!   several such writes are not atomic together.
+//!   made directly on it (outside a transaction) is committed on its own
+//!   (durable before the call returns): each single key write is durable on
+//!   its own, but several such writes are not atomic together.
 //! - [`Transaction`] (from [`SledStorage::begin`] or [`SledStorage::transaction`])
 //!   collects every write in an in-memory overlay. Reads through the transaction
 //!   see the overlay first (read-your-writes, including deletions and list
-//!   appends/removals). [`Transaction::commit`] applies the whole overlay as one
-//!   `sled::Batch` and then flushes, so after a crash either all of the
-//!   operation's writes are on disk or none is. Dropping a transaction without
+//!   appends/removals). [`Transaction::commit`] writes the whole overlay as one
+//!   checksummed record to the commit journal and `fdatasync`s it, then applies
+//!   it to sled; so when it returns the operation is durable, and after a crash
+//!   either all of the operation's writes are recovered or none is (see
+//!   `storage/journal.rs` for the recovery argument). Dropping a transaction without
 //!   committing (or calling [`Transaction::rollback`]) discards the overlay and
 //!   leaves disk untouched.
+//! - Readers never see half a commit: applying it to sled excludes reads.
 //! - Transactions are serialized: [`SledStorage::begin`] waits until no other
 //!   transaction on the same store is open. Do not begin a second transaction on
 //!   the same thread while one is open: it would wait for itself forever.
@@ -39,13 +42,17 @@
 //!     // the app's bookkeeping goes into the same batch:
 //!     p.storage().put_app("cursors", b"group-1", &42u64.to_be_bytes())?;
 //!     Ok(())
-//! })?; // committed: one sled batch, then fsync
+//! })?; // committed: one journal record (fdatasync), then applied to sled
 //! # Ok(()) }
 //! ```
 //!
 //! # On-disk layout
 //!
-//! One sled tree (the default one), keys prefixed by a namespace byte:
+//! `home/store.sled/` holds the sled database and the commit journal
+//! (`grove.journal`, empty after a clean close). The committed state is sled's
+//! content with the journal's records applied on top, which
+//! [`SledStorage::open`] does. One sled tree (the default one), keys prefixed
+//! by a namespace byte:
 //! - `0x00 "format"`: the format marker (see [`FORMAT_VERSION`]).
 //! - `0x01 label 0x00 key`: openmls values. `label` is the same label the
 //!   reference `openmls_memory_storage` uses (`"Tree"`, `"GroupContext"`, ...),
@@ -58,6 +65,7 @@
 //! [`StorageProvider`]: openmls_traits::storage::StorageProvider
 
 pub mod codec;
+mod journal;
 mod mls;
 mod provider;
 
@@ -66,7 +74,9 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+
+use journal::Journal;
 
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -76,7 +86,15 @@ pub use provider::{GroveProvider, TxnProvider};
 /// Version of Grove's on-disk layout. Bump it on any incompatible change to the
 /// key layout or value encoding; old stores then fail to open with
 /// [`StorageError::IncompatibleFormat`].
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// Version 2 added the commit journal (`store.sled/grove.journal`): a build
+/// that does not replay it would miss the last transactions after a crash, so
+/// v1 builds must not open a v2 store. A v1 store (which has no journal) is
+/// upgraded in place when opened.
+pub const FORMAT_VERSION: u32 = 2;
+
+/// The layout versions this build opens (and upgrades to [`FORMAT_VERSION`]).
+const READABLE_FORMAT_VERSIONS: [u32; 2] = [1, FORMAT_VERSION];
 
 /// Name of the sled directory inside a Grove home directory.
 pub const DB_DIR_NAME: &str = "store.sled";
@@ -130,6 +148,14 @@ pub enum StorageError {
     /// The store holds data but no format marker: not a Grove store.
     #[error("the store holds data but has no Grove format marker")]
     MissingFormatMarker,
+    /// Writing or reading the commit journal failed.
+    #[error("commit journal: {0}")]
+    Journal(#[source] std::io::Error),
+    /// An earlier commit failed half way (journal or sled error): the store
+    /// refuses further writes until it is opened again, which recovers the
+    /// last durable state.
+    #[error("the store refuses writes after a failed commit; reopen it")]
+    Poisoned,
     /// An app namespace longer than 255 bytes.
     #[error("app namespace is {len} bytes long, at most 255 allowed")]
     NamespaceTooLong {
@@ -144,10 +170,10 @@ pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
 /// Pending writes: key → new value, `None` meaning deleted.
 type Overlay = BTreeMap<Vec<u8>, Option<Vec<u8>>>;
 
-/// The format marker this build writes and expects.
-fn format_marker<C: ValueCodec>() -> String {
+/// The format marker of layout `version` with codec `C`.
+fn format_marker<C: ValueCodec>(version: u32) -> String {
     format!(
-        "grove-client-store v{FORMAT_VERSION} codec={} openmls-storage={}",
+        "grove-client-store v{version} codec={} openmls-storage={}",
         C::NAME,
         openmls_traits::storage::CURRENT_VERSION
     )
@@ -269,7 +295,24 @@ pub struct SledStorage<C: ValueCodec = DefaultCodec> {
     db: sled::Db,
     /// Held by the open [`Transaction`], if any: transactions are serialized.
     writer: Mutex<()>,
+    /// How commits become durable; also serializes them.
+    commits: Mutex<CommitPath>,
+    /// Applying a commit to sled (key by key) takes it for writing, reads
+    /// outside the commit take it for reading: nobody sees half a commit.
+    applying: RwLock<()>,
     _codec: PhantomData<fn() -> C>,
+}
+
+/// How [`SledStorage::apply`] makes a commit durable.
+#[derive(Debug)]
+struct CommitPath {
+    /// `Some` for a store opened from its directory: the record is made durable
+    /// in the journal, then the writes go to sled without a sled flush. `None`
+    /// for a store made from an already opened database ([`SledStorage::from_db`]):
+    /// one sled batch, then a sled flush.
+    journal: Option<Journal>,
+    /// Set when a commit failed half way; every later write is refused.
+    poisoned: bool,
 }
 
 impl<C: ValueCodec> fmt::Debug for SledStorage<C> {
@@ -302,30 +345,51 @@ impl<C: ValueCodec> SledStorage<C> {
     ///
     /// Creates `home` if needed with owner-only permissions (0700 on unix) and
     /// tightens an existing `home` that is readable by others. The sled database
-    /// lives in `home/`[`DB_DIR_NAME`] (see [`db_path`](Self::db_path)).
+    /// lives in `home/`[`DB_DIR_NAME`] (see [`db_path`](Self::db_path)), and
+    /// so does the commit journal, which is replayed here if the last run
+    /// stopped before checkpointing it.
     ///
     /// Fails with [`StorageError::IncompatibleFormat`] if the store was written
     /// with another layout version or codec.
     pub fn open_with_codec(home: impl AsRef<Path>) -> Result<Self, StorageError> {
         let home = home.as_ref();
         create_private_dir(home)?;
-        let db = sled::open(SledStorage::db_path(home))?;
-        Self::from_db_with_codec(db)
+        let path = SledStorage::db_path(home);
+        let db = sled::open(&path)?;
+        let mut store = Self::from_db_with_codec(db)?;
+        let (mut journal, records) = Journal::open(&path).map_err(StorageError::Journal)?;
+        if !records.is_empty() {
+            for overlay in records {
+                store.db.apply_batch(to_batch(overlay))?;
+            }
+            store.db.flush()?;
+            journal.reset().map_err(StorageError::Journal)?;
+        }
+        store.commits.get_mut().unwrap_or_else(PoisonError::into_inner).journal = Some(journal);
+        Ok(store)
     }
 
     /// Uses an already opened sled database (for example a temporary one).
     ///
     /// Writes the format marker into an empty database; checks it otherwise.
+    /// Such a store has no journal: each commit is one sled batch followed by
+    /// a sled flush (slower, equally safe).
     pub fn from_db_with_codec(db: sled::Db) -> Result<Self, StorageError> {
-        let expected = format_marker::<C>();
+        let expected = format_marker::<C>(FORMAT_VERSION);
         match db.get(FORMAT_KEY)? {
+            Some(found) if found.as_ref() == expected.as_bytes() => {}
             Some(found) => {
-                if found.as_ref() != expected.as_bytes() {
+                let older =
+                    READABLE_FORMAT_VERSIONS.iter().any(|&v| found.as_ref() == format_marker::<C>(v).as_bytes());
+                if !older {
                     return Err(StorageError::IncompatibleFormat {
                         found: String::from_utf8_lossy(&found).into_owned(),
                         expected,
                     });
                 }
+                // Same data, newer layout: mark it so that older builds refuse it.
+                db.insert(FORMAT_KEY, expected.as_bytes())?;
+                db.flush()?;
             }
             None => {
                 if !db.is_empty() {
@@ -335,7 +399,13 @@ impl<C: ValueCodec> SledStorage<C> {
                 db.flush()?;
             }
         }
-        Ok(Self { db, writer: Mutex::new(()), _codec: PhantomData })
+        Ok(Self {
+            db,
+            writer: Mutex::new(()),
+            commits: Mutex::new(CommitPath { journal: None, poisoned: false }),
+            applying: RwLock::new(()),
+            _codec: PhantomData,
+        })
     }
 
     /// Begins a transaction. Waits while another transaction on this store is
@@ -347,7 +417,7 @@ impl<C: ValueCodec> SledStorage<C> {
         Transaction { store: self, overlay: RefCell::new(Overlay::new()), _guard: guard }
     }
 
-    /// Runs `f` in a transaction: commits (one batch, then fsync) if `f`
+    /// Runs `f` in a transaction: commits (durably, atomically) if `f`
     /// returns `Ok`, discards every write if it returns `Err`.
     ///
     /// A failed commit is returned as `Err(E::from(StorageError))`.
@@ -361,39 +431,100 @@ impl<C: ValueCodec> SledStorage<C> {
         Ok(value)
     }
 
-    /// Flushes sled's buffers to disk.
+    /// Flushes sled's buffers to disk and empties the commit journal (a
+    /// checkpoint). Never needed for durability: commits are durable already.
     pub fn flush(&self) -> Result<(), StorageError> {
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
         self.db.flush()?;
+        if let CommitPath { journal: Some(journal), poisoned: false } = &mut *commits {
+            journal.reset().map_err(StorageError::Journal)?;
+        }
         Ok(())
     }
 
+    /// Makes `overlay` durable and visible, all of it or nothing (also after a
+    /// crash).
     fn apply(&self, overlay: Overlay) -> Result<(), StorageError> {
         if overlay.is_empty() {
             return Ok(());
         }
-        let mut batch = sled::Batch::default();
-        for (key, value) in overlay {
-            match value {
-                Some(value) => batch.insert(key, value),
-                None => batch.remove(key),
-            }
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        let CommitPath { journal, poisoned } = &mut *commits;
+        if *poisoned {
+            return Err(StorageError::Poisoned);
         }
-        self.db.apply_batch(batch)?;
-        self.db.flush()?;
+        let Some(journal) = journal else {
+            self.db.apply_batch(to_batch(overlay))?;
+            self.db.flush()?;
+            return Ok(());
+        };
+        // Durable first (on error the journal may end in a partial record, and
+        // a record may even be durable although its write reported an error:
+        // refuse to write anything after it until the store is reopened).
+        if let Err(e) = journal.append(&overlay) {
+            *poisoned = true;
+            return Err(StorageError::Journal(e));
+        }
+        // Then visible. sled writes it out in the background; until the next
+        // checkpoint the journal is what makes it durable.
+        let applied = {
+            let _applying = self.applying.write().unwrap_or_else(PoisonError::into_inner);
+            overlay.into_iter().try_for_each(|(key, value)| match value {
+                Some(value) => self.db.insert(key, value).map(drop),
+                None => self.db.remove(key).map(drop),
+            })
+        };
+        if let Err(e) = applied {
+            // Durable in the journal but only partly in sled: reopening replays it.
+            *poisoned = true;
+            return Err(e.into());
+        }
+        if journal.len() > journal::CHECKPOINT_BYTES {
+            self.db.flush()?;
+            journal.reset().map_err(|e| {
+                *poisoned = true;
+                StorageError::Journal(e)
+            })?;
+        }
         Ok(())
     }
 
     app_methods!();
 }
 
+impl<C: ValueCodec> Drop for SledStorage<C> {
+    /// Checkpoints: the next open then has no journal to replay.
+    fn drop(&mut self) {
+        let commits = self.commits.get_mut().unwrap_or_else(PoisonError::into_inner);
+        if let CommitPath { journal: Some(journal), poisoned: false } = commits {
+            if self.db.flush().is_ok() {
+                let _ = journal.reset();
+            }
+        }
+    }
+}
+
+/// The overlay as one sled batch.
+fn to_batch(overlay: Overlay) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (key, value) in overlay {
+        match value {
+            Some(value) => batch.insert(key, value),
+            None => batch.remove(key),
+        }
+    }
+    batch
+}
+
 impl<C: ValueCodec> Kv for SledStorage<C> {
     type Codec = C;
 
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let _applying = self.applying.read().unwrap_or_else(PoisonError::into_inner);
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
-    /// Auto-commit: the write is applied and flushed before returning.
+    /// Auto-commit: the write is durable before returning.
     fn put_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StorageError> {
         let mut overlay = Overlay::new();
         overlay.insert(key, value);
@@ -401,6 +532,7 @@ impl<C: ValueCodec> Kv for SledStorage<C> {
     }
 
     fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let _applying = self.applying.read().unwrap_or_else(PoisonError::into_inner);
         self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)).collect()
     }
 }
@@ -422,11 +554,15 @@ impl<C: ValueCodec> fmt::Debug for Transaction<'_, C> {
 }
 
 impl<C: ValueCodec> Transaction<'_, C> {
-    /// Applies every buffered write as one sled batch, then flushes (fsync).
+    /// Makes every buffered write durable (one journal record, `fdatasync`ed;
+    /// for a store without a journal, one sled batch and a sled flush), then
+    /// visible.
     ///
-    /// On `Ok`, all writes are durable. On `Err`, the batch either was not
-    /// applied at all or was applied but may not be durable yet; in both cases
-    /// no partial batch is ever visible after a crash.
+    /// On `Ok`, all writes are durable. On `Err`, the writes were not applied,
+    /// but may still be recovered, all together, when the store is reopened
+    /// (an I/O error does not tell whether the data reached the disk); the
+    /// store then refuses further writes ([`StorageError::Poisoned`]) until it
+    /// is reopened. No partial transaction is ever visible, also after a crash.
     pub fn commit(self) -> Result<(), StorageError> {
         let overlay = self.overlay.into_inner();
         self.store.apply(overlay)

@@ -13,7 +13,7 @@ use super::{DefaultCodec, SledStorage, StorageError, Transaction, ValueCodec};
 /// Used directly, every storage write is durable on its own but an MLS
 /// operation's writes are not atomic together. Run MLS operations inside
 /// [`transaction`](Self::transaction) (or [`begin`](Self::begin)) so that all of
-/// an operation's writes, and the app records written with it, land in one batch.
+/// an operation's writes, and the app records written with it, commit together.
 #[derive(Debug)]
 pub struct GroveProvider<C: ValueCodec = DefaultCodec> {
     crypto: RustCrypto,
@@ -40,8 +40,8 @@ impl<C: ValueCodec> GroveProvider<C> {
         TxnProvider { crypto: &self.crypto, txn: self.storage.begin() }
     }
 
-    /// Runs `f` with a provider whose storage is one transaction: commits (one
-    /// batch, then fsync) if `f` returns `Ok`, discards every write if it
+    /// Runs `f` with a provider whose storage is one transaction: commits
+    /// (atomically and durably, see [`Transaction::commit`]) if `f` returns `Ok`, discards every write if it
     /// returns `Err`. After an `Err`, reload any `MlsGroup` that `f` touched
     /// with `MlsGroup::load`: its in-memory state may be ahead of disk.
     pub fn transaction<T, E>(&self, f: impl FnOnce(&TxnProvider<'_, C>) -> Result<T, E>) -> Result<T, E>

@@ -131,7 +131,7 @@ pub(crate) struct Manifest {
     pub(crate) blob_id: String,
     /// The version's AES-256-GCM key, 64 hex characters.
     pub(crate) key: String,
-    /// SHA-256 of the plaintext, 64 hex characters.
+    /// BLAKE3 hash of the plaintext (without padding), 64 hex characters.
     pub(crate) content_hash: String,
     /// Plaintext size in bytes (before padding).
     pub(crate) size: u64,

@@ -11,7 +11,6 @@ use std::process::{Command, Output, Stdio};
 
 use common::start_ds;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 /// Runs `grove --home HOME ARGS` with `input` on stdin.
 fn run(home: &Path, args: &[&str], input: &[u8]) -> Output {
@@ -101,8 +100,8 @@ fn content(len: usize, seed: u8) -> Vec<u8> {
         .collect()
 }
 
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
+fn blake3_hex(b: &[u8]) -> String {
+    blake3::hash(b).to_hex().to_string()
 }
 
 fn names(list: &Value) -> Vec<String> {
@@ -152,14 +151,14 @@ fn scenario(root: &Path, url: &str) {
     assert_eq!(put["version"], 1);
     assert_eq!(put["size"], 5_000);
     assert_eq!(put["author"], "alice");
-    assert_eq!(put["content_hash"], sha256_hex(&v1).as_str());
+    assert_eq!(put["content_hash"], blake3_hex(&v1).as_str());
     assert!(put["blob_size"].as_u64().unwrap() > 5_000, "padded and encrypted: {put}");
     assert_eq!(put["id"].as_str().unwrap().len(), 32);
     assert!(put["seq"].as_u64().unwrap() > 0);
     assert!(put["shared_by"].is_null());
     let empty = ok_in(&a, &["resource", "put", "docs", "empty", "-"], b"");
     assert_eq!((empty["version"].as_u64(), empty["size"].as_u64()), (Some(1), Some(0)));
-    assert_eq!(empty["content_hash"], sha256_hex(b"").as_str());
+    assert_eq!(empty["content_hash"], blake3_hex(b"").as_str());
 
     // Bob lists (the command syncs first) and reads both.
     let list = ok(&b, &["resource", "list", "docs"]);
@@ -275,7 +274,12 @@ fn scenario(root: &Path, url: &str) {
     let (stdout, _) = human(&b, &["resource", "list", "docs"], b"");
     assert_eq!(String::from_utf8(stdout).unwrap().trim(), "no resources in docs");
     fails(&b, &["resource", "get", "docs", "empty", "-o", s(&gone)], "resource_deleted");
-    fails(&a, &["resource", "rm", "docs", "empty"], "resource_deleted");
+    // rm again: nothing new is announced (it only retries deleting the blobs).
+    let again = ok(&a, &["resource", "rm", "docs", "empty"]);
+    assert_eq!((again["deleted"].as_bool(), again["name"].as_str()), (Some(true), Some("empty")));
+    let h = ok(&b, &["resource", "history", "docs", "empty"]);
+    let deletions = h["history"].as_array().unwrap().iter().filter(|e| e["kind"] == "deleted").count();
+    assert_eq!(deletions, 1);
 
     // Unknown names, groups and files.
     fails(&b, &["resource", "get", "docs", "nope", "-o", s(&gone)], "unknown_resource");

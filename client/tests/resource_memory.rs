@@ -13,7 +13,6 @@ use std::io::{Read, Write};
 
 use common::{new_client, start_ds};
 use grove_client::HistoryPolicy;
-use sha2::{Digest, Sha256};
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
@@ -46,7 +45,7 @@ impl Read for Gen {
 /// Hashes and counts what is written, keeps nothing.
 #[derive(Default)]
 struct HashSink {
-    h: Sha256,
+    h: blake3::Hasher,
     n: u64,
 }
 

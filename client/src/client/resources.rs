@@ -74,7 +74,7 @@ pub struct ResourceInfo {
     pub blob_size: u64,
     /// The DS blob id.
     pub blob_id: String,
-    /// SHA-256 of the content, hex.
+    /// BLAKE3 hash of the content, hex.
     pub content_hash: String,
     /// The member who wrote it.
     pub author: String,
@@ -541,7 +541,7 @@ impl Client {
 
     /// Writes version `version` (default: the newest) of resource `name` to
     /// `out`, streaming: the blob is downloaded, every chunk authenticated and
-    /// the content checked against the manifest (size, padding, SHA-256).
+    /// the content checked against the manifest (size, padding, BLAKE3 hash).
     /// Only authenticated bytes reach `out`, but on error what was written is
     /// incomplete and must be discarded ([`get_resource_to_file`](Self::get_resource_to_file)
     /// does that). Returns `out` and the version read.

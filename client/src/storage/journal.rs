@@ -12,23 +12,24 @@
 //!
 //! [`Journal::append`] writes the whole overlay of a transaction as one record
 //! to an append-only file and `fdatasync`s it on the calling thread. Only then
-//! are the writes applied to sled, without a sled flush (sled writes its log in
-//! the background). So once a commit returns, its record is on disk.
+//! does the store make the writes visible, in memory (its `pending` map, read
+//! before sled). So once a commit returns, its record is on disk.
+//!
+//! A *checkpoint* moves the pending writes into sled as one batch, flushes
+//! sled, and only then empties the journal. It runs when the journal grows
+//! past [`CHECKPOINT_BYTES`], on [`SledStorage::flush`](super::SledStorage::flush)
+//! and when the store is dropped. So sled alone holds the state of the last
+//! checkpoint (or, after a crash during one, possibly that checkpoint's batch,
+//! which sled applies atomically), and the journal holds every commit since.
 //!
 //! On open, every complete record is applied again, in order, then sled is
-//! flushed and the journal emptied (a *checkpoint*). Records carry full values
-//! (puts and deletes, never deltas), so applying one twice is harmless and
-//! whatever subset of the journaled writes sled had already persisted, the
-//! result is the state after the last committed transaction. A record cut
-//! short by a crash fails its length or checksum test and is ignored with
-//! everything after it: that transaction never returned, and none of its
-//! writes reached sled before its record was durable.
-//!
-//! The journal is also checkpointed when it grows past [`CHECKPOINT_BYTES`],
-//! on [`SledStorage::flush`](super::SledStorage::flush) and when the store is
-//! dropped. Between checkpoints, sled alone may hold a mix of old and new
-//! values: only the store (which replays the journal on open) gives the
-//! committed state.
+//! flushed and the journal emptied. Records carry full values (puts and
+//! deletes, never deltas), so applying one whose writes sled already has is
+//! harmless: the result is the state after the last committed transaction. A
+//! record cut short by a crash fails its length or checksum test and is
+//! ignored with everything after it (nothing is ever appended after it): that
+//! transaction never returned, and none of its writes became visible before
+//! its record was durable.
 //!
 //! # Record format
 //!

@@ -17,7 +17,10 @@
 //!   `storage/journal.rs` for the recovery argument). Dropping a transaction without
 //!   committing (or calling [`Transaction::rollback`]) discards the overlay and
 //!   leaves disk untouched.
-//! - Readers never see half a commit: applying it to sled excludes reads.
+//! - Committed writes stay in memory (and in the journal) until a checkpoint
+//!   moves them into sled as one batch and flushes it (when the journal
+//!   passes 8 MiB, on [`SledStorage::flush`] and on drop). Reads see them
+//!   first. Readers never see half a commit.
 //! - Transactions are serialized: [`SledStorage::begin`] waits until no other
 //!   transaction on the same store is open. Do not begin a second transaction on
 //!   the same thread while one is open: it would wait for itself forever.
@@ -297,9 +300,12 @@ pub struct SledStorage<C: ValueCodec = DefaultCodec> {
     writer: Mutex<()>,
     /// How commits become durable; also serializes them.
     commits: Mutex<CommitPath>,
-    /// Applying a commit to sled (key by key) takes it for writing, reads
-    /// outside the commit take it for reading: nobody sees half a commit.
-    applying: RwLock<()>,
+    /// Committed writes (journal mode) not yet applied to sled: newer than
+    /// sled's content, read first. Moved into sled by each checkpoint (one
+    /// batch, then a flush), so sled alone always holds the state of the last
+    /// checkpoint. A commit inserts its whole overlay under the write lock:
+    /// nobody sees half a commit.
+    pending: RwLock<Overlay>,
     _codec: PhantomData<fn() -> C>,
 }
 
@@ -307,7 +313,7 @@ pub struct SledStorage<C: ValueCodec = DefaultCodec> {
 #[derive(Debug)]
 struct CommitPath {
     /// `Some` for a store opened from its directory: the record is made durable
-    /// in the journal, then the writes go to sled without a sled flush. `None`
+    /// in the journal, then the writes go to `pending`. `None`
     /// for a store made from an already opened database ([`SledStorage::from_db`]):
     /// one sled batch, then a sled flush.
     journal: Option<Journal>,
@@ -359,8 +365,8 @@ impl<C: ValueCodec> SledStorage<C> {
         let mut store = Self::from_db_with_codec(db)?;
         let (mut journal, records) = Journal::open(&path).map_err(StorageError::Journal)?;
         if !records.is_empty() {
-            for overlay in records {
-                store.db.apply_batch(to_batch(overlay))?;
+            for overlay in &records {
+                store.db.apply_batch(to_batch(overlay.iter().map(|(k, v)| (k.as_slice(), v.as_deref()))))?;
             }
             store.db.flush()?;
             journal.reset().map_err(StorageError::Journal)?;
@@ -403,7 +409,7 @@ impl<C: ValueCodec> SledStorage<C> {
             db,
             writer: Mutex::new(()),
             commits: Mutex::new(CommitPath { journal: None, poisoned: false }),
-            applying: RwLock::new(()),
+            pending: RwLock::new(Overlay::new()),
             _codec: PhantomData,
         })
     }
@@ -431,15 +437,40 @@ impl<C: ValueCodec> SledStorage<C> {
         Ok(value)
     }
 
-    /// Flushes sled's buffers to disk and empties the commit journal (a
-    /// checkpoint). Never needed for durability: commits are durable already.
+    /// Applies the journaled commits to sled, flushes sled and empties the
+    /// journal (a checkpoint). Never needed for durability: commits are
+    /// durable already.
     pub fn flush(&self) -> Result<(), StorageError> {
         let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
-        self.db.flush()?;
-        if let CommitPath { journal: Some(journal), poisoned: false } = &mut *commits {
-            journal.reset().map_err(StorageError::Journal)?;
+        match &mut *commits {
+            CommitPath { poisoned: true, .. } => Err(StorageError::Poisoned),
+            CommitPath { journal: None, .. } => Ok(self.db.flush().map(drop)?),
+            CommitPath { journal: Some(journal), poisoned } => self.checkpoint(journal, poisoned),
         }
-        Ok(())
+    }
+
+    /// Moves `pending` into sled (one batch), flushes sled, then empties the
+    /// journal. Called with the commit lock held. Any failure poisons the
+    /// store: the journal still holds everything, reopening recovers.
+    fn checkpoint(&self, journal: &mut Journal, poisoned: &mut bool) -> Result<(), StorageError> {
+        let result = (|| {
+            let batch = {
+                let pending = self.pending.read().unwrap_or_else(PoisonError::into_inner);
+                if pending.is_empty() && journal.len() == 0 {
+                    return Ok(());
+                }
+                to_batch(pending.iter().map(|(k, v)| (k.as_slice(), v.as_deref())))
+            };
+            self.db.apply_batch(batch)?;
+            // sled now has every pending value: readers may go there.
+            self.pending.write().unwrap_or_else(PoisonError::into_inner).clear();
+            self.db.flush()?;
+            journal.reset().map_err(StorageError::Journal)
+        })();
+        if result.is_err() {
+            *poisoned = true;
+        }
+        result
     }
 
     /// Makes `overlay` durable and visible, all of it or nothing (also after a
@@ -454,7 +485,7 @@ impl<C: ValueCodec> SledStorage<C> {
             return Err(StorageError::Poisoned);
         }
         let Some(journal) = journal else {
-            self.db.apply_batch(to_batch(overlay))?;
+            self.db.apply_batch(to_batch(overlay.iter().map(|(k, v)| (k.as_slice(), v.as_deref()))))?;
             self.db.flush()?;
             return Ok(());
         };
@@ -465,26 +496,11 @@ impl<C: ValueCodec> SledStorage<C> {
             *poisoned = true;
             return Err(StorageError::Journal(e));
         }
-        // Then visible. sled writes it out in the background; until the next
-        // checkpoint the journal is what makes it durable.
-        let applied = {
-            let _applying = self.applying.write().unwrap_or_else(PoisonError::into_inner);
-            overlay.into_iter().try_for_each(|(key, value)| match value {
-                Some(value) => self.db.insert(key, value).map(drop),
-                None => self.db.remove(key).map(drop),
-            })
-        };
-        if let Err(e) = applied {
-            // Durable in the journal but only partly in sled: reopening replays it.
-            *poisoned = true;
-            return Err(e.into());
-        }
+        // Then visible, all at once. It reaches sled at the next checkpoint;
+        // until then the journal is what makes it durable.
+        self.pending.write().unwrap_or_else(PoisonError::into_inner).extend(overlay);
         if journal.len() > journal::CHECKPOINT_BYTES {
-            self.db.flush()?;
-            journal.reset().map_err(|e| {
-                *poisoned = true;
-                StorageError::Journal(e)
-            })?;
+            self.checkpoint(journal, poisoned)?;
         }
         Ok(())
     }
@@ -493,21 +509,23 @@ impl<C: ValueCodec> SledStorage<C> {
 }
 
 impl<C: ValueCodec> Drop for SledStorage<C> {
-    /// Checkpoints: the next open then has no journal to replay.
+    /// Checkpoints, so that sled alone holds everything and the next open has
+    /// no journal to replay. On failure the journal stays: the next open
+    /// replays it.
     fn drop(&mut self) {
-        let commits = self.commits.get_mut().unwrap_or_else(PoisonError::into_inner);
-        if let CommitPath { journal: Some(journal), poisoned: false } = commits {
-            if self.db.flush().is_ok() {
-                let _ = journal.reset();
+        let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
+        if let CommitPath { journal: Some(journal), poisoned } = &mut *commits {
+            if !*poisoned {
+                let _ = self.checkpoint(journal, poisoned);
             }
         }
     }
 }
 
-/// The overlay as one sled batch.
-fn to_batch(overlay: Overlay) -> sled::Batch {
+/// Writes (`None`: delete) as one sled batch.
+fn to_batch<'a>(writes: impl IntoIterator<Item = (&'a [u8], Option<&'a [u8]>)>) -> sled::Batch {
     let mut batch = sled::Batch::default();
-    for (key, value) in overlay {
+    for (key, value) in writes {
         match value {
             Some(value) => batch.insert(key, value),
             None => batch.remove(key),
@@ -520,7 +538,10 @@ impl<C: ValueCodec> Kv for SledStorage<C> {
     type Codec = C;
 
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let _applying = self.applying.read().unwrap_or_else(PoisonError::into_inner);
+        let pending = self.pending.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = pending.get(key) {
+            return Ok(value.clone());
+        }
         Ok(self.db.get(key)?.map(|v| v.to_vec()))
     }
 
@@ -532,8 +553,14 @@ impl<C: ValueCodec> Kv for SledStorage<C> {
     }
 
     fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
-        let _applying = self.applying.read().unwrap_or_else(PoisonError::into_inner);
-        self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into)).collect()
+        let pending = self.pending.read().unwrap_or_else(PoisonError::into_inner);
+        let stored = self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
+        if pending.is_empty() {
+            return stored.collect::<Result<_, _>>().map_err(Into::into);
+        }
+        let mut merged = stored.collect::<Result<BTreeMap<_, _>, _>>()?;
+        apply_overlay(&mut merged, &pending, prefix);
+        Ok(merged.into_iter().collect())
     }
 }
 
@@ -596,14 +623,18 @@ impl<C: ValueCodec> Kv for Transaction<'_, C> {
 
     fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
         let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.store.scan_raw(prefix)?.into_iter().collect();
-        let overlay = self.overlay.borrow();
-        for (key, value) in overlay.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
-            match value {
-                Some(v) => merged.insert(key.clone(), v.clone()),
-                None => merged.remove(key),
-            };
-        }
+        apply_overlay(&mut merged, &self.overlay.borrow(), prefix);
         Ok(merged.into_iter().collect())
+    }
+}
+
+/// Applies the writes of `overlay` whose key starts with `prefix` to `entries`.
+fn apply_overlay(entries: &mut BTreeMap<Vec<u8>, Vec<u8>>, overlay: &Overlay, prefix: &[u8]) {
+    for (key, value) in overlay.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
+        match value {
+            Some(v) => entries.insert(key.clone(), v.clone()),
+            None => entries.remove(key),
+        };
     }
 }
 
@@ -662,6 +693,46 @@ mod tests {
             .unwrap();
         assert_eq!(store.get_app("contacts", b"alice").unwrap(), None);
         assert_eq!(store.scan_prefix_app("contacts", b"c").unwrap().len(), 1);
+    }
+
+    #[test]
+    fn journal_mode_reads_pending_writes_and_checkpoints() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: SledStorage = SledStorage::open(dir.path()).unwrap();
+        let journal = SledStorage::db_path(dir.path()).join(journal::JOURNAL_FILE);
+        store.put_app("c", b"a", b"1").unwrap();
+        store.put_app("c", b"b", b"2").unwrap();
+        store.flush().unwrap();
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+        // Pending (journal only) on top of sled: a put, an overwrite, a delete.
+        store
+            .transaction(|t| -> Result<(), StorageError> {
+                t.put_app("c", b"c", b"3")?;
+                t.put_app("c", b"a", b"1'")?;
+                t.remove_app("c", b"b")
+            })
+            .unwrap();
+        assert!(std::fs::metadata(&journal).unwrap().len() > 0);
+        let expected = vec![(b"a".to_vec(), b"1'".to_vec()), (b"c".to_vec(), b"3".to_vec())];
+        assert_eq!(store.scan_prefix_app("c", b"").unwrap(), expected);
+        assert_eq!(store.get_app("c", b"b").unwrap(), None);
+        assert_eq!(store.begin().scan_prefix_app("c", b"").unwrap(), expected);
+        // sled alone still has the last checkpoint's state.
+        assert_eq!(store.db.get(app_key("c", b"b").unwrap()).unwrap().as_deref(), Some(&b"2"[..]));
+        store.flush().unwrap();
+        assert_eq!(store.db.get(app_key("c", b"b").unwrap()).unwrap(), None);
+        assert_eq!(store.scan_prefix_app("c", b"").unwrap(), expected);
+        // A large journal checkpoints by itself.
+        let big = vec![7u8; 1 << 20];
+        for i in 0u8..9 {
+            store.put_app("big", &[i], &big).unwrap();
+        }
+        assert!(std::fs::metadata(&journal).unwrap().len() < journal::CHECKPOINT_BYTES);
+        assert_eq!(store.scan_prefix_app("big", b"").unwrap().len(), 9);
+        drop(store);
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0, "checkpointed on drop");
+        let store: SledStorage = SledStorage::open(dir.path()).unwrap();
+        assert_eq!(store.scan_prefix_app("c", b"").unwrap(), expected);
     }
 
     #[test]

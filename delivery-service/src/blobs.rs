@@ -11,12 +11,15 @@ use std::path::{Path, PathBuf};
 
 use futures_util::{Stream, StreamExt as _};
 use rand::RngCore as _;
-use tokio::io::AsyncWriteExt as _;
 
 use crate::error::DsError;
 
-/// Write buffer of an upload: one blocking-pool hop per this many bytes.
+/// Write buffer of an upload: the writer thread gets this many bytes at a time.
 const WRITE_BUFFER: usize = 1 << 20;
+/// Buffers queued for an upload's writer thread.
+const WRITE_QUEUE: usize = 4;
+/// An upload's writer syncs the data written so far every this many bytes.
+const SYNC_EVERY: usize = 8 << 20;
 /// Read size of a download: one blocking-pool hop and one HTTP frame each.
 pub const READ_BUFFER: usize = 256 * 1024;
 
@@ -88,21 +91,56 @@ impl BlobStore {
         // it is dropped because the client disconnected mid-upload.
         let mut guard = TmpFile(Some(tmp.clone()));
         let result = async {
-            // Large writes: each write of a tokio File is a hop to the blocking
-            // pool, and HTTP body frames are small.
-            let file = tokio::fs::File::create(&tmp).await.map_err(|e| io("creating a blob", e))?;
-            let mut file = tokio::io::BufWriter::with_capacity(WRITE_BUFFER, file);
-            let mut size = 0u64;
-            while let Some(chunk) = body.next().await {
-                let chunk = chunk.map_err(|e| DsError::InvalidRequest(format!("the upload was interrupted: {e}")))?;
-                size += chunk.len() as u64;
-                if size > self.max_bytes {
-                    return Err(DsError::BlobTooLarge { max: self.max_bytes });
+            // A blocking writer thread gets 1 MiB buffers through a bounded
+            // channel (memory per upload: a few MiB), writes them and syncs
+            // every SYNC_EVERY bytes, so the disk works while the body still
+            // arrives and the final fsync only has the tail left.
+            let file = std::fs::File::create(&tmp).map_err(|e| io("creating a blob", e))?;
+            let (tx, mut rx) = tokio::sync::mpsc::channel::<Vec<u8>>(WRITE_QUEUE);
+            let writer = tokio::task::spawn_blocking(move || -> std::io::Result<std::fs::File> {
+                use std::io::Write as _;
+                let mut file = file;
+                let mut unsynced = 0usize;
+                while let Some(buf) = rx.blocking_recv() {
+                    file.write_all(&buf)?;
+                    unsynced += buf.len();
+                    if unsynced >= SYNC_EVERY {
+                        file.sync_data()?;
+                        unsynced = 0;
+                    }
                 }
-                file.write_all(&chunk).await.map_err(|e| io("writing a blob", e))?;
+                file.sync_all()?;
+                Ok(file)
+            });
+            let mut size = 0u64;
+            let mut buf = Vec::with_capacity(WRITE_BUFFER);
+            let received = async {
+                while let Some(chunk) = body.next().await {
+                    let chunk =
+                        chunk.map_err(|e| DsError::InvalidRequest(format!("the upload was interrupted: {e}")))?;
+                    size += chunk.len() as u64;
+                    if size > self.max_bytes {
+                        return Err(DsError::BlobTooLarge { max: self.max_bytes });
+                    }
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= WRITE_BUFFER {
+                        let full = std::mem::replace(&mut buf, Vec::with_capacity(WRITE_BUFFER));
+                        if tx.send(full).await.is_err() {
+                            break; // the writer failed: its error is reported below
+                        }
+                    }
+                }
+                if !buf.is_empty() {
+                    let _ = tx.send(std::mem::take(&mut buf)).await;
+                }
+                Ok(())
             }
-            file.flush().await.map_err(|e| io("writing a blob", e))?;
-            file.get_ref().sync_all().await.map_err(|e| io("syncing a blob", e))?;
+            .await;
+            // Closing the channel ends the writer (it syncs on a clean end).
+            drop(tx);
+            let written = writer.await.map_err(|e| DsError::Internal(format!("blob writer task: {e}")));
+            received?;
+            written?.map_err(|e| io("writing a blob", e))?;
             Ok(size)
         }
         .await;

@@ -379,7 +379,10 @@ impl<C: ValueCodec> SledStorage<C> {
     ///
     /// Writes the format marker into an empty database; checks it otherwise.
     /// Such a store has no journal: each commit is one sled batch followed by
-    /// a sled flush (slower, equally safe).
+    /// a sled flush (slower, equally safe). Do not use it on the database of a
+    /// Grove home whose journal is not empty (after a crash): open the home
+    /// with [`open`](Self::open) first, which replays the journal; otherwise
+    /// that later replay would put the journaled values back over newer ones.
     pub fn from_db_with_codec(db: sled::Db) -> Result<Self, StorageError> {
         let expected = format_marker::<C>(FORMAT_VERSION);
         match db.get(FORMAT_KEY)? {
@@ -500,7 +503,11 @@ impl<C: ValueCodec> SledStorage<C> {
         // until then the journal is what makes it durable.
         self.pending.write().unwrap_or_else(PoisonError::into_inner).extend(overlay);
         if journal.len() > journal::CHECKPOINT_BYTES {
-            self.checkpoint(journal, poisoned)?;
+            // This commit is durable and visible whatever happens here; a
+            // failed checkpoint poisons the store, so the next write reports it.
+            if let Err(e) = self.checkpoint(journal, poisoned) {
+                tracing::error!("storage checkpoint failed, refusing further writes until reopened: {e}");
+            }
         }
         Ok(())
     }

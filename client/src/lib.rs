@@ -7,7 +7,8 @@
 //! # Layout
 //! - [`storage`]: crash-safe local state on sled. openmls's `StorageProvider`
 //!   plus the app's own records, written through one overlay and committed as
-//!   one sled batch followed by an fsync; [`storage::GroveProvider`] is the
+//!   one checksummed journal record followed by an fdatasync (applied to sled
+//!   at checkpoints); [`storage::GroveProvider`] is the
 //!   `OpenMlsProvider` built on it.
 //! - [`client`]: [`Client`], identity, groups, commits (merge only after the
 //!   DS's 201, redo on 409), sync, key pinning and safety numbers.

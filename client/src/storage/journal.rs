@@ -214,73 +214,10 @@ fn parse_record(bytes: &[u8], mut pos: usize) -> Option<(Overlay, usize)> {
     Some((overlay, pos))
 }
 
-// ---- XXH64 (the reference algorithm by Yann Collet), for torn-record detection ----
-
-const P1: u64 = 0x9E37_79B1_85EB_CA87;
-const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
-const P3: u64 = 0x1656_67B1_9E37_79F9;
-const P4: u64 = 0x85EB_CA77_C2B2_AE63;
-const P5: u64 = 0x27D4_EB2F_1656_67C5;
-
-fn read_u64(b: &[u8]) -> u64 {
-    u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]])
-}
-
-fn read_u32(b: &[u8]) -> u64 {
-    u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-fn round(acc: u64, input: u64) -> u64 {
-    acc.wrapping_add(input.wrapping_mul(P2)).rotate_left(31).wrapping_mul(P1)
-}
-
-fn merge_round(acc: u64, val: u64) -> u64 {
-    (acc ^ round(0, val)).wrapping_mul(P1).wrapping_add(P4)
-}
-
-/// XXH64 of `data` with `seed`.
+/// XXH64 of `data` with `seed`, for torn-record detection (`twox-hash`: see
+/// docs/dependencies.md).
 pub(crate) fn xxh64(data: &[u8], seed: u64) -> u64 {
-    let len = data.len();
-    let mut rest = data;
-    let mut h = if len >= 32 {
-        let mut v = [seed.wrapping_add(P1).wrapping_add(P2), seed.wrapping_add(P2), seed, seed.wrapping_sub(P1)];
-        let mut stripes = rest.chunks_exact(32);
-        for stripe in &mut stripes {
-            for (i, acc) in v.iter_mut().enumerate() {
-                *acc = round(*acc, read_u64(&stripe[i * 8..]));
-            }
-        }
-        rest = stripes.remainder();
-        let mut h = v[0]
-            .rotate_left(1)
-            .wrapping_add(v[1].rotate_left(7))
-            .wrapping_add(v[2].rotate_left(12))
-            .wrapping_add(v[3].rotate_left(18));
-        for acc in v {
-            h = merge_round(h, acc);
-        }
-        h
-    } else {
-        seed.wrapping_add(P5)
-    };
-    h = h.wrapping_add(len as u64);
-    let mut words = rest.chunks_exact(8);
-    for w in &mut words {
-        h = (h ^ round(0, read_u64(w))).rotate_left(27).wrapping_mul(P1).wrapping_add(P4);
-    }
-    rest = words.remainder();
-    if rest.len() >= 4 {
-        h = (h ^ read_u32(rest).wrapping_mul(P1)).rotate_left(23).wrapping_mul(P2).wrapping_add(P3);
-        rest = &rest[4..];
-    }
-    for &b in rest {
-        h = (h ^ u64::from(b).wrapping_mul(P5)).rotate_left(11).wrapping_mul(P1);
-    }
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
+    twox_hash::XxHash64::oneshot(seed, data)
 }
 
 #[cfg(test)]

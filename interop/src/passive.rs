@@ -8,7 +8,7 @@
 //!
 //! It runs like a real client on a [`ClientStore`]: every step (the import,
 //! the join, each incoming message) is one [`ClientStore::step`], which on
-//! [`GroveProvider`] is one sled transaction (one batch, then fsync). After
+//! [`GroveProvider`] is one store transaction (one durable journal record). After
 //! every step the group is loaded back from the store with `MlsGroup::load`
 //! and the next step runs on that copy, so each epoch authenticator is
 //! checked on state that went through the store, not on memory alone. The
@@ -202,7 +202,7 @@ impl OpenMlsProvider for GroveStore {
     }
 }
 
-/// One step is one sled transaction (one batch, then fsync).
+/// One step is one store transaction (one durable journal record).
 impl ClientStore for GroveStore {
     type Step<'a> = TxnProvider<'a>;
 

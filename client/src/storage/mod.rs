@@ -120,6 +120,12 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
+    /// Another process (or another handle in this one) has the store open.
+    #[error("the store {path} is in use by another process (sled holds a lock on it); close that process and retry")]
+    Locked {
+        /// The sled directory.
+        path: PathBuf,
+    },
     /// sled reported an error (I/O, corruption of its own files, ...).
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
@@ -361,7 +367,7 @@ impl<C: ValueCodec> SledStorage<C> {
         let home = home.as_ref();
         create_private_dir(home)?;
         let path = SledStorage::db_path(home);
-        let db = sled::open(&path)?;
+        let db = open_sled(&path)?;
         let mut store = Self::from_db_with_codec(db)?;
         let (mut journal, records) = Journal::open(&path).map_err(StorageError::Journal)?;
         if !records.is_empty() {
@@ -645,6 +651,32 @@ fn apply_overlay(entries: &mut BTreeMap<Vec<u8>, Vec<u8>>, overlay: &Overlay, pr
     }
 }
 
+/// How long [`open_sled`] waits for another handle to release the store.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Opens the sled database at `path`. sled allows one open handle per
+/// directory (a file lock); a handle just dropped in this process can hold
+/// the lock a moment longer, until sled's background threads let go of it.
+/// So a lock conflict is retried for up to [`LOCK_WAIT`] before it is
+/// reported as [`StorageError::Locked`].
+fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        match sled::open(path) {
+            Ok(db) => return Ok(db),
+            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(StorageError::Locked { path: path.to_path_buf() });
+                }
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Creates `dir` (and parents) if missing; on unix makes it 0700.
 fn create_private_dir(dir: &Path) -> Result<(), StorageError> {
     let err = |source| StorageError::Dir { path: dir.to_path_buf(), source };
@@ -671,6 +703,26 @@ mod tests {
     fn temp_store() -> SledStorage {
         let db = sled::Config::new().temporary(true).open().unwrap();
         SledStorage::from_db(db).unwrap()
+    }
+
+    #[test]
+    fn a_store_open_elsewhere_is_reported_as_locked_and_reopens_once_closed() {
+        let dir = tempfile::tempdir().unwrap();
+        let first: SledStorage = SledStorage::open(dir.path()).unwrap();
+        first.put_app("c", b"k", b"v").unwrap();
+        let started = std::time::Instant::now();
+        match SledStorage::open(dir.path()) {
+            Err(StorageError::Locked { path }) => assert!(path.ends_with(DB_DIR_NAME)),
+            other => panic!("expected Locked, got {other:?}"),
+        }
+        assert!(started.elapsed() >= LOCK_WAIT, "gave up before waiting");
+        // Closed and reopened at once, many times, as the passive-client
+        // vectors do after every step.
+        drop(first);
+        for _ in 0..20 {
+            let again: SledStorage = SledStorage::open(dir.path()).unwrap();
+            assert_eq!(again.get_app("c", b"k").unwrap(), Some(b"v".to_vec()));
+        }
     }
 
     #[test]

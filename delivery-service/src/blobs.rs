@@ -23,10 +23,7 @@ const SYNC_EVERY: usize = 8 << 20;
 /// Read size of a download: one blocking-pool hop and one HTTP frame each.
 pub const READ_BUFFER: usize = 256 * 1024;
 
-/// A blob id: 32 lowercase hex characters.
-pub fn valid_blob_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-}
+pub use grove_proto::valid_blob_id;
 
 /// The filesystem blob store.
 #[derive(Debug, Clone)]

@@ -336,6 +336,13 @@ pub const REGISTER_LABEL: &[u8] = b"grove-v1-register";
 /// Label of the token request signature.
 pub const AUTH_LABEL: &[u8] = b"grove-v1-auth";
 
+/// Whether `id` is a well-formed blob id: 32 lowercase hex characters
+/// (docs/api.md §5.20). The DS checks request paths with it, clients check
+/// the ids in manifests.
+pub fn valid_blob_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// The bytes a client signs: `label 0x00 user 0x00 data`.
 pub fn signed_bytes(label: &[u8], user: &str, data: &[u8]) -> Vec<u8> {
     let mut v = Vec::with_capacity(label.len() + user.len() + data.len() + 2);

@@ -145,17 +145,13 @@ fn validate_manifest(m: &Manifest) -> Result<()> {
     parse_hex::<16>("resource id", &m.resource_id)?;
     parse_hex::<32>("key", &m.key)?;
     parse_hex::<32>("content hash", &m.content_hash)?;
-    if !grove_proto_blob_id_ok(&m.blob_id) {
+    if !grove_proto::valid_blob_id(&m.blob_id) {
         return Err(Error::Protocol("blob id is not 32 lowercase hex characters".into()));
     }
     if m.version == 0 || validate_name(&m.name).is_err() {
         return Err(Error::Protocol("manifest with version 0 or an invalid name".into()));
     }
     Ok(())
-}
-
-fn grove_proto_blob_id_ok(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 fn resource_key(gid: &[u8], rid: &[u8; 16]) -> Vec<u8> {

@@ -86,8 +86,11 @@ impl ClientConfig {
     }
 }
 
-/// Faults a test can inject to simulate a crash at a precise point.
+/// Faults a test can inject to simulate a crash at a precise point (cargo
+/// feature `fault-injection`, which only this crate's tests turn on: without
+/// it nothing can arm a fault).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
 pub enum Fault {
     /// Return right after the DS accepted a commit (201), before merging it:
     /// what a crash at that point leaves on disk.
@@ -396,6 +399,7 @@ impl Client {
     }
 
     /// Arms (or clears) a fault; see [`Fault`]. For crash tests.
+    #[cfg(feature = "fault-injection")]
     pub fn inject_fault(&self, fault: Option<Fault>) {
         *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
     }

@@ -49,9 +49,11 @@ pub mod storage;
 pub mod tls;
 
 pub use client::{
-    safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, Fault, GroupSummary, KeyStatus, MemberInfo,
+    safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, GroupSummary, KeyStatus, MemberInfo,
     Progress, ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, WhoAmI,
 };
+#[cfg(feature = "fault-injection")]
+pub use client::Fault;
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage};
 pub use tls::TrustMode;

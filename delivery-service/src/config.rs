@@ -99,11 +99,19 @@ pub struct Config {
 }
 
 impl Config {
-    /// A configuration for tests: plain HTTP on an ephemeral loopback port.
-    pub fn for_tests(data_dir: PathBuf) -> Self {
+    /// The defaults, serving plain HTTP on an ephemeral loopback port with its
+    /// data in `data_dir`: for a DS run inside another process (`grove demo`,
+    /// tests). Never reachable from another machine.
+    pub fn loopback(data_dir: PathBuf) -> Self {
         use clap::Parser as _;
         let mut c = Config::parse_from(["grove-ds", "--insecure-http", "--listen", "127.0.0.1:0"]);
         c.data_dir = data_dir;
         c
+    }
+
+    /// [`Config::loopback`], for tests.
+    #[cfg(feature = "testing")]
+    pub fn for_tests(data_dir: PathBuf) -> Self {
+        Self::loopback(data_dir)
     }
 }

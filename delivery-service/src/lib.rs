@@ -18,17 +18,21 @@
 //! - [`server`]: `run(listener, ...)` with TLS and graceful shutdown.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the domain error and its HTTP mapping.
-//! - [`testing`]: an in-process server for tests and benchmarks.
+//! - [`daemon`]: production wiring: open the store, build the router, and an
+//!   in-process server ([`daemon::InProcess`]) for `grove demo` and tests.
+//! - `testing` (feature `testing`): shorthands for this crate's tests.
 
 /// Wire types of HTTP API v1 (the `grove-proto` crate, shared with clients).
 pub use grove_proto as api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod daemon;
 pub mod ds;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod server;
 pub mod store;
+#[cfg(feature = "testing")]
 pub mod testing;

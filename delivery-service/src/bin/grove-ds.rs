@@ -15,7 +15,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
 
     let tls = if config.dev_tls {
-        grove_ds::testing::create_private_dir(&config.data_dir)?;
+        grove_ds::daemon::create_private_dir(&config.data_dir)?;
         let (cfg, fp) = grove_ds::server::dev_tls(&config.data_dir).await?;
         println!("dev TLS certificate SHA-256 fingerprint: {fp}");
         println!("clients pin it with: grove init --server https://{} --server-cert-sha256 {fp} ...", config.listen);
@@ -31,7 +31,7 @@ async fn main() -> anyhow::Result<()> {
         );
     };
 
-    let ds = grove_ds::testing::build(&config)?;
+    let ds = grove_ds::daemon::open(&config)?;
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), tls = tls.is_some(), "grove-ds listening");
     grove_ds::server::run(

@@ -2,6 +2,7 @@
 //! with `--json` output parsed: init, whoami, group create/add/members/list,
 //! send, sync, read, verify, the key-change error, remove, leave, errors.
 
+#[path = "../../client/tests/common/mod.rs"]
 mod common;
 
 use std::path::Path;

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use base64::Engine as _;
 use clap::Parser;
-use grove_ds::api;
+use grove_proto as api;
 use hdrhistogram::Histogram;
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
@@ -83,7 +83,7 @@ async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow:
     let cwk = CredentialWithKey { credential: credential.clone(), signature_key: signer.public().into() };
     let key = signer.public().to_vec();
     let proof = signer
-        .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::REGISTER_LABEL, &name, &key))
+        .sign(&api::signed_bytes(api::REGISTER_LABEL, &name, &key))
         .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
     ok_json(
         http.post(format!("{base}/v1/users"))
@@ -101,7 +101,7 @@ async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow:
     .await?;
     let challenge = base64::engine::general_purpose::STANDARD.decode(c["challenge"].as_str().unwrap_or_default())?;
     let sig = signer
-        .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::AUTH_LABEL, &name, &challenge))
+        .sign(&api::signed_bytes(api::AUTH_LABEL, &name, &challenge))
         .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
     let t = ok_json(
         http.post(format!("{base}/v1/auth/token"))
@@ -129,7 +129,7 @@ fn free_port() -> anyhow::Result<u16> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    grove_ds::server::install_crypto_provider();
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let exe = std::env::current_exe()?.with_file_name("grove-ds");
     let data = tempfile_dir()?;
     let port = free_port()?;

@@ -3,6 +3,7 @@
 //! bytes), list, get to a file and to stdout, versions, history, history
 //! sharing with a member added later, policy, rm, and the error codes.
 
+#[path = "../../client/tests/common/mod.rs"]
 mod common;
 
 use std::io::Write as _;

@@ -4,7 +4,7 @@
 use anyhow::Context as _;
 use grove_client::{Client, ClientConfig, TrustMode};
 use grove_ds::config::Config;
-use grove_ds::testing::TestServer;
+use grove_ds::daemon::InProcess;
 use serde_json::{json, Value};
 
 use crate::Out;
@@ -35,7 +35,7 @@ async fn user(tmp: &std::path::Path, url: &str, name: &str) -> anyhow::Result<Cl
 pub(crate) async fn run(_json: bool) -> anyhow::Result<Out> {
     grove_ds::server::install_crypto_provider();
     let tmp = tempfile::tempdir().context("creating a temporary directory")?;
-    let server = TestServer::start(Config::for_tests(tmp.path().join("ds"))).await?;
+    let server = InProcess::start(Config::loopback(tmp.path().join("ds"))).await?;
     let url = server.url();
     let mut log = Log { lines: Vec::new(), steps: Vec::new() };
     log.step(format!("Delivery Service running at {url} (data in a temporary directory)"), json!({ "url": url }));

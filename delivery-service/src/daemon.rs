@@ -1,0 +1,139 @@
+//! Production wiring: open the data directory, build the domain layer, and
+//! serve it in-process. `grove-ds`'s `main` and `grove demo` both start here.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::AuthState;
+use crate::config::Config;
+use crate::ds::{Ds, Limits};
+use crate::metrics::Metrics;
+use crate::store::{SledStore, Store};
+
+/// Creates `dir` (owner-only on unix) if it does not exist.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+/// Opens the sled store in `config.data_dir` and builds the domain layer.
+pub fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
+    create_private_dir(&config.data_dir)?;
+    let metrics = Arc::new(Metrics::new());
+    let observer = {
+        let batch = metrics.fsync_batch.clone();
+        let secs = metrics.fsync_seconds.clone();
+        Arc::new(move |n: usize, s: f64| {
+            batch.observe(n as f64);
+            secs.observe(s);
+        })
+    };
+    let store = SledStore::open(&config.data_dir.join("db"), Some(observer))
+        .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
+    build_with_store(config, Arc::new(store), metrics)
+}
+
+/// Builds the domain layer over any store.
+pub fn build_with_store(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Ds>> {
+    let auth =
+        AuthState::new(Duration::from_secs(config.token_ttl_secs), config.rate_limit_per_sec, config.rate_limit_burst);
+    let blobs = crate::blobs::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
+    Ok(Arc::new(Ds::new(store, blobs, Limits::from_config(config), auth, metrics)?))
+}
+
+/// A Delivery Service serving inside this process, with a shutdown handle.
+/// Dropping it starts a graceful shutdown; [`InProcess::shutdown`] also waits
+/// until requests drained and storage is flushed.
+pub struct InProcess {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The domain layer (for white-box checks).
+    pub ds: Arc<Ds>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").field("addr", &self.addr).finish_non_exhaustive()
+    }
+}
+
+impl InProcess {
+    /// Opens `config.data_dir` and serves plain HTTP on `config.listen` (use
+    /// [`Config::loopback`]).
+    pub async fn start(config: Config) -> anyhow::Result<Self> {
+        let ds = open(&config)?;
+        Self::start_with(config, ds).await
+    }
+
+    /// Starts serving an already built DS (plain HTTP).
+    pub async fn start_with(config: Config, ds: Arc<Ds>) -> anyhow::Result<Self> {
+        Self::start_serving(config, ds, None).await
+    }
+
+    /// Opens `config.data_dir` and serves over TLS with `tls`.
+    pub async fn start_tls(config: Config, tls: axum_server::tls_rustls::RustlsConfig) -> anyhow::Result<Self> {
+        let ds = open(&config)?;
+        Self::start_serving(config, ds, Some(tls)).await
+    }
+
+    async fn start_serving(
+        config: Config,
+        ds: Arc<Ds>,
+        tls: Option<axum_server::tls_rustls::RustlsConfig>,
+    ) -> anyhow::Result<Self> {
+        let listener = std::net::TcpListener::bind(config.listen)
+            .with_context(|| format!("binding {} for the in-process DS", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::server::run(
+            listener,
+            ds.clone(),
+            config.max_body_bytes,
+            tls,
+            Duration::from_secs(config.retention_interval_secs),
+            Duration::from_secs(config.shutdown_grace_secs),
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        Ok(InProcess { addr, ds, stop: Some(stop), task: Some(task) })
+    }
+
+    /// Base URL, e.g. `http://127.0.0.1:34567`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Graceful shutdown; returns when the server has drained and flushed.
+    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.task.take() {
+            Some(t) => t.await.context("server task panicked")?,
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for InProcess {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}

@@ -41,7 +41,7 @@ async fn info(
     AuthUser(user): AuthUser,
     Path(gid): Path<String>,
 ) -> Result<Json<api::GroupResponse>, DsError> {
-    Ok(Json(state.ds.group_info(&user, &group_id(&gid)?)?))
+    Ok(Json(state.ds.group_info(&user, &group_id(&gid)?).await?))
 }
 
 async fn group_info(
@@ -49,7 +49,7 @@ async fn group_info(
     AuthUser(user): AuthUser,
     Path(gid): Path<String>,
 ) -> Result<Response, DsError> {
-    let gi = state.ds.latest_group_info(&user, &group_id(&gid)?)?;
+    let gi = state.ds.latest_group_info(&user, &group_id(&gid)?).await?;
     Ok(([(header::CONTENT_TYPE, api::MEDIA_MLS)], gi).into_response())
 }
 
@@ -181,7 +181,7 @@ async fn stream(
         Some("binary") => true,
         Some(other) => return Err(DsError::InvalidRequest(format!("format must be json or binary, not {other:?}"))),
     };
-    let rx = state.ds.subscribe(&user, &gid)?;
+    let rx = state.ds.subscribe(&user, &gid).await?;
     let after = q.after.unwrap_or(0);
     Ok(ws.on_upgrade(move |socket| run_stream(state, token, user, gid, after, binary, rx, socket)))
 }

@@ -1,0 +1,370 @@
+//! A group's log: the one append path that commits, proposals and application
+//! messages all take (sequence number, store write, tail, durability,
+//! visibility), posting proposals and application messages, page fetch and
+//! long-poll, and the per-member read cursor.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openmls::prelude::*;
+use tls_codec::VLBytes;
+use tokio::sync::watch;
+
+use super::runtime::{clone_storage, serialize_public_state, GroupRt, GroupView, MemberInfo};
+use super::validate::{body_name, content_type_name, parse_mls};
+use super::{now_secs, Ds};
+use crate::api;
+use crate::error::DsError;
+use crate::store::{EntryKind, GroupRecord, LogEntry, RemovedMember, WelcomeEntry};
+
+/// A page of a group's log as the domain layer returns it.
+#[derive(Debug, Clone)]
+pub struct LogPage {
+    /// Entries with `seq > after`, in order.
+    pub entries: Vec<Arc<LogEntry>>,
+    /// The highest sequence number the caller may read now.
+    pub last_seq: u64,
+    /// Seq of the commit that removed the caller, if it was removed.
+    pub removed_at: Option<u64>,
+}
+
+/// What an append changes besides adding the entry to the log.
+pub(super) enum Change {
+    /// An application message: the log only.
+    Log,
+    /// A proposal: the group's public state (with the proposal queued).
+    State(Vec<u8>),
+    /// A commit: the new epoch's state, roster and GroupInfo, and the Welcomes.
+    Commit(CommitChange),
+}
+
+/// The state a commit moves its group to.
+pub(super) struct CommitChange {
+    /// The new epoch.
+    pub(super) epoch: u64,
+    /// The new public state, encoded.
+    pub(super) state: Vec<u8>,
+    /// The new epoch's GroupInfo, if the committer sent one.
+    pub(super) group_info: Option<VLBytes>,
+    /// The new roster.
+    pub(super) members: HashMap<String, MemberInfo>,
+    /// Users the commit removes.
+    pub(super) removed_now: Vec<String>,
+    /// One Welcome per added user.
+    pub(super) welcomes: Vec<(String, WelcomeEntry)>,
+}
+
+/// An entry the store accepted, not yet durable or visible.
+pub(super) struct Appended {
+    /// Its sequence number.
+    pub(super) seq: u64,
+    /// Inbox ids of the Welcomes stored with it.
+    welcome_ids: Vec<u64>,
+}
+
+/// The outcome of access checks for reading a group's log.
+struct ReadAccess {
+    up_to: u64,
+    removed_at: Option<u64>,
+}
+
+impl Ds {
+    /// Appends one entry to a group's log. Under the group's view lock, so
+    /// entries get consecutive sequence numbers in store order: `check` the
+    /// view, take the next seq, write the entry and its `change` in one store
+    /// operation, keep it in the tail, update the view. Then [`Ds::publish`].
+    pub(super) fn append(
+        &self,
+        rt: &GroupRt,
+        kind: EntryKind,
+        epoch: u64,
+        message: Vec<u8>,
+        change: Change,
+        check: impl FnOnce(&GroupView) -> Result<(), DsError>,
+    ) -> Result<Appended, DsError> {
+        let mut view = rt.view()?;
+        check(&view)?;
+        let seq = view.next_seq;
+        let entry = LogEntry { seq, epoch, kind, received_at: now_secs(), message };
+        let welcome_ids = match change {
+            Change::Log => {
+                self.store.append_message(rt.internal_id, &entry, None)?;
+                Vec::new()
+            }
+            Change::State(state) => {
+                let mut record = view.record.clone();
+                record.public_state = state.into();
+                self.store.append_message(rt.internal_id, &entry, Some(&record))?;
+                view.record = record;
+                Vec::new()
+            }
+            Change::Commit(c) => {
+                let (record, removed) = commit_record(&view, seq, &c);
+                let ids = self.store.append_commit(&record, &entry, &c.welcomes)?;
+                view.record = record;
+                view.members = c.members;
+                view.removed = removed;
+                ids
+            }
+        };
+        rt.remember(entry);
+        view.next_seq += 1;
+        Ok(Appended { seq, welcome_ids })
+    }
+
+    /// Makes an append durable, then visible: `new_readers` (the users a commit
+    /// adds) start reading after it, and its Welcomes are held back from the
+    /// inbox until they are durable.
+    pub(super) async fn publish(
+        &self,
+        rt: &GroupRt,
+        appended: &Appended,
+        kind: &'static str,
+        new_readers: &[String],
+    ) -> Result<(), DsError> {
+        let ids = &appended.welcome_ids;
+        if let Ok(mut p) = self.pending_welcomes.lock() {
+            p.extend(ids.iter().copied());
+        }
+        let durable = async {
+            for u in new_readers {
+                self.store.set_cursor(rt.internal_id, u, appended.seq)?;
+            }
+            self.persist().await
+        }
+        .await;
+        if let Ok(mut p) = self.pending_welcomes.lock() {
+            for id in ids {
+                p.remove(id);
+            }
+        }
+        durable?;
+        rt.advance_visible(appended.seq);
+        if !ids.is_empty() {
+            self.welcomes.send_modify(|v| *v += 1);
+        }
+        self.metrics.stored_messages.inc();
+        self.metrics.count_accepted(kind);
+        Ok(())
+    }
+
+    /// Accepts a proposal (PublicMessage) or an application message
+    /// (PrivateMessage) into a group's log.
+    pub async fn post_message(&self, user: &str, gid: &[u8], body: &[u8]) -> Result<api::PostedResponse, DsError> {
+        let protocol: ProtocolMessage = match parse_mls(body)? {
+            MlsMessageBodyIn::PrivateMessage(pm) => pm.into(),
+            MlsMessageBodyIn::PublicMessage(pm) => pm.into(),
+            other => {
+                return Err(DsError::WrongMessageType(format!(
+                    "expected a PublicMessage proposal or a PrivateMessage, got a {}",
+                    body_name(&other)
+                )))
+            }
+        };
+        let private = protocol.wire_format() == WireFormat::PrivateMessage;
+        match (private, protocol.content_type()) {
+            (true, ContentType::Application) | (false, ContentType::Proposal) => {}
+            (true, other) => {
+                return Err(DsError::WrongWireFormat(format!(
+                    "a {} must be sent as PublicMessage so the DS can validate it",
+                    content_type_name(other)
+                )))
+            }
+            (false, ContentType::Application) => {
+                return Err(DsError::WrongWireFormat("application messages must be PrivateMessage".into()))
+            }
+            (false, ContentType::Commit) => {
+                return Err(DsError::WrongMessageType(
+                    "commits go to POST /v1/groups/{id}/commits as a commit bundle".into(),
+                ))
+            }
+        }
+        if protocol.group_id().as_slice() != gid {
+            return Err(DsError::GroupIdMismatch);
+        }
+        let rt = self.group(gid).await?;
+        if private {
+            self.append_application(user, &rt, protocol.epoch().as_u64(), body.to_vec()).await
+        } else {
+            self.append_proposal(user, &rt, protocol, body.to_vec()).await
+        }
+    }
+
+    async fn append_application(
+        &self,
+        user: &str,
+        rt: &GroupRt,
+        epoch: u64,
+        message: Vec<u8>,
+    ) -> Result<api::PostedResponse, DsError> {
+        let window = self.limits.app_epoch_window;
+        let appended = self.append(rt, EntryKind::Application, epoch, message, Change::Log, |view| {
+            if !view.members.contains_key(user) {
+                return Err(DsError::NotAMember);
+            }
+            let current = view.record.epoch;
+            if epoch > current {
+                return Err(DsError::WrongEpoch { current, got: epoch });
+            }
+            if epoch.saturating_add(window) < current {
+                return Err(DsError::StaleEpoch { current, got: epoch });
+            }
+            Ok(())
+        })?;
+        self.publish(rt, &appended, "application", &[]).await?;
+        Ok(api::PostedResponse { seq: appended.seq, epoch })
+    }
+
+    async fn append_proposal(
+        &self,
+        user: &str,
+        rt: &GroupRt,
+        protocol: ProtocolMessage,
+        message: Vec<u8>,
+    ) -> Result<api::PostedResponse, DsError> {
+        let mut public = rt.commit_lock.lock().await;
+        let (epoch, queued) = self.validate_proposal(user, rt, &mut public, protocol)?;
+        let new_storage = clone_storage(&public.storage)?;
+        if let Err(e) = public.group.add_proposal(&new_storage, queued) {
+            self.reload_public(&mut public, &rt.group_id)?;
+            return Err(DsError::Internal(format!("queueing proposal: {e}")));
+        }
+        let state = serialize_public_state(&new_storage)?;
+        let appended = match self.append(rt, EntryKind::Proposal, epoch, message, Change::State(state), |_| Ok(())) {
+            Ok(a) => a,
+            Err(e) => {
+                self.reload_public(&mut public, &rt.group_id)?;
+                return Err(e);
+            }
+        };
+        public.storage = new_storage;
+        self.publish(rt, &appended, "proposal", &[]).await?;
+        Ok(api::PostedResponse { seq: appended.seq, epoch })
+    }
+
+    fn read_access(&self, user: &str, rt: &GroupRt) -> Result<ReadAccess, DsError> {
+        let visible = *rt.visible.borrow();
+        let view = rt.view()?;
+        if view.members.contains_key(user) {
+            return Ok(ReadAccess { up_to: visible, removed_at: None });
+        }
+        match view.removed.get(user) {
+            Some(&at) => Ok(ReadAccess { up_to: visible.min(at), removed_at: Some(at) }),
+            None => Err(DsError::NotAMember),
+        }
+    }
+
+    /// Log entries after `after`, waiting up to `wait` for new ones (JSON form).
+    pub async fn fetch(
+        &self,
+        user: &str,
+        gid: &[u8],
+        after: u64,
+        limit: Option<usize>,
+        wait: Duration,
+    ) -> Result<api::MessagesPage, DsError> {
+        let page = self.fetch_page(user, gid, after, limit, wait).await?;
+        Ok(api::MessagesPage {
+            messages: page
+                .entries
+                .iter()
+                .map(|e| api::MessageOut {
+                    seq: e.seq,
+                    epoch: e.epoch,
+                    kind: e.kind.as_str().into(),
+                    message: e.message.clone(),
+                })
+                .collect(),
+            last_seq: page.last_seq,
+            removed_at: page.removed_at,
+        })
+    }
+
+    /// Log entries after `after`, waiting up to `wait` for new ones. Recent
+    /// entries come from the group's in-memory tail, older ones from the store.
+    pub async fn fetch_page(
+        &self,
+        user: &str,
+        gid: &[u8],
+        after: u64,
+        limit: Option<usize>,
+        wait: Duration,
+    ) -> Result<LogPage, DsError> {
+        let limit = self.page_params(limit, wait)?;
+        let rt = self.group(gid).await?;
+        let mut visible_rx = rt.visible.subscribe();
+        let mut shutdown = self.shutdown.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let access = self.read_access(user, &rt)?;
+            visible_rx.borrow_and_update();
+            let cached = rt.tail.lock().ok().and_then(|t| t.range(after, access.up_to, limit));
+            let entries = match cached {
+                Some(e) => e,
+                None => self
+                    .store
+                    .fetch_after(rt.internal_id, after, access.up_to, limit)?
+                    .into_iter()
+                    .map(Arc::new)
+                    .collect(),
+            };
+            let done = !entries.is_empty()
+                || wait.is_zero()
+                || access.removed_at.is_some_and(|at| after >= at)
+                || *shutdown.borrow();
+            if done {
+                return Ok(LogPage { entries, last_seq: access.up_to, removed_at: access.removed_at });
+            }
+            tokio::select! {
+                r = visible_rx.changed() => { if r.is_err() { return Err(DsError::ShuttingDown); } }
+                _ = shutdown.changed() => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Ok(LogPage { entries: Vec::new(), last_seq: access.up_to, removed_at: access.removed_at });
+                }
+            }
+        }
+    }
+
+    /// A receiver that changes when the group's log grows (for streams).
+    pub async fn subscribe(&self, user: &str, gid: &[u8]) -> Result<watch::Receiver<u64>, DsError> {
+        let rt = self.group(gid).await?;
+        self.read_access(user, &rt)?;
+        Ok(rt.visible.subscribe())
+    }
+
+    /// Records that `user` has processed the log through `seq`.
+    pub async fn ack(&self, user: &str, gid: &[u8], seq: u64) -> Result<u64, DsError> {
+        let rt = self.group(gid).await?;
+        let access = self.read_access(user, &rt)?;
+        if seq > access.up_to {
+            return Err(DsError::InvalidRequest(format!(
+                "seq {seq} is beyond the last readable entry {}",
+                access.up_to
+            )));
+        }
+        let c = self.store.set_cursor(rt.internal_id, user, seq)?;
+        self.persist().await?;
+        Ok(c)
+    }
+}
+
+/// The group record and removal map after a commit at `seq`.
+fn commit_record(view: &GroupView, seq: u64, c: &CommitChange) -> (GroupRecord, HashMap<String, u64>) {
+    let mut record = view.record.clone();
+    record.epoch = c.epoch;
+    record.public_state = c.state.clone().into();
+    if let Some(gi) = &c.group_info {
+        record.group_info = gi.clone();
+    }
+    let mut removed = view.removed.clone();
+    for u in &c.removed_now {
+        removed.insert(u.clone(), seq);
+    }
+    for u in c.members.keys() {
+        removed.remove(u);
+    }
+    record.removed =
+        removed.iter().map(|(u, s)| RemovedMember { user: u.as_bytes().to_vec().into(), seq: *s }).collect();
+    (record, removed)
+}

@@ -1,0 +1,223 @@
+//! The per-group runtime: the openmls public state (and its codec), the roster
+//! the fast paths check, and the in-memory tail of the log. Loaded from the
+//! store on first use and cached for the life of the process.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use openmls::prelude::*;
+use openmls_memory_storage::MemoryStorage;
+use tls_codec::{Deserialize as _, Serialize as _, VLBytes};
+use tokio::sync::watch;
+
+use super::{Ds, MAX_GROUP_ID_LEN};
+use crate::error::DsError;
+use crate::store::{GroupRecord, LogEntry, StoreError};
+
+#[derive(Debug, Clone)]
+pub(super) struct MemberInfo {
+    pub(super) leaf: u32,
+    pub(super) signature_key: Vec<u8>,
+}
+
+/// The fast-path view of a group, guarded by a std mutex held only for short,
+/// non-async sections (sequence assignment and the store append).
+pub(super) struct GroupView {
+    pub(super) record: GroupRecord,
+    pub(super) next_seq: u64,
+    pub(super) members: HashMap<String, MemberInfo>,
+    pub(super) removed: HashMap<String, u64>,
+}
+
+/// openmls public state, mutated only under the group's commit lock.
+pub(super) struct PublicState {
+    pub(super) storage: MemoryStorage,
+    pub(super) group: PublicGroup,
+}
+
+/// Most recent log entries of a group, kept in memory so that the members
+/// following the group (long-poll, WebSocket) are served without a storage scan.
+/// It holds a contiguous run of the log's newest entries, at most
+/// [`TAIL_ENTRIES`] entries and [`TAIL_BYTES`] bytes.
+#[derive(Default)]
+pub(super) struct Tail {
+    entries: std::collections::VecDeque<Arc<LogEntry>>,
+    bytes: usize,
+}
+
+/// Entries kept per group in the in-memory tail.
+const TAIL_ENTRIES: usize = 1024;
+/// Bytes of messages kept per group in the in-memory tail.
+const TAIL_BYTES: usize = 4 << 20;
+
+impl Tail {
+    fn push(&mut self, e: Arc<LogEntry>) {
+        self.bytes += e.message.len();
+        self.entries.push_back(e);
+        while self.entries.len() > TAIL_ENTRIES || self.bytes > TAIL_BYTES {
+            match self.entries.pop_front() {
+                Some(old) => self.bytes -= old.message.len(),
+                None => break,
+            }
+        }
+    }
+
+    /// Entries with `after < seq <= up_to`, if the tail covers `after + 1`.
+    pub(super) fn range(&self, after: u64, up_to: u64, limit: usize) -> Option<Vec<Arc<LogEntry>>> {
+        let first = self.entries.front()?.seq;
+        if first > after.saturating_add(1) {
+            return None;
+        }
+        let skip = (after + 1).saturating_sub(first) as usize;
+        Some(self.entries.iter().skip(skip).take_while(|e| e.seq <= up_to).take(limit).cloned().collect())
+    }
+}
+
+/// The runtime of one group.
+pub(super) struct GroupRt {
+    pub(super) tail: Mutex<Tail>,
+    pub(super) internal_id: u64,
+    pub(super) group_id: Vec<u8>,
+    /// The openmls public state; held for the whole of a handshake append, so
+    /// that handshake messages of one group are validated one at a time.
+    pub(super) commit_lock: tokio::sync::Mutex<PublicState>,
+    pub(super) view: Mutex<GroupView>,
+    /// Highest durable (and so visible) sequence number.
+    pub(super) visible: watch::Sender<u64>,
+}
+
+impl GroupRt {
+    /// Adds a just-stored entry to the tail. Called under the view lock, so
+    /// entries arrive in sequence order.
+    pub(super) fn remember(&self, entry: LogEntry) {
+        if let Ok(mut t) = self.tail.lock() {
+            t.push(Arc::new(entry));
+        }
+    }
+
+    /// Makes entries up to `seq` visible (after their fsync); never moves back.
+    pub(super) fn advance_visible(&self, seq: u64) {
+        self.visible.send_if_modified(|v| {
+            let changed = seq > *v;
+            *v = (*v).max(seq);
+            changed
+        });
+    }
+
+    pub(super) fn forget_tail(&self) {
+        if let Ok(mut t) = self.tail.lock() {
+            *t = Tail::default();
+        }
+    }
+
+    pub(super) fn view(&self) -> Result<std::sync::MutexGuard<'_, GroupView>, DsError> {
+        self.view.lock().map_err(|_| DsError::Internal("group view lock poisoned".into()))
+    }
+}
+
+#[derive(Debug, tls_codec::TlsSerialize, tls_codec::TlsDeserialize, tls_codec::TlsSize)]
+struct KvPair {
+    key: VLBytes,
+    value: VLBytes,
+}
+
+pub(super) fn serialize_public_state(storage: &MemoryStorage) -> Result<Vec<u8>, DsError> {
+    let values = storage.values.read().map_err(|_| DsError::Internal("public state lock poisoned".into()))?;
+    let mut pairs: Vec<KvPair> =
+        values.iter().map(|(k, v)| KvPair { key: k.clone().into(), value: v.clone().into() }).collect();
+    pairs.sort_by(|a, b| a.key.as_slice().cmp(b.key.as_slice()));
+    pairs.tls_serialize_detached().map_err(|e| DsError::Internal(format!("encoding public state: {e}")))
+}
+
+fn deserialize_public_state(bytes: &[u8]) -> Result<MemoryStorage, DsError> {
+    let pairs = Vec::<KvPair>::tls_deserialize_exact(bytes)
+        .map_err(|e| DsError::Storage(StoreError::Corrupt { what: "group public state", detail: e.to_string() }))?;
+    let storage = MemoryStorage::default();
+    {
+        let mut values = storage.values.write().map_err(|_| DsError::Internal("public state lock poisoned".into()))?;
+        for p in pairs {
+            values.insert(p.key.into(), p.value.into());
+        }
+    }
+    Ok(storage)
+}
+
+pub(super) fn clone_storage(storage: &MemoryStorage) -> Result<MemoryStorage, DsError> {
+    let values = storage.values.read().map_err(|_| DsError::Internal("public state lock poisoned".into()))?;
+    Ok(MemoryStorage { values: std::sync::RwLock::new(values.clone()) })
+}
+
+pub(super) fn identity_of(credential: &Credential) -> Option<String> {
+    let basic = BasicCredential::try_from(credential.clone()).ok()?;
+    String::from_utf8(basic.identity().to_vec()).ok()
+}
+
+pub(super) fn members_of(group: &PublicGroup) -> HashMap<String, MemberInfo> {
+    group
+        .members()
+        .filter_map(|m| {
+            identity_of(&m.credential)
+                .map(|u| (u, MemberInfo { leaf: m.index.u32(), signature_key: m.signature_key.clone() }))
+        })
+        .collect()
+}
+
+impl Ds {
+    pub(super) fn cached_group(&self, gid: &[u8]) -> Result<Option<Arc<GroupRt>>, DsError> {
+        let map = self.groups.lock().map_err(|_| DsError::Internal("group map poisoned".into()))?;
+        Ok(map.get(gid).cloned())
+    }
+
+    /// The runtime of a group, loaded from the store (on the blocking pool) on
+    /// first use.
+    pub(super) async fn group(&self, gid: &[u8]) -> Result<Arc<GroupRt>, DsError> {
+        if let Some(rt) = self.cached_group(gid)? {
+            return Ok(rt);
+        }
+        if gid.is_empty() || gid.len() > MAX_GROUP_ID_LEN {
+            return Err(DsError::UnknownGroup);
+        }
+        let key = gid.to_vec();
+        let loaded = self.blocking(move |store| Ok(store.load_group(&key)?)).await?;
+        let Some((record, next_seq)) = loaded else { return Err(DsError::UnknownGroup) };
+        let storage = deserialize_public_state(record.public_state.as_slice())?;
+        let group = PublicGroup::load(&storage, &GroupId::from_slice(gid))
+            .map_err(|e| DsError::Storage(StoreError::Corrupt { what: "group public state", detail: e.to_string() }))?
+            .ok_or_else(|| {
+                DsError::Storage(StoreError::Corrupt { what: "group public state", detail: "incomplete".into() })
+            })?;
+        let rt = Arc::new(self.make_rt(record, next_seq, storage, group));
+        let mut map = self.groups.lock().map_err(|_| DsError::Internal("group map poisoned".into()))?;
+        Ok(map.entry(gid.to_vec()).or_insert(rt).clone())
+    }
+
+    pub(super) fn make_rt(
+        &self,
+        record: GroupRecord,
+        next_seq: u64,
+        storage: MemoryStorage,
+        group: PublicGroup,
+    ) -> GroupRt {
+        let members = members_of(&group);
+        let removed =
+            record.removed.iter().map(|r| (String::from_utf8_lossy(r.user.as_slice()).into_owned(), r.seq)).collect();
+        GroupRt {
+            tail: Mutex::new(Tail::default()),
+            internal_id: record.internal_id,
+            group_id: record.group_id.as_slice().to_vec(),
+            commit_lock: tokio::sync::Mutex::new(PublicState { storage, group }),
+            visible: watch::channel(next_seq.saturating_sub(1)).0,
+            view: Mutex::new(GroupView { record, next_seq, members, removed }),
+        }
+    }
+
+    /// Restores the cached `PublicGroup` from the (unchanged) stored state
+    /// after a failed merge or store write.
+    pub(super) fn reload_public(&self, public: &mut PublicState, gid: &[u8]) -> Result<(), DsError> {
+        let group = PublicGroup::load(&public.storage, &GroupId::from_slice(gid))
+            .map_err(|e| DsError::Internal(format!("reloading public group: {e}")))?
+            .ok_or_else(|| DsError::Internal("public group vanished".into()))?;
+        public.group = group;
+        Ok(())
+    }
+}

@@ -1,0 +1,158 @@
+//! Users and authentication: registration with proof of possession, one-time
+//! challenges, bearer tokens, the user directory, and the check that a leaf in
+//! a tree, commit or KeyPackage is a registered binding.
+
+use openmls::prelude::*;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+use super::runtime::identity_of;
+use super::{now_secs, Ds};
+use crate::api;
+use crate::auth;
+use crate::error::DsError;
+use crate::store::{RegisterOutcome, UserRecord};
+
+impl Ds {
+    /// Registers a user after checking the proof of possession.
+    pub async fn register(&self, req: api::RegisterRequest) -> Result<api::RegisterResponse, DsError> {
+        auth::validate_name(&req.user)?;
+        if let Some(expected) = &self.limits.registration_token {
+            use sha2::Digest as _;
+            let given = req.registration_token.as_deref().unwrap_or("");
+            // Compare digests so the comparison time does not depend on the token.
+            if sha2::Sha256::digest(given.as_bytes()) != sha2::Sha256::digest(expected.as_bytes()) {
+                return Err(DsError::RegistrationClosed);
+            }
+        }
+        let scheme = auth::scheme_from_u16(req.signature_scheme).ok_or_else(|| {
+            DsError::InvalidRequest(format!(
+                "signature_scheme 0x{:04x} is not supported (use 0x0807 Ed25519 or 0x0403 ECDSA P-256)",
+                req.signature_scheme
+            ))
+        })?;
+        let credential = Credential::tls_deserialize_exact(&req.credential)
+            .map_err(|e| DsError::InvalidRequest(format!("credential is not a TLS-encoded MLS Credential: {e}")))?;
+        match identity_of(&credential) {
+            Some(id) if id == req.user => {}
+            Some(id) => {
+                return Err(DsError::InvalidRequest(format!(
+                    "the credential's identity {id:?} is not the user name {:?}",
+                    req.user
+                )))
+            }
+            None => {
+                return Err(DsError::InvalidRequest(
+                    "the credential must be a BasicCredential with a UTF-8 identity".into(),
+                ))
+            }
+        }
+        if req.signature_key.is_empty() || req.signature_key.len() > 133 {
+            return Err(DsError::InvalidRequest("signature_key has an impossible length".into()));
+        }
+        auth::verify(
+            &self.crypto,
+            scheme,
+            &auth::signed_bytes(auth::REGISTER_LABEL, &req.user, &req.signature_key),
+            &req.signature_key,
+            &req.proof,
+        )?;
+        let record = UserRecord {
+            name: req.user.as_bytes().to_vec().into(),
+            credential: req.credential.clone().into(),
+            signature_key: req.signature_key.clone().into(),
+            signature_scheme: req.signature_scheme,
+            registered_at: now_secs(),
+        };
+        let outcome = self.store.register_user(&record)?;
+        if outcome == RegisterOutcome::NameTaken {
+            return Err(DsError::UserExists(req.user));
+        }
+        self.persist().await?;
+        tracing::info!(user = %req.user, created = (outcome == RegisterOutcome::Created), "registration");
+        Ok(api::RegisterResponse {
+            user: req.user,
+            fingerprint: api::fingerprint(&req.signature_key),
+            created: outcome == RegisterOutcome::Created,
+        })
+    }
+
+    pub(super) fn registered(&self, user: &str) -> Result<UserRecord, DsError> {
+        self.store.user(user)?.ok_or_else(|| DsError::UnknownUser(user.to_string()))
+    }
+
+    /// Checks a scraper's bearer token against `--metrics-token`.
+    pub fn check_metrics_token(&self, given: Option<&str>) -> Result<(), DsError> {
+        use sha2::Digest as _;
+        let Some(expected) = &self.limits.metrics_token else {
+            return Err(DsError::MetricsDisabled);
+        };
+        let given = given.ok_or(DsError::AuthRequired)?;
+        if sha2::Sha256::digest(given.as_bytes()) == sha2::Sha256::digest(expected.as_bytes()) {
+            Ok(())
+        } else {
+            Err(DsError::TokenInvalid)
+        }
+    }
+
+    /// Issues a one-time challenge for a registered user.
+    pub fn challenge(&self, user: &str) -> Result<api::ChallengeResponse, DsError> {
+        auth::validate_name(user)?;
+        self.registered(user)?;
+        let c = self.auth.new_challenge(user)?;
+        Ok(api::ChallengeResponse { challenge: c.to_vec(), expires_in: auth::CHALLENGE_TTL.as_secs() })
+    }
+
+    /// Exchanges a signed challenge for a bearer token.
+    pub fn token(&self, req: &api::TokenRequest) -> Result<api::TokenResponse, DsError> {
+        auth::validate_name(&req.user)?;
+        let user = self.registered(&req.user)?;
+        self.auth.take_challenge(&req.user, &req.challenge)?;
+        let scheme = auth::scheme_from_u16(user.signature_scheme)
+            .ok_or_else(|| DsError::Internal("stored signature scheme unsupported".into()))?;
+        auth::verify(
+            &self.crypto,
+            scheme,
+            &auth::signed_bytes(auth::AUTH_LABEL, &req.user, &req.challenge),
+            user.signature_key.as_slice(),
+            &req.signature,
+        )?;
+        let token = self.auth.issue_token(&req.user)?;
+        Ok(api::TokenResponse { token, expires_in: self.auth.token_ttl().as_secs() })
+    }
+
+    /// A user's registered credential and key.
+    pub fn lookup_user(&self, user: &str) -> Result<api::UserResponse, DsError> {
+        auth::validate_name(user)?;
+        let u = self.registered(user)?;
+        Ok(api::UserResponse {
+            user: user.to_string(),
+            credential: u.credential.as_slice().to_vec(),
+            fingerprint: api::fingerprint(u.signature_key.as_slice()),
+            signature_key: u.signature_key.into(),
+            signature_scheme: u.signature_scheme,
+        })
+    }
+
+    /// Checks that `identity` with `signature_key` is a registered binding.
+    pub(super) fn check_registered_member(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+    ) -> Result<String, DsError> {
+        let user = identity_of(credential)
+            .ok_or_else(|| DsError::UnregisteredMember { user: "<not a UTF-8 BasicCredential>".into() })?;
+        match self.store.user(&user)? {
+            Some(rec)
+                if rec.signature_key.as_slice() == signature_key
+                    && rec.credential.as_slice()
+                        == credential
+                            .tls_serialize_detached()
+                            .map_err(|e| DsError::Internal(e.to_string()))?
+                            .as_slice() =>
+            {
+                Ok(user)
+            }
+            _ => Err(DsError::UnregisteredMember { user }),
+        }
+    }
+}

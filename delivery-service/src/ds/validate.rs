@@ -1,0 +1,284 @@
+//! Decoding and validating handshake messages against a group's public state:
+//! the message's shape, its sender, its epoch, and for a commit bundle the
+//! whole bundle (commit, Welcome, GroupInfo), so that what comes out, a
+//! [`ValidatedCommit`], is safe to merge and append.
+
+use std::collections::HashSet;
+
+use openmls::messages::group_info::VerifiableGroupInfo;
+use openmls::prelude::*;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+use super::runtime::{identity_of, GroupRt, PublicState};
+use super::Ds;
+use crate::api;
+use crate::error::DsError;
+
+/// Decodes a TLS-encoded MLSMessage.
+pub(super) fn parse_mls(bytes: &[u8]) -> Result<MlsMessageBodyIn, DsError> {
+    if bytes.is_empty() {
+        return Err(DsError::MalformedMessage("empty body: expected a TLS-encoded MLSMessage".into()));
+    }
+    MlsMessageIn::tls_deserialize_exact(bytes)
+        .map(|m| m.extract())
+        .map_err(|e| DsError::MalformedMessage(format!("not a TLS-encoded MLSMessage: {e}")))
+}
+
+/// The name of an MLSMessage body's type, for error messages.
+pub(super) fn body_name(b: &MlsMessageBodyIn) -> &'static str {
+    match b {
+        MlsMessageBodyIn::PublicMessage(_) => "PublicMessage",
+        MlsMessageBodyIn::PrivateMessage(_) => "PrivateMessage",
+        MlsMessageBodyIn::Welcome(_) => "Welcome",
+        MlsMessageBodyIn::GroupInfo(_) => "GroupInfo",
+        MlsMessageBodyIn::KeyPackage(_) => "KeyPackage",
+        #[allow(unreachable_patterns)]
+        _ => "another message type",
+    }
+}
+
+/// The name of a content type, for error messages.
+pub(super) fn content_type_name(c: ContentType) -> &'static str {
+    match c {
+        ContentType::Application => "application",
+        ContentType::Proposal => "proposal",
+        ContentType::Commit => "commit",
+    }
+}
+
+/// Decodes an MLSMessage that must be a GroupInfo (`field` names it in errors).
+pub(super) fn parse_group_info(bytes: &[u8], field: &str) -> Result<VerifiableGroupInfo, DsError> {
+    match parse_mls(bytes)? {
+        MlsMessageBodyIn::GroupInfo(gi) => Ok(gi),
+        other => Err(DsError::WrongMessageType(format!("{field} must be a GroupInfo, got a {}", body_name(&other)))),
+    }
+}
+
+/// A commit that passed every check, ready to merge.
+pub(super) struct ValidatedCommit {
+    /// The epoch the commit was made in (the group's current epoch).
+    pub(super) epoch: u64,
+    /// The committer's leaf.
+    pub(super) committer: LeafNodeIndex,
+    /// The staged commit, to merge into a copy of the public state.
+    pub(super) staged: StagedCommit,
+    /// The users the commit adds (each gets the bundle's Welcome).
+    pub(super) added: Vec<String>,
+    /// The GroupInfo of the new epoch, if the bundle carries one.
+    pub(super) group_info: Option<VerifiableGroupInfo>,
+}
+
+impl Ds {
+    /// Decodes the commit of a bundle: a PublicMessage commit for group `gid`.
+    pub(super) fn commit_message(bundle: &api::CommitBundleBody, gid: &[u8]) -> Result<ProtocolMessage, DsError> {
+        let pm = match parse_mls(bundle.commit.as_slice())? {
+            MlsMessageBodyIn::PublicMessage(pm) => pm,
+            MlsMessageBodyIn::PrivateMessage(_) => {
+                return Err(DsError::WrongWireFormat(
+                    "commits must be sent as PublicMessage so the DS can validate them".into(),
+                ))
+            }
+            other => return Err(DsError::WrongMessageType(format!("expected a Commit, got a {}", body_name(&other)))),
+        };
+        let protocol: ProtocolMessage = pm.into();
+        if protocol.content_type() != ContentType::Commit {
+            return Err(DsError::WrongMessageType(format!(
+                "expected a commit, got a {} (post it to /messages)",
+                content_type_name(protocol.content_type())
+            )));
+        }
+        if protocol.group_id().as_slice() != gid {
+            return Err(DsError::GroupIdMismatch);
+        }
+        Ok(protocol)
+    }
+
+    /// Validates a commit bundle under the group's commit lock: membership and
+    /// epoch, the commit itself (openmls), its sender, every leaf it brings in,
+    /// and that the Welcome and GroupInfo match it.
+    pub(super) fn validate_commit(
+        &self,
+        user: &str,
+        rt: &GroupRt,
+        public: &mut PublicState,
+        protocol: ProtocolMessage,
+        bundle: &api::CommitBundleBody,
+    ) -> Result<ValidatedCommit, DsError> {
+        let epoch = Self::check_handshake(user, rt, public, &protocol)?;
+        let processed =
+            public.group.process_message(&self.crypto, protocol).map_err(|e| DsError::InvalidCommit(e.to_string()))?;
+        self.check_sender(user, &public.group, processed.sender())?;
+        let committer = match processed.sender() {
+            Sender::Member(leaf) => *leaf,
+            _ => return Err(DsError::WrongMessageType("only members may commit".into())),
+        };
+        let staged = match processed.into_content() {
+            ProcessedMessageContent::StagedCommitMessage(s) => *s,
+            _ => return Err(DsError::InvalidCommit("the message is not a commit".into())),
+        };
+        let (added, added_refs) = self.check_new_leaves(&staged)?;
+        check_welcome(bundle.welcome.as_slice(), &added_refs)?;
+        let group_info = new_group_info(bundle.group_info.as_slice(), rt.group_id.as_slice(), epoch + 1)?;
+        Ok(ValidatedCommit { epoch, committer, staged, added, group_info })
+    }
+
+    /// Validates a proposal under the group's commit lock: membership and
+    /// epoch, the proposal itself (openmls), its sender, and the leaf an Add or
+    /// Update brings in. Returns the epoch and the proposal to queue.
+    pub(super) fn validate_proposal(
+        &self,
+        user: &str,
+        rt: &GroupRt,
+        public: &mut PublicState,
+        protocol: ProtocolMessage,
+    ) -> Result<(u64, QueuedProposal), DsError> {
+        let epoch = Self::check_handshake(user, rt, public, &protocol)?;
+        let processed = public
+            .group
+            .process_message(&self.crypto, protocol)
+            .map_err(|e| DsError::InvalidProposal(e.to_string()))?;
+        self.check_sender(user, &public.group, processed.sender())?;
+        let queued = match processed.into_content() {
+            ProcessedMessageContent::ProposalMessage(q) => *q,
+            _ => return Err(DsError::InvalidProposal("the message is not a proposal".into())),
+        };
+        let leaf = match queued.proposal() {
+            Proposal::Add(add) => Some(add.key_package().leaf_node()),
+            Proposal::Update(upd) => Some(upd.leaf_node()),
+            _ => None,
+        };
+        if let Some(leaf) = leaf {
+            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        Ok((epoch, queued))
+    }
+
+    /// Every member a commit brings in, or whose leaf it changes, must be a
+    /// registered user with its registered key: a member cannot slip in a key
+    /// the server's registry does not vouch for. Returns the added users and
+    /// the hash references of their KeyPackages.
+    fn check_new_leaves(&self, staged: &StagedCommit) -> Result<(Vec<String>, HashSet<Vec<u8>>), DsError> {
+        let mut added = Vec::new();
+        let mut added_refs = HashSet::new();
+        for add in staged.add_proposals() {
+            let kp = add.add_proposal().key_package();
+            let leaf = kp.leaf_node();
+            let who = self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+            let r = kp.hash_ref(&self.crypto).map_err(|e| DsError::Internal(e.to_string()))?;
+            added_refs.insert(r.as_slice().to_vec());
+            added.push(who);
+        }
+        for upd in staged.update_proposals() {
+            let leaf = upd.update_proposal().leaf_node();
+            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        if let Some(leaf) = staged.update_path_leaf_node() {
+            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+        }
+        Ok((added, added_refs))
+    }
+
+    /// Membership, then epoch, of a handshake message, under the commit lock.
+    /// Membership comes first, so a non-member learns nothing about the epoch.
+    pub(super) fn check_handshake(
+        user: &str,
+        rt: &GroupRt,
+        public: &PublicState,
+        protocol: &ProtocolMessage,
+    ) -> Result<u64, DsError> {
+        if !rt.view()?.members.contains_key(user) {
+            return Err(DsError::NotAMember);
+        }
+        let current = public.group.group_context().epoch().as_u64();
+        let got = protocol.epoch().as_u64();
+        if got < current {
+            return Err(DsError::StaleEpoch { current, got });
+        }
+        if got > current {
+            return Err(DsError::WrongEpoch { current, got });
+        }
+        Ok(current)
+    }
+
+    /// The sender of a handshake message must be the authenticated user's own
+    /// leaf, with its registered key.
+    pub(super) fn check_sender(&self, user: &str, group: &PublicGroup, sender: &Sender) -> Result<(), DsError> {
+        let Sender::Member(leaf) = sender else {
+            return Err(DsError::WrongMessageType(
+                "only members may send handshake messages (no external senders)".into(),
+            ));
+        };
+        let node = group.leaf(*leaf).ok_or(DsError::SenderMismatch)?;
+        let reg = self.registered(user)?;
+        if identity_of(node.credential()).as_deref() != Some(user)
+            || node.signature_key().as_slice() != reg.signature_key.as_slice()
+        {
+            return Err(DsError::SenderMismatch);
+        }
+        Ok(())
+    }
+
+    /// The GroupInfo of the new epoch must describe exactly the state the DS
+    /// computed, signed by the committer's (possibly updated) leaf key.
+    pub(super) fn verify_group_info(
+        &self,
+        group: &PublicGroup,
+        signer: LeafNodeIndex,
+        gi: VerifiableGroupInfo,
+    ) -> Result<(), DsError> {
+        let ctx = |c: &GroupContext| c.tls_serialize_detached().map_err(|e| DsError::Internal(e.to_string()));
+        if ctx(gi.group_context())? != ctx(group.group_context())? {
+            return Err(DsError::InvalidGroupInfo("the GroupInfo's group context is not the new epoch's".into()));
+        }
+        let leaf =
+            group.leaf(signer).ok_or_else(|| DsError::InvalidGroupInfo("the committer left the group".into()))?;
+        let key = OpenMlsSignaturePublicKey::new(
+            leaf.signature_key().as_slice().to_vec().into(),
+            group.ciphersuite().signature_algorithm(),
+        )
+        .map_err(|e| DsError::InvalidGroupInfo(format!("committer key: {e:?}")))?;
+        gi.verify(&self.crypto, &key).map(|_| ()).map_err(|_| {
+            DsError::InvalidGroupInfo("the GroupInfo's signature does not verify with the committer's key".into())
+        })
+    }
+}
+
+/// A Welcome goes with a commit exactly when it adds members, and its
+/// recipients are exactly the KeyPackages the commit adds.
+fn check_welcome(welcome: &[u8], added_refs: &HashSet<Vec<u8>>) -> Result<(), DsError> {
+    match (added_refs.is_empty(), welcome.is_empty()) {
+        (true, true) => Ok(()),
+        (true, false) => Err(DsError::WelcomeMismatch("a Welcome was sent but the commit adds nobody".into())),
+        (false, true) => Err(DsError::WelcomeMismatch("the commit adds members but no Welcome was sent".into())),
+        (false, false) => {
+            let welcome = match parse_mls(welcome)? {
+                MlsMessageBodyIn::Welcome(w) => w,
+                other => {
+                    return Err(DsError::WrongMessageType(format!(
+                        "welcome must be a Welcome, got a {}",
+                        body_name(&other)
+                    )))
+                }
+            };
+            let refs: HashSet<Vec<u8>> = welcome.secrets().iter().map(|s| s.new_member().as_slice().to_vec()).collect();
+            if &refs != added_refs {
+                return Err(DsError::WelcomeMismatch(
+                    "the Welcome's recipients are not exactly the KeyPackages the commit adds".into(),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The bundle's optional GroupInfo, which must be for this group's new epoch.
+fn new_group_info(bytes: &[u8], gid: &[u8], new_epoch: u64) -> Result<Option<VerifiableGroupInfo>, DsError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    let gi = parse_group_info(bytes, "group_info")?;
+    if gi.group_id().as_slice() != gid || gi.epoch().as_u64() != new_epoch {
+        return Err(DsError::InvalidGroupInfo("the GroupInfo is not for this group's new epoch".into()));
+    }
+    Ok(Some(gi))
+}

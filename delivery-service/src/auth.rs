@@ -48,21 +48,6 @@ pub fn verify(
     crypto.verify_signature(scheme, data, key, sig).map_err(|_| DsError::BadSignature)
 }
 
-/// Checks that a user name is acceptable: 1 to 64 characters from
-/// `A-Z a-z 0-9 . _ - @`, starting with a letter or digit.
-pub fn validate_name(name: &str) -> Result<(), DsError> {
-    let ok_len = !name.is_empty() && name.len() <= 64;
-    let ok_chars = name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b'@'));
-    let ok_first = name.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric());
-    if ok_len && ok_chars && ok_first {
-        Ok(())
-    } else {
-        Err(DsError::InvalidName(format!(
-            "{name:?}: use 1 to 64 characters from A-Z a-z 0-9 . _ - @, starting with a letter or digit"
-        )))
-    }
-}
-
 struct Challenge {
     user: String,
     expires: Instant,

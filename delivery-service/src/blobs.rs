@@ -66,7 +66,7 @@ impl BlobStore {
 
     fn path(&self, internal_id: u64, id: &str) -> Result<PathBuf, DsError> {
         if !valid_blob_id(id) {
-            return Err(DsError::InvalidRequest("a blob id is 32 lowercase hex characters".into()));
+            return Err(DsError::InvalidBlobId);
         }
         Ok(self.dir(internal_id).join(id))
     }
@@ -113,8 +113,7 @@ impl BlobStore {
             let mut buf = Vec::with_capacity(WRITE_BUFFER);
             let received = async {
                 while let Some(chunk) = body.next().await {
-                    let chunk =
-                        chunk.map_err(|e| DsError::InvalidRequest(format!("the upload was interrupted: {e}")))?;
+                    let chunk = chunk.map_err(|e| DsError::UploadInterrupted(e.to_string()))?;
                     size += chunk.len() as u64;
                     if size > self.max_bytes {
                         return Err(DsError::BlobTooLarge { max: self.max_bytes });

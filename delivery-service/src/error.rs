@@ -1,14 +1,9 @@
-//! The domain error of the Delivery Service and its HTTP mapping.
-//!
-//! Every error becomes a JSON body `{"code": "...", "message": "..."}` (plus a
-//! few variant-specific fields) with a stable machine-readable `code`; see
-//! `docs/api.md` for the full table. Internal causes (storage failures) are
-//! logged, never sent to the caller.
+//! The domain error of the Delivery Service. Each variant has a stable
+//! machine-readable [`ErrorCode`] (`docs/api.md` has the table); the HTTP
+//! mapping (status, JSON body) lives in `http::error`, so the domain does not
+//! know about HTTP.
 
-use axum::http::{header, HeaderValue, StatusCode};
-use axum::response::{IntoResponse, Response};
-use serde_json::json;
-
+use crate::api::{ErrorCode, IdError};
 use crate::store::StoreError;
 
 /// What went wrong with a request.
@@ -49,9 +44,47 @@ pub enum DsError {
     /// The request's Content-Type is not the one the route takes.
     #[error("unsupported media type: {0}")]
     UnsupportedMediaType(String),
-    /// A request field or parameter is invalid.
+    /// A group id in a URL is not valid.
     #[error("invalid request: {0}")]
-    InvalidRequest(String),
+    InvalidGroupId(IdError),
+    /// Registration names a signature scheme the DS does not support.
+    #[error("invalid request: signature_scheme 0x{0:04x} is not supported (use 0x0807 Ed25519 or 0x0403 ECDSA P-256)")]
+    UnsupportedSignatureScheme(u16),
+    /// Registration carries a credential that is not a usable BasicCredential.
+    #[error("invalid request: {0}")]
+    InvalidCredential(String),
+    /// Registration carries a signature key of an impossible length.
+    #[error("invalid request: signature_key has an impossible length")]
+    InvalidSignatureKey,
+    /// A KeyPackage upload holds no KeyPackage.
+    #[error("invalid request: the upload holds no KeyPackage")]
+    EmptyUpload,
+    /// A page limit of 0.
+    #[error("invalid request: limit must be at least 1")]
+    ZeroLimit,
+    /// A long-poll longer than the server allows.
+    #[error("invalid request: wait is above the maximum of {max_secs} s")]
+    WaitTooLong {
+        /// The server's maximum, seconds.
+        max_secs: u64,
+    },
+    /// An acknowledgement beyond what the caller may read.
+    #[error("invalid request: seq {seq} is beyond the last readable entry {last}")]
+    AckBeyondLog {
+        /// The seq acknowledged.
+        seq: u64,
+        /// The last readable seq.
+        last: u64,
+    },
+    /// A `format` parameter other than `json` or `binary`.
+    #[error("invalid request: format must be json or binary, not {0:?}")]
+    UnknownFormat(String),
+    /// A blob id that is not 32 lowercase hex characters.
+    #[error("invalid request: a blob id is 32 lowercase hex characters")]
+    InvalidBlobId,
+    /// The upload body ended with an error before it was complete.
+    #[error("invalid request: the upload was interrupted: {0}")]
+    UploadInterrupted(String),
     /// The page size asked for is above the server's maximum.
     #[error("page size {asked} is above the maximum of {max}")]
     PageTooLarge {
@@ -165,74 +198,68 @@ pub enum DsError {
 }
 
 impl DsError {
-    /// The HTTP status and the stable error code.
-    pub fn status_and_code(&self) -> (StatusCode, &'static str) {
+    /// The stable error code.
+    pub fn code(&self) -> ErrorCode {
         use DsError::*;
         match self {
-            MalformedMessage(_) => (StatusCode::BAD_REQUEST, "malformed_message"),
-            WrongWireFormat(_) => (StatusCode::BAD_REQUEST, "wrong_wire_format"),
-            WrongMessageType(_) => (StatusCode::BAD_REQUEST, "wrong_message_type"),
-            InvalidCommit(_) => (StatusCode::BAD_REQUEST, "invalid_commit"),
-            InvalidProposal(_) => (StatusCode::BAD_REQUEST, "invalid_proposal"),
-            InvalidKeyPackage { .. } => (StatusCode::BAD_REQUEST, "invalid_key_package"),
-            InvalidGroupInfo(_) => (StatusCode::BAD_REQUEST, "invalid_group_info"),
-            UnsupportedCiphersuite(_) => (StatusCode::BAD_REQUEST, "unsupported_ciphersuite"),
-            InvalidName(_) => (StatusCode::BAD_REQUEST, "invalid_name"),
-            InvalidRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
-            PageTooLarge { .. } => (StatusCode::BAD_REQUEST, "page_too_large"),
-            GroupIdMismatch => (StatusCode::BAD_REQUEST, "group_id_mismatch"),
-            WelcomeMismatch(_) => (StatusCode::BAD_REQUEST, "welcome_mismatch"),
-            UnregisteredMember { .. } => (StatusCode::BAD_REQUEST, "unregistered_member"),
-            WrongEpoch { .. } => (StatusCode::BAD_REQUEST, "wrong_epoch"),
-            StaleEpoch { .. } => (StatusCode::CONFLICT, "stale_epoch"),
-            AuthRequired => (StatusCode::UNAUTHORIZED, "auth_required"),
-            TokenInvalid => (StatusCode::UNAUTHORIZED, "token_invalid"),
-            TokenExpired => (StatusCode::UNAUTHORIZED, "token_expired"),
-            ChallengeInvalid => (StatusCode::UNAUTHORIZED, "challenge_invalid"),
-            BadSignature => (StatusCode::UNAUTHORIZED, "bad_signature"),
-            RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
-            NotAMember => (StatusCode::FORBIDDEN, "not_a_member"),
-            MetricsDisabled => (StatusCode::FORBIDDEN, "metrics_disabled"),
-            SenderMismatch => (StatusCode::FORBIDDEN, "sender_mismatch"),
-            UnknownUser(_) => (StatusCode::NOT_FOUND, "unknown_user"),
-            UnknownGroup => (StatusCode::NOT_FOUND, "unknown_group"),
-            NoKeyPackage(_) => (StatusCode::NOT_FOUND, "no_key_package"),
-            UnknownWelcome => (StatusCode::NOT_FOUND, "unknown_welcome"),
-            UserExists(_) => (StatusCode::CONFLICT, "user_exists"),
-            GroupExists => (StatusCode::CONFLICT, "group_exists"),
-            KeyPackageQuota(_) => (StatusCode::CONFLICT, "key_package_quota"),
-            RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
-            BlobTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            UnknownBlob => (StatusCode::NOT_FOUND, "unknown_blob"),
-            ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
-            Storage(_) => (StatusCode::INTERNAL_SERVER_ERROR, "storage_error"),
-            Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal_error"),
+            MalformedMessage(_) => ErrorCode::MalformedMessage,
+            WrongWireFormat(_) => ErrorCode::WrongWireFormat,
+            WrongMessageType(_) => ErrorCode::WrongMessageType,
+            InvalidCommit(_) => ErrorCode::InvalidCommit,
+            InvalidProposal(_) => ErrorCode::InvalidProposal,
+            InvalidKeyPackage { .. } => ErrorCode::InvalidKeyPackage,
+            InvalidGroupInfo(_) => ErrorCode::InvalidGroupInfo,
+            UnsupportedCiphersuite(_) => ErrorCode::UnsupportedCiphersuite,
+            InvalidName(_) => ErrorCode::InvalidName,
+            InvalidGroupId(_)
+            | UnsupportedSignatureScheme(_)
+            | InvalidCredential(_)
+            | InvalidSignatureKey
+            | EmptyUpload
+            | ZeroLimit
+            | WaitTooLong { .. }
+            | AckBeyondLog { .. }
+            | UnknownFormat(_)
+            | InvalidBlobId
+            | UploadInterrupted(_) => ErrorCode::InvalidRequest,
+            UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
+            PageTooLarge { .. } => ErrorCode::PageTooLarge,
+            GroupIdMismatch => ErrorCode::GroupIdMismatch,
+            WelcomeMismatch(_) => ErrorCode::WelcomeMismatch,
+            UnregisteredMember { .. } => ErrorCode::UnregisteredMember,
+            WrongEpoch { .. } => ErrorCode::WrongEpoch,
+            StaleEpoch { .. } => ErrorCode::StaleEpoch,
+            AuthRequired => ErrorCode::AuthRequired,
+            TokenInvalid => ErrorCode::TokenInvalid,
+            TokenExpired => ErrorCode::TokenExpired,
+            ChallengeInvalid => ErrorCode::ChallengeInvalid,
+            BadSignature => ErrorCode::BadSignature,
+            RegistrationClosed => ErrorCode::RegistrationClosed,
+            NotAMember => ErrorCode::NotAMember,
+            MetricsDisabled => ErrorCode::MetricsDisabled,
+            SenderMismatch => ErrorCode::SenderMismatch,
+            UnknownUser(_) => ErrorCode::UnknownUser,
+            UnknownGroup => ErrorCode::UnknownGroup,
+            NoKeyPackage(_) => ErrorCode::NoKeyPackage,
+            UnknownWelcome => ErrorCode::UnknownWelcome,
+            UserExists(_) => ErrorCode::UserExists,
+            GroupExists => ErrorCode::GroupExists,
+            KeyPackageQuota(_) => ErrorCode::KeyPackageQuota,
+            RateLimited { .. } => ErrorCode::RateLimited,
+            BlobTooLarge { .. } => ErrorCode::PayloadTooLarge,
+            UnknownBlob => ErrorCode::UnknownBlob,
+            ShuttingDown => ErrorCode::ShuttingDown,
+            Storage(_) => ErrorCode::StorageError,
+            Internal(_) => ErrorCode::InternalError,
         }
     }
 }
 
-impl IntoResponse for DsError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.status_and_code();
-        let mut body = json!({ "code": code, "message": self.to_string() });
-        match &self {
-            DsError::StaleEpoch { current, .. } | DsError::WrongEpoch { current, .. } => {
-                body["current_epoch"] = json!(current);
-            }
-            DsError::RateLimited { retry_after_ms } => body["retry_after_ms"] = json!(retry_after_ms),
-            DsError::InvalidKeyPackage { index, .. } => body["index"] = json!(index),
-            DsError::Storage(e) => tracing::error!(error = %e, "storage failure"),
-            DsError::Internal(e) => tracing::error!(error = %e, "internal error"),
-            _ => {}
+impl From<IdError> for DsError {
+    fn from(e: IdError) -> Self {
+        match e {
+            IdError::UserName(_) => DsError::InvalidName(e.to_string()),
+            IdError::GroupId(_) => DsError::InvalidGroupId(e),
         }
-        let mut resp = (status, axum::Json(body)).into_response();
-        if let DsError::RateLimited { retry_after_ms } = self {
-            let secs = retry_after_ms.div_ceil(1000).max(1);
-            if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
-                resp.headers_mut().insert(header::RETRY_AFTER, v);
-            }
-        }
-        resp
     }
 }

@@ -11,13 +11,15 @@
 //! - [`config`]: the daemon's configuration (flags and environment).
 //! - [`api`]: wire types of HTTP API v1 (re-export of `grove_proto`).
 //! - [`auth`]: proof of possession, challenges, tokens, rate limits.
-//! - [`ds`]: the domain layer (validation, ordering, membership).
+//! - [`ds`]: the domain layer (validation, ordering, membership), one module
+//!   per job (see its docs).
 //! - [`blobs`]: the encrypted blob store (streamed files, fsynced before 2xx).
 //! - [`store`]: storage behind a domain trait, sled and in-memory.
 //! - [`http`]: the axum router, one module per route group.
 //! - [`server`]: `run(listener, ...)` with TLS and graceful shutdown.
 //! - [`metrics`]: Prometheus metrics.
-//! - [`error`]: the domain error and its HTTP mapping.
+//! - [`error`]: the domain error and its stable codes (the HTTP mapping is
+//!   [`http::error`]).
 //! - [`daemon`]: production wiring: open the store, build the router, and an
 //!   in-process server ([`daemon::InProcess`]) for `grove demo` and tests.
 //! - `testing` (feature `testing`): shorthands for this crate's tests.

@@ -10,7 +10,17 @@
 //! - [`b64`]: base64 serde helper; group-id and fingerprint helpers;
 //! - JSON request and response structs;
 //! - TLS bodies: [`GroupCreateBody`], [`CommitBundleBody`], [`KeyPackageUploadBody`];
-//! - [`signed_bytes`] and its labels.
+//! - [`signed_bytes`] and its labels;
+//! - [`ids`]: the validated identifiers [`GroupId`] and [`UserName`];
+//! - [`codes`]: error codes ([`ErrorCode`], [`ErrorBody`]) and [`EntryKind`];
+//! - [`routes`]: every route template and path builder.
+
+pub mod codes;
+pub mod ids;
+pub mod routes;
+
+pub use codes::{EntryKind, ErrorBody, ErrorCode};
+pub use ids::{GroupId, IdError, UserName, MAX_GROUP_ID_LEN, MAX_USER_NAME_LEN};
 
 use serde::{Deserialize, Serialize};
 use tls_codec::{TlsDeserialize, TlsSerialize, TlsSize, VLBytes};

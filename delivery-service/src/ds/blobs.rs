@@ -3,6 +3,7 @@
 
 use super::Ds;
 use crate::api;
+use crate::api::GroupId;
 use crate::error::DsError;
 
 impl Ds {
@@ -17,11 +18,12 @@ impl Ds {
     }
 
     /// Streams an encrypted blob into the group's blob store.
-    pub async fn put_blob<S, E>(&self, user: &str, gid: &[u8], body: S) -> Result<api::BlobCreatedResponse, DsError>
+    pub async fn put_blob<S, E>(&self, user: &str, gid: &GroupId, body: S) -> Result<api::BlobCreatedResponse, DsError>
     where
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let gid = gid.as_bytes();
         let internal = self.member_group(user, gid).await?;
         let (blob_id, size) = self.blobs.put(internal, body).await?;
         tracing::info!(group = %api::group_id_to_path(gid), %blob_id, size, "blob stored");
@@ -29,13 +31,15 @@ impl Ds {
     }
 
     /// Opens a blob of the group for a current member.
-    pub async fn get_blob(&self, user: &str, gid: &[u8], id: &str) -> Result<(tokio::fs::File, u64), DsError> {
+    pub async fn get_blob(&self, user: &str, gid: &GroupId, id: &str) -> Result<(tokio::fs::File, u64), DsError> {
+        let gid = gid.as_bytes();
         let internal = self.member_group(user, gid).await?;
         self.blobs.open_blob(internal, id).await?.ok_or(DsError::UnknownBlob)
     }
 
     /// Deletes a blob of the group (current members).
-    pub async fn delete_blob(&self, user: &str, gid: &[u8], id: &str) -> Result<(), DsError> {
+    pub async fn delete_blob(&self, user: &str, gid: &GroupId, id: &str) -> Result<(), DsError> {
+        let gid = gid.as_bytes();
         let internal = self.member_group(user, gid).await?;
         if self.blobs.delete(internal, id).await? {
             Ok(())

@@ -13,6 +13,7 @@ use super::runtime::{clone_storage, members_of, serialize_public_state, GroupRt,
 use super::validate::{parse_group_info, ValidatedCommit};
 use super::{now_secs, Ds, MAX_GROUP_ID_LEN, SUPPORTED_SUITES};
 use crate::api;
+use crate::api::GroupId;
 use crate::error::DsError;
 use crate::store::{EntryKind, GroupRecord, WelcomeEntry};
 
@@ -73,7 +74,8 @@ impl Ds {
 
     /// Validates and applies a commit bundle; the log entry, the new public
     /// state and the Welcomes land atomically, and durably before this returns.
-    pub async fn post_commit(&self, user: &str, gid: &[u8], body: &[u8]) -> Result<api::PostedResponse, DsError> {
+    pub async fn post_commit(&self, user: &str, gid: &GroupId, body: &[u8]) -> Result<api::PostedResponse, DsError> {
+        let gid = gid.as_bytes();
         let bundle = api::CommitBundleBody::tls_deserialize_exact(body)
             .map_err(|e| DsError::MalformedMessage(format!("not a Grove commit bundle: {e}")))?;
         let protocol = Self::commit_message(&bundle, gid)?;
@@ -140,7 +142,8 @@ impl Ds {
     }
 
     /// The group's roster as the DS sees it (members only).
-    pub async fn group_info(&self, user: &str, gid: &[u8]) -> Result<api::GroupResponse, DsError> {
+    pub async fn group_info(&self, user: &str, gid: &GroupId) -> Result<api::GroupResponse, DsError> {
+        let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
         let visible = *rt.visible.borrow();
         let view = rt.view()?;
@@ -167,7 +170,8 @@ impl Ds {
     }
 
     /// The latest GroupInfo of the group (members only), or empty.
-    pub async fn latest_group_info(&self, user: &str, gid: &[u8]) -> Result<Vec<u8>, DsError> {
+    pub async fn latest_group_info(&self, user: &str, gid: &GroupId) -> Result<Vec<u8>, DsError> {
+        let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
         let view = rt.view()?;
         if !view.members.contains_key(user) {

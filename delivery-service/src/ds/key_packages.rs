@@ -9,7 +9,7 @@ use tls_codec::{Deserialize as _, Serialize as _};
 use super::validate::{body_name, parse_mls};
 use super::{now_secs, Ds, SUPPORTED_SUITES};
 use crate::api;
-use crate::auth;
+use crate::api::UserName;
 use crate::error::DsError;
 use crate::store::{KeyPackageCounts, KeyPackageKind, StoreError, UserRecord};
 
@@ -20,7 +20,7 @@ impl Ds {
         let upload = api::KeyPackageUploadBody::tls_deserialize_exact(body)
             .map_err(|e| DsError::MalformedMessage(format!("not a Grove key-package upload: {e}")))?;
         if upload.key_packages.is_empty() {
-            return Err(DsError::InvalidRequest("the upload holds no KeyPackage".into()));
+            return Err(DsError::EmptyUpload);
         }
         let batch = self.validate_batch(&reg, &upload)?;
         let (user_owned, cap) = (user.to_string(), self.limits.key_package_cap);
@@ -97,7 +97,7 @@ impl Ds {
 
     /// Claims one KeyPackage of `target` for `suite`.
     pub async fn claim_key_package(&self, target: &str, suite: u16) -> Result<(Vec<u8>, KeyPackageKind), DsError> {
-        auth::validate_name(target)?;
+        UserName::parse(target)?;
         if !SUPPORTED_SUITES.contains(&suite) {
             return Err(DsError::UnsupportedCiphersuite(suite));
         }

@@ -15,6 +15,7 @@ use super::runtime::{clone_storage, serialize_public_state, GroupRt, GroupView, 
 use super::validate::{body_name, content_type_name, parse_mls};
 use super::{now_secs, Ds};
 use crate::api;
+use crate::api::GroupId;
 use crate::error::DsError;
 use crate::store::{EntryKind, GroupRecord, LogEntry, RemovedMember, WelcomeEntry};
 
@@ -151,7 +152,8 @@ impl Ds {
 
     /// Accepts a proposal (PublicMessage) or an application message
     /// (PrivateMessage) into a group's log.
-    pub async fn post_message(&self, user: &str, gid: &[u8], body: &[u8]) -> Result<api::PostedResponse, DsError> {
+    pub async fn post_message(&self, user: &str, gid: &GroupId, body: &[u8]) -> Result<api::PostedResponse, DsError> {
+        let gid = gid.as_bytes();
         let protocol: ProtocolMessage = match parse_mls(body)? {
             MlsMessageBodyIn::PrivateMessage(pm) => pm.into(),
             MlsMessageBodyIn::PublicMessage(pm) => pm.into(),
@@ -259,7 +261,7 @@ impl Ds {
     pub async fn fetch(
         &self,
         user: &str,
-        gid: &[u8],
+        gid: &GroupId,
         after: u64,
         limit: Option<usize>,
         wait: Duration,
@@ -286,11 +288,12 @@ impl Ds {
     pub async fn fetch_page(
         &self,
         user: &str,
-        gid: &[u8],
+        gid: &GroupId,
         after: u64,
         limit: Option<usize>,
         wait: Duration,
     ) -> Result<LogPage, DsError> {
+        let gid = gid.as_bytes();
         let limit = self.page_params(limit, wait)?;
         let rt = self.group(gid).await?;
         let mut visible_rx = rt.visible.subscribe();
@@ -327,21 +330,20 @@ impl Ds {
     }
 
     /// A receiver that changes when the group's log grows (for streams).
-    pub async fn subscribe(&self, user: &str, gid: &[u8]) -> Result<watch::Receiver<u64>, DsError> {
+    pub async fn subscribe(&self, user: &str, gid: &GroupId) -> Result<watch::Receiver<u64>, DsError> {
+        let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
         self.read_access(user, &rt)?;
         Ok(rt.visible.subscribe())
     }
 
     /// Records that `user` has processed the log through `seq`.
-    pub async fn ack(&self, user: &str, gid: &[u8], seq: u64) -> Result<u64, DsError> {
+    pub async fn ack(&self, user: &str, gid: &GroupId, seq: u64) -> Result<u64, DsError> {
+        let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
         let access = self.read_access(user, &rt)?;
         if seq > access.up_to {
-            return Err(DsError::InvalidRequest(format!(
-                "seq {seq} is beyond the last readable entry {}",
-                access.up_to
-            )));
+            return Err(DsError::AckBeyondLog { seq, last: access.up_to });
         }
         let c = self.store.set_cursor(rt.internal_id, user, seq)?;
         self.persist().await?;

@@ -188,16 +188,13 @@ impl Ds {
     fn page_params(&self, limit: Option<usize>, wait: Duration) -> Result<usize, DsError> {
         let limit = limit.unwrap_or(100);
         if limit == 0 {
-            return Err(DsError::InvalidRequest("limit must be at least 1".into()));
+            return Err(DsError::ZeroLimit);
         }
         if limit > self.limits.max_page {
             return Err(DsError::PageTooLarge { asked: limit, max: self.limits.max_page });
         }
         if wait > self.limits.max_wait {
-            return Err(DsError::InvalidRequest(format!(
-                "wait is above the maximum of {} s",
-                self.limits.max_wait.as_secs()
-            )));
+            return Err(DsError::WaitTooLong { max_secs: self.limits.max_wait.as_secs() });
         }
         Ok(limit)
     }

@@ -8,6 +8,7 @@ use tls_codec::{Deserialize as _, Serialize as _};
 use super::runtime::identity_of;
 use super::{now_secs, Ds};
 use crate::api;
+use crate::api::UserName;
 use crate::auth;
 use crate::error::DsError;
 use crate::store::{RegisterOutcome, UserRecord};
@@ -15,7 +16,7 @@ use crate::store::{RegisterOutcome, UserRecord};
 impl Ds {
     /// Registers a user after checking the proof of possession.
     pub async fn register(&self, req: api::RegisterRequest) -> Result<api::RegisterResponse, DsError> {
-        auth::validate_name(&req.user)?;
+        UserName::parse(&req.user)?;
         if let Some(expected) = &self.limits.registration_token {
             use sha2::Digest as _;
             let given = req.registration_token.as_deref().unwrap_or("");
@@ -24,30 +25,26 @@ impl Ds {
                 return Err(DsError::RegistrationClosed);
             }
         }
-        let scheme = auth::scheme_from_u16(req.signature_scheme).ok_or_else(|| {
-            DsError::InvalidRequest(format!(
-                "signature_scheme 0x{:04x} is not supported (use 0x0807 Ed25519 or 0x0403 ECDSA P-256)",
-                req.signature_scheme
-            ))
-        })?;
+        let scheme = auth::scheme_from_u16(req.signature_scheme)
+            .ok_or(DsError::UnsupportedSignatureScheme(req.signature_scheme))?;
         let credential = Credential::tls_deserialize_exact(&req.credential)
-            .map_err(|e| DsError::InvalidRequest(format!("credential is not a TLS-encoded MLS Credential: {e}")))?;
+            .map_err(|e| DsError::InvalidCredential(format!("credential is not a TLS-encoded MLS Credential: {e}")))?;
         match identity_of(&credential) {
             Some(id) if id == req.user => {}
             Some(id) => {
-                return Err(DsError::InvalidRequest(format!(
+                return Err(DsError::InvalidCredential(format!(
                     "the credential's identity {id:?} is not the user name {:?}",
                     req.user
                 )))
             }
             None => {
-                return Err(DsError::InvalidRequest(
+                return Err(DsError::InvalidCredential(
                     "the credential must be a BasicCredential with a UTF-8 identity".into(),
                 ))
             }
         }
         if req.signature_key.is_empty() || req.signature_key.len() > 133 {
-            return Err(DsError::InvalidRequest("signature_key has an impossible length".into()));
+            return Err(DsError::InvalidSignatureKey);
         }
         auth::verify(
             &self.crypto,
@@ -96,7 +93,7 @@ impl Ds {
 
     /// Issues a one-time challenge for a registered user.
     pub fn challenge(&self, user: &str) -> Result<api::ChallengeResponse, DsError> {
-        auth::validate_name(user)?;
+        UserName::parse(user)?;
         self.registered(user)?;
         let c = self.auth.new_challenge(user)?;
         Ok(api::ChallengeResponse { challenge: c.to_vec(), expires_in: auth::CHALLENGE_TTL.as_secs() })
@@ -104,7 +101,7 @@ impl Ds {
 
     /// Exchanges a signed challenge for a bearer token.
     pub fn token(&self, req: &api::TokenRequest) -> Result<api::TokenResponse, DsError> {
-        auth::validate_name(&req.user)?;
+        UserName::parse(&req.user)?;
         let user = self.registered(&req.user)?;
         self.auth.take_challenge(&req.user, &req.challenge)?;
         let scheme = auth::scheme_from_u16(user.signature_scheme)
@@ -122,7 +119,7 @@ impl Ds {
 
     /// A user's registered credential and key.
     pub fn lookup_user(&self, user: &str) -> Result<api::UserResponse, DsError> {
-        auth::validate_name(user)?;
+        UserName::parse(user)?;
         let u = self.registered(user)?;
         Ok(api::UserResponse {
             user: user.to_string(),

@@ -9,12 +9,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 
 use super::{group_id, AppState, AuthUser};
+use crate::api::routes;
 use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/groups/{group_id}/blobs", post(upload).layer(DefaultBodyLimit::disable()))
-        .route("/v1/groups/{group_id}/blobs/{blob_id}", get(download).delete(remove))
+        .route(routes::BLOBS, post(upload).layer(DefaultBodyLimit::disable()))
+        .route(routes::BLOB, get(download).delete(remove))
 }
 
 async fn upload(

@@ -12,18 +12,19 @@ use serde::Deserialize;
 
 use super::{bearer, group_id, require_media, wait_param, AppState, AuthUser};
 use crate::api;
+use crate::api::routes;
 use crate::ds::LogPage;
 use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/groups", post(create))
-        .route("/v1/groups/{group_id}", get(info))
-        .route("/v1/groups/{group_id}/group-info", get(group_info))
-        .route("/v1/groups/{group_id}/commits", post(commit))
-        .route("/v1/groups/{group_id}/messages", post(post_message).get(fetch))
-        .route("/v1/groups/{group_id}/ack", post(ack))
-        .route("/v1/groups/{group_id}/ws", get(stream))
+        .route(routes::GROUPS, post(create))
+        .route(routes::GROUP, get(info))
+        .route(routes::GROUP_INFO, get(group_info))
+        .route(routes::COMMITS, post(commit))
+        .route(routes::MESSAGES, post(post_message).get(fetch))
+        .route(routes::ACK, post(ack))
+        .route(routes::STREAM, get(stream))
 }
 
 async fn create(
@@ -134,7 +135,7 @@ fn encode_binary_page(page: &LogPage) -> Result<Vec<u8>, DsError> {
             .map(|e| EntryRef {
                 seq: e.seq,
                 epoch: e.epoch,
-                kind: e.kind as u8,
+                kind: e.kind.to_u8(),
                 message: tls_codec::VLByteSlice(&e.message),
             })
             .collect(),
@@ -179,7 +180,7 @@ async fn stream(
     let binary = match q.format.as_deref() {
         None | Some("json") => false,
         Some("binary") => true,
-        Some(other) => return Err(DsError::InvalidRequest(format!("format must be json or binary, not {other:?}"))),
+        Some(other) => return Err(DsError::UnknownFormat(other.to_string())),
     };
     let rx = state.ds.subscribe(&user, &gid).await?;
     let after = q.after.unwrap_or(0);
@@ -191,7 +192,7 @@ async fn run_stream(
     state: AppState,
     token: String,
     user: String,
-    gid: Vec<u8>,
+    gid: api::GroupId,
     mut after: u64,
     binary: bool,
     mut rx: tokio::sync::watch::Receiver<u64>,
@@ -203,16 +204,16 @@ async fn run_stream(
         rx.borrow_and_update();
         // The token is re-checked before every batch: a stream ends with its token.
         if let Err(e) = state.ds.auth.check_token(&token) {
-            let (_, code) = e.status_and_code();
-            let _ = socket.send(Message::Close(Some(CloseFrame { code: 4401, reason: code.into() }))).await;
+            let reason = e.code().as_str().into();
+            let _ = socket.send(Message::Close(Some(CloseFrame { code: 4401, reason }))).await;
             return;
         }
         let result = state.ds.fetch_page(&user, &gid, after, Some(page), std::time::Duration::ZERO).await;
         let page = match result {
             Ok(p) => p,
             Err(e) => {
-                let (_, code) = e.status_and_code();
-                let _ = socket.send(Message::Close(Some(CloseFrame { code: 4403, reason: code.into() }))).await;
+                let reason = e.code().as_str().into();
+                let _ = socket.send(Message::Close(Some(CloseFrame { code: 4403, reason }))).await;
                 return;
             }
         };

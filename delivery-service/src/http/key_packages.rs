@@ -10,11 +10,12 @@ use serde::Deserialize;
 
 use super::{require_media, AppState, AuthUser};
 use crate::api;
+use crate::api::routes;
 use crate::error::DsError;
 use crate::store::KeyPackageKind;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/key-packages", post(upload).get(count)).route("/v1/key-packages/{user}/claim", post(claim))
+    Router::new().route(routes::KEY_PACKAGES, post(upload).get(count)).route(routes::KEY_PACKAGE_CLAIM, post(claim))
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,9 +3,11 @@
 //!
 //! Every error response is JSON with a stable `code` (see `docs/api.md`), also
 //! the ones axum produces itself (unknown route, bad JSON, body too large): the
-//! `json_errors` middleware rewrites those.
+//! `json_errors` middleware rewrites those. [`error`] maps domain errors to
+//! statuses and bodies; route templates come from `grove_proto::routes`.
 
 mod blobs;
+pub mod error;
 mod groups;
 mod key_packages;
 mod ops;
@@ -16,12 +18,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::api::{ErrorBody, ErrorCode};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use serde_json::json;
 
 use crate::ds::Ds;
 use crate::error::DsError;
@@ -89,14 +91,8 @@ pub(crate) fn require_media(headers: &HeaderMap, expected: &str) -> Result<(), D
 }
 
 /// Decodes a group id path segment.
-pub(crate) fn group_id(segment: &str) -> Result<Vec<u8>, DsError> {
-    crate::api::group_id_from_path(segment)
-        .filter(|g| !g.is_empty() && g.len() <= crate::ds::MAX_GROUP_ID_LEN)
-        .ok_or_else(|| {
-            DsError::InvalidRequest(
-                "the group id in the URL must be 1 to 256 bytes in base64url without padding".into(),
-            )
-        })
+pub(crate) fn group_id(segment: &str) -> Result<crate::api::GroupId, DsError> {
+    Ok(crate::api::GroupId::from_path(segment)?)
 }
 
 /// Parses the `wait` query parameter (seconds).
@@ -140,13 +136,13 @@ async fn json_errors(req: Request, next: Next) -> Response {
         Err(_) => String::new(),
     };
     let code = match status {
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
-        s if s.is_client_error() => "invalid_request",
-        _ => "internal_error",
+        StatusCode::PAYLOAD_TOO_LARGE => ErrorCode::PayloadTooLarge,
+        StatusCode::NOT_FOUND => ErrorCode::NotFound,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::TOO_MANY_REQUESTS => ErrorCode::RateLimited,
+        s if s.is_client_error() => ErrorCode::InvalidRequest,
+        _ => ErrorCode::InternalError,
     };
     let message = match status {
         StatusCode::PAYLOAD_TOO_LARGE => "the request body is larger than the server accepts".to_string(),
@@ -154,7 +150,7 @@ async fn json_errors(req: Request, next: Next) -> Response {
         _ if text.is_empty() => status.canonical_reason().unwrap_or("error").to_string(),
         _ => text,
     };
-    let mut resp = (status, axum::Json(json!({ "code": code, "message": message }))).into_response();
+    let mut resp = (status, axum::Json(ErrorBody::new(code, message))).into_response();
     for (k, v) in parts.headers.iter() {
         if k != header::CONTENT_TYPE && k != header::CONTENT_LENGTH {
             resp.headers_mut().insert(k.clone(), v.clone());

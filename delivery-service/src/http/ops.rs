@@ -8,10 +8,11 @@ use axum::{Json, Router};
 use serde_json::json;
 
 use super::AppState;
+use crate::api::routes;
 use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/health", get(health)).route("/metrics", get(metrics))
+    Router::new().route(routes::HEALTH, get(health)).route(routes::METRICS, get(metrics))
 }
 
 async fn health(State(state): State<AppState>) -> impl IntoResponse {

@@ -10,14 +10,15 @@ use axum::{Json, Router};
 
 use super::{check_ip_rate, AppState, AuthUser};
 use crate::api;
+use crate::api::routes;
 use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/users", post(register))
-        .route("/v1/users/{user}", get(lookup))
-        .route("/v1/auth/challenge", post(challenge))
-        .route("/v1/auth/token", post(token))
+        .route(routes::USERS, post(register))
+        .route(routes::USER, get(lookup))
+        .route(routes::AUTH_CHALLENGE, post(challenge))
+        .route(routes::AUTH_TOKEN, post(token))
 }
 
 async fn register(

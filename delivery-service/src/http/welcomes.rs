@@ -8,10 +8,11 @@ use serde::Deserialize;
 
 use super::{wait_param, AppState, AuthUser};
 use crate::api;
+use crate::api::routes;
 use crate::error::DsError;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route("/v1/welcomes", get(list)).route("/v1/welcomes/{id}", delete(ack))
+    Router::new().route(routes::WELCOMES, get(list)).route(routes::WELCOME, delete(ack))
 }
 
 #[derive(Debug, Deserialize)]

@@ -77,37 +77,9 @@ pub struct GroupRecord {
     pub created_at: u64,
 }
 
-/// The kind of a log entry, visible to the DS from the MLS framing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum EntryKind {
-    /// A Commit (PublicMessage).
-    Commit = 1,
-    /// A Proposal (PublicMessage).
-    Proposal = 2,
-    /// An application message (PrivateMessage).
-    Application = 3,
-}
-
-impl EntryKind {
-    /// Stable lowercase name used in the API.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Commit => "commit",
-            EntryKind::Proposal => "proposal",
-            EntryKind::Application => "application",
-        }
-    }
-
-    fn from_u8(v: u8) -> Option<Self> {
-        match v {
-            1 => Some(EntryKind::Commit),
-            2 => Some(EntryKind::Proposal),
-            3 => Some(EntryKind::Application),
-            _ => None,
-        }
-    }
-}
+/// The kind of a log entry, visible to the DS from the MLS framing (the API's
+/// vocabulary; stored as its one-byte code).
+pub use crate::api::EntryKind;
 
 /// One entry of a group's ordered log.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,7 +109,7 @@ impl LogEntry {
     pub(crate) fn encode_value(&self) -> Result<Vec<u8>, StoreError> {
         LogEntryWire {
             epoch: self.epoch,
-            kind: self.kind as u8,
+            kind: self.kind.to_u8(),
             received_at: self.received_at,
             message: self.message.clone().into(),
         }

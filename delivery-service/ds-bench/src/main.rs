@@ -86,7 +86,7 @@ async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow:
         .sign(&api::signed_bytes(api::REGISTER_LABEL, &name, &key))
         .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
     ok_json(
-        http.post(format!("{base}/v1/users"))
+        http.post(format!("{base}{}", api::routes::USERS))
             .json(&serde_json::json!({"user": name, "credential": b64(&credential.tls_serialize_detached()?),
                 "signature_key": b64(&key), "signature_scheme": 0x0807, "proof": b64(&proof)}))
             .send()
@@ -95,7 +95,10 @@ async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow:
     )
     .await?;
     let c = ok_json(
-        http.post(format!("{base}/v1/auth/challenge")).json(&serde_json::json!({"user": name})).send().await?,
+        http.post(format!("{base}{}", api::routes::AUTH_CHALLENGE))
+            .json(&serde_json::json!({"user": name}))
+            .send()
+            .await?,
         "challenge",
     )
     .await?;
@@ -104,7 +107,7 @@ async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow:
         .sign(&api::signed_bytes(api::AUTH_LABEL, &name, &challenge))
         .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
     let t = ok_json(
-        http.post(format!("{base}/v1/auth/token"))
+        http.post(format!("{base}{}", api::routes::AUTH_TOKEN))
             .json(&serde_json::json!({"user": name, "challenge": b64(&challenge), "signature": b64(&sig)}))
             .send()
             .await?,
@@ -161,7 +164,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
     for _ in 0..100 {
-        if http.get(format!("{base}/v1/health")).send().await.is_ok() {
+        if http.get(format!("{base}{}", api::routes::HEALTH)).send().await.is_ok() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -195,7 +198,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
             ratchet_tree: group.export_ratchet_tree().tls_serialize_detached()?.into(),
         };
         ok_json(
-            http.post(format!("{base}/v1/groups"))
+            http.post(format!("{base}{}", api::routes::GROUPS))
                 .bearer_auth(&creator.token)
                 .header("content-type", api::MEDIA_GROUP_CREATE)
                 .body(body.tls_serialize_detached()?)
@@ -204,7 +207,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
             "create group",
         )
         .await?;
-        let gid = api::group_id_to_path(group.group_id().as_slice());
+        let gid = api::GroupId::from_bytes(group.group_id().as_slice())?;
         let (commit, welcome, _) = group.add_members(&creator.provider, &creator.signer, &kps)?;
         let bundle = api::CommitBundleBody {
             commit: commit.tls_serialize_detached()?.into(),
@@ -212,7 +215,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
             group_info: Vec::new().into(),
         };
         ok_json(
-            http.post(format!("{base}/v1/groups/{gid}/commits"))
+            http.post(format!("{base}{}", api::routes::commits(&gid)))
                 .bearer_auth(&creator.token)
                 .header("content-type", api::MEDIA_COMMIT_BUNDLE)
                 .body(bundle.tls_serialize_detached()?)
@@ -272,7 +275,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
                 let mut seen = Vec::new();
                 if use_ws {
                     let ws_url =
-                        format!("{}/v1/groups/{gid}/ws?after={after}&format=binary", base.replacen("http", "ws", 1));
+                        format!("{}{}&format=binary", base.replacen("http", "ws", 1), api::routes::stream(&gid, after));
                     let mut req =
                         match tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url) {
                             Ok(r) => r,
@@ -298,7 +301,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
                 }
                 while !stop.load(Ordering::Relaxed) {
                     let r = http
-                        .get(format!("{base}/v1/groups/{gid}/messages?after={after}&limit=500&wait=1"))
+                        .get(format!("{base}{}", api::routes::fetch(&gid, after, 500, Some(1))))
                         .bearer_auth(&token)
                         .header("accept", api::MEDIA_MESSAGES)
                         .send()
@@ -324,7 +327,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
                 while !stop.load(Ordering::Relaxed) {
                     let t0 = Instant::now();
                     let r = http
-                        .post(format!("{base}/v1/groups/{gid}/messages"))
+                        .post(format!("{base}{}", api::routes::messages(&gid)))
                         .bearer_auth(&token)
                         .header("content-type", api::MEDIA_MLS)
                         .body(pool[i % pool.len()].clone())

@@ -129,12 +129,14 @@ impl Peer {
     }
 
     pub async fn register(&self) -> Resp {
-        send(self.http.post(format!("{}/v1/users", self.base)).json(&self.register_body())).await
+        send(self.http.post(format!("{}{}", self.base, api::routes::USERS)).json(&self.register_body())).await
     }
 
     pub async fn login(&mut self) {
         let c = send(
-            self.http.post(format!("{}/v1/auth/challenge", self.base)).json(&serde_json::json!({"user": self.name})),
+            self.http
+                .post(format!("{}{}", self.base, api::routes::AUTH_CHALLENGE))
+                .json(&serde_json::json!({"user": self.name})),
         )
         .await;
         assert_eq!(c.status, 200, "challenge: {}", String::from_utf8_lossy(&c.body));
@@ -143,7 +145,7 @@ impl Peer {
             .signer
             .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::AUTH_LABEL, &self.name, &challenge))
             .unwrap();
-        let t = send(self.http.post(format!("{}/v1/auth/token", self.base)).json(&serde_json::json!({
+        let t = send(self.http.post(format!("{}{}", self.base, api::routes::AUTH_TOKEN)).json(&serde_json::json!({
             "user": self.name, "challenge": b64(&challenge), "signature": b64(&sig)
         })))
         .await;
@@ -186,7 +188,7 @@ impl Peer {
             kps.push(self.key_package(true));
         }
         send(
-            self.post("/v1/key-packages")
+            self.post(api::routes::KEY_PACKAGES)
                 .header("content-type", api::MEDIA_KEY_PACKAGES)
                 .body(Self::kp_upload_body(&kps)),
         )
@@ -198,7 +200,7 @@ impl Peer {
     }
 
     pub async fn claim(&self, user: &str) -> KeyPackage {
-        let r = send(self.post(&format!("/v1/key-packages/{user}/claim?ciphersuite={}", self.suite_u16()))).await;
+        let r = send(self.post(&api::routes::key_package_claim(&user_name(user), self.suite_u16()))).await;
         assert_eq!(r.status, 200, "claim {user}: {}", String::from_utf8_lossy(&r.body));
         let msg = MlsMessageIn::tls_deserialize_exact(&r.body).unwrap();
         match msg.extract() {
@@ -236,13 +238,13 @@ impl Peer {
     pub async fn create_group(&self) -> (MlsGroup, String) {
         let group = MlsGroup::new(&self.provider, &self.signer, &self.create_config(), self.cwk.clone()).unwrap();
         let r = send(
-            self.post("/v1/groups")
+            self.post(api::routes::GROUPS)
                 .header("content-type", api::MEDIA_GROUP_CREATE)
                 .body(self.group_create_body(&group)),
         )
         .await;
         assert_eq!(r.status, 201, "create group: {}", String::from_utf8_lossy(&r.body));
-        let gid = api::group_id_to_path(group.group_id().as_slice());
+        let gid = api::GroupId::from_bytes(group.group_id().as_slice()).expect("a valid group id").to_path();
         assert_eq!(r.json()["group_id"], gid);
         (group, gid)
     }
@@ -260,7 +262,7 @@ impl Peer {
             group_info: gi.map(|g| g.tls_serialize_detached().unwrap()).unwrap_or_default().into(),
         };
         send(
-            self.post(&format!("/v1/groups/{gid}/commits"))
+            self.post(&api::routes::commits(&gid_of(gid)))
                 .header("content-type", api::MEDIA_COMMIT_BUNDLE)
                 .body(body.tls_serialize_detached().unwrap()),
         )
@@ -311,7 +313,7 @@ impl Peer {
     }
 
     pub async fn post_raw(&self, gid: &str, bytes: Vec<u8>) -> Resp {
-        send(self.post(&format!("/v1/groups/{gid}/messages")).header("content-type", api::MEDIA_MLS).body(bytes)).await
+        send(self.post(&api::routes::messages(&gid_of(gid))).header("content-type", api::MEDIA_MLS).body(bytes)).await
     }
 
     pub async fn send_text(&self, group: &mut MlsGroup, gid: &str, text: &str) -> Resp {
@@ -320,12 +322,12 @@ impl Peer {
     }
 
     pub async fn fetch(&self, gid: &str, after: u64) -> Resp {
-        send(self.get(&format!("/v1/groups/{gid}/messages?after={after}&limit=500"))).await
+        send(self.get(&api::routes::fetch(&gid_of(gid), after, 500, None))).await
     }
 
     /// Joins from the first pending Welcome for `gid`; acknowledges it.
     pub async fn accept_welcome(&self, gid: &str) -> MlsGroup {
-        let r = send(self.get("/v1/welcomes")).await;
+        let r = send(self.get(api::routes::WELCOMES)).await;
         assert_eq!(r.status, 200, "welcomes: {}", String::from_utf8_lossy(&r.body));
         let list = r.json()["welcomes"].as_array().cloned().unwrap_or_default();
         let w = list
@@ -339,7 +341,8 @@ impl Peer {
             .into_group(&self.provider)
             .unwrap();
         let id = w["id"].as_u64().unwrap();
-        let a = send(self.http.delete(format!("{}/v1/welcomes/{id}", self.base)).bearer_auth(&self.token)).await;
+        let a =
+            send(self.http.delete(format!("{}{}", self.base, api::routes::welcome(id))).bearer_auth(&self.token)).await;
         assert_eq!(a.status, 204);
         group
     }
@@ -400,4 +403,14 @@ pub fn files_containing(dir: &Path, needle: &[u8]) -> Vec<std::path::PathBuf> {
         }
     }
     hits
+}
+
+/// A group id from its URL form (the helpers take the form tests print).
+pub fn gid_of(path: &str) -> api::GroupId {
+    api::GroupId::from_path(path).expect("a valid group id")
+}
+
+/// A user name (tests use valid ones).
+pub fn user_name(user: &str) -> api::UserName {
+    api::UserName::parse(user).expect("a valid user name")
 }

@@ -527,7 +527,8 @@ impl Peer {
         let r = send(self.get("/v1/welcomes")).await.expect(200);
         let list = r.json()["welcomes"].as_array().cloned().unwrap_or_default();
         let w = list.iter().find(|w| w["group_id"] == gid_path(gid)).expect("a Welcome for the group");
-        let MlsMessageBodyIn::Welcome(welcome) = MlsMessageIn::tls_deserialize_exact(unb64(&w["message"])).unwrap().extract()
+        let MlsMessageBodyIn::Welcome(welcome) =
+            MlsMessageIn::tls_deserialize_exact(unb64(&w["message"])).unwrap().extract()
         else {
             panic!("not a Welcome")
         };
@@ -559,7 +560,11 @@ impl Peer {
     async fn sync(&mut self, group: &mut MlsGroup) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         loop {
-            let path = format!("/v1/groups/{}/messages?after={}&limit=500", gid_path(group.group_id().as_slice()), self.cursor);
+            let path = format!(
+                "/v1/groups/{}/messages?after={}&limit=500",
+                gid_path(group.group_id().as_slice()),
+                self.cursor
+            );
             let page = send(self.get(&path)).await.expect(200).json();
             let msgs = page["messages"].as_array().cloned().unwrap_or_default();
             if msgs.is_empty() {
@@ -567,7 +572,10 @@ impl Peer {
             }
             for m in msgs {
                 self.cursor = m["seq"].as_u64().unwrap();
-                let pm = MlsMessageIn::tls_deserialize_exact(unb64(&m["message"])).unwrap().try_into_protocol_message().unwrap();
+                let pm = MlsMessageIn::tls_deserialize_exact(unb64(&m["message"]))
+                    .unwrap()
+                    .try_into_protocol_message()
+                    .unwrap();
                 if self.own.contains(&self.cursor) || pm.epoch() < group.epoch() {
                     continue;
                 }
@@ -577,7 +585,9 @@ impl Peer {
                 assert!(processed.aad().is_empty(), "Grove sends no MLS authenticated_data");
                 match processed.into_content() {
                     ProcessedMessageContent::ApplicationMessage(a) => out.push(a.into_bytes()),
-                    ProcessedMessageContent::StagedCommitMessage(s) => group.merge_staged_commit(&self.provider, *s).unwrap(),
+                    ProcessedMessageContent::StagedCommitMessage(s) => {
+                        group.merge_staged_commit(&self.provider, *s).unwrap()
+                    }
                     ProcessedMessageContent::ProposalMessage(p) => {
                         group.store_pending_proposal(self.provider.storage(), *p).unwrap()
                     }
@@ -644,8 +654,11 @@ async fn forward(State(st): State<Arc<Recorder>>, req: Request) -> Response {
 }
 
 async fn start_recorder(upstream: &str) -> (String, Arc<Recorder>) {
-    let rec =
-        Arc::new(Recorder { upstream: upstream.to_owned(), http: reqwest::Client::new(), posts: Mutex::new(Vec::new()) });
+    let rec = Arc::new(Recorder {
+        upstream: upstream.to_owned(),
+        http: reqwest::Client::new(),
+        posts: Mutex::new(Vec::new()),
+    });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let app = axum::Router::new().fallback(forward).with_state(rec.clone());
@@ -672,7 +685,12 @@ fn extension_types(gi: &VerifiableGroupInfo) -> Vec<u8> {
 }
 
 fn extension(gi: &VerifiableGroupInfo, t: ExtensionType) -> Vec<u8> {
-    gi.extensions().iter().find(|e| e.extension_type() == t).expect("extension present").tls_serialize_detached().unwrap()
+    gi.extensions()
+        .iter()
+        .find(|e| e.extension_type() == t)
+        .expect("extension present")
+        .tls_serialize_detached()
+        .unwrap()
 }
 
 // ------------------------------------------------------------------ tests
@@ -1002,7 +1020,10 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     assert_eq!(v[0].author, m["author"].as_str().unwrap());
     assert_eq!(v[0].shared_by.as_deref(), Some("bob"));
     let h = alice.group_resource_history(&g)?.pop().unwrap();
-    assert_eq!((h.kind, h.time, h.recipients.clone()), ("shared", kb["time"].as_u64().unwrap(), vec!["carol".to_owned()]));
+    assert_eq!(
+        (h.kind, h.time, h.recipients.clone()),
+        ("shared", kb["time"].as_u64().unwrap(), vec!["carol".to_owned()])
+    );
 
     // Something that is not an envelope is skipped, not fatal.
     bob.send_app(&mut group, br#"{"type":"no_such_type"}"#).await;

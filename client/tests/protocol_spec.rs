@@ -877,6 +877,7 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     let create = grove_proto::GroupCreateBody::tls_deserialize_exact(&creates[0])?;
     let gi = group_info_of(create.group_info.as_slice());
     assert_matches_template("group-info-extensions-create", &gi.extensions().tls_serialize_detached()?);
+    assert_eq!(gi.group_context().extensions().iter().count(), 0, "no group context extensions");
     let tree = RatchetTreeIn::tls_deserialize_exact(create.ratchet_tree.as_slice())?;
     assert_eq!(tree.leaves().count(), 1);
 
@@ -1029,5 +1030,19 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     bob.send_app(&mut group, br#"{"type":"no_such_type"}"#).await;
     let r = alice.sync().await?;
     assert_eq!(r.undecryptable, 1, "{r:?}");
+
+    // Update and remove commits carry the same GroupInfo extensions.
+    alice.self_update(&g).await?;
+    alice.remove_members(&g, &["carol"]).await?;
+    let commits = rec.bodies(|p| p == commit_path);
+    assert_eq!(commits.len(), 4, "add bob, add carol, update, remove");
+    for body in &commits[2..] {
+        let bundle = grove_proto::CommitBundleBody::tls_deserialize_exact(body)?;
+        let gi = group_info_of(bundle.group_info.as_slice());
+        assert_eq!(hex::encode(extension_types(&gi)), hex::encode(hex_example("group-info-extension-types-commit")));
+        assert_matches_template("external-pub-extension", &extension(&gi, ExtensionType::ExternalPub));
+    }
+    bob.sync(&mut group).await;
+    assert_eq!(group.epoch().as_u64(), 4, "bob followed both commits");
     Ok(())
 }

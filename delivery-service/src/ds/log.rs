@@ -257,32 +257,6 @@ impl Ds {
         }
     }
 
-    /// Log entries after `after`, waiting up to `wait` for new ones (JSON form).
-    pub async fn fetch(
-        &self,
-        user: &str,
-        gid: &GroupId,
-        after: u64,
-        limit: Option<usize>,
-        wait: Duration,
-    ) -> Result<api::MessagesPage, DsError> {
-        let page = self.fetch_page(user, gid, after, limit, wait).await?;
-        Ok(api::MessagesPage {
-            messages: page
-                .entries
-                .iter()
-                .map(|e| api::MessageOut {
-                    seq: e.seq,
-                    epoch: e.epoch,
-                    kind: e.kind.as_str().into(),
-                    message: e.message.clone(),
-                })
-                .collect(),
-            last_seq: page.last_seq,
-            removed_at: page.removed_at,
-        })
-    }
-
     /// Log entries after `after`, waiting up to `wait` for new ones. Recent
     /// entries come from the group's in-memory tail, older ones from the store.
     pub async fn fetch_page(

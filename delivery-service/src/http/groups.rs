@@ -99,12 +99,25 @@ async fn fetch(
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.split(';').next().unwrap_or("").trim() == api::MEDIA_MESSAGES));
-    if !binary {
-        let page = state.ds.fetch(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
-        return Ok(Json(page).into_response());
-    }
     let page = state.ds.fetch_page(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
+    if !binary {
+        return Ok(Json(json_page(&page)).into_response());
+    }
     Ok(([(header::CONTENT_TYPE, api::MEDIA_MESSAGES)], encode_binary_page(&page)?).into_response())
+}
+
+/// One log entry in JSON.
+fn message_out(e: &crate::store::LogEntry) -> api::MessageOut {
+    api::MessageOut { seq: e.seq, epoch: e.epoch, kind: e.kind.as_str().into(), message: e.message.clone() }
+}
+
+/// A page in JSON.
+fn json_page(page: &LogPage) -> api::MessagesPage {
+    api::MessagesPage {
+        messages: page.entries.iter().map(|e| message_out(e)).collect(),
+        last_seq: page.last_seq,
+        removed_at: page.removed_at,
+    }
 }
 
 /// One entry of a binary page, borrowing the stored message (no copy).
@@ -229,13 +242,7 @@ async fn run_stream(
         } else {
             for e in &page.entries {
                 after = e.seq;
-                let out = api::MessageOut {
-                    seq: e.seq,
-                    epoch: e.epoch,
-                    kind: e.kind.as_str().into(),
-                    message: e.message.clone(),
-                };
-                let Ok(text) = serde_json::to_string(&out) else { return };
+                let Ok(text) = serde_json::to_string(&message_out(e)) else { return };
                 if socket.send(Message::Text(text.into())).await.is_err() {
                     return;
                 }

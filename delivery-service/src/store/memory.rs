@@ -83,13 +83,7 @@ impl Store for MemoryStore {
     ) -> Result<KeyPackageCounts, StoreError> {
         let mut g = self.lock()?;
         let entry = g.key_packages.entry((user.to_string(), suite)).or_default();
-        let existing = entry.0.len() as u64;
-        if existing + one_time.len() as u64 > cap {
-            return Err(StoreError::Quota(format!(
-                "{existing} one-time KeyPackages stored, {} more would exceed the cap of {cap}",
-                one_time.len()
-            )));
-        }
+        super::check_key_package_cap(entry.0.len() as u64, one_time.len(), cap)?;
         entry.0.extend(one_time.iter().cloned());
         if let Some(lr) = last_resort {
             entry.1 = Some(lr.to_vec());

@@ -179,3 +179,15 @@ pub trait Store: Send + Sync + 'static {
     /// Concurrent callers share one fsync.
     fn persist(&self) -> PersistFuture;
 }
+
+/// The one-time count after adding `adding` packages to `existing`, if it
+/// stays within `cap`; otherwise [`StoreError::Quota`] (both stores' rule).
+pub(crate) fn check_key_package_cap(existing: u64, adding: usize, cap: u64) -> Result<u64, StoreError> {
+    let total = existing + adding as u64;
+    if total > cap {
+        return Err(StoreError::Quota(format!(
+            "{existing} one-time KeyPackages stored, {adding} more would exceed the cap of {cap}"
+        )));
+    }
+    Ok(total)
+}

@@ -220,13 +220,7 @@ impl Store for SledStore {
     ) -> Result<KeyPackageCounts, StoreError> {
         let _guard = self.kp_lock.lock().map_err(|_| StoreError::Db("key package lock poisoned".into()))?;
         let existing = self.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64;
-        let total = existing + one_time.len() as u64;
-        if total > cap {
-            return Err(StoreError::Quota(format!(
-                "{existing} one-time KeyPackages stored, {} more would exceed the cap of {cap}",
-                one_time.len()
-            )));
-        }
+        let total = super::check_key_package_cap(existing, one_time.len(), cap)?;
         let mut batch = sled::Batch::default();
         for kp in one_time {
             let mut key = kp_prefix(user, suite, KP_ONE_TIME);
@@ -319,10 +313,7 @@ impl Store for SledStore {
         (&self.groups, &self.log, &self.inbox)
             .transaction(|(groups, log, inbox)| {
                 if log.get(key)?.is_some() {
-                    return Err(ConflictableTransactionError::Abort(StoreError::Conflict(format!(
-                        "log sequence number {} is taken",
-                        entry.seq
-                    ))));
+                    return Err(ConflictableTransactionError::Abort(seq_taken(entry.seq)));
                 }
                 log.insert(&key[..], entry_value.as_slice())?;
                 groups.insert(record.group_id.as_slice(), group_value.as_slice())?;
@@ -348,7 +339,7 @@ impl Store for SledStore {
             None => {
                 let res = self.log.compare_and_swap(key, None as Option<&[u8]>, Some(entry_value))?;
                 if res.is_err() {
-                    return Err(StoreError::Conflict(format!("log sequence number {} is taken", entry.seq)));
+                    return Err(seq_taken(entry.seq));
                 }
             }
             Some(record) => {
@@ -356,10 +347,7 @@ impl Store for SledStore {
                 (&self.groups, &self.log)
                     .transaction(|(groups, log)| {
                         if log.get(key)?.is_some() {
-                            return Err(ConflictableTransactionError::Abort(StoreError::Conflict(format!(
-                                "log sequence number {} is taken",
-                                entry.seq
-                            ))));
+                            return Err(ConflictableTransactionError::Abort(seq_taken(entry.seq)));
                         }
                         log.insert(&key[..], entry_value.as_slice())?;
                         groups.insert(record.group_id.as_slice(), group_value.as_slice())?;
@@ -481,4 +469,9 @@ impl Store for SledStore {
             }
         })
     }
+}
+
+/// The error of an append whose sequence number is already in the log.
+fn seq_taken(seq: u64) -> StoreError {
+    StoreError::Conflict(format!("log sequence number {seq} is taken"))
 }

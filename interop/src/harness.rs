@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 
+use openmls_rust_crypto::RustCrypto;
+use openmls_traits::crypto::OpenMlsCrypto;
+use openmls_traits::types::Ciphersuite;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 
-use crate::suite::Suite;
 use crate::Error;
 
 /// The mlswg/mls-implementations commit the vector set was taken from
@@ -37,6 +39,12 @@ impl<'de> Deserialize<'de> for Hex {
     }
 }
 
+impl AsRef<[u8]> for Hex {
+    fn as_ref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
 impl std::ops::Deref for Hex {
     type Target = [u8];
     fn deref(&self) -> &[u8] {
@@ -55,11 +63,38 @@ pub struct Failure {
     pub error: String,
 }
 
-/// The counts for one vector file.
+/// What a vector file's cases are run through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub enum Route {
+    /// openmls's public API and its crypto provider (the code Grove ships);
+    /// for the passive-client files, on Grove's client store.
+    #[default]
+    Openmls,
+    /// The reference model (`interop::reference`, feature `reference-model`):
+    /// our own implementation of RFC 9420 on the provider's primitives.
+    Reference,
+}
+
+impl Route {
+    /// Both routes, in report order.
+    pub const ALL: [Route; 2] = [Route::Openmls, Route::Reference];
+
+    /// The name used in reports and test output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Route::Openmls => "openmls",
+            Route::Reference => "reference model",
+        }
+    }
+}
+
+/// The counts for one vector file on one route.
 #[derive(Debug, Clone, Default)]
 pub struct FileReport {
     /// The file name, e.g. `tree-math.json`.
     pub file: String,
+    /// What the cases ran through.
+    pub route: Route,
     /// Number of cases in the file.
     pub total: usize,
     /// Cases that ran and passed every check.
@@ -89,7 +124,7 @@ impl FileReport {
     /// One summary line: passed / failed / skipped by suite.
     pub fn summary_line(&self) -> String {
         if let Some(e) = &self.load_error {
-            return format!("{}: NOT LOADED: {e}", self.file);
+            return format!("{} via {}: NOT LOADED: {e}", self.file, self.route.name());
         }
         let skipped = if self.skipped_by_suite.is_empty() {
             "none".to_string()
@@ -97,8 +132,9 @@ impl FileReport {
             self.skipped_by_suite.iter().map(|(s, n)| format!("0x{s:04x}:{n}")).collect::<Vec<_>>().join(" ")
         };
         format!(
-            "{}: {} cases, passed {}, failed {}, skipped {} (by suite: {}){}",
+            "{} via {}: {} cases, passed {}, failed {}, skipped {} (by suite: {}){}",
             self.file,
+            self.route.name(),
             self.total,
             self.passed,
             self.failed.len(),
@@ -117,13 +153,31 @@ pub trait CaseVerifier {
     /// The case's `cipher_suite`, or `None` for suite-independent files.
     fn suite(case: &Self::Case) -> Option<u16>;
 
-    /// Runs every check on a case whose suite (if any) is supported.
-    fn verify(case: &Self::Case, suite: Option<&Suite>) -> Result<(), Error>;
+    /// Runs every check on a case whose suite (if any) the provider supports.
+    fn verify(case: &Self::Case, suite: Option<Ciphersuite>) -> Result<(), Error>;
+}
+
+/// The suite for an RFC 9420 code point, or `None` when the crypto provider
+/// (`RustCrypto`) does not implement it: the case is then skipped.
+pub fn supported_suite(code: u16) -> Option<Ciphersuite> {
+    let cs = Ciphersuite::try_from(code).ok()?;
+    RustCrypto::default().supports(cs).ok()?;
+    Some(cs)
+}
+
+/// Runs `V` on one case given as JSON (the negative tests alter cases this
+/// way); an error if the case does not parse or its suite is not supported.
+pub fn verify_json<V: CaseVerifier>(case: &serde_json::Value) -> Result<(), Error> {
+    let case: V::Case = serde_json::from_value(case.clone()).map_err(|e| Error::decode(format!("case shape: {e}")))?;
+    let suite = V::suite(&case)
+        .map(|code| supported_suite(code).ok_or_else(|| Error::decode(format!("suite 0x{code:04x} not supported"))))
+        .transpose()?;
+    V::verify(&case, suite)
 }
 
 /// Loads `file` from `dir` and runs `V` on every case.
-pub fn run_file<V: CaseVerifier>(dir: &Path, file: &str) -> FileReport {
-    let mut report = FileReport { file: file.to_string(), ..FileReport::default() };
+pub fn run_file<V: CaseVerifier>(dir: &Path, file: &str, route: Route) -> FileReport {
+    let mut report = FileReport { file: file.to_string(), route, ..FileReport::default() };
     let path = dir.join(file);
     let cases: Vec<V::Case> = match std::fs::read(&path)
         .map_err(|e| e.to_string())
@@ -140,7 +194,7 @@ pub fn run_file<V: CaseVerifier>(dir: &Path, file: &str) -> FileReport {
         let code = V::suite(case);
         let suite = match code {
             None => None,
-            Some(code) => match Suite::new(code) {
+            Some(code) => match supported_suite(code) {
                 Some(suite) => Some(suite),
                 None => {
                     *report.skipped_by_suite.entry(code).or_default() += 1;
@@ -148,7 +202,7 @@ pub fn run_file<V: CaseVerifier>(dir: &Path, file: &str) -> FileReport {
                 }
             },
         };
-        let result = catch_unwind(AssertUnwindSafe(|| V::verify(case, suite.as_ref()))).unwrap_or_else(|panic| {
+        let result = catch_unwind(AssertUnwindSafe(|| V::verify(case, suite))).unwrap_or_else(|panic| {
             let msg = panic
                 .downcast_ref::<String>()
                 .cloned()
@@ -167,22 +221,33 @@ pub fn run_file<V: CaseVerifier>(dir: &Path, file: &str) -> FileReport {
     report
 }
 
-/// The body of each `#[test]`: runs one file, prints its summary line and
-/// failures, and panics unless [`FileReport::ok`].
+/// The vector folder for a test, or `None` (after printing `SKIPPED: ...`)
+/// when it is missing. Under `CI=true` a missing folder is a failure: this
+/// panics instead.
+pub fn vectors_or_skip() -> Option<PathBuf> {
+    let dir = vectors_dir();
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    let msg = format!("SKIPPED: MLS test vectors not found at {} (set {VECTORS_ENV})", dir.display());
+    if std::env::var("CI").as_deref() == Ok("true") {
+        panic!("{msg}; CI=true, so this is a failure");
+    }
+    println!("{msg}");
+    None
+}
+
+/// The body of each `#[test]`: runs one file on one route, prints its
+/// summary line and failures, and panics unless [`FileReport::ok`].
 ///
 /// Without the vector folder it prints `SKIPPED: ...` and returns, unless the
 /// environment has `CI=true`, where a missing folder is a failure.
-pub fn test_file(file: &str) {
-    let dir = vectors_dir();
-    if !dir.is_dir() {
-        let msg = format!("SKIPPED: MLS test vectors not found at {} (set {VECTORS_ENV})", dir.display());
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{msg}; CI=true, so this is a failure");
-        }
-        println!("{msg}");
+pub fn test_file(file: &str, route: Route) {
+    let Some(dir) = vectors_or_skip() else {
         return;
-    }
-    let report = crate::run_named(&dir, file).unwrap_or_else(|| panic!("no verifier registered for {file}"));
+    };
+    let report = crate::run_named(&dir, file, route)
+        .unwrap_or_else(|| panic!("no {} verifier registered for {file}", route.name()));
     println!("{}", report.summary_line());
     for f in &report.failed {
         println!("  case {} (suite {}): {}", f.index, f.suite.map_or("-".into(), |s| format!("0x{s:04x}")), f.error);

@@ -15,66 +15,26 @@
 //! store is also closed and opened again ([`ClientStore::reopen`]) after the
 //! join, every 25 epochs and after the last epoch, and the group loaded from
 //! the reopened store must have the same epoch authenticator.
-//! [`memory_provider`] gives the same run on openmls's in-memory storage.
+//! [`crate::provider::memory_provider`] gives the same run on openmls's
+//! in-memory storage.
 
 use std::path::PathBuf;
 
 use grove_client::storage::{GroveProvider, SledStorage, TxnProvider};
-use openmls::framing::{MlsMessageBodyIn, MlsMessageIn, ProcessedMessageContent};
+use openmls::framing::{MlsMessageBodyIn, ProcessedMessageContent};
 use openmls::group::{GroupId, MlsGroup, MlsGroupJoinConfig, StagedWelcome, MIXED_PLAINTEXT_WIRE_FORMAT_POLICY};
-use openmls::key_packages::errors::KeyPackageVerifyError;
-use openmls::key_packages::{KeyPackage, KeyPackageBundle};
-use openmls::prelude::{ProtocolVersion, RatchetTreeIn};
+use openmls::prelude::RatchetTreeIn;
 use openmls::schedule::PreSharedKeyId;
 use openmls_memory_storage::MemoryStorage;
 use openmls_rust_crypto::RustCrypto;
-use openmls_traits::crypto::OpenMlsCrypto;
-use openmls_traits::storage::{StorageProvider, CURRENT_VERSION};
-use openmls_traits::types::{Ciphersuite, HpkePrivateKey};
+use openmls_traits::types::Ciphersuite;
 use openmls_traits::OpenMlsProvider;
 use serde::Deserialize;
 use tls_codec::Deserialize as _;
 
 use crate::harness::Hex;
-use crate::suite::Suite;
+use crate::provider::{check_signature_key, decode_message, own_key_package, store_key_package, VectorProvider};
 use crate::{expect_bytes, Error};
-
-/// The provider's crypto ([`RustCrypto`]) paired with any storage.
-#[derive(Debug, Default)]
-pub struct VectorProvider<S> {
-    crypto: RustCrypto,
-    storage: S,
-}
-
-impl<S> VectorProvider<S> {
-    /// Pairs `storage` with a fresh [`RustCrypto`].
-    pub fn new(storage: S) -> Self {
-        Self { crypto: RustCrypto::default(), storage }
-    }
-}
-
-impl<S: StorageProvider<CURRENT_VERSION>> OpenMlsProvider for VectorProvider<S> {
-    type CryptoProvider = RustCrypto;
-    type RandProvider = RustCrypto;
-    type StorageProvider = S;
-
-    fn storage(&self) -> &S {
-        &self.storage
-    }
-
-    fn crypto(&self) -> &RustCrypto {
-        &self.crypto
-    }
-
-    fn rand(&self) -> &RustCrypto {
-        &self.crypto
-    }
-}
-
-/// A provider on openmls's in-memory storage.
-pub fn memory_provider() -> VectorProvider<MemoryStorage> {
-    VectorProvider::new(MemoryStorage::default())
-}
 
 /// An external PSK to import before joining.
 #[derive(Debug, Deserialize)]
@@ -105,47 +65,6 @@ pub struct PassiveCase {
     ratchet_tree: Option<Hex>,
     initial_epoch_authenticator: Hex,
     epochs: Vec<Epoch>,
-}
-
-fn decode_message(bytes: &[u8], what: &str) -> Result<MlsMessageIn, Error> {
-    MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| Error::openmls(what, e))
-}
-
-/// Builds the [`KeyPackageBundle`] for the vector's KeyPackage and private
-/// keys.
-///
-/// openmls has no public constructor for a bundle with given private keys
-/// (`KeyPackageBundle::new` needs `test-utils`), but the bundle is a public
-/// serde type: its fields are part of openmls's storage format, checked by its
-/// storage-stability tests. We build that form and let openmls deserialize it.
-fn key_package_bundle(
-    key_package: &KeyPackage,
-    init_priv: &[u8],
-    encryption_priv: &[u8],
-) -> Result<KeyPackageBundle, Error> {
-    let value = serde_json::json!({
-        "key_package": to_value(key_package)?,
-        "private_init_key": to_value(&HpkePrivateKey::from(init_priv))?,
-        "private_encryption_key": { "key": to_value(&HpkePrivateKey::from(encryption_priv))? },
-    });
-    serde_json::from_value(value).map_err(|e| Error::openmls("building KeyPackageBundle", e))
-}
-
-/// Verifies the KeyPackage's and its leaf's signatures with our own codec.
-fn verify_key_package_signatures(cs: Ciphersuite, msg: &[u8]) -> Result<(), Error> {
-    let suite = Suite::new(cs.into()).ok_or_else(|| Error::decode("suite not supported by the provider"))?;
-    let kp = crate::checks::welcome::key_package_of(msg)?;
-    suite.verify_with_label(
-        &kp.leaf_node.signature_key,
-        b"LeafNodeTBS",
-        &kp.leaf_node.tbs(&[], 0),
-        &kp.leaf_node.signature,
-    )?;
-    suite.verify_with_label(&kp.leaf_node.signature_key, b"KeyPackageTBS", &kp.tbs(), &kp.signature)
-}
-
-fn to_value<T: serde::Serialize>(v: &T) -> Result<serde_json::Value, Error> {
-    serde_json::to_value(v).map_err(|e| Error::openmls("serializing with serde", e))
 }
 
 /// A client's local state: an [`OpenMlsProvider`] whose writes can be
@@ -361,41 +280,10 @@ fn import_keys<P: OpenMlsProvider>(provider: &P, cs: Ciphersuite, case: &Passive
     }
 
     // The KeyPackage, validated by openmls, with our private keys.
-    let key_package = match decode_message(&case.key_package, "key_package")?.extract() {
-        MlsMessageBodyIn::KeyPackage(kp) => kp,
-        _ => return Err(Error::decode("key_package is not a KeyPackage message")),
-    };
-    let key_package: KeyPackage = match key_package.clone().validate(provider.crypto(), ProtocolVersion::Mls10) {
-        Ok(kp) => kp,
-        // The vectors' KeyPackages carry lifetimes that have since expired,
-        // and openmls checks them against the wall clock with no switch. We
-        // hold this KeyPackage ourselves (we are not accepting it from
-        // someone), so we check both of its signatures with our own code and
-        // take it as is; every other validation error is a failure.
-        Err(KeyPackageVerifyError::LifetimeError(_)) => {
-            verify_key_package_signatures(cs, &case.key_package)?;
-            serde_json::from_value(to_value(&key_package)?)
-                .map_err(|e| Error::openmls("converting the KeyPackage", e))?
-        }
-        Err(e) => return Err(Error::openmls("validating key_package", e)),
-    };
+    let key_package = own_key_package(provider.crypto(), &case.key_package)?;
     // The signature key is not needed to stay passive; check that it matches.
-    let probe = b"grove interop: signature_priv matches the KeyPackage";
-    let sig = provider
-        .crypto()
-        .sign(cs.signature_algorithm(), probe, &case.signature_priv)
-        .map_err(|e| Error::crypto("signing with signature_priv", e))?;
-    provider
-        .crypto()
-        .verify_signature(cs.signature_algorithm(), probe, key_package.leaf_node().signature_key().as_slice(), &sig)
-        .map_err(|e| Error::crypto("signature_priv vs KeyPackage signature key", e))?;
-
-    let bundle = key_package_bundle(&key_package, &case.init_priv, &case.encryption_priv)?;
-    let hash_ref = key_package.hash_ref(provider.crypto()).map_err(|e| Error::openmls("KeyPackageRef", e))?;
-    provider
-        .storage()
-        .write_key_package(&hash_ref, &bundle)
-        .map_err(|e| Error::openmls("storing the KeyPackageBundle", e))
+    check_signature_key(provider.crypto(), cs, &case.signature_priv, &key_package)?;
+    store_key_package(provider, &key_package, &case.init_priv, &case.encryption_priv)
 }
 
 fn process<P: OpenMlsProvider>(

@@ -2,9 +2,10 @@
 //! `passive-client-random.json`: a passive member joins and follows the group
 //! through openmls, on Grove's client store (`grove_client`'s sled storage).
 
+use openmls_traits::types::Ciphersuite;
+
 use crate::harness::CaseVerifier;
 use crate::passive::{run_passive_client, GroveStore, PassiveCase};
-use crate::suite::Suite;
 use crate::Error;
 
 /// Runs [`run_passive_client`] on a fresh Grove client store per case: a
@@ -21,7 +22,7 @@ impl CaseVerifier for PassiveClient {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &PassiveCase, _: Option<&Suite>) -> Result<(), Error> {
+    fn verify(c: &PassiveCase, _: Option<Ciphersuite>) -> Result<(), Error> {
         let dir = tempfile::tempdir().map_err(|e| Error::store("creating a temporary home", e))?;
         let mut store = GroveStore::open(dir.path().join("grove-home"))?;
         run_passive_client(&mut store, c)

@@ -3,9 +3,10 @@
 use serde::Deserialize;
 
 use crate::harness::{CaseVerifier, Hex};
-use crate::secret_tree::{leaf_secret, ratchet_key, sender_data_key, RatchetKind};
-use crate::suite::Suite;
+use crate::reference::secret_tree::{leaf_secret, ratchet_key, sender_data_key, RatchetKind};
+use crate::reference::suite::Suite;
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// `sender_data`.
 #[derive(Debug, Deserialize)]
@@ -46,8 +47,8 @@ impl CaseVerifier for SecretTree {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let sd = &c.sender_data;
         let kn = sender_data_key(s, &sd.sender_data_secret, &sd.ciphertext)?;
         expect_bytes("sender_data.key", &sd.key, &kn.key)?;

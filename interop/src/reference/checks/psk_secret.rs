@@ -3,9 +3,10 @@
 use serde::Deserialize;
 
 use crate::harness::{CaseVerifier, Hex};
-use crate::key_schedule::{external_psk_id, psk_secret};
-use crate::suite::Suite;
+use crate::reference::key_schedule::{external_psk_id, psk_secret};
+use crate::reference::suite::Suite;
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// One PSK.
 #[derive(Debug, Deserialize)]
@@ -34,8 +35,8 @@ impl CaseVerifier for PskSecret {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let psks: Vec<_> = c.psks.iter().map(|p| (external_psk_id(&p.psk_id, &p.psk_nonce), p.psk.0.clone())).collect();
         expect_bytes("psk_secret", &c.psk_secret, &psk_secret(s, &psks)?)
     }

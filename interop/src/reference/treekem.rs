@@ -4,12 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::mls::{
+use crate::reference::mls::{
     Codec, GroupContext, HpkeCiphertext, LeafNode, LeafNodeSource, Node, ParentNode, UpdatePath, UpdatePathNode,
 };
-use crate::suite::Suite;
-use crate::tree::Tree;
-use crate::tree_math as tm;
+use crate::reference::suite::Suite;
+use crate::reference::tree::Tree;
+use crate::reference::tree_math as tm;
 use crate::{expect_bytes, Error};
 
 /// What a member knows: its leaf's private key and the path secrets of

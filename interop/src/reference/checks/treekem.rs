@@ -3,13 +3,14 @@
 use serde::Deserialize;
 
 use crate::harness::{CaseVerifier, Hex};
-use crate::mls::{Codec, GroupContext, UpdatePath};
-use crate::suite::Suite;
-use crate::tree::Tree;
-use crate::treekem::{
+use crate::reference::mls::{Codec, GroupContext, UpdatePath};
+use crate::reference::suite::Suite;
+use crate::reference::tree::Tree;
+use crate::reference::treekem::{
     apply_update_path, check_key_pair, create_update_path, decrypt_update_path, node_key_pair, MemberSecrets,
 };
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// A path secret a member holds.
 #[derive(Debug, Deserialize)]
@@ -60,8 +61,8 @@ impl CaseVerifier for TreeKem {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let tree = Tree::decode(&c.ratchet_tree)?;
         let members: Vec<MemberSecrets> = c
             .leaves_private

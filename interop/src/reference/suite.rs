@@ -8,7 +8,7 @@ use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::random::OpenMlsRand;
 use openmls_traits::types::{Ciphersuite, HpkeCiphertext};
 
-use crate::codec::Writer;
+use crate::reference::codec::Writer;
 use crate::Error;
 
 /// The label prefix of every labeled operation.
@@ -35,6 +35,13 @@ impl Suite {
         let crypto = RustCrypto::default();
         crypto.supports(cs).ok()?;
         Some(Self { cs, crypto })
+    }
+
+    /// The suite of a case the harness has let through (its suite is
+    /// supported); an error for a suite-less case.
+    pub fn required(cs: Option<Ciphersuite>) -> Result<Self, Error> {
+        let cs = cs.ok_or_else(|| Error::decode("suite required"))?;
+        Self::new(cs.into()).ok_or_else(|| Error::decode("suite not supported by the provider"))
     }
 
     /// The code point.

@@ -3,10 +3,11 @@
 use serde::Deserialize;
 
 use crate::harness::{CaseVerifier, Hex};
-use crate::key_schedule::{exporter, from_joiner, joiner_secret};
-use crate::mls::{Codec, GroupContext};
-use crate::suite::Suite;
+use crate::reference::key_schedule::{exporter, from_joiner, joiner_secret};
+use crate::reference::mls::{Codec, GroupContext};
+use crate::reference::suite::Suite;
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// `exporter`.
 #[derive(Debug, Deserialize)]
@@ -63,8 +64,8 @@ impl CaseVerifier for KeySchedule {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let mut init_secret = c.initial_init_secret.0.clone();
         for (i, e) in c.epochs.iter().enumerate() {
             let f = |name: &str| format!("epochs[{i}].{name}");

@@ -3,9 +3,9 @@
 use serde::Deserialize;
 
 use crate::harness::CaseVerifier;
-use crate::suite::Suite;
-use crate::tree_math as tm;
+use crate::reference::tree_math as tm;
 use crate::{expect_eq, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// One case.
 #[derive(Debug, Deserialize)]
@@ -30,7 +30,7 @@ impl CaseVerifier for TreeMath {
         None
     }
 
-    fn verify(c: &Case, _: Option<&Suite>) -> Result<(), Error> {
+    fn verify(c: &Case, _: Option<Ciphersuite>) -> Result<(), Error> {
         let n = c.n_leaves;
         expect_eq("n_nodes", c.n_nodes, tm::node_width(n))?;
         expect_eq("root", c.root, tm::root(n))?;

@@ -2,12 +2,13 @@
 
 use serde::Deserialize;
 
-use crate::codec::Writer;
 use crate::harness::{CaseVerifier, Hex};
-use crate::key_schedule::{confirmed_transcript_hash, interim_transcript_hash};
-use crate::mls::{AuthenticatedContent, Codec, Content};
-use crate::suite::Suite;
+use crate::reference::codec::Writer;
+use crate::reference::key_schedule::{confirmed_transcript_hash, interim_transcript_hash};
+use crate::reference::mls::{AuthenticatedContent, Codec, Content};
+use crate::reference::suite::Suite;
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// One case.
 #[derive(Debug, Deserialize)]
@@ -32,8 +33,8 @@ impl CaseVerifier for TranscriptHashes {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let ac = AuthenticatedContent::decode_exact(&c.authenticated_content)?;
         expect_bytes("authenticated_content (re-encoded)", &c.authenticated_content, &ac.to_bytes())?;
         if !matches!(ac.content.content, Content::Commit(_)) {

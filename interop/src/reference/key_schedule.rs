@@ -2,9 +2,9 @@
 //! transcript hashes (§8.2), written from the RFC on the provider's HKDF,
 //! HMAC and hash.
 
-use crate::codec::Writer;
-use crate::mls::{Codec, PskId, PskKind};
-use crate::suite::Suite;
+use crate::reference::codec::Writer;
+use crate::reference::mls::{Codec, PskId, PskKind};
+use crate::reference::suite::Suite;
 use crate::Error;
 
 /// Every secret of one epoch.

@@ -4,10 +4,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::codec::Writer;
-use crate::mls::{Codec, LeafNode, Node, ParentNode, RatchetTree};
-use crate::suite::Suite;
-use crate::tree_math as tm;
+use crate::reference::codec::Writer;
+use crate::reference::mls::{Codec, LeafNode, Node, ParentNode, RatchetTree};
+use crate::reference::suite::Suite;
+use crate::reference::tree_math as tm;
 use crate::Error;
 
 /// A full tree: `2 * n_leaves - 1` node slots, `n_leaves` a power of two.

@@ -3,10 +3,11 @@
 use serde::Deserialize;
 
 use crate::harness::{CaseVerifier, Hex};
-use crate::mls::{Codec, Proposal};
-use crate::suite::Suite;
-use crate::tree::Tree;
+use crate::reference::mls::{Codec, Proposal};
+use crate::reference::suite::Suite;
+use crate::reference::tree::Tree;
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// One case.
 #[derive(Debug, Deserialize)]
@@ -31,8 +32,8 @@ impl CaseVerifier for TreeOperations {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let mut tree = Tree::decode(&c.tree_before)?;
         expect_bytes("tree_hash_before", &c.tree_hash_before, &tree.root_hash(s)?)?;
         match Proposal::decode_exact(&c.proposal)? {

@@ -2,10 +2,10 @@
 //! tags, PrivateMessage encryption with the secret tree and sender data,
 //! written from the RFC on the provider's signature, MAC and AEAD.
 
-use crate::codec::{Reader, Writer};
-use crate::mls::{AuthData, Codec, Content, FramedContent, PrivateMessage, PublicMessage, Sender};
-use crate::secret_tree::{leaf_secret, ratchet_key, sender_data_key, RatchetKind};
-use crate::suite::Suite;
+use crate::reference::codec::{Reader, Writer};
+use crate::reference::mls::{AuthData, Codec, Content, FramedContent, PrivateMessage, PublicMessage, Sender};
+use crate::reference::secret_tree::{leaf_secret, ratchet_key, sender_data_key, RatchetKind};
+use crate::reference::suite::Suite;
 use crate::{expect_bytes, Error};
 
 /// `wire_format` of a PublicMessage.

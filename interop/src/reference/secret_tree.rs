@@ -1,7 +1,7 @@
 //! The secret tree (§9) and the sender-data keys (§6.3.2), from the RFC.
 
-use crate::suite::Suite;
-use crate::tree_math as tm;
+use crate::reference::suite::Suite;
+use crate::reference::tree_math as tm;
 use crate::Error;
 
 /// Which ratchet of a leaf.

@@ -3,11 +3,12 @@
 
 use serde::Deserialize;
 
-use crate::framing::GroupKeys;
 use crate::harness::{CaseVerifier, Hex};
-use crate::mls::{Codec, Commit, Content, FramedContent, GroupContext, MlsMessage, Proposal, Sender};
-use crate::suite::Suite;
+use crate::reference::framing::GroupKeys;
+use crate::reference::mls::{Codec, Commit, Content, FramedContent, GroupContext, MlsMessage, Proposal, Sender};
+use crate::reference::suite::Suite;
 use crate::{expect_bytes, Error};
+use openmls_traits::types::Ciphersuite;
 
 /// One case.
 #[derive(Debug, Deserialize)]
@@ -34,14 +35,14 @@ pub struct Case {
 
 const SENDER: u32 = 1;
 
-fn public_of(bytes: &[u8]) -> Result<crate::mls::PublicMessage, Error> {
+fn public_of(bytes: &[u8]) -> Result<crate::reference::mls::PublicMessage, Error> {
     match MlsMessage::decode_exact(bytes)? {
         MlsMessage::Public(m) => Ok(m),
         _ => Err(Error::decode("expected a PublicMessage")),
     }
 }
 
-fn private_of(bytes: &[u8]) -> Result<crate::mls::PrivateMessage, Error> {
+fn private_of(bytes: &[u8]) -> Result<crate::reference::mls::PrivateMessage, Error> {
     match MlsMessage::decode_exact(bytes)? {
         MlsMessage::Private(m) => Ok(m),
         _ => Err(Error::decode("expected a PrivateMessage")),
@@ -49,7 +50,7 @@ fn private_of(bytes: &[u8]) -> Result<crate::mls::PrivateMessage, Error> {
 }
 
 fn body(c: &Content) -> Vec<u8> {
-    let mut w = crate::codec::Writer::new();
+    let mut w = crate::reference::codec::Writer::new();
     c.encode_body(&mut w);
     w.finish()
 }
@@ -67,8 +68,8 @@ impl CaseVerifier for MessageProtection {
         Some(c.cipher_suite)
     }
 
-    fn verify(c: &Case, suite: Option<&Suite>) -> Result<(), Error> {
-        let s = suite.ok_or_else(|| Error::decode("suite required"))?;
+    fn verify(c: &Case, cs: Option<Ciphersuite>) -> Result<(), Error> {
+        let s = &Suite::required(cs)?;
         let keys = GroupKeys {
             suite: s,
             group_context: GroupContext {
@@ -153,8 +154,8 @@ impl CaseVerifier for MessageProtection {
         if keys.protect_public(app.clone(), &c.signature_priv, None).is_ok() {
             return Err(Error::NotRefused("sending application data as PublicMessage".into()));
         }
-        let auth = keys.sign(crate::framing::WIRE_PUBLIC, &app, &c.signature_priv, None)?;
-        let forged = crate::mls::PublicMessage { content: app, auth, membership_tag: Some(vec![0; s.nh()]) };
+        let auth = keys.sign(crate::reference::framing::WIRE_PUBLIC, &app, &c.signature_priv, None)?;
+        let forged = crate::reference::mls::PublicMessage { content: app, auth, membership_tag: Some(vec![0; s.nh()]) };
         if keys.unprotect_public(&forged, &c.signature_pub).is_ok() {
             return Err(Error::NotRefused("receiving application data as PublicMessage".into()));
         }

@@ -102,9 +102,9 @@ impl<'de> Deserialize<'de> for GroupId {
     }
 }
 
-/// A user name: 1 to [`MAX_USER_NAME_LEN`] characters from `A-Z a-z 0-9 . _
-/// - @`, starting with a letter or digit. It is the identity of the user's
-/// MLS BasicCredential.
+/// A user name: 1 to [`MAX_USER_NAME_LEN`] characters from
+/// `A-Z a-z 0-9 . _ - @`, starting with a letter or digit. It is the identity
+/// of the user's MLS BasicCredential.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct UserName(String);
 

@@ -144,7 +144,7 @@ async fn main() -> anyhow::Result<()> {
         .env("RUST_LOG", "warn")
         .spawn()
         .with_context(|| {
-            format!("starting {} (build it with: cargo build --release -p delivery-service)", exe.display())
+            format!("starting {} (build it with: cargo build --release -p delivery-service -p ds-bench)", exe.display())
         })?;
     let result = run(&args, port, child.id()).await;
     let _ = child.kill();
@@ -160,6 +160,24 @@ fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
     Ok(d)
 }
 
+/// One group of the benchmark: its id, its members and its senders' pools of
+/// pre-encrypted messages (token, messages).
+struct BenchGroup {
+    gid: api::GroupId,
+    members: Vec<Client>,
+    pools: Vec<(String, Vec<bytes::Bytes>)>,
+}
+
+/// Counters the timed phase shares between its tasks.
+#[derive(Clone)]
+struct Shared {
+    stop: Arc<AtomicBool>,
+    sent_at: Arc<Mutex<HashMap<(usize, u64), Instant>>>,
+    accepted: Arc<AtomicU64>,
+    deliveries: Arc<AtomicU64>,
+    send_hist: Arc<Mutex<Histogram<u64>>>,
+}
+
 async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
@@ -171,195 +189,54 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
     }
     let g = args.group_size.max(2);
     let n_groups = args.senders.div_ceil(g).max(1);
-    let mut groups = Vec::new(); // (gid, members, sender pools)
+    let mut groups = Vec::new();
     let mut senders_left = args.senders;
     for gi in 0..n_groups {
-        let mut members = Vec::new();
-        for mi in 0..g {
-            members.push(new_client(&http, &base, format!("g{gi}m{mi}")).await?);
-        }
-        // Everyone but the creator uploads one KeyPackage; the creator adds all.
-        let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
-        let mut kps = Vec::new();
-        for m in &members[1..] {
-            let kp = KeyPackage::builder().build(suite, &m.provider, &m.signer, m.cwk.clone())?.key_package().clone();
-            kps.push(kp);
-        }
-        let cfg = MlsGroupCreateConfig::builder()
-            .ciphersuite(suite)
-            .use_ratchet_tree_extension(true)
-            .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-            .build();
-        let creator = &members[0];
-        let mut group = MlsGroup::new(&creator.provider, &creator.signer, &cfg, creator.cwk.clone())?;
-        let gi_msg = group.export_group_info(creator.provider.crypto(), &creator.signer, false)?;
-        let body = api::GroupCreateBody {
-            group_info: gi_msg.tls_serialize_detached()?.into(),
-            ratchet_tree: group.export_ratchet_tree().tls_serialize_detached()?.into(),
-        };
-        ok_json(
-            http.post(format!("{base}{}", api::routes::GROUPS))
-                .bearer_auth(&creator.token)
-                .header("content-type", api::MEDIA_GROUP_CREATE)
-                .body(body.tls_serialize_detached()?)
-                .send()
-                .await?,
-            "create group",
-        )
-        .await?;
-        let gid = api::GroupId::from_bytes(group.group_id().as_slice())?;
-        let (commit, welcome, _) = group.add_members(&creator.provider, &creator.signer, &kps)?;
-        let bundle = api::CommitBundleBody {
-            commit: commit.tls_serialize_detached()?.into(),
-            welcome: welcome.tls_serialize_detached()?.into(),
-            group_info: Vec::new().into(),
-        };
-        ok_json(
-            http.post(format!("{base}{}", api::routes::commits(&gid)))
-                .bearer_auth(&creator.token)
-                .header("content-type", api::MEDIA_COMMIT_BUNDLE)
-                .body(bundle.tls_serialize_detached()?)
-                .send()
-                .await?,
-            "add members",
-        )
-        .await?;
-        group.merge_pending_commit(&creator.provider)?;
-        let welcome_in = MlsMessageIn::tls_deserialize_exact(welcome.tls_serialize_detached()?)?;
-        let MlsMessageBodyIn::Welcome(welcome_in) = welcome_in.extract() else { bail!("not a welcome") };
-        // Senders of this group: pre-encrypt their pools.
         let n_send = senders_left.min(g);
         senders_left -= n_send;
-        let payload = vec![0x5a; args.size];
-        let mut pools = Vec::new();
-        for (i, m) in members.iter().take(n_send).enumerate() {
-            let mut mg = if i == 0 {
-                MlsGroup::load(m.provider.storage(), group.group_id())?.context("creator group")?
-            } else {
-                let join = MlsGroupJoinConfig::builder()
-                    .use_ratchet_tree_extension(true)
-                    .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
-                    .build();
-                StagedWelcome::new_from_welcome(&m.provider, &join, welcome_in.clone(), None)?
-                    .into_group(&m.provider)?
-            };
-            let mut pool = Vec::with_capacity(args.pool);
-            for _ in 0..args.pool {
-                pool.push(bytes::Bytes::from(
-                    mg.create_message(&m.provider, &m.signer, &payload)?.tls_serialize_detached()?,
-                ));
-            }
-            pools.push((m.token.clone(), pool));
-        }
-        groups.push((gid, members, pools));
+        groups.push(form_group(args, &http, &base, gi, g, n_send).await?);
     }
 
     // Timed phase.
-    let stop = Arc::new(AtomicBool::new(false));
-    let sent_at: Arc<Mutex<HashMap<(usize, u64), Instant>>> = Arc::new(Mutex::new(HashMap::new()));
-    let accepted = Arc::new(AtomicU64::new(0));
-    let deliveries = Arc::new(AtomicU64::new(0));
-    let send_hist = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let shared = Shared {
+        stop: Arc::new(AtomicBool::new(false)),
+        sent_at: Arc::new(Mutex::new(HashMap::new())),
+        accepted: Arc::new(AtomicU64::new(0)),
+        deliveries: Arc::new(AtomicU64::new(0)),
+        send_hist: Arc::new(Mutex::new(Histogram::<u64>::new(3)?)),
+    };
     let mut tasks = Vec::new();
     let mut receivers = Vec::new();
     let cpu_before = cpu_ticks(pid)?;
     let start = Instant::now();
-    for (gidx, (gid, members, pools)) in groups.iter().enumerate() {
-        for m in members {
-            let (http, base, gid, token, stop) =
-                (http.clone(), base.clone(), gid.clone(), m.token.clone(), stop.clone());
-            let deliveries = deliveries.clone();
-            let use_ws = args.receive == "ws";
+    for (gidx, group) in groups.iter().enumerate() {
+        for m in &group.members {
+            let (http, base, gid, token) = (http.clone(), base.clone(), group.gid.clone(), m.token.clone());
+            let (shared, use_ws) = (shared.clone(), args.receive == "ws");
             receivers.push(tokio::spawn(async move {
-                let mut after = 1u64; // skip the add commit
-                let mut seen = Vec::new();
-                if use_ws {
-                    let ws_url =
-                        format!("{}{}&format=binary", base.replacen("http", "ws", 1), api::routes::stream(&gid, after));
-                    let mut req =
-                        match tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url) {
-                            Ok(r) => r,
-                            Err(_) => return (gidx, seen),
-                        };
-                    if let Ok(v) = format!("Bearer {token}").parse() {
-                        req.headers_mut().insert("authorization", v);
-                    }
-                    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(req).await else { return (gidx, seen) };
-                    use futures_util::StreamExt as _;
-                    while !stop.load(Ordering::Relaxed) {
-                        let next = tokio::time::timeout(Duration::from_millis(200), socket.next()).await;
-                        let Ok(Some(Ok(frame))) = next else { continue };
-                        let tokio_tungstenite::tungstenite::Message::Binary(bytes) = frame else { continue };
-                        let Ok(page) = api::MessagesPageBody::tls_deserialize_exact(&bytes) else { continue };
-                        let now = Instant::now();
-                        for msg in &page.messages {
-                            seen.push((msg.seq, now));
-                        }
-                        deliveries.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
-                    }
-                    return (gidx, seen);
-                }
-                while !stop.load(Ordering::Relaxed) {
-                    let r = http
-                        .get(format!("{base}{}", api::routes::fetch(&gid, after, 500, Some(1))))
-                        .bearer_auth(&token)
-                        .header("accept", api::MEDIA_MESSAGES)
-                        .send()
-                        .await;
-                    let Ok(r) = r else { continue };
-                    let Ok(bytes) = r.bytes().await else { continue };
-                    let Ok(page) = api::MessagesPageBody::tls_deserialize_exact(&bytes) else { continue };
-                    let now = Instant::now();
-                    for msg in &page.messages {
-                        after = msg.seq;
-                        seen.push((msg.seq, now));
-                    }
-                    deliveries.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
-                }
+                let seen = if use_ws {
+                    receive_ws(&base, &gid, &token, &shared).await
+                } else {
+                    receive_poll(&http, &base, &gid, &token, &shared).await
+                };
                 (gidx, seen)
             }));
         }
-        for (token, pool) in pools.iter().cloned() {
-            let (http, base, gid, stop) = (http.clone(), base.clone(), gid.clone(), stop.clone());
-            let (sent_at, accepted, send_hist) = (sent_at.clone(), accepted.clone(), send_hist.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut i = 0;
-                while !stop.load(Ordering::Relaxed) {
-                    let t0 = Instant::now();
-                    let r = http
-                        .post(format!("{base}{}", api::routes::messages(&gid)))
-                        .bearer_auth(&token)
-                        .header("content-type", api::MEDIA_MLS)
-                        .body(pool[i % pool.len()].clone())
-                        .send()
-                        .await;
-                    i += 1;
-                    let Ok(r) = r else { continue };
-                    if r.status().as_u16() != 201 {
-                        continue;
-                    }
-                    let Ok(p) = r.json::<api::PostedResponse>().await else { continue };
-                    let dt = t0.elapsed();
-                    accepted.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut h) = send_hist.lock() {
-                        let _ = h.record(dt.as_micros() as u64);
-                    }
-                    if let Ok(mut m) = sent_at.lock() {
-                        m.insert((gidx, p.seq), t0);
-                    }
-                }
-            }));
+        for (token, pool) in &group.pools {
+            let (token, pool) = (token.clone(), pool.clone());
+            let (http, base, gid, shared) = (http.clone(), base.clone(), group.gid.clone(), shared.clone());
+            tasks.push(tokio::spawn(async move { send_loop(&http, &base, &gid, &token, &pool, gidx, &shared).await }));
         }
     }
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
-    stop.store(true, Ordering::Relaxed);
+    shared.stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_after = cpu_ticks(pid)?;
+    let cpu_secs = (cpu_ticks(pid)? - cpu_before) as f64 / 100.0; // USER_HZ on Linux
     for t in tasks {
         let _ = t.await;
     }
     let mut e2e = Histogram::<u64>::new(3)?;
-    let sent_at = sent_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let sent_at = shared.sent_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
     for r in receivers {
         let (gidx, seen) = r.await?;
         for (seq, at) in seen {
@@ -368,8 +245,195 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
             }
         }
     }
-    // Group commit as the server saw it: fsyncs and waiters served per fsync.
-    let metrics = http.get(format!("{base}/metrics")).bearer_auth("ds-bench").send().await?.text().await?;
+    let metrics =
+        http.get(format!("{base}{}", api::routes::METRICS)).bearer_auth("ds-bench").send().await?.text().await?;
+    let sh = shared.send_hist.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let run = Run {
+        g,
+        n_groups,
+        elapsed,
+        cpu_secs,
+        accepted: shared.accepted.load(Ordering::Relaxed) as f64,
+        deliveries: shared.deliveries.load(Ordering::Relaxed) as f64,
+    };
+    report(args, &run, &sh, &e2e, &metrics);
+    Ok(())
+}
+
+/// Registers `g` clients, creates a group, adds everyone, and pre-encrypts the
+/// pools of its first `n_send` members.
+async fn form_group(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    gi: usize,
+    g: usize,
+    n_send: usize,
+) -> anyhow::Result<BenchGroup> {
+    let mut members = Vec::new();
+    for mi in 0..g {
+        members.push(new_client(http, base, format!("g{gi}m{mi}")).await?);
+    }
+    // Everyone but the creator uploads one KeyPackage; the creator adds all.
+    let suite = Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519;
+    let mut kps = Vec::new();
+    for m in &members[1..] {
+        kps.push(KeyPackage::builder().build(suite, &m.provider, &m.signer, m.cwk.clone())?.key_package().clone());
+    }
+    let cfg = MlsGroupCreateConfig::builder()
+        .ciphersuite(suite)
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .build();
+    let creator = &members[0];
+    let mut group = MlsGroup::new(&creator.provider, &creator.signer, &cfg, creator.cwk.clone())?;
+    let gi_msg = group.export_group_info(creator.provider.crypto(), &creator.signer, false)?;
+    let body = api::GroupCreateBody {
+        group_info: gi_msg.tls_serialize_detached()?.into(),
+        ratchet_tree: group.export_ratchet_tree().tls_serialize_detached()?.into(),
+    };
+    let post = |path: String, media: &'static str, body: Vec<u8>| {
+        http.post(format!("{base}{path}")).bearer_auth(&creator.token).header("content-type", media).body(body).send()
+    };
+    let created = post(api::routes::GROUPS.into(), api::MEDIA_GROUP_CREATE, body.tls_serialize_detached()?).await?;
+    ok_json(created, "create group").await?;
+    let gid = api::GroupId::from_bytes(group.group_id().as_slice())?;
+    let (commit, welcome, _) = group.add_members(&creator.provider, &creator.signer, &kps)?;
+    let bundle = api::CommitBundleBody {
+        commit: commit.tls_serialize_detached()?.into(),
+        welcome: welcome.tls_serialize_detached()?.into(),
+        group_info: Vec::new().into(),
+    };
+    let added = post(api::routes::commits(&gid), api::MEDIA_COMMIT_BUNDLE, bundle.tls_serialize_detached()?).await?;
+    ok_json(added, "add members").await?;
+    group.merge_pending_commit(&creator.provider)?;
+    let welcome_in = MlsMessageIn::tls_deserialize_exact(welcome.tls_serialize_detached()?)?;
+    let MlsMessageBodyIn::Welcome(welcome_in) = welcome_in.extract() else { bail!("not a welcome") };
+    let payload = vec![0x5a; args.size];
+    let mut pools = Vec::new();
+    for (i, m) in members.iter().take(n_send).enumerate() {
+        let mut mg = if i == 0 {
+            MlsGroup::load(m.provider.storage(), group.group_id())?.context("creator group")?
+        } else {
+            let join = MlsGroupJoinConfig::builder()
+                .use_ratchet_tree_extension(true)
+                .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+                .build();
+            StagedWelcome::new_from_welcome(&m.provider, &join, welcome_in.clone(), None)?.into_group(&m.provider)?
+        };
+        let mut pool = Vec::with_capacity(args.pool);
+        for _ in 0..args.pool {
+            pool.push(bytes::Bytes::from(
+                mg.create_message(&m.provider, &m.signer, &payload)?.tls_serialize_detached()?,
+            ));
+        }
+        pools.push((m.token.clone(), pool));
+    }
+    Ok(BenchGroup { gid, members, pools })
+}
+
+/// A member following the group's WebSocket stream (binary frames): when each
+/// seq arrived.
+async fn receive_ws(base: &str, gid: &api::GroupId, token: &str, shared: &Shared) -> Vec<(u64, Instant)> {
+    use futures_util::StreamExt as _;
+    let mut seen = Vec::new();
+    // after = 1: skip the add commit.
+    let ws_url = format!("{}{}&format=binary", base.replacen("http", "ws", 1), api::routes::stream(gid, 1));
+    let Ok(mut req) = tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url) else {
+        return seen;
+    };
+    if let Ok(v) = format!("Bearer {token}").parse() {
+        req.headers_mut().insert("authorization", v);
+    }
+    let Ok((mut socket, _)) = tokio_tungstenite::connect_async(req).await else { return seen };
+    while !shared.stop.load(Ordering::Relaxed) {
+        let next = tokio::time::timeout(Duration::from_millis(200), socket.next()).await;
+        let Ok(Some(Ok(frame))) = next else { continue };
+        let tokio_tungstenite::tungstenite::Message::Binary(bytes) = frame else { continue };
+        let Ok(page) = api::MessagesPageBody::tls_deserialize_exact(&bytes) else { continue };
+        let now = Instant::now();
+        seen.extend(page.messages.iter().map(|m| (m.seq, now)));
+        shared.deliveries.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
+    }
+    seen
+}
+
+/// A member long-polling the group's log (binary pages): when each seq arrived.
+async fn receive_poll(
+    http: &reqwest::Client,
+    base: &str,
+    gid: &api::GroupId,
+    token: &str,
+    shared: &Shared,
+) -> Vec<(u64, Instant)> {
+    let mut seen = Vec::new();
+    let mut after = 1u64; // skip the add commit
+    while !shared.stop.load(Ordering::Relaxed) {
+        let r = http
+            .get(format!("{base}{}", api::routes::fetch(gid, after, 500, Some(1))))
+            .bearer_auth(token)
+            .header("accept", api::MEDIA_MESSAGES)
+            .send()
+            .await;
+        let Ok(r) = r else { continue };
+        let Ok(bytes) = r.bytes().await else { continue };
+        let Ok(page) = api::MessagesPageBody::tls_deserialize_exact(&bytes) else { continue };
+        let now = Instant::now();
+        for msg in &page.messages {
+            after = msg.seq;
+            seen.push((msg.seq, now));
+        }
+        shared.deliveries.fetch_add(page.messages.len() as u64, Ordering::Relaxed);
+    }
+    seen
+}
+
+/// A sender posting its pool in a closed loop until told to stop.
+async fn send_loop(
+    http: &reqwest::Client,
+    base: &str,
+    gid: &api::GroupId,
+    token: &str,
+    pool: &[bytes::Bytes],
+    gidx: usize,
+    shared: &Shared,
+) {
+    let url = format!("{base}{}", api::routes::messages(gid));
+    let mut i = 0;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let t0 = Instant::now();
+        let body = pool[i % pool.len()].clone();
+        let r = http.post(&url).bearer_auth(token).header("content-type", api::MEDIA_MLS).body(body).send().await;
+        i += 1;
+        let Ok(r) = r else { continue };
+        if r.status().as_u16() != 201 {
+            continue;
+        }
+        let Ok(p) = r.json::<api::PostedResponse>().await else { continue };
+        let dt = t0.elapsed();
+        shared.accepted.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut h) = shared.send_hist.lock() {
+            let _ = h.record(dt.as_micros() as u64);
+        }
+        if let Ok(mut m) = shared.sent_at.lock() {
+            m.insert((gidx, p.seq), t0);
+        }
+    }
+}
+
+/// Totals of a timed phase.
+struct Run {
+    g: usize,
+    n_groups: usize,
+    elapsed: f64,
+    cpu_secs: f64,
+    accepted: f64,
+    deliveries: f64,
+}
+
+/// Prints the run as text or JSON, with group commit as the server saw it
+/// (fsyncs and waiters per fsync, from `/metrics`).
+fn report(args: &Args, run: &Run, sh: &Histogram<u64>, e2e: &Histogram<u64>, metrics: &str) {
     let metric = |name: &str| -> f64 {
         metrics
             .lines()
@@ -381,11 +445,7 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
     let fsyncs = metric("grove_ds_fsync_batch_size_count");
     let waiters = metric("grove_ds_fsync_batch_size_sum");
     let fsync_secs = metric("grove_ds_fsync_duration_seconds_sum");
-    let ticks_per_sec = 100.0; // USER_HZ on Linux
-    let cpu_secs = (cpu_after - cpu_before) as f64 / ticks_per_sec;
-    let acc = accepted.load(Ordering::Relaxed) as f64;
-    let del = deliveries.load(Ordering::Relaxed) as f64;
-    let sh = send_hist.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let Run { g, n_groups, elapsed, cpu_secs, accepted: acc, deliveries: del } = *run;
     let out = serde_json::json!({
         "group_size": g, "senders": args.senders, "groups": n_groups, "size": args.size, "duration_s": elapsed,
         "accepted_per_s": acc / elapsed, "deliveries_per_s": del / elapsed,
@@ -399,17 +459,13 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
     });
     if args.json {
         println!("{out}");
-    } else {
-        println!(
-            "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
-            args.senders, args.size, acc / elapsed, del / elapsed,
-            out["send_p50_ms"].as_f64().unwrap_or(0.0), out["send_p99_ms"].as_f64().unwrap_or(0.0),
-            out["e2e_p50_ms"].as_f64().unwrap_or(0.0), out["e2e_p99_ms"].as_f64().unwrap_or(0.0),
-            out["server_cpu_s_per_1000_deliveries"].as_f64().unwrap_or(0.0),
-            fsyncs,
-            out["mean_fsync_batch"].as_f64().unwrap_or(0.0),
-            out["mean_fsync_ms"].as_f64().unwrap_or(0.0)
-        );
+        return;
     }
-    Ok(())
+    let f = |k: &str| out[k].as_f64().unwrap_or(0.0);
+    println!(
+        "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
+        args.senders, args.size, acc / elapsed, del / elapsed,
+        f("send_p50_ms"), f("send_p99_ms"), f("e2e_p50_ms"), f("e2e_p99_ms"),
+        f("server_cpu_s_per_1000_deliveries"), fsyncs, f("mean_fsync_batch"), f("mean_fsync_ms")
+    );
 }

@@ -47,85 +47,10 @@ pub(crate) async fn run(_json: bool) -> anyhow::Result<Out> {
     for c in [&alice, &bob, &carol] {
         log.note(format!("{}: fingerprint {}", c.user(), c.whoami().fingerprint));
     }
-
-    let gid = alice.create_group("project-x").await?;
-    log.step(format!("alice created group \"project-x\" (id {gid}), epoch 0"), json!({ "group": gid, "epoch": 0 }));
-
-    let o = alice.add_members(&gid, &["bob", "carol"]).await?;
-    log.step(format!("alice added bob and carol: epoch {}", o.epoch), json!({ "epoch": o.epoch }));
-    bob.sync().await?;
-    carol.sync().await?;
-    let sn_a = alice.verify("bob", false).await?;
-    let sn_b = bob.verify("alice", false).await?;
-    log.note(format!(
-        "safety number alice<->bob: {} (same on both sides: {})",
-        sn_a.number,
-        sn_a.number == sn_b.number
-    ));
-
-    alice.send(&gid, "hello bob and carol").await?;
-    bob.sync().await?;
-    bob.send(&gid, "hi alice").await?;
-    carol.send(&gid, "hi all, carol here").await?;
-    alice.sync().await?;
-    bob.sync().await?;
-    carol.sync().await?;
-    log.step("messages exchanged", json!({}));
-    for c in [&alice, &bob, &carol] {
-        let msgs: Vec<String> = c.messages(&gid)?.iter().map(|m| format!("{}: {}", m.sender, m.text)).collect();
-        log.note(format!("{} reads: {}", c.user(), msgs.join(" | ")));
-    }
-
-    let o = alice.remove_members(&gid, &["carol"]).await?;
-    log.step(format!("alice removed carol: epoch {}", o.epoch), json!({ "epoch": o.epoch }));
-    let r = carol.sync().await?;
-    log.note(format!("carol synced and learned she was removed: {:?}", carol.group_state(&gid)?.0.as_str()));
-    debug_assert!(!r.left.is_empty());
-
+    let gid = converse(&mut log, &alice, &bob, &carol).await?;
     let secret = "the launch code is 0000 (carol must not see this)";
-    let seq = alice.send(&gid, secret).await?;
-    bob.sync().await?;
-    log.step(format!("alice sent a new message (seq {seq}); bob reads it"), json!({ "seq": seq }));
-    let bob_last = bob.messages(&gid)?.last().map(|m| m.text.clone()).unwrap_or_default();
-    log.note(format!("bob: {bob_last}"));
-
-    carol.sync().await?;
-    let carol_has = carol.messages(&gid)?.iter().any(|m| m.text == secret);
-    let carol_fetch = match carol.fetch_log(&gid, 0).await {
-        Ok(page) => format!(
-            "the DS serves her entries only up to the removing commit (removed_at {:?}, newest {:?})",
-            page.removed_at,
-            page.messages.last().map(|m| m.seq)
-        ),
-        Err(e) => format!("the DS refuses: {e}"),
-    };
-    let bob_page = bob.fetch_log(&gid, seq - 1).await?;
-    let ciphertext = bob_page.messages.first().map(|m| m.message.clone()).unwrap_or_default();
-    let carol_decrypt = carol.try_decrypt(&gid, &ciphertext).is_ok();
-    log.step(
-        "carol cannot read what was sent after her removal",
-        json!({ "carol_has_message": carol_has, "carol_can_decrypt": carol_decrypt }),
-    );
-    log.note(format!("in carol's history: {carol_has}; {carol_fetch}; decrypting the ciphertext with her old state works: {carol_decrypt}"));
-
-    let stored = alice.fetch_log(&gid, 0).await?;
-    log.step("what the DS stored for this group (the whole log):", json!({ "entries": stored.messages.len() }));
-    let mut entries = Vec::new();
-    for m in &stored.messages {
-        let visible = String::from_utf8_lossy(&m.message);
-        let leaks = visible.contains("launch code") || visible.contains("hello bob") || visible.contains("project-x");
-        log.note(format!(
-            "seq {:>2} epoch {} {:<11} {} bytes  {}…  plaintext visible: {}",
-            m.seq,
-            m.epoch,
-            m.kind,
-            m.message.len(),
-            hex::encode(m.message.get(..24).unwrap_or(&m.message)),
-            leaks
-        ));
-        entries.push(json!({ "seq": m.seq, "epoch": m.epoch, "kind": m.kind, "bytes": m.message.len(), "plaintext_visible": leaks }));
-    }
-    log.note("application messages are MLS PrivateMessages; commits are PublicMessages the DS validates, carrying no message text or group name");
+    let (carol_has, carol_decrypt) = remove_carol(&mut log, &alice, &bob, &carol, &gid, secret).await?;
+    let entries = show_ds_log(&mut log, &alice, &gid).await?;
 
     server.shutdown().await?;
     // Everything the DS wrote to disk, searched for the plaintexts.
@@ -167,4 +92,104 @@ fn scan_dir(dir: &std::path::Path, needles: &[&[u8]]) -> anyhow::Result<(usize, 
         }
     }
     Ok((files, hits))
+}
+
+/// alice creates "project-x", adds bob and carol, they compare a safety number
+/// and exchange messages. Returns the group id.
+async fn converse(log: &mut Log, alice: &Client, bob: &Client, carol: &Client) -> anyhow::Result<String> {
+    let gid = alice.create_group("project-x").await?;
+    log.step(format!("alice created group \"project-x\" (id {gid}), epoch 0"), json!({ "group": gid, "epoch": 0 }));
+
+    let o = alice.add_members(&gid, &["bob", "carol"]).await?;
+    log.step(format!("alice added bob and carol: epoch {}", o.epoch), json!({ "epoch": o.epoch }));
+    bob.sync().await?;
+    carol.sync().await?;
+    let sn_a = alice.verify("bob", false).await?;
+    let sn_b = bob.verify("alice", false).await?;
+    log.note(format!(
+        "safety number alice<->bob: {} (same on both sides: {})",
+        sn_a.number,
+        sn_a.number == sn_b.number
+    ));
+
+    alice.send(&gid, "hello bob and carol").await?;
+    bob.sync().await?;
+    bob.send(&gid, "hi alice").await?;
+    carol.send(&gid, "hi all, carol here").await?;
+    alice.sync().await?;
+    bob.sync().await?;
+    carol.sync().await?;
+    log.step("messages exchanged", json!({}));
+    for c in [alice, bob, carol] {
+        let msgs: Vec<String> = c.messages(&gid)?.iter().map(|m| format!("{}: {}", m.sender, m.text)).collect();
+        log.note(format!("{} reads: {}", c.user(), msgs.join(" | ")));
+    }
+    Ok(gid)
+}
+
+/// alice removes carol and sends `secret`; shows that carol neither has it
+/// nor can decrypt its ciphertext. Returns (carol has it, carol can decrypt).
+async fn remove_carol(
+    log: &mut Log,
+    alice: &Client,
+    bob: &Client,
+    carol: &Client,
+    gid: &str,
+    secret: &str,
+) -> anyhow::Result<(bool, bool)> {
+    let o = alice.remove_members(gid, &["carol"]).await?;
+    log.step(format!("alice removed carol: epoch {}", o.epoch), json!({ "epoch": o.epoch }));
+    let r = carol.sync().await?;
+    log.note(format!("carol synced and learned she was removed: {:?}", carol.group_state(gid)?.0.as_str()));
+    debug_assert!(!r.left.is_empty());
+
+    let seq = alice.send(gid, secret).await?;
+    bob.sync().await?;
+    log.step(format!("alice sent a new message (seq {seq}); bob reads it"), json!({ "seq": seq }));
+    let bob_last = bob.messages(gid)?.last().map(|m| m.text.clone()).unwrap_or_default();
+    log.note(format!("bob: {bob_last}"));
+
+    carol.sync().await?;
+    let carol_has = carol.messages(gid)?.iter().any(|m| m.text == secret);
+    let carol_fetch = match carol.fetch_log(gid, 0).await {
+        Ok(page) => format!(
+            "the DS serves her entries only up to the removing commit (removed_at {:?}, newest {:?})",
+            page.removed_at,
+            page.messages.last().map(|m| m.seq)
+        ),
+        Err(e) => format!("the DS refuses: {e}"),
+    };
+    let bob_page = bob.fetch_log(gid, seq - 1).await?;
+    let ciphertext = bob_page.messages.first().map(|m| m.message.clone()).unwrap_or_default();
+    let carol_decrypt = carol.try_decrypt(gid, &ciphertext).is_ok();
+    log.step(
+        "carol cannot read what was sent after her removal",
+        json!({ "carol_has_message": carol_has, "carol_can_decrypt": carol_decrypt }),
+    );
+    log.note(format!("in carol's history: {carol_has}; {carol_fetch}; decrypting the ciphertext with her old state works: {carol_decrypt}"));
+    Ok((carol_has, carol_decrypt))
+}
+
+/// Lists what the DS stored for the group, with whether any plaintext shows.
+async fn show_ds_log(log: &mut Log, alice: &Client, gid: &str) -> anyhow::Result<Vec<Value>> {
+    let stored = alice.fetch_log(gid, 0).await?;
+    log.step("what the DS stored for this group (the whole log):", json!({ "entries": stored.messages.len() }));
+    let mut entries = Vec::new();
+    for m in &stored.messages {
+        let visible = String::from_utf8_lossy(&m.message);
+        let leaks = visible.contains("launch code") || visible.contains("hello bob") || visible.contains("project-x");
+        log.note(format!(
+            "seq {:>2} epoch {} {:<11} {} bytes  {}…  plaintext visible: {}",
+            m.seq,
+            m.epoch,
+            m.kind,
+            m.message.len(),
+            hex::encode(m.message.get(..24).unwrap_or(&m.message)),
+            leaks
+        ));
+        entries.push(json!({ "seq": m.seq, "epoch": m.epoch, "kind": m.kind, "bytes": m.message.len(), "plaintext_visible": leaks }));
+    }
+    log.note("application messages are MLS PrivateMessages; commits are PublicMessages the DS validates, carrying no message text or group name");
+
+    Ok(entries)
 }

@@ -83,80 +83,8 @@ pub(crate) enum ResourceCmd {
 
 pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow::Result<Out> {
     Ok(match cmd {
-        ResourceCmd::Put { group, name, file } => {
-            // Catch up first, like `send`: a Welcome may be waiting (put
-            // itself syncs the group it writes to).
-            c.sync().await?;
-            let (info, from) = match file.filter(|f| !is_stdio(f)) {
-                Some(path) => {
-                    let io = |e: std::io::Error| Error::ResourceIo {
-                        name: name.clone(),
-                        reason: format!("{}: {e}", path.display()),
-                    };
-                    let f = std::fs::File::open(&path).map_err(io)?;
-                    let meta = f.metadata().map_err(io)?;
-                    let total = meta.is_file().then_some(meta.len());
-                    let meter = Meter::new(!json_mode, format!("put {name}"), total);
-                    let info = c.put_resource(&group, &name, f, meter.progress()).await?;
-                    (info, path.display().to_string())
-                }
-                None => {
-                    if !json_mode && std::io::stdin().is_terminal() {
-                        eprintln!("reading {name} from stdin; end it with Ctrl-D");
-                    }
-                    let meter = Meter::new(!json_mode, format!("put {name}"), None);
-                    let info = c.put_resource(&group, &name, std::io::stdin(), meter.progress()).await?;
-                    (info, "stdin".to_owned())
-                }
-            };
-            Out {
-                text: format!(
-                    "stored {} version {} ({}) from {from} in {group}",
-                    info.name,
-                    info.version,
-                    HumanBytes(info.size)
-                ),
-                json: info_json(&group, &info),
-            }
-        }
-        ResourceCmd::Get { group, name, version, output } => {
-            let output = output.filter(|p| !is_stdio(p));
-            check_get(json_mode, output.is_some())?;
-            c.sync().await?;
-            // The size, for the progress bar; errors come from the get itself.
-            let total = c
-                .resource_versions(&group, &name)
-                .ok()
-                .and_then(|vs| vs.into_iter().rev().find(|v| version.is_none_or(|n| v.version == n)))
-                .map_or(0, |v| v.size);
-            let meter = Meter::new(!json_mode, format!("get {name}"), Some(total));
-            match output {
-                Some(path) => {
-                    let info = c.get_resource_to_file(&group, &name, version, &path, meter.progress()).await?;
-                    drop(meter);
-                    let mut j = info_json(&group, &info);
-                    j["path"] = json!(path.display().to_string());
-                    Out {
-                        text: format!(
-                            "wrote {} version {} ({}) to {}",
-                            info.name,
-                            info.version,
-                            HumanBytes(info.size),
-                            path.display()
-                        ),
-                        json: j,
-                    }
-                }
-                None => {
-                    let out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout());
-                    let (mut out, info) = c.get_resource(&group, &name, version, out, meter.progress()).await?;
-                    out.flush()
-                        .map_err(|e| Error::ResourceIo { name: name.clone(), reason: format!("stdout: {e}") })?;
-                    // Nothing more on stdout: it carries the content.
-                    Out { text: String::new(), json: info_json(&group, &info) }
-                }
-            }
-        }
+        ResourceCmd::Put { group, name, file } => put(&c, &group, &name, file, json_mode).await?,
+        ResourceCmd::Get { group, name, version, output } => get(&c, &group, &name, version, output, json_mode).await?,
         ResourceCmd::List { group } => {
             c.sync().await?;
             let rs = c.resources(&group)?;
@@ -200,6 +128,90 @@ pub(crate) async fn run(c: Client, cmd: ResourceCmd, json_mode: bool) -> anyhow:
                     }
                 }
             }
+        }
+    })
+}
+
+/// `grove resource put`.
+async fn put(c: &Client, group: &str, name: &str, file: Option<PathBuf>, json_mode: bool) -> anyhow::Result<Out> {
+    // Catch up first, like `send`: a Welcome may be waiting (put
+    // itself syncs the group it writes to).
+    c.sync().await?;
+    let (info, from) = match file.filter(|f| !is_stdio(f)) {
+        Some(path) => {
+            let io = |e: std::io::Error| Error::ResourceIo {
+                name: name.to_owned(),
+                reason: format!("{}: {e}", path.display()),
+            };
+            let f = std::fs::File::open(&path).map_err(io)?;
+            let meta = f.metadata().map_err(io)?;
+            let total = meta.is_file().then_some(meta.len());
+            let meter = Meter::new(!json_mode, format!("put {name}"), total);
+            let info = c.put_resource(group, name, f, meter.progress()).await?;
+            (info, path.display().to_string())
+        }
+        None => {
+            if !json_mode && std::io::stdin().is_terminal() {
+                eprintln!("reading {name} from stdin; end it with Ctrl-D");
+            }
+            let meter = Meter::new(!json_mode, format!("put {name}"), None);
+            let info = c.put_resource(group, name, std::io::stdin(), meter.progress()).await?;
+            (info, "stdin".to_owned())
+        }
+    };
+    Ok(Out {
+        text: format!(
+            "stored {} version {} ({}) from {from} in {group}",
+            info.name,
+            info.version,
+            HumanBytes(info.size)
+        ),
+        json: info_json(group, &info),
+    })
+}
+
+/// `grove resource get`.
+async fn get(
+    c: &Client,
+    group: &str,
+    name: &str,
+    version: Option<u64>,
+    output: Option<PathBuf>,
+    json_mode: bool,
+) -> anyhow::Result<Out> {
+    let output = output.filter(|p| !is_stdio(p));
+    check_get(json_mode, output.is_some())?;
+    c.sync().await?;
+    // The size, for the progress bar; errors come from the get itself.
+    let total = c
+        .resource_versions(group, name)
+        .ok()
+        .and_then(|vs| vs.into_iter().rev().find(|v| version.is_none_or(|n| v.version == n)))
+        .map_or(0, |v| v.size);
+    let meter = Meter::new(!json_mode, format!("get {name}"), Some(total));
+    Ok(match output {
+        Some(path) => {
+            let info = c.get_resource_to_file(group, name, version, &path, meter.progress()).await?;
+            drop(meter);
+            let mut j = info_json(group, &info);
+            j["path"] = json!(path.display().to_string());
+            Out {
+                text: format!(
+                    "wrote {} version {} ({}) to {}",
+                    info.name,
+                    info.version,
+                    HumanBytes(info.size),
+                    path.display()
+                ),
+                json: j,
+            }
+        }
+        None => {
+            let out = std::io::BufWriter::with_capacity(256 * 1024, std::io::stdout());
+            let (mut out, info) = c.get_resource(group, name, version, out, meter.progress()).await?;
+            out.flush().map_err(|e| Error::ResourceIo { name: name.to_owned(), reason: format!("stdout: {e}") })?;
+            // Nothing more on stdout: it carries the content.
+            Out { text: String::new(), json: info_json(group, &info) }
         }
     })
 }

@@ -223,6 +223,12 @@ impl EntryKind {
     }
 }
 
+impl fmt::Display for EntryKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.pad(self.as_str())
+    }
+}
+
 impl PartialEq<&str> for EntryKind {
     fn eq(&self, other: &&str) -> bool {
         self.as_str() == *other

@@ -208,7 +208,7 @@ pub struct MessageOut {
     /// Epoch of the message.
     pub epoch: u64,
     /// `commit`, `proposal` or `application`.
-    pub kind: String,
+    pub kind: EntryKind,
     /// The TLS-encoded MLSMessage.
     #[serde(with = "b64")]
     pub message: Vec<u8>,

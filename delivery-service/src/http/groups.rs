@@ -108,7 +108,7 @@ async fn fetch(
 
 /// One log entry in JSON.
 fn message_out(e: &crate::store::LogEntry) -> api::MessageOut {
-    api::MessageOut { seq: e.seq, epoch: e.epoch, kind: e.kind.as_str().into(), message: e.message.clone() }
+    api::MessageOut { seq: e.seq, epoch: e.epoch, kind: e.kind, message: e.message.clone() }
 }
 
 /// A page in JSON.

@@ -4,6 +4,13 @@
 //! on stdout (fields documented in the README's "Client and CLI" section).
 //! Errors are one line on stderr (`--json`: `{"error": ..., "code": ...}` on
 //! stdout) and a non-zero exit code.
+//!
+//! # Layout
+//! - this file: the command tree (clap), opening the home, running a command,
+//!   printing its output or error;
+//! - `demo`: `grove demo` (an in-process DS and three users, step by step);
+//! - `resource`: `grove resource ...` (encrypted, versioned resources, progress
+//!   bars).
 
 mod demo;
 mod resource;

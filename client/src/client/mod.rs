@@ -4,7 +4,18 @@
 //! Every MLS operation runs inside one storage transaction together with the
 //! app's bookkeeping (cursor, message history, pending commit, outbox), so a
 //! crash leaves either the state before or the state after the operation.
-//! Network calls happen between transactions, never inside one.
+//! Network calls happen between transactions, never inside one. The app's
+//! records are read and written through the typed repository
+//! (`crate::repo`, private), never by namespace and key.
+//!
+//! # Modules
+//!
+//! `Client` is one struct; its methods live in the module of their job:
+//! `types` (the public value types), `identity` (home, registration,
+//! KeyPackages), `contacts` (pinning, safety numbers), `groups` (lookup,
+//! creation, membership operations), `commit` (the commit machinery),
+//! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
+//! `queries` and `resources`.
 //!
 //! # Concurrency and blocking
 //!

@@ -20,6 +20,8 @@
 
 mod groups;
 mod resources;
+#[cfg(test)]
+mod tests;
 
 use serde::{de::DeserializeOwned, Serialize};
 

@@ -291,10 +291,7 @@ impl<C: ValueCodec> SledStorage<C> {
     where
         E: From<StorageError>,
     {
-        let txn = self.begin();
-        let value = f(&txn)?;
-        txn.commit()?;
-        Ok(value)
+        transaction::run(self.begin(), f, Transaction::commit)
     }
 
     /// Applies the journaled commits to sled, flushes sled and empties the

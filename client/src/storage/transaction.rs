@@ -73,6 +73,18 @@ impl<C: ValueCodec> Kv for Transaction<'_, C> {
     }
 }
 
+/// Runs `f` on the open transaction `txn`, then `commit`s it if `f`
+/// returned `Ok`; on `Err`, drops it, which discards every write.
+pub(super) fn run<X, T, E: From<StorageError>>(
+    txn: X,
+    f: impl FnOnce(&X) -> Result<T, E>,
+    commit: impl FnOnce(X) -> Result<(), StorageError>,
+) -> Result<T, E> {
+    let value = f(&txn)?;
+    commit(txn)?;
+    Ok(value)
+}
+
 /// Applies the writes of `overlay` whose key starts with `prefix` to `entries`.
 pub(super) fn apply_overlay(entries: &mut BTreeMap<Vec<u8>, Vec<u8>>, overlay: &Overlay, prefix: &[u8]) {
     for (key, value) in overlay.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {

@@ -14,6 +14,11 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{decode_value, encode_value, Kv, SledStorage, StorageError, Transaction, ValueCodec, NS_MLS};
 
+/// What a `StorageProvider` writer or deleter returns.
+type Done = Result<(), StorageError>;
+/// What a `StorageProvider` reader returns.
+type Got<T> = Result<T, StorageError>;
+
 const KEY_PACKAGE_LABEL: &[u8] = b"KeyPackage";
 const PSK_LABEL: &[u8] = b"Psk";
 const ENCRYPTION_KEY_PAIR_LABEL: &[u8] = b"EncryptionKeyPair";
@@ -82,17 +87,24 @@ fn read_raw_list<K: Kv>(kv: &K, storage_key: &[u8], label: &[u8]) -> Result<Vec<
     }
 }
 
-fn append<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
+/// Changes the list under (label, key) with `f`, which gets the list and
+/// `item` encoded.
+fn edit_list<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
     kv: &K,
     label: &[u8],
     key: &Key,
     item: &V,
-) -> Result<(), StorageError> {
+    f: impl FnOnce(&mut Vec<Vec<u8>>, Vec<u8>),
+) -> Done {
     let skey = storage_key::<K, Key>(label, key)?;
     let mut list = read_raw_list(kv, &skey, label)?;
-    list.push(encode_value::<K::Codec, V>(&label_name(label), item)?);
+    f(&mut list, encode_value::<K::Codec, V>(&label_name(label), item)?);
     let bytes = encode_value::<K::Codec, _>(&label_name(label), &list)?;
     kv.put_raw(skey, Some(bytes))
+}
+
+fn append<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(kv: &K, label: &[u8], key: &Key, item: &V) -> Done {
+    edit_list(kv, label, key, item, |list, item| list.push(item))
 }
 
 /// Removes the first item equal to `item` (as the reference store does).
@@ -101,15 +113,12 @@ fn remove_item<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
     label: &[u8],
     key: &Key,
     item: &V,
-) -> Result<(), StorageError> {
-    let skey = storage_key::<K, Key>(label, key)?;
-    let mut list = read_raw_list(kv, &skey, label)?;
-    let item = encode_value::<K::Codec, V>(&label_name(label), item)?;
-    if let Some(pos) = list.iter().position(|stored| stored == &item) {
-        list.remove(pos);
-    }
-    let bytes = encode_value::<K::Codec, _>(&label_name(label), &list)?;
-    kv.put_raw(skey, Some(bytes))
+) -> Done {
+    edit_list(kv, label, key, item, |list, item| {
+        if let Some(pos) = list.iter().position(|stored| *stored == item) {
+            list.remove(pos);
+        }
+    })
 }
 
 fn read_list<K: Kv, Key: Serialize + ?Sized, V: DeserializeOwned>(
@@ -151,6 +160,14 @@ fn clear_proposal_queue<K: Kv, G: Serialize, R: Serialize + DeserializeOwned>(
     delete(kv, PROPOSAL_QUEUE_REFS_LABEL, group_id)
 }
 
+/// A `StorageProvider` method whose generic parameters are named after the
+/// openmls storage traits that bound them.
+macro_rules! method {
+    (fn $name:ident<$($g:ident),*>(&$self:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block) => {
+        fn $name<$($g: traits::$g<CURRENT_VERSION>),*>(&$self $(, $arg: $ty)*) -> $ret $body
+    };
+}
+
 /// A `StorageProvider` writer: one value under (label, key).
 macro_rules! writer {
     (fn $name:ident<$($g:ident),*>($key:ident, $value:ident) => $label:ident) => {
@@ -189,30 +206,16 @@ macro_rules! impl_storage_provider {
             writer!(fn write_mls_join_config<GroupId, MlsGroupJoinConfig>(GroupId, MlsGroupJoinConfig)
                 => JOIN_CONFIG_LABEL);
 
-            fn append_own_leaf_node<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                LeafNode: traits::LeafNode<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                leaf_node: &LeafNode,
-            ) -> Result<(), Self::Error> {
+            method!(fn append_own_leaf_node<GroupId, LeafNode>(
+                &self, group_id: &GroupId, leaf_node: &LeafNode) -> Done {
                 append(self, OWN_LEAF_NODES_LABEL, group_id, leaf_node)
-            }
+            });
 
-            fn queue_proposal<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-                QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                proposal_ref: &ProposalRef,
-                proposal: &QueuedProposal,
-            ) -> Result<(), Self::Error> {
+            method!(fn queue_proposal<GroupId, ProposalRef, QueuedProposal>(
+                &self, group_id: &GroupId, proposal_ref: &ProposalRef, proposal: &QueuedProposal) -> Done {
                 write(self, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref), proposal)?;
                 append(self, PROPOSAL_QUEUE_REFS_LABEL, group_id, proposal_ref)
-            }
+            });
 
             writer!(fn write_tree<GroupId, TreeSync>(GroupId, TreeSync) => TREE_LABEL);
             writer!(fn write_interim_transcript_hash<GroupId, InterimTranscriptHash>(GroupId, InterimTranscriptHash)
@@ -234,19 +237,10 @@ macro_rules! impl_storage_provider {
             writer!(fn write_encryption_key_pair<EncryptionKey, HpkeKeyPair>(EncryptionKey, HpkeKeyPair)
                 => ENCRYPTION_KEY_PAIR_LABEL);
 
-            fn write_encryption_epoch_key_pairs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                EpochKey: traits::EpochKey<CURRENT_VERSION>,
-                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                epoch: &EpochKey,
-                leaf_index: u32,
-                key_pairs: &[HpkeKeyPair],
-            ) -> Result<(), Self::Error> {
+            method!(fn write_encryption_epoch_key_pairs<GroupId, EpochKey, HpkeKeyPair>(
+                &self, group_id: &GroupId, epoch: &EpochKey, leaf_index: u32, key_pairs: &[HpkeKeyPair]) -> Done {
                 write(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index), key_pairs)
-            }
+            });
 
             writer!(fn write_key_package<HashReference, KeyPackage>(HashReference, KeyPackage) => KEY_PACKAGE_LABEL);
             writer!(fn write_psk<PskId, PskBundle>(PskId, PskBundle) => PSK_LABEL);
@@ -256,36 +250,18 @@ macro_rules! impl_storage_provider {
             reader!(fn mls_group_join_config<GroupId, MlsGroupJoinConfig>(GroupId) -> MlsGroupJoinConfig
                 => JOIN_CONFIG_LABEL);
 
-            fn own_leaf_nodes<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                LeafNode: traits::LeafNode<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Vec<LeafNode>, Self::Error> {
+            method!(fn own_leaf_nodes<GroupId, LeafNode>(&self, group_id: &GroupId) -> Got<Vec<LeafNode>> {
                 read_list(self, OWN_LEAF_NODES_LABEL, group_id)
-            }
+            });
 
-            fn queued_proposal_refs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Vec<ProposalRef>, Self::Error> {
+            method!(fn queued_proposal_refs<GroupId, ProposalRef>(&self, group_id: &GroupId) -> Got<Vec<ProposalRef>> {
                 read_list(self, PROPOSAL_QUEUE_REFS_LABEL, group_id)
-            }
+            });
 
-            fn queued_proposals<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-                QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Vec<(ProposalRef, QueuedProposal)>, Self::Error> {
+            method!(fn queued_proposals<GroupId, ProposalRef, QueuedProposal>(
+                &self, group_id: &GroupId) -> Got<Vec<(ProposalRef, QueuedProposal)>> {
                 queued_proposals(self, group_id)
-            }
+            });
 
             reader!(fn tree<GroupId, TreeSync>(GroupId) -> TreeSync => TREE_LABEL);
             reader!(fn group_context<GroupId, GroupContext>(GroupId) -> GroupContext => GROUP_CONTEXT_LABEL);
@@ -305,35 +281,21 @@ macro_rules! impl_storage_provider {
             reader!(fn encryption_key_pair<HpkeKeyPair, EncryptionKey>(EncryptionKey) -> HpkeKeyPair
                 => ENCRYPTION_KEY_PAIR_LABEL);
 
-            fn encryption_epoch_key_pairs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                EpochKey: traits::EpochKey<CURRENT_VERSION>,
-                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                epoch: &EpochKey,
-                leaf_index: u32,
-            ) -> Result<Vec<HpkeKeyPair>, Self::Error> {
+            method!(fn encryption_epoch_key_pairs<GroupId, EpochKey, HpkeKeyPair>(
+                &self, group_id: &GroupId, epoch: &EpochKey, leaf_index: u32) -> Got<Vec<HpkeKeyPair>> {
                 Ok(read(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index))?.unwrap_or_default())
-            }
+            });
 
             reader!(fn key_package<HashReference, KeyPackage>(HashReference) -> KeyPackage => KEY_PACKAGE_LABEL);
             reader!(fn psk<PskBundle, PskId>(PskId) -> PskBundle => PSK_LABEL);
 
             // ---- deleters ----
 
-            fn remove_proposal<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                proposal_ref: &ProposalRef,
-            ) -> Result<(), Self::Error> {
+            method!(fn remove_proposal<GroupId, ProposalRef>(
+                &self, group_id: &GroupId, proposal_ref: &ProposalRef) -> Done {
                 remove_item(self, PROPOSAL_QUEUE_REFS_LABEL, group_id, proposal_ref)?;
                 delete(self, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref))
-            }
+            });
 
             deleter!(fn delete_own_leaf_nodes<GroupId>(GroupId) => OWN_LEAF_NODES_LABEL);
             deleter!(fn delete_group_config<GroupId>(GroupId) => JOIN_CONFIG_LABEL);
@@ -347,30 +309,17 @@ macro_rules! impl_storage_provider {
             deleter!(fn delete_own_leaf_index<GroupId>(GroupId) => OWN_LEAF_NODE_INDEX_LABEL);
             deleter!(fn delete_group_epoch_secrets<GroupId>(GroupId) => EPOCH_SECRETS_LABEL);
 
-            fn clear_proposal_queue<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
+            method!(fn clear_proposal_queue<GroupId, ProposalRef>(&self, group_id: &GroupId) -> Done {
                 clear_proposal_queue::<_, GroupId, ProposalRef>(self, group_id)
-            }
+            });
 
             deleter!(fn delete_signature_key_pair<SignaturePublicKey>(SignaturePublicKey) => SIGNATURE_KEY_PAIR_LABEL);
             deleter!(fn delete_encryption_key_pair<EncryptionKey>(EncryptionKey) => ENCRYPTION_KEY_PAIR_LABEL);
 
-            fn delete_encryption_epoch_key_pairs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                EpochKey: traits::EpochKey<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                epoch: &EpochKey,
-                leaf_index: u32,
-            ) -> Result<(), Self::Error> {
+            method!(fn delete_encryption_epoch_key_pairs<GroupId, EpochKey>(
+                &self, group_id: &GroupId, epoch: &EpochKey, leaf_index: u32) -> Done {
                 delete(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index))
-            }
+            });
 
             deleter!(fn delete_key_package<HashReference>(HashReference) => KEY_PACKAGE_LABEL);
             deleter!(fn delete_psk<PskId>(PskId) => PSK_LABEL);

@@ -59,6 +59,8 @@ mod outbox;
 mod queries;
 mod resources;
 mod sync;
+#[cfg(test)]
+mod tests;
 mod types;
 
 pub use contacts::safety_number;

@@ -17,6 +17,11 @@
 //! opened, in one transaction. A home without the marker is schema 0.
 //! - Schema 1: the group name index (`group_names`), so that a group is found
 //!   by name without reading every group record.
+//!
+//! An older build keeps opening a migrated home (the store's layout is the
+//! same) but does not keep the index: a group it renames is not found by its
+//! new name once the home is back on this build. Lookups check each index hit
+//! against the group's record, so they never return a group by a stale name.
 
 mod groups;
 mod resources;

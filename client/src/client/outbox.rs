@@ -122,9 +122,9 @@ impl Client {
         let todo: Vec<(Vec<u8>, OutboxEntry)> = self
             .repo()
             .outbox()
-            .all()?
+            .of_group(gid)?
             .into_iter()
-            .filter(|(_, e)| e.group == gid && (e.local.is_some() || e.envelope.is_some()) && !e.message.is_empty())
+            .filter(|(_, e)| (e.local.is_some() || e.envelope.is_some()) && !e.message.is_empty())
             .collect();
         for (key, entry) in todo {
             let result = self.ds.post_message(&b64url(gid), entry.message.clone()).await;

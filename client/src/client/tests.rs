@@ -1,11 +1,12 @@
-//! Opening a home written by the last release (before the group name index).
+//! Opening a home written by the last release (before the group name and
+//! outbox indexes).
 
 use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;
 
 use super::Client;
-use crate::records::{GroupRecord, GroupState, HistoryPolicy, IdentityRecord};
+use crate::records::{GroupRecord, GroupState, HistoryPolicy, IdentityRecord, OutboxEntry};
 use crate::storage::GroveProvider;
 use crate::tls::TrustMode;
 
@@ -37,6 +38,9 @@ fn write_last_release_home(home: &std::path::Path) {
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }
+    // A message whose post had an unknown outcome: the next sync posts it again.
+    let unsent = OutboxEntry { group: b"gid-1".to_vec(), local: Some(0), envelope: None, message: b"mls".to_vec() };
+    s.put_app_value("outbox", b"hash-1", &unsent).unwrap();
 }
 
 #[test]
@@ -53,5 +57,8 @@ fn a_home_of_the_last_release_opens_and_finds_its_groups_by_name() {
         let id = grove_proto::group_id_to_path(b"gid-3");
         assert_eq!(client.resolve_group(&id).unwrap(), b"gid-3");
         assert_eq!(client.groups().unwrap().len(), 3);
+        let unsent = client.repo().outbox().of_group(b"gid-1").unwrap();
+        assert_eq!(unsent.len(), 1);
+        assert_eq!(unsent[0].0, b"hash-1");
     }
 }

@@ -17,13 +17,17 @@
 //! opened, in one transaction. A home without the marker is schema 0.
 //! - Schema 1: the group name index (`group_names`), so that a group is found
 //!   by name without reading every group record.
+//! - Schema 2: the outbox by group (`outbox_groups`), so that a sync of one
+//!   group reads only that group's unconfirmed messages.
 //!
 //! An older build keeps opening a migrated home (the store's layout is the
-//! same) but does not keep the index: a group it renames is not found by its
-//! new name once the home is back on this build. Lookups check each index hit
-//! against the group's record, so they never return a group by a stale name.
+//! same) but does not keep the indexes: once the home is back on this build,
+//! a group it renamed is not found by its new name, and a message it left
+//! unconfirmed is confirmed by its echo but not posted again. Lookups check
+//! each index hit against its record, so they never return a stale one.
 
 mod groups;
+mod outbox;
 mod resources;
 #[cfg(test)]
 mod tests;
@@ -31,11 +35,12 @@ mod tests;
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::error::{Error, Result};
-use crate::records::{Contact, IdentityRecord, OutboxEntry, PendingCommit, StoredMessage};
+use crate::records::{Contact, IdentityRecord, PendingCommit, StoredMessage};
 use crate::storage::app::{app_get, app_get_value, app_put, app_put_value, app_remove, app_scan, decode_value};
 use crate::storage::{GroveProvider, Kv, StorageError, TxnProvider};
 
 pub(crate) use groups::Groups;
+pub(crate) use outbox::Outbox;
 pub(crate) use resources::{ResourceId, Resources};
 
 /// App-record namespaces.
@@ -54,6 +59,8 @@ mod ns {
     pub(super) const PENDING: &str = "pending";
     /// SHA-256 of an MLSMessage we sent → [`OutboxEntry`](crate::records::OutboxEntry).
     pub(super) const OUTBOX: &str = "outbox";
+    /// `len(gid) (be u32) gid hash` → empty: the outbox by group.
+    pub(super) const OUTBOX_GROUPS: &str = "outbox_groups";
     /// user → [`Contact`](crate::records::Contact).
     pub(super) const CONTACTS: &str = "contacts";
     /// `group_prefix(gid) resource_id` → [`ResourceRecord`](crate::records::ResourceRecord).
@@ -67,7 +74,7 @@ mod ns {
 }
 
 /// The app records' schema version this build writes (see the module docs).
-pub(crate) const SCHEMA: u32 = 1;
+pub(crate) const SCHEMA: u32 = 2;
 
 const IDENTITY: &[u8] = b"identity";
 const LAST_RESORT: &[u8] = b"last_resort";
@@ -136,7 +143,7 @@ impl<'s, K: Kv> Repo<'s, K> {
 
     /// Own messages sent but not confirmed.
     pub(crate) fn outbox(self) -> Outbox<'s, K> {
-        Outbox(self)
+        Outbox::new(self)
     }
 
     /// Resources, their versions and the resource history.
@@ -200,6 +207,9 @@ pub(crate) fn migrate(provider: &GroveProvider) -> Result<()> {
         let from = repo.meta().schema()?;
         if from < 1 {
             repo.groups().build_name_index()?;
+        }
+        if from < 2 {
+            repo.outbox().build_group_index()?;
         }
         repo.meta().set_schema(SCHEMA)
     })
@@ -317,27 +327,5 @@ impl<K: Kv> Pending<'_, K> {
 
     pub(crate) fn remove(&self, gid: &[u8]) -> Result<()> {
         self.0.remove(ns::PENDING, gid)
-    }
-}
-
-/// `outbox`: own MLSMessages by hash, until their echo or 201 confirms them.
-pub(crate) struct Outbox<'s, K>(Repo<'s, K>);
-
-impl<K: Kv> Outbox<'_, K> {
-    pub(crate) fn get(&self, hash: &[u8]) -> Result<Option<OutboxEntry>> {
-        self.0.get(ns::OUTBOX, hash)
-    }
-
-    pub(crate) fn put(&self, hash: &[u8], entry: &OutboxEntry) -> Result<()> {
-        self.0.put(ns::OUTBOX, hash, entry)
-    }
-
-    pub(crate) fn remove(&self, hash: &[u8]) -> Result<()> {
-        self.0.remove(ns::OUTBOX, hash)
-    }
-
-    /// Every entry, with its hash, in hash order.
-    pub(crate) fn all(&self) -> Result<Vec<(Vec<u8>, OutboxEntry)>> {
-        self.0.scan(ns::OUTBOX, b"", "outbox entry")
     }
 }

@@ -86,3 +86,39 @@ fn a_home_without_the_name_index_is_migrated_on_open() {
     migrate(&provider).unwrap();
     assert_eq!(s.scan_prefix_app(ns::GROUP_NAMES, b"").unwrap().len(), 2);
 }
+
+fn entry(group: &[u8]) -> crate::records::OutboxEntry {
+    crate::records::OutboxEntry { group: group.to_vec(), local: Some(1), envelope: None, message: b"mls".to_vec() }
+}
+
+#[test]
+fn outbox_entries_are_found_by_group() {
+    let provider = temp_provider();
+    let outbox = repo(&provider).outbox();
+    outbox.put(b"h2", &entry(b"g-a")).unwrap();
+    outbox.put(b"h1", &entry(b"g-a")).unwrap();
+    outbox.put(b"h3", &entry(b"g-b")).unwrap();
+    let hashes = |gid: &[u8]| -> Vec<Vec<u8>> { outbox.of_group(gid).unwrap().into_iter().map(|(h, _)| h).collect() };
+    assert_eq!(hashes(b"g-a"), vec![b"h1".to_vec(), b"h2".to_vec()]);
+    assert_eq!(hashes(b"g-b"), vec![b"h3".to_vec()]);
+    outbox.remove(b"h1").unwrap();
+    outbox.remove(b"h-unknown").unwrap();
+    assert_eq!(hashes(b"g-a"), vec![b"h2".to_vec()]);
+    assert!(outbox.get(b"h1").unwrap().is_none());
+}
+
+#[test]
+fn a_home_without_the_outbox_index_is_migrated_on_open() {
+    use openmls_traits::OpenMlsProvider as _;
+    let provider = temp_provider();
+    // Schema 1 (name index done) with outbox entries written before the outbox index.
+    let s = provider.storage();
+    s.put_app_value(ns::META, SCHEMA_KEY, &1u32).unwrap();
+    s.put_app_value(ns::OUTBOX, b"h1", &entry(b"g-a")).unwrap();
+    s.put_app_value(ns::OUTBOX, b"h2", &entry(b"g-b")).unwrap();
+    assert!(repo(&provider).outbox().of_group(b"g-a").unwrap().is_empty());
+    migrate(&provider).unwrap();
+    assert_eq!(repo(&provider).meta().schema().unwrap(), SCHEMA);
+    assert_eq!(repo(&provider).outbox().of_group(b"g-a").unwrap().len(), 1);
+    assert_eq!(repo(&provider).outbox().of_group(b"g-b").unwrap()[0].0, b"h2");
+}

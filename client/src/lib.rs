@@ -20,8 +20,8 @@
 //!   - `storage/transaction.rs`: [`storage::Transaction`], the write overlay.
 //! - `repo` (private): the typed repository over the app records (meta,
 //!   groups with their name index, contacts, messages, pending commits,
-//!   outbox with its group index, resources) and the migrations of their schema; the only module
-//!   that knows namespaces and keys.
+//!   outbox with its group index, resources) and the migrations of their
+//!   schema; the only module that knows namespaces and keys.
 //!   - `repo/groups.rs`: group records and the name index; name-or-id lookup.
 //!   - `repo/outbox.rs`: unconfirmed own messages, indexed by group.
 //!   - `repo/resources.rs`: resource records, versions and resource history.

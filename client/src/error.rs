@@ -104,7 +104,7 @@ pub enum Error {
         /// How many attempts were made.
         attempts: u32,
     },
-    /// A fault injected by a test (see [`Client::inject_fault`](crate::Client::inject_fault)).
+    /// A fault injected by a test (see `Client::inject_fault`, cargo feature `fault-injection`).
     #[error("injected fault: {0}")]
     InjectedFault(&'static str),
     /// No live resource with this name (or no such version) in the group.

@@ -10,16 +10,43 @@
 //!   one checksummed journal record followed by an fdatasync (applied to sled
 //!   at checkpoints); [`storage::GroveProvider`] is the
 //!   `OpenMlsProvider` built on it.
-//! - [`client`]: [`Client`], identity, groups, commits (merge only after the
-//!   DS's 201, redo on 409), sync, key pinning and safety numbers.
+//!   - `storage/app.rs`: app records (`namespace`, key) beside openmls's values.
+//!   - `storage/codec.rs` ([`storage::codec`]): the value codec (MessagePack).
+//!   - `storage/error.rs`: [`storage::StorageError`].
+//!   - `storage/fs.rs`: opening sled (lock retries) and the owner-only home directory.
+//!   - `storage/journal.rs`: the commit journal and its crash recovery.
+//!   - `storage/mls.rs`: openmls's `StorageProvider` on the store.
+//!   - `storage/provider.rs`: [`storage::GroveProvider`] and [`storage::TxnProvider`].
+//!   - `storage/transaction.rs`: [`storage::Transaction`], the write overlay.
+//! - `repo` (private): the typed repository over the app records (meta,
+//!   groups with their name index, contacts, messages, pending commits,
+//!   outbox with its group index, resources) and the migrations of their
+//!   schema; the only module that knows namespaces and keys.
+//!   - `repo/groups.rs`: group records and the name index; name-or-id lookup.
+//!   - `repo/outbox.rs`: unconfirmed own messages, indexed by group.
+//!   - `repo/resources.rs`: resource records, versions and resource history.
+//! - [`client`]: [`Client`], in modules by job (each adds methods to `Client`):
+//!   - `client/types.rs`: the public value types ([`ClientConfig`],
+//!     [`SyncReport`], [`CommitOutcome`], ...).
+//!   - `client/identity.rs`: create and open a home, register, KeyPackages.
+//!   - `client/contacts.rs`: key pinning, key changes, safety numbers.
+//!   - `client/groups.rs`: finding and creating groups; add, remove, update, leave.
+//!   - `client/commit.rs`: the commit machinery (pending commit, merge only
+//!     after the DS's 201, redo on 409).
+//!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
+//!   - `client/sync.rs`: Welcomes and group logs, each entry decoded, then
+//!     applied (own echo, commit, proposal, application message).
+//!   - `client/queries.rs`: groups, members, messages, epochs, raw views.
+//!   - `client/resources/`: encrypted resources ([`Client::put_resource`]):
+//!     queries in `mod.rs`, content upload and download in `transfer.rs`,
+//!     deletion, policy, history shares and applying resource messages in
+//!     `changes.rs`.
 //! - [`tls`]: how the DS's certificate is verified ([`TrustMode`]).
 //! - [`resource_crypto`]: chunked, padded AES-256-GCM encryption of resource
 //!   versions (the blobs the DS stores), bound to group, resource and version.
-//!   The resource layer on top of it (put/get/list/delete, manifests sent as
-//!   MLS messages, history policy and key bundles) is part of [`Client`]; see
-//!   [`Client::put_resource`].
 //! - [`error`]: the error type, [`Error`].
-//! - `records` (private): the app records kept beside openmls's state.
+//! - `records` (private): the app records kept beside openmls's state, and
+//!   the envelope inside MLS application messages.
 //! - `http` (private): the DS HTTP API with automatic re-login.
 //!
 //! # Example
@@ -44,16 +71,17 @@ pub mod client;
 pub mod error;
 mod http;
 mod records;
+mod repo;
 pub mod resource_crypto;
 pub mod storage;
 pub mod tls;
 
-pub use client::{
-    safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, GroupSummary, KeyStatus, MemberInfo,
-    Progress, ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, WhoAmI,
-};
 #[cfg(feature = "fault-injection")]
 pub use client::Fault;
+pub use client::{
+    safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, GroupSummary, KeyStatus, MemberInfo, Progress,
+    ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, WhoAmI,
+};
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage};
 pub use tls::TrustMode;

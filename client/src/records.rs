@@ -1,33 +1,10 @@
-//! The app's own records in the local store (next to openmls's state) and the
-//! plaintext envelope carried inside MLS application messages.
+//! The app's own records in the local store (next to openmls's state; kept
+//! by [`crate::repo`], which knows their keys) and the plaintext envelope
+//! carried inside MLS application messages.
 
 use serde::{Deserialize, Serialize};
 
 use crate::tls::TrustMode;
-
-/// App-record namespaces.
-pub(crate) mod ns {
-    /// `identity` → [`super::IdentityRecord`]; `last_resort` → KeyPackageRef bytes.
-    pub(crate) const META: &str = "meta";
-    /// group id → [`super::GroupRecord`].
-    pub(crate) const GROUPS: &str = "groups";
-    /// `len(gid) (be u32) gid local_id (be u64)` → [`super::StoredMessage`].
-    pub(crate) const MESSAGES: &str = "messages";
-    /// group id → [`super::PendingCommit`].
-    pub(crate) const PENDING: &str = "pending";
-    /// SHA-256 of an MLSMessage we sent → [`super::OutboxEntry`].
-    pub(crate) const OUTBOX: &str = "outbox";
-    /// user → [`super::Contact`].
-    pub(crate) const CONTACTS: &str = "contacts";
-    /// `group_prefix(gid) resource_id` → [`super::ResourceRecord`].
-    pub(crate) const RESOURCES: &str = "resources";
-    /// `group_prefix(gid) resource_id version (be u64) seq (be u64)` →
-    /// [`super::VersionRecord`]: every version whose key this client holds.
-    pub(crate) const VERSIONS: &str = "versions";
-    /// `group_prefix(gid) seq (be u64) n (be u32)` → [`super::ResourceEventRecord`]:
-    /// the group's resource history (versions, deletions, policy changes, shares).
-    pub(crate) const RESOURCE_LOG: &str = "resource_log";
-}
 
 /// Who this client is and where its DS is.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -294,20 +271,4 @@ impl Envelope {
     pub(crate) fn is_resource(&self) -> bool {
         !matches!(self, Envelope::Text { .. } | Envelope::GroupName { .. })
     }
-}
-
-/// Key of a group's records in ordered namespaces: `len(gid) gid`.
-pub(crate) fn group_prefix(gid: &[u8]) -> Vec<u8> {
-    let mut k = Vec::with_capacity(gid.len() + 4);
-    // Group ids are 1 to 256 bytes (docs/api.md); a u32 length cannot overflow.
-    k.extend_from_slice(&u32::try_from(gid.len()).unwrap_or(u32::MAX).to_be_bytes());
-    k.extend_from_slice(gid);
-    k
-}
-
-/// Key of one message record.
-pub(crate) fn message_key(gid: &[u8], local: u64) -> Vec<u8> {
-    let mut k = group_prefix(gid);
-    k.extend_from_slice(&local.to_be_bytes());
-    k
 }

@@ -214,6 +214,54 @@ fn fill(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
+/// Reads a source in chunks of one size, one chunk ahead, so that each chunk
+/// is known to be the last one or not. Memory: two chunks.
+struct Chunks<R> {
+    source: R,
+    cur: Vec<u8>,
+    next: Vec<u8>,
+    /// Bytes in `cur`, and in `next` once read ahead.
+    cur_len: usize,
+    next_len: usize,
+    /// Index of the chunk in `cur`; `None` before the first one.
+    index: Option<u64>,
+    last: bool,
+}
+
+impl<R: Read> Chunks<R> {
+    fn new(source: R, size: usize) -> Self {
+        Chunks { source, cur: vec![0; size], next: vec![0; size], cur_len: 0, next_len: 0, index: None, last: false }
+    }
+
+    /// Moves to the next chunk: returns its index and whether it is the last
+    /// (a short chunk is the last; a full one is the last if nothing follows),
+    /// or `None` after the last one. A short chunk, even an empty one, is
+    /// returned: the caller decides whether it is valid.
+    fn advance(&mut self) -> std::io::Result<Option<(u64, bool)>> {
+        let index = match self.index {
+            None => {
+                self.cur_len = fill(&mut self.source, &mut self.cur)?;
+                0
+            }
+            Some(_) if self.last => return Ok(None),
+            Some(i) => {
+                std::mem::swap(&mut self.cur, &mut self.next);
+                self.cur_len = self.next_len;
+                i + 1
+            }
+        };
+        self.next_len = if self.cur_len == self.cur.len() { fill(&mut self.source, &mut self.next)? } else { 0 };
+        self.last = self.next_len == 0;
+        self.index = Some(index);
+        Ok(Some((index, self.last)))
+    }
+
+    /// The current chunk's bytes.
+    fn chunk(&mut self) -> &mut [u8] {
+        &mut self.cur[..self.cur_len]
+    }
+}
+
 /// Encrypts `plain` into `out` chunk by chunk (memory: two chunks).
 pub fn seal(
     key: &ContentKey,
@@ -224,36 +272,26 @@ pub fn seal(
     let cipher = Aes256Gcm::new_from_slice(key.as_bytes()).map_err(|_| ResourceCryptoError::BadHeader)?;
     out.write_all(MAGIC)?;
     out.write_all(&(CHUNK_SIZE as u32).to_be_bytes())?;
-    let mut plain = Padded { inner: plain, size: 0, pad: None };
+    let mut chunks = Chunks::new(Padded { inner: plain, size: 0, pad: None }, CHUNK_SIZE);
     let mut hasher = blake3::Hasher::new();
-    let mut cur = vec![0u8; CHUNK_SIZE];
-    let mut next = vec![0u8; CHUNK_SIZE];
-    let mut cur_len = fill(&mut plain, &mut cur)?;
-    let (mut i, mut blob_size, mut offset) = (0u64, 8u64, 0u64);
-    loop {
-        // Look ahead: the current chunk is the last one if nothing follows it.
-        let next_len = if cur_len == CHUNK_SIZE { fill(&mut plain, &mut next)? } else { 0 };
-        let last = next_len == 0;
-        // The chunk's real content (the rest is padding): `plain.size` counts
-        // every real byte read so far, this chunk's included.
-        let real = usize::try_from(plain.size.saturating_sub(offset)).unwrap_or(usize::MAX).min(cur_len);
+    let (mut blob_size, mut offset) = (8u64, 0u64);
+    while let Some((i, last)) = chunks.advance()? {
+        // The chunk's real content (the rest is padding): the source's `size`
+        // counts every real byte read so far, this chunk's included.
+        let size = chunks.source.size;
+        let cur = chunks.chunk();
+        let real = usize::try_from(size.saturating_sub(offset)).unwrap_or(usize::MAX).min(cur.len());
         hasher.update(&cur[..real]);
         let tag = cipher
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce(i, last)), &ad(ctx, i, last)?, &mut cur[..cur_len])
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce(i, last)), &ad(ctx, i, last)?, cur)
             .map_err(|_| ResourceCryptoError::Tampered { chunk: i })?;
-        out.write_all(&cur[..cur_len])?;
+        out.write_all(cur)?;
         out.write_all(&tag)?;
-        blob_size += (cur_len + TAG) as u64;
-        offset += cur_len as u64;
-        if last {
-            break;
-        }
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
-        i += 1;
+        blob_size += (cur.len() + TAG) as u64;
+        offset += cur.len() as u64;
     }
     out.flush()?;
-    Ok(Sealed { size: plain.size, content_hash: *hasher.finalize().as_bytes(), blob_size })
+    Ok(Sealed { size: chunks.source.size, content_hash: *hasher.finalize().as_bytes(), blob_size })
 }
 
 /// Decrypts a blob from `blob` into `out`, checking every chunk, the final
@@ -278,12 +316,12 @@ pub fn open(
         return Err(ResourceCryptoError::BadHeader);
     }
     let full = chunk + TAG;
+    let mut chunks = Chunks::new(blob, full);
     let mut hasher = blake3::Hasher::new();
-    let mut cur = vec![0u8; full];
-    let mut next = vec![0u8; full];
-    let mut cur_len = fill(&mut blob, &mut cur)?;
-    let (mut i, mut size) = (0u64, 0u64);
-    loop {
+    let mut size = 0u64;
+    while let Some((i, last)) = chunks.advance()? {
+        let cur = chunks.chunk();
+        let cur_len = cur.len();
         if cur_len < TAG {
             return Err(if cur_len == 0 && i > 0 {
                 ResourceCryptoError::Truncated
@@ -291,10 +329,8 @@ pub fn open(
                 ResourceCryptoError::Tampered { chunk: i }
             });
         }
-        let next_len = if cur_len == full { fill(&mut blob, &mut next)? } else { 0 };
-        let last = next_len == 0;
         let ct_len = cur_len - TAG;
-        let tag = aes_gcm::Tag::clone_from_slice(&cur[ct_len..cur_len]);
+        let tag = aes_gcm::Tag::clone_from_slice(&cur[ct_len..]);
         cipher
             .decrypt_in_place_detached(Nonce::from_slice(&nonce(i, last)), &ad(ctx, i, last)?, &mut cur[..ct_len], &tag)
             .map_err(|_| {
@@ -312,12 +348,6 @@ pub fn open(
         hasher.update(&cur[..content]);
         out.write_all(&cur[..content])?;
         size += ct_len as u64;
-        if last {
-            break;
-        }
-        std::mem::swap(&mut cur, &mut next);
-        cur_len = next_len;
-        i += 1;
     }
     out.flush()?;
     if size != padded_len(expected.size) {

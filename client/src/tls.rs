@@ -120,6 +120,9 @@ pub(crate) fn http_client(url: &str, trust: &TrustMode) -> Result<reqwest::Clien
         .map_err(|e| Error::Tls(format!("building the HTTP client: {e}")))
 }
 
+/// What a handshake signature check gives.
+type Checked = std::result::Result<HandshakeSignatureValid, rustls::Error>;
+
 /// Accepts exactly one certificate, by SHA-256 of its DER encoding.
 #[derive(Debug)]
 struct PinnedCert {
@@ -144,22 +147,12 @@ impl ServerCertVerifier for PinnedCert {
         }
     }
 
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls12_signature(&self, msg: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Checked {
+        rustls::crypto::verify_tls12_signature(msg, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    fn verify_tls13_signature(&self, msg: &[u8], cert: &CertificateDer<'_>, dss: &DigitallySignedStruct) -> Checked {
+        rustls::crypto::verify_tls13_signature(msg, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {

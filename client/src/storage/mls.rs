@@ -14,6 +14,11 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::{decode_value, encode_value, Kv, SledStorage, StorageError, Transaction, ValueCodec, NS_MLS};
 
+/// What a `StorageProvider` writer or deleter returns.
+type Done = Result<(), StorageError>;
+/// What a `StorageProvider` reader returns.
+type Got<T> = Result<T, StorageError>;
+
 const KEY_PACKAGE_LABEL: &[u8] = b"KeyPackage";
 const PSK_LABEL: &[u8] = b"Psk";
 const ENCRYPTION_KEY_PAIR_LABEL: &[u8] = b"EncryptionKeyPair";
@@ -82,17 +87,24 @@ fn read_raw_list<K: Kv>(kv: &K, storage_key: &[u8], label: &[u8]) -> Result<Vec<
     }
 }
 
-fn append<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
+/// Changes the list under (label, key) with `f`, which gets the list and
+/// `item` encoded.
+fn edit_list<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
     kv: &K,
     label: &[u8],
     key: &Key,
     item: &V,
-) -> Result<(), StorageError> {
+    f: impl FnOnce(&mut Vec<Vec<u8>>, Vec<u8>),
+) -> Done {
     let skey = storage_key::<K, Key>(label, key)?;
     let mut list = read_raw_list(kv, &skey, label)?;
-    list.push(encode_value::<K::Codec, V>(&label_name(label), item)?);
+    f(&mut list, encode_value::<K::Codec, V>(&label_name(label), item)?);
     let bytes = encode_value::<K::Codec, _>(&label_name(label), &list)?;
     kv.put_raw(skey, Some(bytes))
+}
+
+fn append<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(kv: &K, label: &[u8], key: &Key, item: &V) -> Done {
+    edit_list(kv, label, key, item, |list, item| list.push(item))
 }
 
 /// Removes the first item equal to `item` (as the reference store does).
@@ -101,15 +113,12 @@ fn remove_item<K: Kv, Key: Serialize + ?Sized, V: Serialize + ?Sized>(
     label: &[u8],
     key: &Key,
     item: &V,
-) -> Result<(), StorageError> {
-    let skey = storage_key::<K, Key>(label, key)?;
-    let mut list = read_raw_list(kv, &skey, label)?;
-    let item = encode_value::<K::Codec, V>(&label_name(label), item)?;
-    if let Some(pos) = list.iter().position(|stored| stored == &item) {
-        list.remove(pos);
-    }
-    let bytes = encode_value::<K::Codec, _>(&label_name(label), &list)?;
-    kv.put_raw(skey, Some(bytes))
+) -> Done {
+    edit_list(kv, label, key, item, |list, item| {
+        if let Some(pos) = list.iter().position(|stored| *stored == item) {
+            list.remove(pos);
+        }
+    })
 }
 
 fn read_list<K: Kv, Key: Serialize + ?Sized, V: DeserializeOwned>(
@@ -151,6 +160,41 @@ fn clear_proposal_queue<K: Kv, G: Serialize, R: Serialize + DeserializeOwned>(
     delete(kv, PROPOSAL_QUEUE_REFS_LABEL, group_id)
 }
 
+/// A `StorageProvider` method whose generic parameters are named after the
+/// openmls storage traits that bound them.
+macro_rules! method {
+    (fn $name:ident<$($g:ident),*>(&$self:ident $(, $arg:ident: $ty:ty)*) -> $ret:ty $body:block) => {
+        fn $name<$($g: traits::$g<CURRENT_VERSION>),*>(&$self $(, $arg: $ty)*) -> $ret $body
+    };
+}
+
+/// A `StorageProvider` writer: one value under (label, key).
+macro_rules! writer {
+    (fn $name:ident<$($g:ident),*>($key:ident, $value:ident) => $label:ident) => {
+        fn $name<$($g: traits::$g<CURRENT_VERSION>),*>(&self, key: &$key, value: &$value) -> Result<(), Self::Error> {
+            write(self, $label, key, value)
+        }
+    };
+}
+
+/// A `StorageProvider` reader of one value under (label, key).
+macro_rules! reader {
+    (fn $name:ident<$($g:ident),*>($key:ident) -> $value:ident => $label:ident) => {
+        fn $name<$($g: traits::$g<CURRENT_VERSION>),*>(&self, key: &$key) -> Result<Option<$value>, Self::Error> {
+            read(self, $label, key)
+        }
+    };
+}
+
+/// A `StorageProvider` deleter of the value under (label, key).
+macro_rules! deleter {
+    (fn $name:ident<$($g:ident),*>($key:ident) => $label:ident) => {
+        fn $name<$($g: traits::$g<CURRENT_VERSION>),*>(&self, key: &$key) -> Result<(), Self::Error> {
+            delete(self, $label, key)
+        }
+    };
+}
+
 /// Implements `StorageProvider<CURRENT_VERSION>` for a type that implements [`Kv`].
 macro_rules! impl_storage_provider {
     ($ty:ty) => {
@@ -159,510 +203,126 @@ macro_rules! impl_storage_provider {
 
             // ---- writers ----
 
-            fn write_mls_join_config<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                config: &MlsGroupJoinConfig,
-            ) -> Result<(), Self::Error> {
-                write(self, JOIN_CONFIG_LABEL, group_id, config)
-            }
+            writer!(fn write_mls_join_config<GroupId, MlsGroupJoinConfig>(GroupId, MlsGroupJoinConfig)
+                => JOIN_CONFIG_LABEL);
 
-            fn append_own_leaf_node<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                LeafNode: traits::LeafNode<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                leaf_node: &LeafNode,
-            ) -> Result<(), Self::Error> {
+            method!(fn append_own_leaf_node<GroupId, LeafNode>(
+                &self, group_id: &GroupId, leaf_node: &LeafNode) -> Done {
                 append(self, OWN_LEAF_NODES_LABEL, group_id, leaf_node)
-            }
+            });
 
-            fn queue_proposal<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-                QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                proposal_ref: &ProposalRef,
-                proposal: &QueuedProposal,
-            ) -> Result<(), Self::Error> {
+            method!(fn queue_proposal<GroupId, ProposalRef, QueuedProposal>(
+                &self, group_id: &GroupId, proposal_ref: &ProposalRef, proposal: &QueuedProposal) -> Done {
                 write(self, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref), proposal)?;
                 append(self, PROPOSAL_QUEUE_REFS_LABEL, group_id, proposal_ref)
-            }
+            });
 
-            fn write_tree<GroupId: traits::GroupId<CURRENT_VERSION>, TreeSync: traits::TreeSync<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-                tree: &TreeSync,
-            ) -> Result<(), Self::Error> {
-                write(self, TREE_LABEL, group_id, tree)
-            }
+            writer!(fn write_tree<GroupId, TreeSync>(GroupId, TreeSync) => TREE_LABEL);
+            writer!(fn write_interim_transcript_hash<GroupId, InterimTranscriptHash>(GroupId, InterimTranscriptHash)
+                => INTERIM_TRANSCRIPT_HASH_LABEL);
+            writer!(fn write_context<GroupId, GroupContext>(GroupId, GroupContext) => GROUP_CONTEXT_LABEL);
+            writer!(fn write_confirmation_tag<GroupId, ConfirmationTag>(GroupId, ConfirmationTag)
+                => CONFIRMATION_TAG_LABEL);
+            writer!(fn write_group_state<GroupState, GroupId>(GroupId, GroupState) => GROUP_STATE_LABEL);
+            writer!(fn write_message_secrets<GroupId, MessageSecrets>(GroupId, MessageSecrets)
+                => MESSAGE_SECRETS_LABEL);
+            writer!(fn write_resumption_psk_store<GroupId, ResumptionPskStore>(GroupId, ResumptionPskStore)
+                => RESUMPTION_PSK_STORE_LABEL);
+            writer!(fn write_own_leaf_index<GroupId, LeafNodeIndex>(GroupId, LeafNodeIndex)
+                => OWN_LEAF_NODE_INDEX_LABEL);
+            writer!(fn write_group_epoch_secrets<GroupId, GroupEpochSecrets>(GroupId, GroupEpochSecrets)
+                => EPOCH_SECRETS_LABEL);
+            writer!(fn write_signature_key_pair<SignaturePublicKey, SignatureKeyPair>(
+                SignaturePublicKey, SignatureKeyPair) => SIGNATURE_KEY_PAIR_LABEL);
+            writer!(fn write_encryption_key_pair<EncryptionKey, HpkeKeyPair>(EncryptionKey, HpkeKeyPair)
+                => ENCRYPTION_KEY_PAIR_LABEL);
 
-            fn write_interim_transcript_hash<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                interim_transcript_hash: &InterimTranscriptHash,
-            ) -> Result<(), Self::Error> {
-                write(self, INTERIM_TRANSCRIPT_HASH_LABEL, group_id, interim_transcript_hash)
-            }
-
-            fn write_context<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                GroupContext: traits::GroupContext<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                group_context: &GroupContext,
-            ) -> Result<(), Self::Error> {
-                write(self, GROUP_CONTEXT_LABEL, group_id, group_context)
-            }
-
-            fn write_confirmation_tag<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                confirmation_tag: &ConfirmationTag,
-            ) -> Result<(), Self::Error> {
-                write(self, CONFIRMATION_TAG_LABEL, group_id, confirmation_tag)
-            }
-
-            fn write_group_state<
-                GroupState: traits::GroupState<CURRENT_VERSION>,
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                group_state: &GroupState,
-            ) -> Result<(), Self::Error> {
-                write(self, GROUP_STATE_LABEL, group_id, group_state)
-            }
-
-            fn write_message_secrets<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                message_secrets: &MessageSecrets,
-            ) -> Result<(), Self::Error> {
-                write(self, MESSAGE_SECRETS_LABEL, group_id, message_secrets)
-            }
-
-            fn write_resumption_psk_store<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                resumption_psk_store: &ResumptionPskStore,
-            ) -> Result<(), Self::Error> {
-                write(self, RESUMPTION_PSK_STORE_LABEL, group_id, resumption_psk_store)
-            }
-
-            fn write_own_leaf_index<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                own_leaf_index: &LeafNodeIndex,
-            ) -> Result<(), Self::Error> {
-                write(self, OWN_LEAF_NODE_INDEX_LABEL, group_id, own_leaf_index)
-            }
-
-            fn write_group_epoch_secrets<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                group_epoch_secrets: &GroupEpochSecrets,
-            ) -> Result<(), Self::Error> {
-                write(self, EPOCH_SECRETS_LABEL, group_id, group_epoch_secrets)
-            }
-
-            fn write_signature_key_pair<
-                SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
-                SignatureKeyPair: traits::SignatureKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                public_key: &SignaturePublicKey,
-                signature_key_pair: &SignatureKeyPair,
-            ) -> Result<(), Self::Error> {
-                write(self, SIGNATURE_KEY_PAIR_LABEL, public_key, signature_key_pair)
-            }
-
-            fn write_encryption_key_pair<
-                EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>,
-                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                public_key: &EncryptionKey,
-                key_pair: &HpkeKeyPair,
-            ) -> Result<(), Self::Error> {
-                write(self, ENCRYPTION_KEY_PAIR_LABEL, public_key, key_pair)
-            }
-
-            fn write_encryption_epoch_key_pairs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                EpochKey: traits::EpochKey<CURRENT_VERSION>,
-                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                epoch: &EpochKey,
-                leaf_index: u32,
-                key_pairs: &[HpkeKeyPair],
-            ) -> Result<(), Self::Error> {
+            method!(fn write_encryption_epoch_key_pairs<GroupId, EpochKey, HpkeKeyPair>(
+                &self, group_id: &GroupId, epoch: &EpochKey, leaf_index: u32, key_pairs: &[HpkeKeyPair]) -> Done {
                 write(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index), key_pairs)
-            }
+            });
 
-            fn write_key_package<
-                HashReference: traits::HashReference<CURRENT_VERSION>,
-                KeyPackage: traits::KeyPackage<CURRENT_VERSION>,
-            >(
-                &self,
-                hash_ref: &HashReference,
-                key_package: &KeyPackage,
-            ) -> Result<(), Self::Error> {
-                write(self, KEY_PACKAGE_LABEL, hash_ref, key_package)
-            }
-
-            fn write_psk<PskId: traits::PskId<CURRENT_VERSION>, PskBundle: traits::PskBundle<CURRENT_VERSION>>(
-                &self,
-                psk_id: &PskId,
-                psk: &PskBundle,
-            ) -> Result<(), Self::Error> {
-                write(self, PSK_LABEL, psk_id, psk)
-            }
+            writer!(fn write_key_package<HashReference, KeyPackage>(HashReference, KeyPackage) => KEY_PACKAGE_LABEL);
+            writer!(fn write_psk<PskId, PskBundle>(PskId, PskBundle) => PSK_LABEL);
 
             // ---- getters ----
 
-            fn mls_group_join_config<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                MlsGroupJoinConfig: traits::MlsGroupJoinConfig<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<MlsGroupJoinConfig>, Self::Error> {
-                read(self, JOIN_CONFIG_LABEL, group_id)
-            }
+            reader!(fn mls_group_join_config<GroupId, MlsGroupJoinConfig>(GroupId) -> MlsGroupJoinConfig
+                => JOIN_CONFIG_LABEL);
 
-            fn own_leaf_nodes<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                LeafNode: traits::LeafNode<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Vec<LeafNode>, Self::Error> {
+            method!(fn own_leaf_nodes<GroupId, LeafNode>(&self, group_id: &GroupId) -> Got<Vec<LeafNode>> {
                 read_list(self, OWN_LEAF_NODES_LABEL, group_id)
-            }
+            });
 
-            fn queued_proposal_refs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Vec<ProposalRef>, Self::Error> {
+            method!(fn queued_proposal_refs<GroupId, ProposalRef>(&self, group_id: &GroupId) -> Got<Vec<ProposalRef>> {
                 read_list(self, PROPOSAL_QUEUE_REFS_LABEL, group_id)
-            }
+            });
 
-            fn queued_proposals<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-                QueuedProposal: traits::QueuedProposal<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Vec<(ProposalRef, QueuedProposal)>, Self::Error> {
+            method!(fn queued_proposals<GroupId, ProposalRef, QueuedProposal>(
+                &self, group_id: &GroupId) -> Got<Vec<(ProposalRef, QueuedProposal)>> {
                 queued_proposals(self, group_id)
-            }
+            });
 
-            fn tree<GroupId: traits::GroupId<CURRENT_VERSION>, TreeSync: traits::TreeSync<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<TreeSync>, Self::Error> {
-                read(self, TREE_LABEL, group_id)
-            }
+            reader!(fn tree<GroupId, TreeSync>(GroupId) -> TreeSync => TREE_LABEL);
+            reader!(fn group_context<GroupId, GroupContext>(GroupId) -> GroupContext => GROUP_CONTEXT_LABEL);
+            reader!(fn interim_transcript_hash<GroupId, InterimTranscriptHash>(GroupId) -> InterimTranscriptHash
+                => INTERIM_TRANSCRIPT_HASH_LABEL);
+            reader!(fn confirmation_tag<GroupId, ConfirmationTag>(GroupId) -> ConfirmationTag
+                => CONFIRMATION_TAG_LABEL);
+            reader!(fn group_state<GroupState, GroupId>(GroupId) -> GroupState => GROUP_STATE_LABEL);
+            reader!(fn message_secrets<GroupId, MessageSecrets>(GroupId) -> MessageSecrets => MESSAGE_SECRETS_LABEL);
+            reader!(fn resumption_psk_store<GroupId, ResumptionPskStore>(GroupId) -> ResumptionPskStore
+                => RESUMPTION_PSK_STORE_LABEL);
+            reader!(fn own_leaf_index<GroupId, LeafNodeIndex>(GroupId) -> LeafNodeIndex => OWN_LEAF_NODE_INDEX_LABEL);
+            reader!(fn group_epoch_secrets<GroupId, GroupEpochSecrets>(GroupId) -> GroupEpochSecrets
+                => EPOCH_SECRETS_LABEL);
+            reader!(fn signature_key_pair<SignaturePublicKey, SignatureKeyPair>(SignaturePublicKey) -> SignatureKeyPair
+                => SIGNATURE_KEY_PAIR_LABEL);
+            reader!(fn encryption_key_pair<HpkeKeyPair, EncryptionKey>(EncryptionKey) -> HpkeKeyPair
+                => ENCRYPTION_KEY_PAIR_LABEL);
 
-            fn group_context<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                GroupContext: traits::GroupContext<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<GroupContext>, Self::Error> {
-                read(self, GROUP_CONTEXT_LABEL, group_id)
-            }
-
-            fn interim_transcript_hash<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                InterimTranscriptHash: traits::InterimTranscriptHash<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<InterimTranscriptHash>, Self::Error> {
-                read(self, INTERIM_TRANSCRIPT_HASH_LABEL, group_id)
-            }
-
-            fn confirmation_tag<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ConfirmationTag: traits::ConfirmationTag<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<ConfirmationTag>, Self::Error> {
-                read(self, CONFIRMATION_TAG_LABEL, group_id)
-            }
-
-            fn group_state<
-                GroupState: traits::GroupState<CURRENT_VERSION>,
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<GroupState>, Self::Error> {
-                read(self, GROUP_STATE_LABEL, group_id)
-            }
-
-            fn message_secrets<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                MessageSecrets: traits::MessageSecrets<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<MessageSecrets>, Self::Error> {
-                read(self, MESSAGE_SECRETS_LABEL, group_id)
-            }
-
-            fn resumption_psk_store<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ResumptionPskStore: traits::ResumptionPskStore<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<ResumptionPskStore>, Self::Error> {
-                read(self, RESUMPTION_PSK_STORE_LABEL, group_id)
-            }
-
-            fn own_leaf_index<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                LeafNodeIndex: traits::LeafNodeIndex<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<LeafNodeIndex>, Self::Error> {
-                read(self, OWN_LEAF_NODE_INDEX_LABEL, group_id)
-            }
-
-            fn group_epoch_secrets<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                GroupEpochSecrets: traits::GroupEpochSecrets<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<Option<GroupEpochSecrets>, Self::Error> {
-                read(self, EPOCH_SECRETS_LABEL, group_id)
-            }
-
-            fn signature_key_pair<
-                SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>,
-                SignatureKeyPair: traits::SignatureKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                public_key: &SignaturePublicKey,
-            ) -> Result<Option<SignatureKeyPair>, Self::Error> {
-                read(self, SIGNATURE_KEY_PAIR_LABEL, public_key)
-            }
-
-            fn encryption_key_pair<
-                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
-                EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>,
-            >(
-                &self,
-                public_key: &EncryptionKey,
-            ) -> Result<Option<HpkeKeyPair>, Self::Error> {
-                read(self, ENCRYPTION_KEY_PAIR_LABEL, public_key)
-            }
-
-            fn encryption_epoch_key_pairs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                EpochKey: traits::EpochKey<CURRENT_VERSION>,
-                HpkeKeyPair: traits::HpkeKeyPair<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                epoch: &EpochKey,
-                leaf_index: u32,
-            ) -> Result<Vec<HpkeKeyPair>, Self::Error> {
+            method!(fn encryption_epoch_key_pairs<GroupId, EpochKey, HpkeKeyPair>(
+                &self, group_id: &GroupId, epoch: &EpochKey, leaf_index: u32) -> Got<Vec<HpkeKeyPair>> {
                 Ok(read(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index))?.unwrap_or_default())
-            }
+            });
 
-            fn key_package<
-                KeyPackageRef: traits::HashReference<CURRENT_VERSION>,
-                KeyPackage: traits::KeyPackage<CURRENT_VERSION>,
-            >(
-                &self,
-                hash_ref: &KeyPackageRef,
-            ) -> Result<Option<KeyPackage>, Self::Error> {
-                read(self, KEY_PACKAGE_LABEL, hash_ref)
-            }
-
-            fn psk<PskBundle: traits::PskBundle<CURRENT_VERSION>, PskId: traits::PskId<CURRENT_VERSION>>(
-                &self,
-                psk_id: &PskId,
-            ) -> Result<Option<PskBundle>, Self::Error> {
-                read(self, PSK_LABEL, psk_id)
-            }
+            reader!(fn key_package<HashReference, KeyPackage>(HashReference) -> KeyPackage => KEY_PACKAGE_LABEL);
+            reader!(fn psk<PskBundle, PskId>(PskId) -> PskBundle => PSK_LABEL);
 
             // ---- deleters ----
 
-            fn remove_proposal<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                proposal_ref: &ProposalRef,
-            ) -> Result<(), Self::Error> {
+            method!(fn remove_proposal<GroupId, ProposalRef>(
+                &self, group_id: &GroupId, proposal_ref: &ProposalRef) -> Done {
                 remove_item(self, PROPOSAL_QUEUE_REFS_LABEL, group_id, proposal_ref)?;
                 delete(self, QUEUED_PROPOSAL_LABEL, &(group_id, proposal_ref))
-            }
+            });
 
-            fn delete_own_leaf_nodes<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, OWN_LEAF_NODES_LABEL, group_id)
-            }
+            deleter!(fn delete_own_leaf_nodes<GroupId>(GroupId) => OWN_LEAF_NODES_LABEL);
+            deleter!(fn delete_group_config<GroupId>(GroupId) => JOIN_CONFIG_LABEL);
+            deleter!(fn delete_tree<GroupId>(GroupId) => TREE_LABEL);
+            deleter!(fn delete_confirmation_tag<GroupId>(GroupId) => CONFIRMATION_TAG_LABEL);
+            deleter!(fn delete_group_state<GroupId>(GroupId) => GROUP_STATE_LABEL);
+            deleter!(fn delete_context<GroupId>(GroupId) => GROUP_CONTEXT_LABEL);
+            deleter!(fn delete_interim_transcript_hash<GroupId>(GroupId) => INTERIM_TRANSCRIPT_HASH_LABEL);
+            deleter!(fn delete_message_secrets<GroupId>(GroupId) => MESSAGE_SECRETS_LABEL);
+            deleter!(fn delete_all_resumption_psk_secrets<GroupId>(GroupId) => RESUMPTION_PSK_STORE_LABEL);
+            deleter!(fn delete_own_leaf_index<GroupId>(GroupId) => OWN_LEAF_NODE_INDEX_LABEL);
+            deleter!(fn delete_group_epoch_secrets<GroupId>(GroupId) => EPOCH_SECRETS_LABEL);
 
-            fn delete_group_config<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, JOIN_CONFIG_LABEL, group_id)
-            }
-
-            fn delete_tree<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, TREE_LABEL, group_id)
-            }
-
-            fn delete_confirmation_tag<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, CONFIRMATION_TAG_LABEL, group_id)
-            }
-
-            fn delete_group_state<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, GROUP_STATE_LABEL, group_id)
-            }
-
-            fn delete_context<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, GROUP_CONTEXT_LABEL, group_id)
-            }
-
-            fn delete_interim_transcript_hash<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, INTERIM_TRANSCRIPT_HASH_LABEL, group_id)
-            }
-
-            fn delete_message_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, MESSAGE_SECRETS_LABEL, group_id)
-            }
-
-            fn delete_all_resumption_psk_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, RESUMPTION_PSK_STORE_LABEL, group_id)
-            }
-
-            fn delete_own_leaf_index<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, OWN_LEAF_NODE_INDEX_LABEL, group_id)
-            }
-
-            fn delete_group_epoch_secrets<GroupId: traits::GroupId<CURRENT_VERSION>>(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
-                delete(self, EPOCH_SECRETS_LABEL, group_id)
-            }
-
-            fn clear_proposal_queue<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                ProposalRef: traits::ProposalRef<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-            ) -> Result<(), Self::Error> {
+            method!(fn clear_proposal_queue<GroupId, ProposalRef>(&self, group_id: &GroupId) -> Done {
                 clear_proposal_queue::<_, GroupId, ProposalRef>(self, group_id)
-            }
+            });
 
-            fn delete_signature_key_pair<SignaturePublicKey: traits::SignaturePublicKey<CURRENT_VERSION>>(
-                &self,
-                public_key: &SignaturePublicKey,
-            ) -> Result<(), Self::Error> {
-                delete(self, SIGNATURE_KEY_PAIR_LABEL, public_key)
-            }
+            deleter!(fn delete_signature_key_pair<SignaturePublicKey>(SignaturePublicKey) => SIGNATURE_KEY_PAIR_LABEL);
+            deleter!(fn delete_encryption_key_pair<EncryptionKey>(EncryptionKey) => ENCRYPTION_KEY_PAIR_LABEL);
 
-            fn delete_encryption_key_pair<EncryptionKey: traits::EncryptionKey<CURRENT_VERSION>>(
-                &self,
-                public_key: &EncryptionKey,
-            ) -> Result<(), Self::Error> {
-                delete(self, ENCRYPTION_KEY_PAIR_LABEL, public_key)
-            }
-
-            fn delete_encryption_epoch_key_pairs<
-                GroupId: traits::GroupId<CURRENT_VERSION>,
-                EpochKey: traits::EpochKey<CURRENT_VERSION>,
-            >(
-                &self,
-                group_id: &GroupId,
-                epoch: &EpochKey,
-                leaf_index: u32,
-            ) -> Result<(), Self::Error> {
+            method!(fn delete_encryption_epoch_key_pairs<GroupId, EpochKey>(
+                &self, group_id: &GroupId, epoch: &EpochKey, leaf_index: u32) -> Done {
                 delete(self, EPOCH_KEY_PAIRS_LABEL, &(group_id, epoch, leaf_index))
-            }
+            });
 
-            fn delete_key_package<KeyPackageRef: traits::HashReference<CURRENT_VERSION>>(
-                &self,
-                hash_ref: &KeyPackageRef,
-            ) -> Result<(), Self::Error> {
-                delete(self, KEY_PACKAGE_LABEL, hash_ref)
-            }
-
-            fn delete_psk<PskKey: traits::PskId<CURRENT_VERSION>>(&self, psk_id: &PskKey) -> Result<(), Self::Error> {
-                delete(self, PSK_LABEL, psk_id)
-            }
+            deleter!(fn delete_key_package<HashReference>(HashReference) => KEY_PACKAGE_LABEL);
+            deleter!(fn delete_psk<PskId>(PskId) => PSK_LABEL);
         }
     };
 }

@@ -67,24 +67,38 @@
 //!
 //! [`StorageProvider`]: openmls_traits::storage::StorageProvider
 
+#[macro_use]
+pub(crate) mod app;
 pub mod codec;
+mod error;
+mod fs;
 mod journal;
 mod mls;
 mod provider;
+mod transaction;
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Mutex, PoisonError, RwLock};
 
 use journal::Journal;
 
 use serde::{de::DeserializeOwned, Serialize};
 
+#[cfg(test)]
+use app::app_key;
+use app::{decode_value, encode_value};
 pub use codec::{DefaultCodec, MsgPack, ValueCodec};
+pub use error::StorageError;
+#[cfg(test)]
+use fs::LOCK_WAIT;
+use fs::{create_private_dir, open_sled};
 pub use provider::{GroveProvider, TxnProvider};
+use transaction::apply_overlay;
+pub use transaction::Transaction;
 
 /// Version of Grove's on-disk layout. Bump it on any incompatible change to the
 /// key layout or value encoding; old stores then fail to open with
@@ -107,71 +121,6 @@ const NS_MLS: u8 = 0x01;
 const NS_APP: u8 = 0x02;
 const FORMAT_KEY: &[u8] = b"\x00format";
 const _: () = assert!(FORMAT_KEY[0] == NS_META);
-
-/// Errors of the local store.
-#[derive(Debug, thiserror::Error)]
-pub enum StorageError {
-    /// Creating or securing the home directory failed.
-    #[error("store directory {path}: {source}")]
-    Dir {
-        /// The directory.
-        path: PathBuf,
-        /// The cause.
-        #[source]
-        source: std::io::Error,
-    },
-    /// Another process (or another handle in this one) has the store open.
-    #[error("the store {path} is in use by another process (sled holds a lock on it); close that process and retry")]
-    Locked {
-        /// The sled directory.
-        path: PathBuf,
-    },
-    /// sled reported an error (I/O, corruption of its own files, ...).
-    #[error("sled: {0}")]
-    Sled(#[from] sled::Error),
-    /// A value could not be encoded.
-    #[error("cannot encode {what}: {reason}")]
-    Encode {
-        /// What was being encoded.
-        what: String,
-        /// The codec's reason.
-        reason: String,
-    },
-    /// A stored value could not be decoded: the store is corrupt or was written
-    /// by an incompatible version.
-    #[error("corrupt value for {what}: {reason}")]
-    Corrupt {
-        /// Which record.
-        what: String,
-        /// The codec's reason.
-        reason: String,
-    },
-    /// The store was written in another format (layout version or codec).
-    #[error("incompatible store format: found {found:?}, this build expects {expected:?}")]
-    IncompatibleFormat {
-        /// The marker found on disk.
-        found: String,
-        /// The marker this build writes.
-        expected: String,
-    },
-    /// The store holds data but no format marker: not a Grove store.
-    #[error("the store holds data but has no Grove format marker")]
-    MissingFormatMarker,
-    /// Writing or reading the commit journal failed.
-    #[error("commit journal: {0}")]
-    Journal(#[source] std::io::Error),
-    /// An earlier commit failed half way (journal or sled error): the store
-    /// refuses further writes until it is opened again, which recovers the
-    /// last durable state.
-    #[error("the store refuses writes after a failed commit; reopen it")]
-    Poisoned,
-    /// An app namespace longer than 255 bytes.
-    #[error("app namespace is {len} bytes long, at most 255 allowed")]
-    NamespaceTooLong {
-        /// The namespace length.
-        len: usize,
-    },
-}
 
 /// Key/value pairs in key order, as returned by scans.
 pub type Entries = Vec<(Vec<u8>, Vec<u8>)>;
@@ -199,104 +148,6 @@ pub(crate) trait Kv {
     fn put_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StorageError>;
     /// All entries whose key starts with `prefix`, in key order.
     fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError>;
-}
-
-fn app_key(namespace: &str, key: &[u8]) -> Result<Vec<u8>, StorageError> {
-    let ns = namespace.as_bytes();
-    let len = u8::try_from(ns.len()).map_err(|_| StorageError::NamespaceTooLong { len: ns.len() })?;
-    let mut out = Vec::with_capacity(2 + ns.len() + key.len());
-    out.push(NS_APP);
-    out.push(len);
-    out.extend_from_slice(ns);
-    out.extend_from_slice(key);
-    Ok(out)
-}
-
-fn encode_value<C: ValueCodec, T: Serialize + ?Sized>(what: &str, value: &T) -> Result<Vec<u8>, StorageError> {
-    C::encode(value).map_err(|reason| StorageError::Encode { what: what.to_owned(), reason })
-}
-
-fn decode_value<C: ValueCodec, T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T, StorageError> {
-    C::decode(bytes).map_err(|reason| StorageError::Corrupt { what: what.to_owned(), reason })
-}
-
-// ---- app records, shared by both front ends ----
-
-fn app_get<K: Kv>(kv: &K, ns: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-    kv.get_raw(&app_key(ns, key)?)
-}
-
-fn app_put<K: Kv>(kv: &K, ns: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-    kv.put_raw(app_key(ns, key)?, Some(value.to_vec()))
-}
-
-fn app_remove<K: Kv>(kv: &K, ns: &str, key: &[u8]) -> Result<(), StorageError> {
-    kv.put_raw(app_key(ns, key)?, None)
-}
-
-fn app_scan<K: Kv>(kv: &K, ns: &str, prefix: &[u8]) -> Result<Entries, StorageError> {
-    let strip = app_key(ns, &[])?.len();
-    let full = app_key(ns, prefix)?;
-    Ok(kv.scan_raw(&full)?.into_iter().map(|(mut k, v)| (k.split_off(strip), v)).collect())
-}
-
-fn app_get_value<K: Kv, T: DeserializeOwned>(kv: &K, ns: &str, key: &[u8]) -> Result<Option<T>, StorageError> {
-    match app_get(kv, ns, key)? {
-        None => Ok(None),
-        Some(bytes) => decode_value::<K::Codec, T>(&format!("app record in {ns:?}"), &bytes).map(Some),
-    }
-}
-
-fn app_put_value<K: Kv, T: Serialize + ?Sized>(kv: &K, ns: &str, key: &[u8], value: &T) -> Result<(), StorageError> {
-    let bytes = encode_value::<K::Codec, T>(&format!("app record in {ns:?}"), value)?;
-    kv.put_raw(app_key(ns, key)?, Some(bytes))
-}
-
-/// Generates the app-record methods on a front end type.
-macro_rules! app_methods {
-    () => {
-        /// Reads app record `key` in `namespace`.
-        pub fn get_app(&self, namespace: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-            app_get(self, namespace, key)
-        }
-
-        /// Writes app record `key` in `namespace` (namespace at most 255 bytes).
-        pub fn put_app(&self, namespace: &str, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-            app_put(self, namespace, key, value)
-        }
-
-        /// Deletes app record `key` in `namespace` (no error if absent).
-        pub fn remove_app(&self, namespace: &str, key: &[u8]) -> Result<(), StorageError> {
-            app_remove(self, namespace, key)
-        }
-
-        /// All app records in `namespace` whose key starts with `prefix`, in key
-        /// order, as `(key, value)` with the namespace stripped from the key.
-        pub fn scan_prefix_app(&self, namespace: &str, prefix: &[u8]) -> Result<Entries, StorageError> {
-            app_scan(self, namespace, prefix)
-        }
-
-        /// Reads app record `key` in `namespace` and decodes it with the store's codec.
-        ///
-        /// A value that does not decode gives [`StorageError::Corrupt`].
-        pub fn get_app_value<T: DeserializeOwned>(
-            &self,
-            namespace: &str,
-            key: &[u8],
-        ) -> Result<Option<T>, StorageError> {
-            app_get_value(self, namespace, key)
-        }
-
-        /// Encodes `value` with the store's codec and writes it as app record `key`.
-        pub fn put_app_value<T: Serialize + ?Sized>(
-            &self,
-            namespace: &str,
-            key: &[u8],
-            value: &T,
-        ) -> Result<(), StorageError> {
-            app_put_value(self, namespace, key, value)
-        }
-    };
 }
 
 /// openmls state and app records on sled. See the [module docs](self).
@@ -440,10 +291,7 @@ impl<C: ValueCodec> SledStorage<C> {
     where
         E: From<StorageError>,
     {
-        let txn = self.begin();
-        let value = f(&txn)?;
-        txn.commit()?;
-        Ok(value)
+        transaction::run(self.begin(), f, Transaction::commit)
     }
 
     /// Applies the journaled commits to sled, flushes sled and empties the
@@ -575,125 +423,6 @@ impl<C: ValueCodec> Kv for SledStorage<C> {
         apply_overlay(&mut merged, &pending, prefix);
         Ok(merged.into_iter().collect())
     }
-}
-
-/// An open transaction: writes are buffered until [`commit`](Self::commit).
-///
-/// Dropping it without committing rolls back. It holds the store's writer
-/// lock until it is committed or dropped.
-pub struct Transaction<'a, C: ValueCodec = DefaultCodec> {
-    store: &'a SledStorage<C>,
-    overlay: RefCell<Overlay>,
-    _guard: MutexGuard<'a, ()>,
-}
-
-impl<C: ValueCodec> fmt::Debug for Transaction<'_, C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Transaction").field("pending_writes", &self.pending_writes()).finish_non_exhaustive()
-    }
-}
-
-impl<C: ValueCodec> Transaction<'_, C> {
-    /// Makes every buffered write durable (one journal record, `fdatasync`ed;
-    /// for a store without a journal, one sled batch and a sled flush), then
-    /// visible.
-    ///
-    /// On `Ok`, all writes are durable. On `Err`, the writes were not applied,
-    /// but may still be recovered, all together, when the store is reopened
-    /// (an I/O error does not tell whether the data reached the disk); the
-    /// store then refuses further writes ([`StorageError::Poisoned`]) until it
-    /// is reopened. No partial transaction is ever visible, also after a crash.
-    pub fn commit(self) -> Result<(), StorageError> {
-        let overlay = self.overlay.into_inner();
-        self.store.apply(overlay)
-    }
-
-    /// Discards every buffered write (the same as dropping the transaction).
-    pub fn rollback(self) {}
-
-    /// Number of keys written or deleted so far.
-    pub fn pending_writes(&self) -> usize {
-        self.overlay.borrow().len()
-    }
-
-    app_methods!();
-}
-
-impl<C: ValueCodec> Kv for Transaction<'_, C> {
-    type Codec = C;
-
-    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        if let Some(pending) = self.overlay.borrow().get(key) {
-            return Ok(pending.clone());
-        }
-        self.store.get_raw(key)
-    }
-
-    fn put_raw(&self, key: Vec<u8>, value: Option<Vec<u8>>) -> Result<(), StorageError> {
-        self.overlay.borrow_mut().insert(key, value);
-        Ok(())
-    }
-
-    fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
-        let mut merged: BTreeMap<Vec<u8>, Vec<u8>> = self.store.scan_raw(prefix)?.into_iter().collect();
-        apply_overlay(&mut merged, &self.overlay.borrow(), prefix);
-        Ok(merged.into_iter().collect())
-    }
-}
-
-/// Applies the writes of `overlay` whose key starts with `prefix` to `entries`.
-fn apply_overlay(entries: &mut BTreeMap<Vec<u8>, Vec<u8>>, overlay: &Overlay, prefix: &[u8]) {
-    for (key, value) in overlay.range(prefix.to_vec()..).take_while(|(k, _)| k.starts_with(prefix)) {
-        match value {
-            Some(v) => entries.insert(key.clone(), v.clone()),
-            None => entries.remove(key),
-        };
-    }
-}
-
-/// How long [`open_sled`] waits for another handle to release the store.
-const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Opens the sled database at `path`. sled allows one open handle per
-/// directory (a file lock); a handle just dropped in this process can hold
-/// the lock a moment longer, until sled's background threads let go of it.
-/// So a lock conflict is retried for up to [`LOCK_WAIT`] before it is
-/// reported as [`StorageError::Locked`].
-fn open_sled(path: &Path) -> Result<sled::Db, StorageError> {
-    let deadline = std::time::Instant::now() + LOCK_WAIT;
-    let mut pause = std::time::Duration::from_millis(5);
-    loop {
-        match sled::open(path) {
-            Ok(db) => return Ok(db),
-            Err(sled::Error::Io(e)) if e.to_string().contains("could not acquire lock") => {
-                if std::time::Instant::now() >= deadline {
-                    return Err(StorageError::Locked { path: path.to_path_buf() });
-                }
-                std::thread::sleep(pause);
-                pause = (pause * 2).min(std::time::Duration::from_millis(200));
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// Creates `dir` (and parents) if missing; on unix makes it 0700.
-fn create_private_dir(dir: &Path) -> Result<(), StorageError> {
-    let err = |source| StorageError::Dir { path: dir.to_path_buf(), source };
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(err)?;
-        let meta = std::fs::metadata(dir).map_err(err)?;
-        if meta.permissions().mode() & 0o077 != 0 {
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(err)?;
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        std::fs::create_dir_all(dir).map_err(err)?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

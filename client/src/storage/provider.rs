@@ -48,10 +48,7 @@ impl<C: ValueCodec> GroveProvider<C> {
     where
         E: From<StorageError>,
     {
-        let provider = self.begin();
-        let value = f(&provider)?;
-        provider.commit()?;
-        Ok(value)
+        super::transaction::run(self.begin(), f, TxnProvider::commit)
     }
 
     /// Gives back the store.

@@ -1,0 +1,176 @@
+//! Contacts: keys pinned on first use, key changes held until decided, and
+//! safety numbers.
+
+use grove_proto as proto;
+use openmls::prelude::*;
+use sha2::Digest as _;
+use tls_codec::Deserialize as _;
+
+use super::{identity_of, Client, ContactInfo, SafetyNumber};
+use crate::error::{Error, Result};
+use crate::records::Contact;
+use crate::repo::Repo;
+use crate::storage::{Kv, TxnProvider};
+
+/// The safety number of two users: SHA-512 over both (user, key) pairs in
+/// sorted order, shown as 12 groups of 5 digits. Both sides compute the same.
+pub fn safety_number(a_user: &str, a_key: &[u8], b_user: &str, b_key: &[u8]) -> String {
+    let mut parts = [(a_user.as_bytes(), a_key), (b_user.as_bytes(), b_key)];
+    parts.sort();
+    let mut h = sha2::Sha512::new();
+    h.update(b"grove-safety-number-v1");
+    for (u, k) in parts {
+        h.update((u.len() as u64).to_be_bytes());
+        h.update(u);
+        h.update((k.len() as u64).to_be_bytes());
+        h.update(k);
+    }
+    let d = h.finalize();
+    d.chunks(5)
+        .take(12)
+        .map(|c| {
+            let n = c.iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+            format!("{:05}", n % 100_000)
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// What a key seen for a user means against its pin.
+enum Seen {
+    /// Nothing was pinned: the key is pinned now.
+    New,
+    /// The pinned key, with no other key pending.
+    Pinned,
+    /// A key differs from the pin (the one seen now or one seen earlier):
+    /// `(pinned, other)`.
+    Differs(Vec<u8>, Vec<u8>),
+}
+
+/// Compares `seen` with the pin of `user` in `repo`; pins it if nothing is
+/// pinned and remembers it as pending if it differs.
+fn pin<K: Kv>(repo: Repo<'_, K>, user: &str, seen: &[u8]) -> Result<Seen> {
+    let contacts = repo.contacts();
+    match contacts.get(user)? {
+        None => {
+            contacts.put(user, &Contact { key: seen.to_vec(), verified: false, pending: None })?;
+            Ok(Seen::New)
+        }
+        Some(c) if c.key == seen => match c.pending {
+            None => Ok(Seen::Pinned),
+            // A different key was seen earlier and not decided on yet.
+            Some(pending) => Ok(Seen::Differs(c.key, pending)),
+        },
+        Some(mut c) => {
+            c.pending = Some(seen.to_vec());
+            contacts.put(user, &c)?;
+            Ok(Seen::Differs(c.key, seen.to_vec()))
+        }
+    }
+}
+
+fn key_changed(user: &str, pinned: &[u8], seen: &[u8]) -> Error {
+    Error::KeyChanged { user: user.to_owned(), pinned: proto::fingerprint(pinned), seen: proto::fingerprint(seen) }
+}
+
+impl Client {
+    pub(super) fn contact(&self, user: &str) -> Result<Option<Contact>> {
+        self.repo().contacts().get(user)
+    }
+
+    /// Looks `user` up on the DS and checks the key against the pin (pinning
+    /// it on first sight). Returns the pinned key.
+    pub async fn lookup_user(&self, user: &str) -> Result<ContactInfo> {
+        self.pinned_key(user).await?;
+        self.contact_info(user)
+    }
+
+    /// The pinned key of `user`, checked against what the DS says now.
+    pub(super) async fn pinned_key(&self, user: &str) -> Result<Vec<u8>> {
+        let r = self.ds.get_user(user).await?;
+        let cred = Credential::tls_deserialize_exact(&r.credential)
+            .map_err(|e| Error::Protocol(format!("credential of {user}: {e}")))?;
+        if r.user != user || identity_of(&cred) != user {
+            return Err(Error::Protocol(format!("the DS answered a lookup of {user} with {}", r.user)));
+        }
+        self.check_key(user, &r.signature_key)
+    }
+
+    /// Checks `seen` against the pinned key of `user`; pins it if nothing is
+    /// pinned. On a mismatch, remembers `seen` as pending and fails (the
+    /// warning stays until [`trust_new_key`](Self::trust_new_key)).
+    pub(super) fn check_key(&self, user: &str, seen: &[u8]) -> Result<Vec<u8>> {
+        let outcome = self.provider.transaction(|p| pin(Repo::of(p), user, seen))?;
+        match outcome {
+            Seen::New | Seen::Pinned => Ok(seen.to_vec()),
+            Seen::Differs(pinned, other) => Err(key_changed(user, &pinned, &other)),
+        }
+    }
+
+    /// Pins the keys of group members seen for the first time; marks a
+    /// differing key as pending (the user then shows as
+    /// [`KeyStatus::Changed`](super::KeyStatus::Changed)).
+    pub(super) fn pin_members(&self, p: &TxnProvider<'_>, group: &MlsGroup) -> Result<()> {
+        for m in group.members() {
+            let user = identity_of(&m.credential);
+            if user != self.id.user {
+                pin(Repo::of(p), &user, &m.signature_key)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Fails if any member's key differs from its pin (or a different key
+    /// seen earlier is still undecided).
+    pub(super) fn check_member_keys(&self, gid: &[u8]) -> Result<()> {
+        let g = self.group(gid)?;
+        for m in g.members() {
+            let user = identity_of(&m.credential);
+            if user == self.id.user {
+                continue;
+            }
+            if let Some(c) = self.contact(&user)? {
+                let seen = if c.key != m.signature_key { Some(m.signature_key.clone()) } else { c.pending.clone() };
+                if let Some(seen) = seen {
+                    return Err(key_changed(&user, &c.key, &seen));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn contact_info(&self, user: &str) -> Result<ContactInfo> {
+        let c = self.contact(user)?.ok_or_else(|| Error::UnknownContact(user.to_owned()))?;
+        Ok(ContactInfo {
+            user: user.to_owned(),
+            fingerprint: proto::fingerprint(&c.key),
+            verified: c.verified,
+            pending_fingerprint: c.pending.as_deref().map(proto::fingerprint),
+        })
+    }
+
+    /// Accepts the new key of `user` (after checking it out of band): the key
+    /// seen most recently (or the DS's current key) replaces the pin, and the
+    /// user is no longer verified.
+    pub async fn trust_new_key(&self, user: &str) -> Result<ContactInfo> {
+        let pending = match self.contact(user)?.and_then(|c| c.pending) {
+            Some(k) => k,
+            None => self.ds.get_user(user).await?.signature_key,
+        };
+        let contact = Contact { key: pending, verified: false, pending: None };
+        self.provider.transaction(|p| Repo::of(p).contacts().put(user, &contact))?;
+        self.contact_info(user)
+    }
+
+    /// The safety number with `user` (their key must match the pin); with
+    /// `confirm`, marks the user verified.
+    pub async fn verify(&self, user: &str, confirm: bool) -> Result<SafetyNumber> {
+        let key = self.pinned_key(user).await?;
+        let number = safety_number(&self.id.user, self.signer.public(), user, &key);
+        if confirm {
+            self.provider.transaction(|p| Repo::of(p).contacts().update(user, |c| c.verified = true))?;
+        }
+        let verified = self.contact(user)?.is_some_and(|c| c.verified);
+        Ok(SafetyNumber { user: user.to_owned(), number, verified })
+    }
+}

@@ -1,0 +1,226 @@
+//! Groups: finding one, creating one, and the operations on its membership
+//! (add, remove, self-update, leave).
+
+use grove_proto as proto;
+use openmls::prelude::*;
+use tls_codec::{Deserialize as _, Serialize as _};
+
+use super::commit::CommitOp;
+use super::{b64url, hash, identity_of, Client, CommitOutcome, SyncReport, MAX_ATTEMPTS, MAX_PAST_EPOCHS};
+use crate::error::{Error, MlsResultExt as _, Result};
+use crate::records::{Envelope, GroupRecord, GroupState, HistoryPolicy, OutboxEntry};
+use crate::repo::Repo;
+use crate::storage::TxnProvider;
+
+fn create_config(suite: Ciphersuite) -> MlsGroupCreateConfig {
+    MlsGroupCreateConfig::builder()
+        .ciphersuite(suite)
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .build()
+}
+
+/// How groups joined from a Welcome are configured.
+pub(super) fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .use_ratchet_tree_extension(true)
+        .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
+        .max_past_epochs(MAX_PAST_EPOCHS)
+        .build()
+}
+
+impl Client {
+    pub(super) fn group_record(&self, gid: &[u8]) -> Result<GroupRecord> {
+        self.repo().groups().require(gid)
+    }
+
+    /// The group's MLS state inside transaction `p`.
+    pub(super) fn load(p: &TxnProvider<'_>, gid: &[u8]) -> Result<MlsGroup> {
+        MlsGroup::load(p.storage(), &GroupId::from_slice(gid))?.ok_or_else(|| Error::UnknownGroup(b64url(gid)))
+    }
+
+    /// The group's MLS state as committed.
+    pub(super) fn group(&self, gid: &[u8]) -> Result<MlsGroup> {
+        self.try_group(gid)?.ok_or_else(|| Error::UnknownGroup(b64url(gid)))
+    }
+
+    /// The group's MLS state as committed, if this client has any.
+    pub(super) fn try_group(&self, gid: &[u8]) -> Result<Option<MlsGroup>> {
+        Ok(MlsGroup::load(self.provider.storage(), &GroupId::from_slice(gid))?)
+    }
+
+    /// Resolves a group name or id (base64url) to the group id. A name shared
+    /// by several groups fails with [`Error::AmbiguousGroup`].
+    pub fn resolve_group(&self, name_or_id: &str) -> Result<Vec<u8>> {
+        self.repo().groups().resolve(name_or_id)
+    }
+
+    /// Creates a group named `name` (the name travels only inside MLS
+    /// application data) and registers it with the DS, with history policy
+    /// [`HistoryPolicy::None`]. Returns its id.
+    pub async fn create_group(&self, name: &str) -> Result<String> {
+        self.create_group_with(name, HistoryPolicy::None).await
+    }
+
+    /// Creates a group named `name` with the given resource history policy
+    /// (see [`HistoryPolicy`]). Returns its id.
+    pub async fn create_group_with(&self, name: &str, history: HistoryPolicy) -> Result<String> {
+        let _op = self.ops.lock().await;
+        let (gid, body) = self.new_group(name, history)?;
+        if let Err(e) = self.ds.create_group(body).await {
+            // The DS does not know the group: forget it locally.
+            self.provider.transaction(|p| -> Result<()> {
+                if let Some(mut g) = MlsGroup::load(p.storage(), &GroupId::from_slice(&gid))? {
+                    g.delete(p.storage())?;
+                }
+                Repo::of(p).groups().remove(&gid)
+            })?;
+            return Err(e);
+        }
+        self.send_payload(&gid, &Envelope::GroupName { name: name.to_owned(), history: Some(history) }, None).await?;
+        Ok(b64url(&gid))
+    }
+
+    /// Creates the group locally; returns its id and the DS's creation body.
+    fn new_group(&self, name: &str, history: HistoryPolicy) -> Result<(Vec<u8>, Vec<u8>)> {
+        let suite = self.suite();
+        let cwk = self.cwk();
+        self.provider.transaction(|p| -> Result<(Vec<u8>, Vec<u8>)> {
+            let group =
+                MlsGroup::new(p, self.signer.as_ref(), &create_config(suite), cwk.clone()).mls("create the group")?;
+            let gid = group.group_id().as_slice().to_vec();
+            let gi = group.export_group_info(p.crypto(), self.signer.as_ref(), false).mls("export the group info")?;
+            let body = proto::GroupCreateBody {
+                group_info: gi.tls_serialize_detached().mls("encode")?.into(),
+                ratchet_tree: group.export_ratchet_tree().tls_serialize_detached().mls("encode")?.into(),
+            }
+            .tls_serialize_detached()
+            .mls("encode")?;
+            let rec = GroupRecord {
+                name: Some(name.to_owned()),
+                cursor: 0,
+                state: GroupState::Active,
+                joined_epoch: 0,
+                next_local: 0,
+                announce_name: false,
+                history,
+            };
+            Repo::of(p).groups().put(&gid, &rec)?;
+            Ok((gid, body))
+        })
+    }
+
+    /// Adds `users` to the group: claims one KeyPackage per user, checks each
+    /// package's signature and that its credential and key are the pinned key
+    /// of that user, commits, and posts the commit with the Welcome.
+    pub async fn add_members(&self, group: &str, users: &[&str]) -> Result<CommitOutcome> {
+        let _op = self.ops.lock().await;
+        let gid = self.resolve_group(group)?;
+        self.require_active(&gid)?;
+        let suite = self.suite();
+        let mut kps = Vec::new();
+        for user in users {
+            let pinned = self.pinned_key(user).await?;
+            let bytes = self.ds.claim(user, self.id.ciphersuite).await?;
+            let kp = self.check_key_package(user, &bytes, suite)?;
+            let seen = kp.leaf_node().signature_key().as_slice().to_vec();
+            if seen != pinned {
+                self.check_key(user, &seen)?;
+            }
+            kps.push(kp);
+        }
+        let outcome = self.commit(&gid, "add", CommitOp::Add(kps)).await?;
+        if outcome.committed {
+            let added: Vec<String> = users.iter().map(|u| (*u).to_owned()).collect();
+            self.announce_to_new_members(&gid, &added).await?;
+        }
+        Ok(outcome)
+    }
+
+    fn check_key_package(&self, user: &str, bytes: &[u8], suite: Ciphersuite) -> Result<KeyPackage> {
+        let bad = |reason: String| Error::BadKeyPackage { user: user.to_owned(), reason };
+        let msg = MlsMessageIn::tls_deserialize_exact(bytes).map_err(|e| bad(format!("not an MLSMessage: {e}")))?;
+        let MlsMessageBodyIn::KeyPackage(kp_in) = msg.extract() else {
+            return Err(bad("not a KeyPackage".into()));
+        };
+        let kp = kp_in
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|e| bad(format!("does not verify: {e:?}")))?;
+        if kp.ciphersuite() != suite {
+            return Err(bad(format!("ciphersuite {:?}, expected {suite:?}", kp.ciphersuite())));
+        }
+        let who = identity_of(kp.leaf_node().credential());
+        if who != user {
+            return Err(bad(format!("its credential names {who}")));
+        }
+        Ok(kp)
+    }
+
+    /// Removes `users` from the group (one commit).
+    pub async fn remove_members(&self, group: &str, users: &[&str]) -> Result<CommitOutcome> {
+        let _op = self.ops.lock().await;
+        let gid = self.resolve_group(group)?;
+        self.require_active(&gid)?;
+        let members = self.members(group)?;
+        for u in users {
+            if !members.iter().any(|m| m.user == *u) {
+                return Err(Error::NotInGroup { user: (*u).to_owned(), group: group.to_owned() });
+            }
+        }
+        self.commit(&gid, "remove", CommitOp::Remove(users.iter().map(|u| (*u).to_owned()).collect())).await
+    }
+
+    /// Updates the own leaf (fresh HPKE key: post-compromise security).
+    pub async fn self_update(&self, group: &str) -> Result<CommitOutcome> {
+        let _op = self.ops.lock().await;
+        let gid = self.resolve_group(group)?;
+        self.require_active(&gid)?;
+        self.commit(&gid, "update", CommitOp::Update).await
+    }
+
+    /// Asks to leave: posts a remove proposal for the own leaf. The next member
+    /// who syncs commits it; until then the group is `leaving`.
+    pub async fn leave(&self, group: &str) -> Result<()> {
+        let _op = self.ops.lock().await;
+        let gid = self.resolve_group(group)?;
+        self.require_active(&gid)?;
+        for _ in 0..MAX_ATTEMPTS {
+            let bytes = self.provider.transaction(|p| -> Result<Vec<u8>> {
+                let mut g = Self::load(p, &gid)?;
+                let msg = g.leave_group(p, self.signer.as_ref()).mls("leave")?;
+                let bytes = msg.tls_serialize_detached().mls("encode")?;
+                let entry = OutboxEntry { group: gid.clone(), local: None, message: Vec::new(), envelope: None };
+                Repo::of(p).outbox().put(&hash(&bytes), &entry)?;
+                Ok(bytes)
+            })?;
+            match self.ds.post_message(&b64url(&gid), bytes.clone()).await {
+                Ok(_) => {
+                    self.set_state(&gid, GroupState::Leaving)?;
+                    return Ok(());
+                }
+                Err(Error::Server { status: 409, .. }) => {
+                    self.provider.transaction(|p| -> Result<()> {
+                        Self::load(p, &gid)?.clear_pending_proposals(p.storage())?;
+                        Repo::of(p).outbox().remove(&hash(&bytes))
+                    })?;
+                    self.sync_group(&gid, &mut SyncReport::default()).await?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::TooManyRetries { op: "leave", attempts: MAX_ATTEMPTS })
+    }
+
+    pub(super) fn require_active(&self, gid: &[u8]) -> Result<()> {
+        match self.group_record(gid)?.state {
+            GroupState::Left => Err(Error::GroupLeft(b64url(gid))),
+            _ => Ok(()),
+        }
+    }
+
+    /// Sets the group's membership state.
+    pub(super) fn set_state(&self, gid: &[u8], state: GroupState) -> Result<()> {
+        self.provider.transaction(|p| Repo::of(p).groups().update(gid, |rec| rec.state = state).map(drop))
+    }
+}

@@ -1,0 +1,195 @@
+//! Identity: creating and opening a client home (signature key, credential,
+//! registration with the DS) and keeping KeyPackages on the DS.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use grove_proto as proto;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use tls_codec::Serialize as _;
+
+use super::{Client, ClientConfig, WhoAmI};
+use crate::error::{Error, MlsResultExt as _, Result};
+use crate::http::DsHttp;
+use crate::records::IdentityRecord;
+use crate::repo::{self, Repo};
+use crate::storage::GroveProvider;
+use crate::tls;
+
+impl Client {
+    /// Creates (or resumes creating) an identity in `home`: a new Ed25519 key
+    /// and BasicCredential, registration with the DS (proof of possession),
+    /// login, and KeyPackages. Running it again with the same user and server
+    /// finishes an interrupted registration; another user or server fails with
+    /// [`Error::AlreadyInitialized`].
+    pub async fn create(home: impl AsRef<Path>, config: ClientConfig) -> Result<Client> {
+        let home = home.as_ref().to_path_buf();
+        tls::check_url(&config.server)?;
+        let suite = Ciphersuite::try_from(config.ciphersuite)
+            .map_err(|_| Error::InvalidArgument(format!("unknown ciphersuite {}", config.ciphersuite)))?;
+        if !matches!(config.ciphersuite, 1 | 3) {
+            return Err(Error::InvalidArgument(format!(
+                "ciphersuite {} is not supported by this client (use 1 or 3)",
+                config.ciphersuite
+            )));
+        }
+        let provider = open_store(&home)?;
+        let existing = Repo::new(provider.storage()).meta().identity()?;
+        let (signer, id) = match existing {
+            Some(id) => {
+                if id.user != config.user || id.server != config.server.trim_end_matches('/') {
+                    return Err(Error::AlreadyInitialized {
+                        home: home.display().to_string(),
+                        user: id.user,
+                        server: id.server,
+                    });
+                }
+                let signer = Self::read_signer(&provider, &id, &home)?;
+                (signer, id)
+            }
+            None => Self::new_identity(&provider, &config, suite)?,
+        };
+        let client = Self::assemble(home, provider, signer, id)?;
+        let credential = client.credential().tls_serialize_detached().mls("encode the credential")?;
+        client.ds.register(credential, suite.signature_algorithm() as u16).await?;
+        client.ds.login().await?;
+        client.ensure_key_packages().await?;
+        Ok(client)
+    }
+
+    /// A new signature key and identity record, stored together.
+    fn new_identity(
+        provider: &GroveProvider,
+        config: &ClientConfig,
+        suite: Ciphersuite,
+    ) -> Result<(SignatureKeyPair, IdentityRecord)> {
+        let signer = SignatureKeyPair::new(suite.signature_algorithm()).mls("generate the signature key")?;
+        let id = IdentityRecord {
+            user: config.user.clone(),
+            server: config.server.trim_end_matches('/').to_owned(),
+            ciphersuite: config.ciphersuite,
+            trust: config.trust.clone(),
+            signature_key: signer.public().to_vec(),
+            key_packages: config.key_packages,
+        };
+        provider.transaction(|p| -> Result<()> {
+            signer.store(p.storage())?;
+            Repo::of(p).meta().set_identity(&id)
+        })?;
+        Ok((signer, id))
+    }
+
+    /// Opens the identity in `home` (no network access).
+    pub fn open(home: impl AsRef<Path>) -> Result<Client> {
+        let home = home.as_ref().to_path_buf();
+        if !crate::storage::SledStorage::db_path(&home).exists() {
+            return Err(Error::NotInitialized(home.display().to_string()));
+        }
+        let provider = open_store(&home)?;
+        let id = Repo::new(provider.storage())
+            .meta()
+            .identity()?
+            .ok_or_else(|| Error::NotInitialized(home.display().to_string()))?;
+        let signer = Self::read_signer(&provider, &id, &home)?;
+        Self::assemble(home, provider, signer, id)
+    }
+
+    fn read_signer(provider: &GroveProvider, id: &IdentityRecord, home: &Path) -> Result<SignatureKeyPair> {
+        let suite = Self::suite_of(id)?;
+        SignatureKeyPair::read(provider.storage(), &id.signature_key, suite.signature_algorithm())
+            .ok_or_else(|| repo::corrupt(&format!("signature key in {}", home.display()), "missing"))
+    }
+
+    fn suite_of(id: &IdentityRecord) -> Result<Ciphersuite> {
+        Ciphersuite::try_from(id.ciphersuite)
+            .map_err(|_| Error::InvalidArgument(format!("unknown ciphersuite {}", id.ciphersuite)))
+    }
+
+    fn assemble(
+        home: PathBuf,
+        provider: GroveProvider,
+        signer: SignatureKeyPair,
+        id: IdentityRecord,
+    ) -> Result<Client> {
+        let http = tls::http_client(&id.server, &id.trust)?;
+        let signer = Arc::new(signer);
+        let ds = DsHttp::new(http, &id.server, &id.user, signer.clone());
+        Ok(Client { home, provider, signer, id, ds, fault: Mutex::new(None), ops: tokio::sync::Mutex::new(()) })
+    }
+
+    pub(super) fn suite(&self) -> Ciphersuite {
+        // invariant: the identity record's suite was checked by `create`.
+        Ciphersuite::try_from(self.id.ciphersuite).unwrap_or(Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+    }
+
+    fn credential(&self) -> Credential {
+        BasicCredential::new(self.id.user.as_bytes().to_vec()).into()
+    }
+
+    pub(super) fn cwk(&self) -> CredentialWithKey {
+        CredentialWithKey { credential: self.credential(), signature_key: self.signer.public().into() }
+    }
+
+    /// User, server and own fingerprint.
+    pub fn whoami(&self) -> WhoAmI {
+        WhoAmI {
+            user: self.id.user.clone(),
+            server: self.id.server.clone(),
+            fingerprint: proto::fingerprint(self.signer.public()),
+            ciphersuite: self.id.ciphersuite,
+        }
+    }
+
+    /// Tops up KeyPackages on the DS: the configured number of one-time
+    /// packages plus one last-resort package (replaced after it was used).
+    /// Returns the counts now stored.
+    pub async fn ensure_key_packages(&self) -> Result<proto::KeyPackageCountResponse> {
+        let counts = self.ds.key_package_count(self.id.ciphersuite).await?;
+        let lr_used = self.repo().meta().last_resort_used()?;
+        let need = self.id.key_packages.saturating_sub(counts.one_time);
+        let need_lr = !counts.last_resort || lr_used;
+        if need == 0 && !need_lr {
+            return Ok(counts);
+        }
+        let messages = self.build_key_packages(need, need_lr)?;
+        let body = proto::KeyPackageUploadBody { key_packages: messages.into_iter().map(Into::into).collect() }
+            .tls_serialize_detached()
+            .mls("encode the upload")?;
+        self.ds.upload_key_packages(body).await
+    }
+
+    /// Builds `one_time` KeyPackages (and a last-resort one if asked), their
+    /// private parts stored before the packages leave the device.
+    fn build_key_packages(&self, one_time: u64, last_resort: bool) -> Result<Vec<Vec<u8>>> {
+        let suite = self.suite();
+        let cwk = self.cwk();
+        self.provider.transaction(|p| -> Result<Vec<Vec<u8>>> {
+            let mut out = Vec::new();
+            for _ in 0..one_time {
+                let kp = KeyPackage::builder()
+                    .build(suite, p, self.signer.as_ref(), cwk.clone())
+                    .mls("build a key package")?;
+                out.push(MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().mls("encode")?);
+            }
+            if last_resort {
+                let kp = KeyPackage::builder()
+                    .mark_as_last_resort()
+                    .leaf_node_capabilities(Capabilities::builder().extensions(vec![ExtensionType::LastResort]).build())
+                    .build(suite, p, self.signer.as_ref(), cwk.clone())
+                    .mls("build the last-resort key package")?;
+                let r = kp.key_package().hash_ref(p.crypto()).mls("hash the key package")?;
+                Repo::of(p).meta().set_last_resort(r.as_slice())?;
+                out.push(MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().mls("encode")?);
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Opens the store of `home` and brings its app records up to date.
+fn open_store(home: &Path) -> Result<GroveProvider> {
+    let provider = GroveProvider::open(home)?;
+    repo::migrate(&provider)?;
+    Ok(provider)
+}

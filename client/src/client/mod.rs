@@ -1,0 +1,141 @@
+//! [`Client`]: one user's identity, groups and messages, on a crash-safe local
+//! store, talking to one Delivery Service.
+//!
+//! Every MLS operation runs inside one storage transaction together with the
+//! app's bookkeeping (cursor, message history, pending commit, outbox), so a
+//! crash leaves either the state before or the state after the operation.
+//! Network calls happen between transactions, never inside one. The app's
+//! records are read and written through the typed repository
+//! (`crate::repo`, private), never by namespace and key.
+//!
+//! # Modules
+//!
+//! `Client` is one struct; its methods live in the module of their job:
+//! `types` (the public value types), `identity` (home, registration,
+//! KeyPackages), `contacts` (pinning, safety numbers), `groups` (lookup,
+//! creation, membership operations), `commit` (the commit machinery),
+//! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
+//! `queries` and `resources`.
+//!
+//! # Concurrency and blocking
+//!
+//! A `Client` is `Send + Sync` and its futures are `Send`: several tasks may
+//! share one (`Arc<Client>`). Its state-changing operations (create, add,
+//! remove, update, leave, send, sync) run one at a time; queries do not wait.
+//! Each transaction ends with one fsync of the local store, done on the
+//! calling thread (about 2 ms on the reference machine): use a multi-threaded
+//! runtime, as the CLI does.
+//!
+//! # Recovery rules
+//!
+//! - Own commit: stored as pending (bytes and epoch) before it is posted;
+//!   merged after the DS's 201; discarded on any definitive 4xx; on `409
+//!   stale_epoch` discarded, then the log is processed and the operation
+//!   redone (at most [`MAX_ATTEMPTS`]). After a crash or an unknown outcome,
+//!   the next sync merges it if the log holds exactly those bytes at that
+//!   epoch, and discards it otherwise.
+//! - Own message: stored with its ciphertext before it is posted; confirmed by
+//!   the 201 or by its echo in the log; posted again unchanged by the next sync
+//!   if the log lacks it.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use grove_proto as proto;
+use openmls::prelude::*;
+use openmls_basic_credential::SignatureKeyPair;
+use sha2::Digest as _;
+
+use crate::http::DsHttp;
+use crate::records::IdentityRecord;
+use crate::repo::Repo;
+use crate::storage::{GroveProvider, SledStorage};
+
+mod commit;
+mod contacts;
+mod groups;
+mod identity;
+mod outbox;
+mod queries;
+mod resources;
+mod sync;
+#[cfg(test)]
+mod tests;
+mod types;
+
+pub use contacts::safety_number;
+pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
+pub use types::{
+    ClientConfig, CommitOutcome, ContactInfo, Fault, GroupSummary, KeyStatus, MemberInfo, SafetyNumber, SyncReport,
+    WhoAmI,
+};
+
+/// How many times an operation is redone after losing a commit race (409).
+pub const MAX_ATTEMPTS: u32 = 5;
+/// Default number of one-time KeyPackages kept on the DS.
+pub const DEFAULT_KEY_PACKAGES: u64 = 10;
+/// Past epochs whose secrets are kept, to read application messages sent just
+/// before a commit (the DS accepts them within its epoch window).
+const MAX_PAST_EPOCHS: usize = 2;
+const PAGE: u32 = 500;
+
+fn b64url(id: &[u8]) -> String {
+    proto::group_id_to_path(id)
+}
+
+fn hash(bytes: &[u8]) -> Vec<u8> {
+    sha2::Sha256::digest(bytes).to_vec()
+}
+
+fn identity_of(credential: &Credential) -> String {
+    BasicCredential::try_from(credential.clone())
+        .map(|c| String::from_utf8_lossy(c.identity()).into_owned())
+        .unwrap_or_else(|_| "<non-basic credential>".to_owned())
+}
+
+/// One user's Grove client. See the [module docs](self).
+pub struct Client {
+    home: PathBuf,
+    provider: GroveProvider,
+    signer: Arc<SignatureKeyPair>,
+    id: IdentityRecord,
+    ds: DsHttp,
+    fault: Mutex<Option<Fault>>,
+    /// Serializes this client's state-changing operations (an operation
+    /// spans several transactions and network calls; two at once on one group
+    /// would race for its single pending commit).
+    ops: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client").field("home", &self.home).field("user", &self.id.user).finish_non_exhaustive()
+    }
+}
+
+impl Client {
+    /// Arms (or clears) a fault; see [`Fault`]. For crash tests.
+    #[cfg(feature = "fault-injection")]
+    pub fn inject_fault(&self, fault: Option<Fault>) {
+        *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
+    }
+
+    fn fault(&self) -> Option<Fault> {
+        *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The home directory.
+    pub fn home(&self) -> &Path {
+        &self.home
+    }
+
+    /// The user name.
+    pub fn user(&self) -> &str {
+        &self.id.user
+    }
+
+    /// The app records, as committed.
+    fn repo(&self) -> Repo<'_, SledStorage> {
+        Repo::new(self.provider.storage())
+    }
+}

@@ -1,0 +1,364 @@
+//! Sync: Welcomes (joins), then each group's log from its cursor, one entry
+//! per transaction: decoded, then applied as an own echo, an own commit
+//! accepted before a crash, someone's commit or proposal, or an application
+//! message.
+
+use grove_proto as proto;
+use openmls::prelude::*;
+use tls_codec::Deserialize as _;
+
+use super::commit::CommitOp;
+use super::groups::join_config;
+use super::resources::Origin;
+use super::{b64url, hash, identity_of, Client, SyncReport, PAGE};
+use crate::error::{Error, MlsResultExt as _, Result};
+use crate::records::{Envelope, GroupRecord, GroupState, HistoryPolicy, StoredMessage};
+use crate::repo::Repo;
+use crate::storage::TxnProvider;
+
+/// A log entry as an MLS protocol message, if it is one.
+fn decode_entry(m: &proto::MessageOut) -> Option<ProtocolMessage> {
+    MlsMessageIn::tls_deserialize_exact(&m.message).ok().and_then(|msg| msg.try_into_protocol_message().ok())
+}
+
+impl Client {
+    /// Fetches Welcomes (joins), then each group's log from its cursor:
+    /// processes entries in order, merges commits, stores messages, acks.
+    /// Commits pending proposals (such as a member's leave request). Tops up
+    /// KeyPackages after joining.
+    pub async fn sync(&self) -> Result<SyncReport> {
+        let _op = self.ops.lock().await;
+        let mut report = SyncReport::default();
+        self.sync_welcomes(&mut report).await?;
+        for gid in self.repo().groups().ids()? {
+            if self.group_record(&gid)?.state == GroupState::Left {
+                continue;
+            }
+            match self.sync_group(&gid, &mut report).await {
+                Ok(()) => {}
+                Err(e @ Error::Mls { .. }) => {
+                    tracing::warn!(group = %b64url(&gid), error = %e, "group log cannot be processed");
+                    report.errors.push(format!("{}: {e}", b64url(&gid)));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            }
+            self.commit_pending_proposals(&gid, &mut report).await?;
+        }
+        if !report.joined.is_empty() {
+            self.ensure_key_packages().await?;
+        }
+        Ok(report)
+    }
+
+    /// Commits the proposals others made in an active group (such as a leave request).
+    async fn commit_pending_proposals(&self, gid: &[u8], report: &mut SyncReport) -> Result<()> {
+        if self.group_record(gid)?.state != GroupState::Active {
+            return Ok(());
+        }
+        let has_pending = self
+            .provider
+            .transaction(|p| -> Result<bool> { Ok(Self::load(p, gid)?.pending_proposals().next().is_some()) })?;
+        if has_pending && self.commit(gid, "commit pending proposals", CommitOp::Pending).await?.committed {
+            report.commits += 1;
+        }
+        Ok(())
+    }
+
+    async fn sync_welcomes(&self, report: &mut SyncReport) -> Result<()> {
+        let page = self.ds.welcomes(0).await?;
+        for w in page.welcomes {
+            match self.join_from_welcome(&w) {
+                Ok(Some(gid)) => report.joined.push(b64url(&gid)),
+                Ok(None) => {}
+                Err(Error::Mls { op, reason }) => {
+                    tracing::warn!(welcome = w.id, op, reason, "dropping a Welcome that cannot be processed");
+                    report.failed_welcomes += 1;
+                }
+                Err(e) => return Err(e),
+            }
+            self.ds.delete_welcome(w.id).await?;
+        }
+        Ok(())
+    }
+
+    fn join_from_welcome(&self, w: &proto::WelcomeOut) -> Result<Option<Vec<u8>>> {
+        let gid = proto::group_id_from_path(&w.group_id)
+            .ok_or_else(|| Error::Protocol(format!("bad group id {}", w.group_id)))?;
+        self.provider.transaction(|p| -> Result<Option<Vec<u8>>> {
+            let repo = Repo::of(p);
+            let existing = repo.groups().get(&gid)?;
+            if existing.as_ref().is_some_and(|r| r.state != GroupState::Left) {
+                return Ok(None);
+            }
+            let msg = MlsMessageIn::tls_deserialize_exact(&w.message).mls("decode the Welcome")?;
+            let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
+                return Err(Error::Mls { op: "join", reason: "not a Welcome".into() });
+            };
+            if let Some(lr) = repo.meta().last_resort()? {
+                if welcome.secrets().iter().any(|sec| sec.new_member().as_slice() == lr.as_slice()) {
+                    repo.meta().set_last_resort_used(true)?;
+                }
+            }
+            let s = p.storage();
+            if let Some(mut old) = MlsGroup::load(s, &GroupId::from_slice(&gid))? {
+                old.delete(s)?; // re-added after a removal: start over, keep the history records
+            }
+            let group = StagedWelcome::new_from_welcome(p, &join_config(), welcome, None)
+                .mls("process the Welcome")?
+                .into_group(p)
+                .mls("join")?;
+            if group.group_id().as_slice() != gid.as_slice() {
+                return Err(Error::Protocol("Welcome for another group id than announced".into()));
+            }
+            let rec = GroupRecord {
+                name: existing.as_ref().and_then(|r| r.name.clone()),
+                cursor: existing.as_ref().map_or(0, |r| r.cursor),
+                state: GroupState::Active,
+                joined_epoch: group.epoch().as_u64(),
+                next_local: existing.as_ref().map_or(0, |r| r.next_local),
+                announce_name: false,
+                history: existing.as_ref().map_or(HistoryPolicy::None, |r| r.history),
+            };
+            repo.groups().put(&gid, &rec)?;
+            self.pin_members(p, &group)?;
+            Ok(Some(gid.clone()))
+        })
+    }
+
+    /// Processes one group's log from its cursor to the end.
+    pub(super) async fn sync_group(&self, gid: &[u8], report: &mut SyncReport) -> Result<()> {
+        self.fetch_and_apply(gid, report).await?;
+        let rec = self.group_record(gid)?;
+        if rec.announce_name && rec.state == GroupState::Active {
+            // Boxed: sending may sync again (on a lost race), which may land here.
+            // The added users are not known here (the add was recovered from the log).
+            Box::pin(self.announce_to_new_members(gid, &[])).await?;
+            self.provider.transaction(|p| Repo::of(p).groups().update_if_present(gid, |r| r.announce_name = false))?;
+        }
+        self.resend_unconfirmed(gid).await?;
+        // A pending commit that is not in the log after a full fetch was not
+        // accepted: discard it so the group can move on.
+        if self.repo().pending().exists(gid)? && self.group_record(gid)?.state != GroupState::Left {
+            self.discard_pending_commit(gid)?;
+        }
+        Ok(())
+    }
+
+    /// Fetches the log page by page from the cursor, applies each entry and
+    /// acks, until its end or until this client learns it left.
+    async fn fetch_and_apply(&self, gid: &[u8], report: &mut SyncReport) -> Result<()> {
+        let gpath = b64url(gid);
+        loop {
+            let rec = self.group_record(gid)?;
+            if rec.state == GroupState::Left {
+                return Ok(());
+            }
+            let page = match self.ds.fetch(&gpath, rec.cursor, PAGE).await {
+                Ok(p) => p,
+                Err(Error::Server { status: 403, ref code, .. }) if code == "not_a_member" => {
+                    self.set_state(gid, GroupState::Left)?;
+                    report.left.push(gpath.clone());
+                    return Ok(());
+                }
+                Err(e) => return Err(e),
+            };
+            let Some(last) = page.messages.last().map(|m| m.seq) else { return Ok(()) };
+            for m in &page.messages {
+                if self.process_entry(gid, m, report)? {
+                    report.left.push(gpath.clone());
+                    break;
+                }
+            }
+            let rec = self.group_record(gid)?;
+            self.ds.ack(&gpath, rec.cursor).await?;
+            if last >= page.last_seq || self.group_record(gid)?.state == GroupState::Left {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Processes one log entry in one transaction (state, history and cursor
+    /// together). Returns whether this client learned it was removed.
+    fn process_entry(&self, gid: &[u8], m: &proto::MessageOut, report: &mut SyncReport) -> Result<bool> {
+        self.provider.transaction(|p| -> Result<bool> {
+            let groups = Repo::of(p).groups();
+            let mut rec = groups.require(gid)?;
+            if m.seq <= rec.cursor {
+                return Ok(false);
+            }
+            rec.cursor = m.seq;
+            let left = self.apply_entry(p, gid, &mut rec, m, report)?;
+            groups.put(gid, &rec)?;
+            Ok(left)
+        })
+    }
+
+    /// Applies a new log entry to the group's state and `rec` (written by the
+    /// caller). Returns whether this client learned it was removed.
+    fn apply_entry(
+        &self,
+        p: &TxnProvider<'_>,
+        gid: &[u8],
+        rec: &mut GroupRecord,
+        m: &proto::MessageOut,
+        report: &mut SyncReport,
+    ) -> Result<bool> {
+        let outbox = Repo::of(p).outbox();
+        let h = hash(&m.message);
+        if let Some(own) = outbox.get(&h)? {
+            // Our own message or proposal echoed back.
+            self.confirm_outbox_entry(p, gid, &own, m.seq)?;
+            outbox.remove(&h)?;
+            return Ok(false);
+        }
+        let mut g = Self::load(p, gid)?;
+        if self.settle_pending_commit(p, gid, &mut g, rec, m)? {
+            return Ok(false);
+        }
+        let skip = match m.kind.as_str() {
+            "commit" | "proposal" => m.epoch < g.epoch().as_u64(),
+            _ => m.epoch < rec.joined_epoch,
+        };
+        if skip {
+            return Ok(false);
+        }
+        match decode_entry(m).map(|pm| g.process_message(p, pm)) {
+            Some(Ok(processed)) => self.apply_processed(p, &mut g, rec, m, processed, report),
+            Some(Err(e)) if m.kind == "application" => {
+                tracing::debug!(seq = m.seq, error = ?e, "skipping an undecryptable application message");
+                report.undecryptable += 1;
+                Ok(false)
+            }
+            Some(Err(e)) => {
+                Err(Error::Mls { op: "process a handshake message", reason: format!("seq {}: {e:?}", m.seq) })
+            }
+            None => {
+                tracing::warn!(seq = m.seq, "skipping a log entry that is not an MLS protocol message");
+                report.undecryptable += 1;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Resolves the own pending commit against a commit entry of its epoch:
+    /// merges it if the entry is that commit (accepted before a crash) and
+    /// returns true; discards it if another commit won.
+    fn settle_pending_commit(
+        &self,
+        p: &TxnProvider<'_>,
+        gid: &[u8],
+        g: &mut MlsGroup,
+        rec: &mut GroupRecord,
+        m: &proto::MessageOut,
+    ) -> Result<bool> {
+        let pending = Repo::of(p).pending();
+        let Some(pc) = pending.get(gid)? else { return Ok(false) };
+        if m.kind != "commit" || pc.epoch != m.epoch {
+            return Ok(false);
+        }
+        if pc.commit != m.message {
+            g.clear_pending_commit(p.storage())?;
+            pending.remove(gid)?;
+            return Ok(false);
+        }
+        if g.pending_commit().is_some_and(|c| c.add_proposals().next().is_some()) {
+            rec.announce_name = true;
+        }
+        g.merge_pending_commit(p).mls("merge the own commit")?;
+        pending.remove(gid)?;
+        self.pin_members(p, g)?;
+        Ok(true)
+    }
+
+    /// Applies a message openmls processed. Returns whether this client
+    /// learned it was removed.
+    fn apply_processed(
+        &self,
+        p: &TxnProvider<'_>,
+        g: &mut MlsGroup,
+        rec: &mut GroupRecord,
+        m: &proto::MessageOut,
+        processed: ProcessedMessage,
+        report: &mut SyncReport,
+    ) -> Result<bool> {
+        let sender = identity_of(processed.credential());
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(a) => {
+                let at = Origin { sender: &sender, seq: m.seq, epoch: m.epoch };
+                let gid = g.group_id().as_slice();
+                match serde_json::from_slice::<Envelope>(&a.into_bytes()) {
+                    Ok(env) => self.apply_envelope(p, gid, rec, &at, env, report)?,
+                    Err(_) => report.undecryptable += 1,
+                }
+            }
+            ProcessedMessageContent::ProposalMessage(q) => g.store_pending_proposal(p.storage(), *q)?,
+            ProcessedMessageContent::StagedCommitMessage(sc) => {
+                g.merge_staged_commit(p, *sc).mls("merge a commit")?;
+                if !g.is_active() {
+                    rec.state = GroupState::Left;
+                    return Ok(true);
+                }
+                self.pin_members(p, g)?;
+            }
+            ProcessedMessageContent::OwnPendingCommit => {
+                g.merge_pending_commit(p).mls("merge the own commit")?;
+                Repo::of(p).pending().remove(g.group_id().as_slice())?;
+            }
+            ProcessedMessageContent::OwnPrivateMessage | ProcessedMessageContent::ExternalJoinProposalMessage(_) => {}
+        }
+        Ok(false)
+    }
+
+    /// Applies a decrypted envelope sent from `at`: a text message joins the
+    /// history, a group name or policy updates `rec`, a resource envelope the
+    /// resource records (a bad one is counted and skipped).
+    fn apply_envelope(
+        &self,
+        p: &TxnProvider<'_>,
+        gid: &[u8],
+        rec: &mut GroupRecord,
+        at: &Origin<'_>,
+        env: Envelope,
+        report: &mut SyncReport,
+    ) -> Result<()> {
+        let repo = Repo::of(p);
+        match env {
+            Envelope::Text { text } => {
+                let local = rec.next_local;
+                rec.next_local += 1;
+                let sm = StoredMessage {
+                    seq: Some(at.seq),
+                    epoch: at.epoch,
+                    sender: at.sender.to_owned(),
+                    text,
+                    own: false,
+                };
+                repo.messages().put(gid, local, &sm)?;
+                report.messages += 1;
+            }
+            Envelope::GroupName { name, history } => {
+                rec.name = Some(name);
+                if let Some(h) = history {
+                    rec.history = h;
+                }
+            }
+            env => {
+                // Resource records; a policy change also updates `rec`.
+                if let Envelope::HistoryPolicy { policy, .. } = &env {
+                    rec.history = *policy;
+                }
+                repo.groups().put(gid, rec)?;
+                match self.apply_resource_envelope(p, gid, &env, at) {
+                    Ok(()) => {}
+                    Err(Error::Protocol(reason)) => {
+                        tracing::warn!(seq = at.seq, reason, "ignoring a bad resource message");
+                        report.undecryptable += 1;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! Opening a home written by the last release (before the group name and
+//! outbox indexes).
+
+use openmls::prelude::SignatureScheme;
+use openmls_basic_credential::SignatureKeyPair;
+use openmls_traits::OpenMlsProvider as _;
+
+use super::Client;
+use crate::records::{GroupRecord, GroupState, HistoryPolicy, IdentityRecord, OutboxEntry};
+use crate::storage::GroveProvider;
+use crate::tls::TrustMode;
+
+/// Writes what the last release keeps in a home: identity, signature key and
+/// group records, by their raw namespaces, with no name index and no schema marker.
+fn write_last_release_home(home: &std::path::Path) {
+    let provider = GroveProvider::open(home).unwrap();
+    let signer = SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
+    signer.store(provider.storage()).unwrap();
+    let id = IdentityRecord {
+        user: "alice".into(),
+        server: "http://127.0.0.1:9".into(),
+        ciphersuite: 1,
+        trust: TrustMode::SystemRoots,
+        signature_key: signer.public().to_vec(),
+        key_packages: 10,
+    };
+    let s = provider.storage();
+    s.put_app_value("meta", b"identity", &id).unwrap();
+    for (gid, name, cursor) in [(&b"gid-1"[..], Some("ops"), 3), (b"gid-2", Some("dev"), 5), (b"gid-3", None, 0)] {
+        let rec = GroupRecord {
+            name: name.map(str::to_owned),
+            cursor,
+            state: GroupState::Active,
+            joined_epoch: 0,
+            next_local: 0,
+            announce_name: false,
+            history: HistoryPolicy::None,
+        };
+        s.put_app_value("groups", gid, &rec).unwrap();
+    }
+    // A message whose post had an unknown outcome: the next sync posts it again.
+    let unsent = OutboxEntry { group: b"gid-1".to_vec(), local: Some(0), envelope: None, message: b"mls".to_vec() };
+    s.put_app_value("outbox", b"hash-1", &unsent).unwrap();
+}
+
+#[test]
+fn a_home_of_the_last_release_opens_and_finds_its_groups_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    write_last_release_home(&home);
+    for _ in 0..2 {
+        // The first open migrates; the second finds the home current.
+        let client = Client::open(&home).unwrap();
+        assert_eq!(client.user(), "alice");
+        assert_eq!(client.resolve_group("ops").unwrap(), b"gid-1");
+        assert_eq!(client.group_state("dev").unwrap(), (GroupState::Active, 5));
+        let id = grove_proto::group_id_to_path(b"gid-3");
+        assert_eq!(client.resolve_group(&id).unwrap(), b"gid-3");
+        assert_eq!(client.groups().unwrap().len(), 3);
+        let unsent = client.repo().outbox().of_group(b"gid-1").unwrap();
+        assert_eq!(unsent.len(), 1);
+        assert_eq!(unsent[0].0, b"hash-1");
+    }
+}

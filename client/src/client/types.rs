@@ -1,0 +1,168 @@
+//! The public value types of [`Client`](super::Client): its settings, what
+//! its queries return, and what its operations report.
+
+use serde::{Deserialize, Serialize};
+
+use super::DEFAULT_KEY_PACKAGES;
+use crate::records::GroupState;
+use crate::tls::TrustMode;
+
+/// Settings for [`Client::create`](super::Client::create).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// DS base URL (`https://...`, or `http://` to loopback only).
+    pub server: String,
+    /// User name (also the MLS BasicCredential identity).
+    pub user: String,
+    /// How the DS's TLS certificate is verified.
+    pub trust: TrustMode,
+    /// Ciphersuite code point: 0x0001 (default) or 0x0003.
+    pub ciphersuite: u16,
+    /// One-time KeyPackages to keep on the DS.
+    pub key_packages: u64,
+}
+
+impl ClientConfig {
+    /// Defaults: system roots, ciphersuite 0x0001, [`DEFAULT_KEY_PACKAGES`].
+    pub fn new(server: impl Into<String>, user: impl Into<String>) -> Self {
+        Self {
+            server: server.into(),
+            user: user.into(),
+            trust: TrustMode::SystemRoots,
+            ciphersuite: 1,
+            key_packages: DEFAULT_KEY_PACKAGES,
+        }
+    }
+}
+
+/// Faults a test can inject to simulate a crash at a precise point (cargo
+/// feature `fault-injection`, which only this crate's tests turn on: without
+/// it nothing can arm a fault).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
+pub enum Fault {
+    /// Return right after the DS accepted a commit (201), before merging it:
+    /// what a crash at that point leaves on disk.
+    StopAfterCommitAccepted,
+    /// Return right after an outgoing message was encrypted and stored, before
+    /// it is posted: what a crash at that point leaves on disk.
+    StopBeforeSend,
+}
+
+/// `whoami`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WhoAmI {
+    /// User name.
+    pub user: String,
+    /// DS URL.
+    pub server: String,
+    /// Hex SHA-256 of the own signature key.
+    pub fingerprint: String,
+    /// Ciphersuite code point.
+    pub ciphersuite: u16,
+}
+
+/// A group in [`Client::groups`](super::Client::groups).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupSummary {
+    /// Group id (base64url, no padding).
+    pub id: String,
+    /// Local name, once learned from the encrypted group data.
+    pub name: Option<String>,
+    /// Current epoch.
+    pub epoch: u64,
+    /// `active`, `leaving` or `left`.
+    pub state: GroupState,
+    /// Number of members.
+    pub members: usize,
+    /// Last log sequence number processed.
+    pub cursor: u64,
+}
+
+/// Pinning status of a user's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyStatus {
+    /// This client itself.
+    Own,
+    /// Pinned on first use, not verified out of band.
+    Pinned,
+    /// Pinned and verified (safety number confirmed).
+    Verified,
+    /// The key differs from the pinned one.
+    Changed,
+}
+
+/// A member in [`Client::members`](super::Client::members).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemberInfo {
+    /// User name.
+    pub user: String,
+    /// Leaf index.
+    pub leaf_index: u32,
+    /// Hex SHA-256 of the member's signature key.
+    pub fingerprint: String,
+    /// Pinning status.
+    pub key: KeyStatus,
+}
+
+/// A contact's pinned key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContactInfo {
+    /// User name.
+    pub user: String,
+    /// Fingerprint of the pinned key.
+    pub fingerprint: String,
+    /// Verified out of band.
+    pub verified: bool,
+    /// Fingerprint of a different key seen later, if any.
+    pub pending_fingerprint: Option<String>,
+}
+
+/// Safety number between this client and another user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SafetyNumber {
+    /// The other user.
+    pub user: String,
+    /// 60 digits in 12 groups, identical on both sides.
+    pub number: String,
+    /// Whether the user is now marked verified.
+    pub verified: bool,
+}
+
+/// What a [`Client::sync`](super::Client::sync) did.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// Groups joined from Welcomes (ids).
+    pub joined: Vec<String>,
+    /// New messages stored.
+    pub messages: usize,
+    /// Groups this client was removed from (ids).
+    pub left: Vec<String>,
+    /// Commits made for pending proposals (e.g. someone's leave request).
+    pub commits: usize,
+    /// Log entries that could not be decrypted (e.g. sent before this client
+    /// joined an epoch it has keys for) and were skipped.
+    pub undecryptable: usize,
+    /// Welcomes that could not be processed (e.g. for a KeyPackage this store
+    /// no longer has) and were dropped.
+    pub failed_welcomes: usize,
+    /// Groups whose log could not be processed (for example a commit other
+    /// members refuse too, such as one with a bad confirmation tag): `"<id>:
+    /// <error>"`. Such a group stays at its cursor; the other groups went on.
+    pub errors: Vec<String>,
+}
+
+/// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)
+/// style operation did.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitOutcome {
+    /// Group id.
+    pub group: String,
+    /// Epoch after the operation.
+    pub epoch: u64,
+    /// Whether a commit was made (false if nothing was left to do).
+    pub committed: bool,
+    /// How many attempts it took (more than 1 after losing commit races).
+    pub attempts: u32,
+}

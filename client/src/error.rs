@@ -30,8 +30,8 @@ pub enum Error {
     Server {
         /// HTTP status.
         status: u16,
-        /// Machine-readable code, e.g. `stale_epoch`.
-        code: String,
+        /// Machine-readable code, e.g. `stale_epoch` (compares with `&str`).
+        code: grove_proto::ErrorCode,
         /// Human-readable message.
         message: String,
         /// `current_epoch`, for `stale_epoch` and `wrong_epoch`.
@@ -88,13 +88,15 @@ pub enum Error {
     /// Nothing is pinned or pending for this user.
     #[error("no key known for {0}")]
     UnknownContact(String),
-    /// An openmls operation failed.
-    #[error("mls {op}: {reason}")]
+    /// An MLS operation failed: what was being done, why, and what to do.
+    #[error("{op} failed: {cause}; {remedy}")]
     Mls {
         /// What was being done.
         op: &'static str,
-        /// openmls's reason.
-        reason: String,
+        /// Why it failed (openmls's message, not its internals).
+        cause: String,
+        /// What to do about it.
+        remedy: &'static str,
     },
     /// The operation lost the commit race too many times in a row.
     #[error("{op}: still stale after {attempts} attempts")]
@@ -156,23 +158,40 @@ impl Error {
     /// The DS error code, if this is a DS error.
     pub fn server_code(&self) -> Option<&str> {
         match self {
-            Error::Server { code, .. } => Some(code),
+            Error::Server { code, .. } => Some(code.as_str()),
             _ => None,
         }
     }
 
-    pub(crate) fn mls(op: &'static str) -> impl FnOnce(&dyn std::fmt::Debug) -> Error {
-        move |e| Error::Mls { op, reason: format!("{e:?}") }
+    pub(crate) fn mls(op: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> Error {
+        move |e| Error::mls_because(op, e.to_string())
+    }
+
+    /// An [`Error::Mls`] with the remedy that fits `op`.
+    pub(crate) fn mls_because(op: &'static str, cause: String) -> Error {
+        Error::Mls { op, cause, remedy: mls_remedy(op) }
     }
 }
 
-/// Maps any debuggable openmls error into [`Error::Mls`].
+/// What to do when the MLS operation `op` fails. Processing what others sent
+/// fails on a damaged message or a group state that no longer matches (a
+/// fork); our own operations fail on a damaged home or a bug.
+fn mls_remedy(op: &str) -> &'static str {
+    const INCOMING: [&str; 6] = ["process", "decode", "decrypt", "join", "Welcome", "merge a commit"];
+    if INCOMING.iter().any(|w| op.contains(w)) {
+        "the message is damaged or does not fit this group's state; if it repeats, ask a member to remove and re-add you"
+    } else {
+        "retry; if it repeats, the home directory may be damaged (restore it from a backup) or this is a bug to report with this message"
+    }
+}
+
+/// Maps any openmls error into [`Error::Mls`].
 pub(crate) trait MlsResultExt<T> {
     /// Tags the error with the operation name.
     fn mls(self, op: &'static str) -> Result<T, Error>;
 }
 
-impl<T, E: std::fmt::Debug> MlsResultExt<T> for Result<T, E> {
+impl<T, E: std::fmt::Display> MlsResultExt<T> for Result<T, E> {
     fn mls(self, op: &'static str) -> Result<T, Error> {
         self.map_err(|e| Error::mls(op)(&e))
     }

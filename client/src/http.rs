@@ -7,11 +7,12 @@ use std::sync::{Arc, Mutex};
 use base64::Engine as _;
 use grove_proto as proto;
 use openmls_basic_credential::SignatureKeyPair;
-use openmls_traits::signatures::Signer as _;
+use openmls_traits::signatures::{Signer as _, SignerError};
 use reqwest::Method;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+use proto::{routes, ErrorCode};
 
 /// How long to wait before retrying a request that got `429 rate_limited`.
 const RATE_LIMIT_PAUSE: std::time::Duration = std::time::Duration::from_secs(1);
@@ -28,13 +29,20 @@ pub(crate) enum Body {
 
 /// A successful response.
 pub(crate) struct Reply {
+    /// The request's method and URL, for error messages.
+    url: String,
     /// Body bytes.
     pub(crate) body: Vec<u8>,
 }
 
 impl Reply {
     pub(crate) fn json<T: DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::Protocol(format!("unexpected response body: {e}")))
+        serde_json::from_slice(&self.body).map_err(|e| {
+            Error::Protocol(format!(
+                "{}: unexpected response body ({e}); is this URL a Grove DS of a matching version (API v1, docs/api.md)?",
+                self.url
+            ))
+        })
     }
 }
 
@@ -69,7 +77,13 @@ impl DsHttp {
     }
 
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>> {
-        self.signer.sign(data).map_err(|e| Error::Mls { op: "sign", reason: format!("{e:?}") })
+        self.signer.sign(data).map_err(|e| {
+            let cause = match e {
+                SignerError::CryptoError(c) => format!("the signature key cannot sign ({c})"),
+                SignerError::InvalidSignature | SignerError::SigningError => "the signature key cannot sign".into(),
+            };
+            Error::mls_because("sign", cause)
+        })
     }
 
     fn current_token(&self) -> Option<String> {
@@ -81,7 +95,9 @@ impl DsHttp {
     }
 
     async fn raw(&self, method: Method, path: &str, body: &Body, token: Option<&str>) -> Result<reqwest::Response> {
-        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        let url = format!("{}{}", self.base, path);
+        let what = format!("{method} {url}");
+        let mut rb = self.http.request(method, url);
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }
@@ -90,21 +106,26 @@ impl DsHttp {
             Body::Json(v) => rb.json(v),
             Body::Bytes(ct, bytes) => rb.header(reqwest::header::CONTENT_TYPE, *ct).body(bytes.clone()),
         };
-        rb.send().await.map_err(|e| Error::Network(format!("{e:#}")))
+        rb.send().await.map_err(|e| network(&what, &e))
     }
 
     async fn finish(resp: reqwest::Response) -> Result<Reply> {
         let status = resp.status().as_u16();
-        let body = resp.bytes().await.map_err(|e| Error::Network(format!("reading the response: {e:#}")))?.to_vec();
+        let url = resp.url().to_string();
+        let body = resp.bytes().await.map_err(|e| network(&format!("reading the response of {url}"), &e))?.to_vec();
         if (200..300).contains(&status) {
-            return Ok(Reply { body });
+            return Ok(Reply { url, body });
         }
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        Err(Error::Server {
-            status,
-            code: v["code"].as_str().unwrap_or("unknown").to_owned(),
-            message: v["message"].as_str().map_or_else(|| String::from_utf8_lossy(&body).into_owned(), str::to_owned),
-            current_epoch: v["current_epoch"].as_u64(),
+        // Grove's error body; anything else (a proxy's page) keeps its text.
+        let parsed = serde_json::from_slice::<proto::ErrorBody>(&body).ok();
+        Err(match parsed {
+            Some(b) => Error::Server { status, code: b.code, message: b.message, current_epoch: b.current_epoch },
+            None => Error::Server {
+                status,
+                code: proto::ErrorCode::Other("unknown".into()),
+                message: format!("{url}: {}", String::from_utf8_lossy(&body)),
+                current_epoch: None,
+            },
         })
     }
 
@@ -127,7 +148,7 @@ impl DsHttp {
             first = Self::finish(self.raw(method.clone(), path, &body, Some(&token)).await?).await;
         }
         match first {
-            Err(Error::Server { status: 401, ref code, .. }) if code == "token_invalid" || code == "token_expired" => {
+            Err(Error::Server { status: 401, code: ErrorCode::TokenInvalid | ErrorCode::TokenExpired, .. }) => {
                 self.set_token(None);
                 let token = self.login().await?;
                 Self::finish(self.raw(method, path, &body, Some(&token)).await?).await
@@ -148,21 +169,21 @@ impl DsHttp {
             proof,
             registration_token: None,
         };
-        let v = serde_json::to_value(&req).map_err(|e| Error::Protocol(e.to_string()))?;
-        self.call_public(Method::POST, "/v1/users", Body::Json(v)).await?.json()
+        let v = serde_json::to_value(&req).map_err(|e| Error::Protocol(format!("encoding the registration: {e}")))?;
+        self.call_public(Method::POST, routes::USERS, Body::Json(v)).await?.json()
     }
 
     /// Challenge → token (§3.4). Returns the new token and keeps it.
     pub(crate) async fn login(&self) -> Result<String> {
         let c: proto::ChallengeResponse = self
-            .call_public(Method::POST, "/v1/auth/challenge", Body::Json(serde_json::json!({ "user": self.user })))
+            .call_public(Method::POST, routes::AUTH_CHALLENGE, Body::Json(serde_json::json!({ "user": self.user })))
             .await?
             .json()?;
         let sig = self.sign(&proto::signed_bytes(proto::AUTH_LABEL, &self.user, &c.challenge))?;
         let t: proto::TokenResponse = self
             .call_public(
                 Method::POST,
-                "/v1/auth/token",
+                routes::AUTH_TOKEN,
                 Body::Json(serde_json::json!({
                     "user": self.user, "challenge": b64(&c.challenge), "signature": b64(&sig),
                 })),
@@ -174,61 +195,54 @@ impl DsHttp {
     }
 
     pub(crate) async fn get_user(&self, user: &str) -> Result<proto::UserResponse> {
-        self.call(Method::GET, &format!("/v1/users/{user}"), Body::Empty).await?.json()
+        self.call(Method::GET, &routes::user(&user_name(user)?), Body::Empty).await?.json()
     }
 
     pub(crate) async fn key_package_count(&self, suite: u16) -> Result<proto::KeyPackageCountResponse> {
-        self.call(Method::GET, &format!("/v1/key-packages?ciphersuite={suite}"), Body::Empty).await?.json()
+        self.call(Method::GET, &routes::key_package_counts(suite), Body::Empty).await?.json()
     }
 
     pub(crate) async fn upload_key_packages(&self, body: Vec<u8>) -> Result<proto::KeyPackageCountResponse> {
-        self.call(Method::POST, "/v1/key-packages", Body::Bytes(proto::MEDIA_KEY_PACKAGES, body)).await?.json()
+        self.call(Method::POST, routes::KEY_PACKAGES, Body::Bytes(proto::MEDIA_KEY_PACKAGES, body)).await?.json()
     }
 
     /// Claims one KeyPackage of `user`: the MLSMessage bytes.
     pub(crate) async fn claim(&self, user: &str, suite: u16) -> Result<Vec<u8>> {
-        Ok(self
-            .call(Method::POST, &format!("/v1/key-packages/{user}/claim?ciphersuite={suite}"), Body::Empty)
-            .await?
-            .body)
+        Ok(self.call(Method::POST, &routes::key_package_claim(&user_name(user)?, suite), Body::Empty).await?.body)
     }
 
     pub(crate) async fn create_group(&self, body: Vec<u8>) -> Result<proto::GroupCreatedResponse> {
-        self.call(Method::POST, "/v1/groups", Body::Bytes(proto::MEDIA_GROUP_CREATE, body)).await?.json()
+        self.call(Method::POST, routes::GROUPS, Body::Bytes(proto::MEDIA_GROUP_CREATE, body)).await?.json()
     }
 
     pub(crate) async fn post_commit(&self, gid: &str, body: Vec<u8>) -> Result<proto::PostedResponse> {
-        self.call(Method::POST, &format!("/v1/groups/{gid}/commits"), Body::Bytes(proto::MEDIA_COMMIT_BUNDLE, body))
+        self.call(Method::POST, &routes::commits(&group_id(gid)?), Body::Bytes(proto::MEDIA_COMMIT_BUNDLE, body))
             .await?
             .json()
     }
 
     pub(crate) async fn post_message(&self, gid: &str, body: Vec<u8>) -> Result<proto::PostedResponse> {
-        self.call(Method::POST, &format!("/v1/groups/{gid}/messages"), Body::Bytes(proto::MEDIA_MLS, body))
-            .await?
-            .json()
+        self.call(Method::POST, &routes::messages(&group_id(gid)?), Body::Bytes(proto::MEDIA_MLS, body)).await?.json()
     }
 
     pub(crate) async fn fetch(&self, gid: &str, after: u64, limit: u32) -> Result<proto::MessagesPage> {
-        self.call(Method::GET, &format!("/v1/groups/{gid}/messages?after={after}&limit={limit}"), Body::Empty)
-            .await?
-            .json()
+        self.call(Method::GET, &routes::fetch(&group_id(gid)?, after, limit as usize, None), Body::Empty).await?.json()
     }
 
     pub(crate) async fn ack(&self, gid: &str, seq: u64) -> Result<()> {
-        self.call(Method::POST, &format!("/v1/groups/{gid}/ack"), Body::Json(serde_json::json!({ "seq": seq })))
+        self.call(Method::POST, &routes::ack(&group_id(gid)?), Body::Json(serde_json::json!({ "seq": seq })))
             .await
             .map(|_| ())
     }
 
     pub(crate) async fn welcomes(&self, after: u64) -> Result<proto::WelcomesPage> {
-        self.call(Method::GET, &format!("/v1/welcomes?after={after}&limit=100"), Body::Empty).await?.json()
+        self.call(Method::GET, &routes::welcomes(after, 100, None), Body::Empty).await?.json()
     }
 
     pub(crate) async fn delete_welcome(&self, id: u64) -> Result<()> {
-        match self.call(Method::DELETE, &format!("/v1/welcomes/{id}"), Body::Empty).await {
+        match self.call(Method::DELETE, &routes::welcome(id), Body::Empty).await {
             Ok(_) => Ok(()),
-            Err(Error::Server { code, .. }) if code == "unknown_welcome" => Ok(()),
+            Err(Error::Server { code: ErrorCode::UnknownWelcome, .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
@@ -239,20 +253,20 @@ impl DsHttp {
         let token = self.login().await?;
         let resp = self
             .http
-            .post(format!("{}/v1/groups/{gid}/blobs", self.base))
+            .post(format!("{}{}", self.base, routes::blobs(&group_id(gid)?)))
             .bearer_auth(token)
             .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
             .body(body)
             .send()
             .await
-            .map_err(|e| Error::Network(format!("uploading a blob: {e:#}")))?;
+            .map_err(|e| network(&format!("uploading a blob to {}", self.base), &e))?;
         Self::finish(resp).await?.json()
     }
 
     /// Starts downloading a blob: the response, its status already checked,
     /// to be read as a stream.
     pub(crate) async fn download_blob(&self, gid: &str, blob_id: &str) -> Result<reqwest::Response> {
-        let path = format!("/v1/groups/{gid}/blobs/{blob_id}");
+        let path = routes::blob(&group_id(gid)?, blob_id);
         let token = match self.current_token() {
             Some(t) => t,
             None => self.login().await?,
@@ -265,20 +279,47 @@ impl DsHttp {
         if resp.status().is_success() {
             Ok(resp)
         } else {
-            Err(Self::finish(resp).await.err().unwrap_or_else(|| Error::Protocol("unexpected status".into())))
+            let status = resp.status();
+            Err(Self::finish(resp)
+                .await
+                .err()
+                .unwrap_or_else(|| Error::Protocol(format!("{}{path}: unexpected status {status}", self.base))))
         }
     }
 
     /// Deletes a blob; an unknown one counts as deleted.
     pub(crate) async fn delete_blob(&self, gid: &str, blob_id: &str) -> Result<()> {
-        match self.call(Method::DELETE, &format!("/v1/groups/{gid}/blobs/{blob_id}"), Body::Empty).await {
+        match self.call(Method::DELETE, &routes::blob(&group_id(gid)?, blob_id), Body::Empty).await {
             Ok(_) => Ok(()),
-            Err(Error::Server { code, .. }) if code == "unknown_blob" => Ok(()),
+            Err(Error::Server { code: ErrorCode::UnknownBlob, .. }) => Ok(()),
             Err(e) => Err(e),
         }
     }
 
     pub(crate) async fn group(&self, gid: &str) -> Result<proto::GroupResponse> {
-        self.call(Method::GET, &format!("/v1/groups/{gid}"), Body::Empty).await?.json()
+        self.call(Method::GET, &routes::group(&group_id(gid)?), Body::Empty).await?.json()
     }
+}
+
+/// A group id from the client's records or the caller (its URL form).
+fn group_id(gid: &str) -> Result<proto::GroupId> {
+    proto::GroupId::from_path(gid).map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
+/// A user name from the caller.
+fn user_name(user: &str) -> Result<proto::UserName> {
+    proto::UserName::parse(user).map_err(|e| Error::InvalidArgument(format!("user name {e}")))
+}
+
+/// A connection-level failure of `what` (method and URL): the cause, and what
+/// to do about it.
+fn network(what: &str, e: &reqwest::Error) -> Error {
+    let remedy = if e.is_timeout() {
+        "the DS did not answer in time; retry later"
+    } else if e.is_connect() {
+        "the DS is not reachable: check the server URL, that grove-ds is running, and the network"
+    } else {
+        "the connection broke; retry (a write whose answer was lost is resolved by the next sync)"
+    };
+    Error::Network(format!("{what}: {e:#}; {remedy}"))
 }

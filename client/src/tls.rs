@@ -38,9 +38,14 @@ impl TrustMode {
     /// Parses a fingerprint given as hex (colons allowed, any case).
     pub fn pinned_hex(hex_text: &str) -> Result<Self> {
         let clean: String = hex_text.chars().filter(|c| *c != ':').collect();
-        let bytes = hex::decode(clean.trim()).map_err(|e| Error::Tls(format!("bad fingerprint: {e}")))?;
+        let bytes = hex::decode(clean.trim()).map_err(|e| {
+            Error::Tls(format!("bad fingerprint ({e}): give the 64 hex digits grove-ds printed at startup"))
+        })?;
         if bytes.len() != 32 {
-            return Err(Error::Tls(format!("a SHA-256 fingerprint has 32 bytes, got {}", bytes.len())));
+            return Err(Error::Tls(format!(
+                "a SHA-256 fingerprint has 32 bytes, got {}: give the 64 hex digits grove-ds printed at startup",
+                bytes.len()
+            )));
         }
         Ok(TrustMode::PinnedSha256(bytes))
     }
@@ -80,9 +85,10 @@ pub(crate) fn http_client(url: &str, trust: &TrustMode) -> Result<reqwest::Clien
     check_url(url)?;
     install_crypto_provider();
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Tls(e.to_string()))?;
+    let builder =
+        rustls::ClientConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().map_err(
+            |e| Error::Tls(format!("{url}: no usable TLS protocol version ({e}); this is a build problem to report")),
+        )?;
     let config = match trust {
         TrustMode::SystemRoots => {
             let mut roots = rustls::RootCertStore::empty();
@@ -92,18 +98,27 @@ pub(crate) fn http_client(url: &str, trust: &TrustMode) -> Result<reqwest::Clien
                 let _ = roots.add(cert);
             }
             if roots.is_empty() {
-                return Err(Error::Tls("no usable certificate in the system trust store".into()));
+                return Err(Error::Tls(format!(
+                    "{url}: no usable certificate in the system trust store; install the CA certificates package, or give the DS's CA file or pinned fingerprint"
+                )));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
         TrustMode::CaPem(pem) => {
             let mut roots = rustls::RootCertStore::empty();
             for cert in rustls_pemfile::certs(&mut pem.as_bytes()) {
-                let cert = cert.map_err(|e| Error::Tls(format!("CA file: {e}")))?;
-                roots.add(cert).map_err(|e| Error::Tls(format!("CA file: {e}")))?;
+                let bad = |e: &dyn std::fmt::Display| {
+                    Error::Tls(format!(
+                        "CA file for {url}: {e}; give a PEM file of the CA that signed the DS's certificate"
+                    ))
+                };
+                let cert = cert.map_err(|e| bad(&e))?;
+                roots.add(cert).map_err(|e| bad(&e))?;
             }
             if roots.is_empty() {
-                return Err(Error::Tls("the CA file holds no certificate".into()));
+                return Err(Error::Tls(format!(
+                    "CA file for {url} holds no certificate; give a PEM file with a BEGIN CERTIFICATE block"
+                )));
             }
             builder.with_root_certificates(roots).with_no_client_auth()
         }
@@ -117,7 +132,7 @@ pub(crate) fn http_client(url: &str, trust: &TrustMode) -> Result<reqwest::Clien
         .timeout(std::time::Duration::from_secs(60))
         .tls_backend_preconfigured(config)
         .build()
-        .map_err(|e| Error::Tls(format!("building the HTTP client: {e}")))
+        .map_err(|e| Error::Tls(format!("{url}: building the HTTP client failed ({e}); this is a bug to report")))
 }
 
 /// What a handshake signature check gives.

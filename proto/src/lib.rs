@@ -177,7 +177,7 @@ pub struct KeyPackageCountResponse {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupCreatedResponse {
     /// Group id, base64url without padding (the form used in URLs).
-    pub group_id: String,
+    pub group_id: GroupId,
     /// The group's epoch.
     pub epoch: u64,
 }
@@ -239,7 +239,7 @@ pub struct WelcomeOut {
     /// Inbox id (acknowledge with `DELETE /v1/welcomes/{id}`).
     pub id: u64,
     /// Group id, base64url without padding.
-    pub group_id: String,
+    pub group_id: GroupId,
     /// Epoch the Welcome joins.
     pub epoch: u64,
     /// The TLS-encoded MLSMessage carrying the Welcome.
@@ -258,7 +258,7 @@ pub struct WelcomesPage {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberOut {
     /// User name (the BasicCredential identity).
-    pub user: String,
+    pub user: UserName,
     /// Leaf index in the ratchet tree.
     pub leaf_index: u32,
     /// Fingerprint of the member's signature key.
@@ -269,7 +269,7 @@ pub struct MemberOut {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct GroupResponse {
     /// Group id, base64url without padding.
-    pub group_id: String,
+    pub group_id: GroupId,
     /// Current epoch.
     pub epoch: u64,
     /// Ciphersuite code point.

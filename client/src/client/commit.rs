@@ -58,7 +58,7 @@ impl Client {
                     })?;
                     return outcome(true, attempt);
                 }
-                Err(Error::Server { status: 409, ref code, .. }) if code == "stale_epoch" => {
+                Err(Error::Server { status: 409, code: proto::ErrorCode::StaleEpoch, .. }) => {
                     tracing::debug!(group = %gpath, attempt, "commit lost the race; syncing and redoing");
                     self.discard_pending_commit(gid)?;
                     self.sync_group(gid, &mut SyncReport::default()).await?;

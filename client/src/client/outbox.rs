@@ -12,6 +12,7 @@ use crate::error::{Error, MlsResultExt as _, Result};
 use crate::records::{Envelope, GroupState, OutboxEntry, StoredMessage};
 use crate::repo::Repo;
 use crate::storage::TxnProvider;
+use grove_proto as proto;
 
 impl Client {
     /// Sends a text message. The group state (sender ratchet advanced) and the
@@ -53,7 +54,7 @@ impl Client {
                     })?;
                     return Ok(posted.seq);
                 }
-                Err(Error::Server { status: 409, ref code, .. }) if code == "stale_epoch" => {
+                Err(Error::Server { status: 409, code: proto::ErrorCode::StaleEpoch, .. }) => {
                     // Refused for good: drop this ciphertext, catch up, re-encrypt.
                     self.provider.transaction(|p| -> Result<()> {
                         let repo = Repo::of(p);

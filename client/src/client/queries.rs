@@ -104,7 +104,7 @@ impl Client {
         p.rollback();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(a) => Ok(a.into_bytes()),
-            _ => Err(Error::Mls { op: "decrypt", reason: "not an application message".into() }),
+            _ => Err(Error::mls_because("decrypt", "not an application message".into())),
         }
     }
 }

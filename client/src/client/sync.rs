@@ -71,8 +71,8 @@ impl Client {
             match self.join_from_welcome(&w) {
                 Ok(Some(gid)) => report.joined.push(b64url(&gid)),
                 Ok(None) => {}
-                Err(Error::Mls { op, reason }) => {
-                    tracing::warn!(welcome = w.id, op, reason, "dropping a Welcome that cannot be processed");
+                Err(Error::Mls { op, cause, .. }) => {
+                    tracing::warn!(welcome = w.id, op, cause, "dropping a Welcome that cannot be processed");
                     report.failed_welcomes += 1;
                 }
                 Err(e) => return Err(e),
@@ -83,8 +83,7 @@ impl Client {
     }
 
     fn join_from_welcome(&self, w: &proto::WelcomeOut) -> Result<Option<Vec<u8>>> {
-        let gid = proto::group_id_from_path(&w.group_id)
-            .ok_or_else(|| Error::Protocol(format!("bad group id {}", w.group_id)))?;
+        let gid = w.group_id.as_bytes().to_vec();
         self.provider.transaction(|p| -> Result<Option<Vec<u8>>> {
             let repo = Repo::of(p);
             let existing = repo.groups().get(&gid)?;
@@ -93,7 +92,7 @@ impl Client {
             }
             let msg = MlsMessageIn::tls_deserialize_exact(&w.message).mls("decode the Welcome")?;
             let MlsMessageBodyIn::Welcome(welcome) = msg.extract() else {
-                return Err(Error::Mls { op: "join", reason: "not a Welcome".into() });
+                return Err(Error::mls_because("join", "not a Welcome".into()));
             };
             if let Some(lr) = repo.meta().last_resort()? {
                 if welcome.secrets().iter().any(|sec| sec.new_member().as_slice() == lr.as_slice()) {
@@ -156,7 +155,7 @@ impl Client {
             }
             let page = match self.ds.fetch(&gpath, rec.cursor, PAGE).await {
                 Ok(p) => p,
-                Err(Error::Server { status: 403, ref code, .. }) if code == "not_a_member" => {
+                Err(Error::Server { status: 403, code: proto::ErrorCode::NotAMember, .. }) => {
                     self.set_state(gid, GroupState::Left)?;
                     report.left.push(gpath.clone());
                     return Ok(());
@@ -216,23 +215,18 @@ impl Client {
         if self.settle_pending_commit(p, gid, &mut g, rec, m)? {
             return Ok(false);
         }
-        let skip = match m.kind.as_str() {
-            "commit" | "proposal" => m.epoch < g.epoch().as_u64(),
-            _ => m.epoch < rec.joined_epoch,
-        };
+        let skip = if m.kind.is_handshake() { m.epoch < g.epoch().as_u64() } else { m.epoch < rec.joined_epoch };
         if skip {
             return Ok(false);
         }
         match decode_entry(m).map(|pm| g.process_message(p, pm)) {
             Some(Ok(processed)) => self.apply_processed(p, &mut g, rec, m, processed, report),
-            Some(Err(e)) if m.kind == "application" => {
+            Some(Err(e)) if m.kind == proto::EntryKind::Application => {
                 tracing::debug!(seq = m.seq, error = ?e, "skipping an undecryptable application message");
                 report.undecryptable += 1;
                 Ok(false)
             }
-            Some(Err(e)) => {
-                Err(Error::Mls { op: "process a handshake message", reason: format!("seq {}: {e:?}", m.seq) })
-            }
+            Some(Err(e)) => Err(Error::mls_because("process a handshake message", format!("seq {}: {e}", m.seq))),
             None => {
                 tracing::warn!(seq = m.seq, "skipping a log entry that is not an MLS protocol message");
                 report.undecryptable += 1;
@@ -254,7 +248,7 @@ impl Client {
     ) -> Result<bool> {
         let pending = Repo::of(p).pending();
         let Some(pc) = pending.get(gid)? else { return Ok(false) };
-        if m.kind != "commit" || pc.epoch != m.epoch {
+        if m.kind != proto::EntryKind::Commit || pc.epoch != m.epoch {
             return Ok(false);
         }
         if pc.commit != m.message {

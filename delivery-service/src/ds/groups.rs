@@ -12,8 +12,8 @@ use super::log::{Change, CommitChange};
 use super::runtime::{clone_storage, members_of, serialize_public_state, GroupRt, PublicState};
 use super::validate::{parse_group_info, ValidatedCommit};
 use super::{now_secs, Ds, MAX_GROUP_ID_LEN, SUPPORTED_SUITES};
-use crate::api;
 use crate::api::GroupId;
+use crate::api::{self, UserName};
 use crate::error::DsError;
 use crate::store::{EntryKind, GroupRecord, WelcomeEntry};
 
@@ -69,7 +69,7 @@ impl Ds {
         self.persist().await?;
         self.metrics.groups.inc();
         tracing::info!(group = %api::group_id_to_path(&gid), epoch, "group created");
-        Ok(api::GroupCreatedResponse { group_id: api::group_id_to_path(&gid), epoch })
+        Ok(api::GroupCreatedResponse { group_id: api::GroupId::from_bytes(&gid)?, epoch })
     }
 
     /// Validates and applies a commit bundle; the log entry, the new public
@@ -150,18 +150,20 @@ impl Ds {
         if !view.members.contains_key(user) {
             return Err(DsError::NotAMember);
         }
-        let mut members: Vec<api::MemberOut> = view
+        let mut members = view
             .members
             .iter()
-            .map(|(u, m)| api::MemberOut {
-                user: u.clone(),
-                leaf_index: m.leaf,
-                fingerprint: api::fingerprint(&m.signature_key),
+            .map(|(u, m)| {
+                Ok(api::MemberOut {
+                    user: UserName::parse(u)?,
+                    leaf_index: m.leaf,
+                    fingerprint: api::fingerprint(&m.signature_key),
+                })
             })
-            .collect();
+            .collect::<Result<Vec<_>, DsError>>()?;
         members.sort_by_key(|m| m.leaf_index);
         Ok(api::GroupResponse {
-            group_id: api::group_id_to_path(gid),
+            group_id: api::GroupId::from_bytes(gid)?,
             epoch: view.record.epoch,
             ciphersuite: view.record.ciphersuite,
             members,

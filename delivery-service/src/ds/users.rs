@@ -119,10 +119,10 @@ impl Ds {
 
     /// A user's registered credential and key.
     pub fn lookup_user(&self, user: &str) -> Result<api::UserResponse, DsError> {
-        UserName::parse(user)?;
+        let name = UserName::parse(user)?;
         let u = self.registered(user)?;
         Ok(api::UserResponse {
-            user: user.to_string(),
+            user: name.as_str().to_owned(),
             credential: u.credential.as_slice().to_vec(),
             fingerprint: api::fingerprint(u.signature_key.as_slice()),
             signature_key: u.signature_key.into(),

@@ -29,13 +29,15 @@ impl Ds {
                 .inbox_after(user, after, limit)?
                 .into_iter()
                 .filter(|w| !pending.contains(&w.id))
-                .map(|w| api::WelcomeOut {
-                    id: w.id,
-                    group_id: api::group_id_to_path(w.group_id.as_slice()),
-                    epoch: w.epoch,
-                    message: w.message.into(),
+                .map(|w| -> Result<api::WelcomeOut, DsError> {
+                    Ok(api::WelcomeOut {
+                        id: w.id,
+                        group_id: api::GroupId::from_bytes(w.group_id.as_slice())?,
+                        epoch: w.epoch,
+                        message: w.message.into(),
+                    })
                 })
-                .collect();
+                .collect::<Result<_, _>>()?;
             if !list.is_empty() || wait.is_zero() || *shutdown.borrow() {
                 return Ok(api::WelcomesPage { welcomes: list });
             }

@@ -21,8 +21,8 @@ pub(super) fn router() -> Router<AppState> {
         .route(routes::GROUPS, post(create))
         .route(routes::GROUP, get(info))
         .route(routes::GROUP_INFO, get(group_info))
-        .route(routes::COMMITS, post(commit))
-        .route(routes::MESSAGES, post(post_message).get(fetch))
+        .route(routes::COMMITS, post(post_to_log::<true>))
+        .route(routes::MESSAGES, post(post_to_log::<false>).get(fetch))
         .route(routes::ACK, post(ack))
         .route(routes::STREAM, get(stream))
 }
@@ -54,28 +54,23 @@ async fn group_info(
     Ok(([(header::CONTENT_TYPE, api::MEDIA_MLS)], gi).into_response())
 }
 
-async fn commit(
+/// `COMMIT`: a commit bundle to `/commits`; otherwise a proposal or an
+/// application message to `/messages`. 201 with the entry's seq.
+async fn post_to_log<const COMMIT: bool>(
     State(state): State<AppState>,
     AuthUser(user): AuthUser,
     Path(gid): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, DsError> {
-    require_media(&headers, api::MEDIA_COMMIT_BUNDLE)?;
+    require_media(&headers, if COMMIT { api::MEDIA_COMMIT_BUNDLE } else { api::MEDIA_MLS })?;
     let gid = group_id(&gid)?;
-    Ok((StatusCode::CREATED, Json(state.ds.post_commit(&user, &gid, &body).await?)))
-}
-
-async fn post_message(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(gid): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, DsError> {
-    require_media(&headers, api::MEDIA_MLS)?;
-    let gid = group_id(&gid)?;
-    Ok((StatusCode::CREATED, Json(state.ds.post_message(&user, &gid, &body).await?)))
+    let posted = if COMMIT {
+        state.ds.post_commit(&user, &gid, &body).await?
+    } else {
+        state.ds.post_message(&user, &gid, &body).await?
+    };
+    Ok((StatusCode::CREATED, Json(posted)))
 }
 
 #[derive(Debug, Deserialize)]

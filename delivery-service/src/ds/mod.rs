@@ -11,7 +11,7 @@
 //! - `runtime`: the per-group runtime (cached public state and its codec, the
 //!   roster, the in-memory tail of the log);
 //! - `validate`: decoding and validating handshake messages (a commit bundle in,
-//!   a [`validate::ValidatedCommit`] out);
+//!   a `ValidatedCommit` out);
 //! - `groups`: group creation, commits, the roster and GroupInfo;
 //! - `log`: the one append path (commits, proposals, application messages),
 //!   page fetch, long-poll, cursors;

@@ -6,7 +6,7 @@ mod common;
 
 use common::{new_client, start_ds, texts, TestResult, SUITES};
 use grove_client::storage::GroveProvider;
-use grove_client::{Client, Error, Fault};
+use grove_client::{Client, Error, Fault, HistoryPolicy};
 use openmls::prelude::{GroupId, MlsGroup};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -132,6 +132,40 @@ async fn message_is_persisted_before_it_is_sent() -> TestResult {
     // Bob's echo check: alice's next sync sees both in the log and stores nothing twice.
     alice.sync().await?;
     assert_eq!(texts(&alice, "g"), ["alice: never posted", "alice: posted"]);
+    ds.shutdown().await?;
+    Ok(())
+}
+
+/// A policy change the DS accepted, whose response the client never saw, is
+/// applied when the next sync finds it in the log, and stays applied (the echo
+/// used to be overwritten by the group record read before it was confirmed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accepted_policy_change_survives_a_lost_response() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let alice = new_client(dir.path(), &url, "alice", SUITES[0]).await;
+    let bob = new_client(dir.path(), &url, "bob", SUITES[0]).await;
+    alice.create_group("g").await?;
+    alice.add_members("g", &["bob"]).await?;
+    bob.sync().await?;
+    assert_eq!(alice.history_policy("g")?, HistoryPolicy::None);
+
+    alice.inject_fault(Some(Fault::StopAfterSendAccepted));
+    let r = alice.set_history_policy("g", HistoryPolicy::Share).await;
+    assert!(matches!(r, Err(Error::InjectedFault(_))), "{r:?}");
+    assert_eq!(alice.history_policy("g")?, HistoryPolicy::None, "not recorded before the echo");
+    drop(alice);
+
+    let alice = Client::open(dir.path().join("alice"))?;
+    alice.sync().await?;
+    assert_eq!(alice.history_policy("g")?, HistoryPolicy::Share, "the echo applied the policy");
+    alice.sync().await?;
+    assert_eq!(alice.history_policy("g")?, HistoryPolicy::Share);
+    bob.sync().await?;
+    assert_eq!(bob.history_policy("g")?, HistoryPolicy::Share);
+    let hist = alice.group_resource_history("g")?;
+    assert_eq!(hist.iter().filter(|h| h.kind == "policy").count(), 1, "one policy event, not re-sent: {hist:?}");
     ds.shutdown().await?;
     Ok(())
 }

@@ -40,6 +40,9 @@ impl Client {
                 return Err(Error::InjectedFault("stopped before posting the message"));
             }
             match self.ds.post_message(&b64url(gid), bytes.clone()).await {
+                Ok(_) if self.fault() == Some(Fault::StopAfterSendAccepted) => {
+                    return Err(Error::InjectedFault("stopped after the DS accepted the message"));
+                }
                 Ok(posted) => {
                     self.provider.transaction(|p| -> Result<()> {
                         if let Some(local) = local {

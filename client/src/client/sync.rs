@@ -206,9 +206,12 @@ impl Client {
         let outbox = Repo::of(p).outbox();
         let h = hash(&m.message);
         if let Some(own) = outbox.get(&h)? {
-            // Our own message or proposal echoed back.
+            // Our own message or proposal echoed back. Confirming it may
+            // change the group record (a history policy), so `rec` is read
+            // again afterwards, keeping the new cursor.
             self.confirm_outbox_entry(p, gid, &own, m.seq)?;
             outbox.remove(&h)?;
+            *rec = GroupRecord { cursor: rec.cursor, ..Repo::of(p).groups().require(gid)? };
             return Ok(false);
         }
         let mut g = Self::load(p, gid)?;

@@ -47,6 +47,9 @@ pub enum Fault {
     /// Return right after an outgoing message was encrypted and stored, before
     /// it is posted: what a crash at that point leaves on disk.
     StopBeforeSend,
+    /// Return right after the DS accepted an outgoing message (201), before
+    /// the client recorded it: what a lost response or a crash leaves on disk.
+    StopAfterSendAccepted,
 }
 
 /// `whoami`.

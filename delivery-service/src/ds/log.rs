@@ -279,12 +279,12 @@ impl Ds {
             let cached = rt.tail.lock().ok().and_then(|t| t.range(after, access.up_to, limit));
             let entries = match cached {
                 Some(e) => e,
-                None => self
-                    .store
-                    .fetch_after(rt.internal_id, after, access.up_to, limit)?
-                    .into_iter()
-                    .map(Arc::new)
-                    .collect(),
+                None => {
+                    // Older than the cached tail: a store scan, off the async workers.
+                    let (id, up_to) = (rt.internal_id, access.up_to);
+                    let stored = self.blocking(move |s| Ok(s.fetch_after(id, after, up_to, limit)?)).await?;
+                    stored.into_iter().map(Arc::new).collect()
+                }
             };
             let done = !entries.is_empty()
                 || wait.is_zero()

@@ -171,7 +171,8 @@ impl Ds {
         self.store.persist().await.map_err(DsError::Storage)
     }
 
-    /// Runs storage work that scans (group loads, KeyPackage batches, pruning)
+    /// Runs storage work that scans (group loads, KeyPackage batches, pruning,
+    /// log pages older than the cached tail, Welcome inboxes)
     /// on the blocking pool, so that it never stalls an async worker.
     async fn blocking<T, F>(&self, work: F) -> Result<T, DsError>
     where

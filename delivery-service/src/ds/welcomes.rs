@@ -24,9 +24,9 @@ impl Ds {
         loop {
             rx.borrow_and_update();
             let pending = self.pending_welcomes.lock().map(|p| p.clone()).unwrap_or_default();
-            let list: Vec<api::WelcomeOut> = self
-                .store
-                .inbox_after(user, after, limit)?
+            let owner = user.to_owned();
+            let stored = self.blocking(move |s| Ok(s.inbox_after(&owner, after, limit)?)).await?;
+            let list: Vec<api::WelcomeOut> = stored
                 .into_iter()
                 .filter(|w| !pending.contains(&w.id))
                 .map(|w| -> Result<api::WelcomeOut, DsError> {

@@ -11,7 +11,7 @@ use super::{now_secs, Ds, SUPPORTED_SUITES};
 use crate::api;
 use crate::api::UserName;
 use crate::error::DsError;
-use crate::store::{KeyPackageCounts, KeyPackageKind, StoreError, UserRecord};
+use crate::store::{KeyPackageBatch, KeyPackageCounts, KeyPackageKind, StoreError, UserRecord};
 
 impl Ds {
     /// Validates and stores a batch of KeyPackages of `user`.
@@ -26,12 +26,10 @@ impl Ds {
         let (user_owned, cap) = (user.to_string(), self.limits.key_package_cap);
         let counts = self
             .blocking(move |store| {
-                store
-                    .add_key_packages(&user_owned, batch.suite, &batch.one_time, batch.last_resort.as_deref(), cap)
-                    .map_err(|e| match e {
-                        StoreError::Quota(q) => DsError::KeyPackageQuota(q),
-                        e => DsError::Storage(e),
-                    })
+                store.put_key_packages(&user_owned, batch.borrowed(), cap).map_err(|e| match e {
+                    StoreError::Quota(q) => DsError::KeyPackageQuota(q),
+                    e => DsError::Storage(e),
+                })
             })
             .await?;
         self.persist().await?;
@@ -145,4 +143,10 @@ struct Batch {
     suite: u16,
     one_time: Vec<Vec<u8>>,
     last_resort: Option<Vec<u8>>,
+}
+
+impl Batch {
+    fn borrowed(&self) -> KeyPackageBatch<'_> {
+        KeyPackageBatch { suite: self.suite, one_time: &self.one_time, last_resort: self.last_resort.as_deref() }
+    }
 }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    GroupRecord, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture, RegisterOutcome, Store, StoreError,
-    UserRecord, WelcomeEntry,
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture,
+    RegisterOutcome, Store, StoreError, StoreResult, UserRecord, WelcomeEntry,
 };
 
 /// One client's packages for one suite: one-time packages in upload order, and
@@ -73,14 +73,8 @@ impl Store for MemoryStore {
         Ok(self.lock()?.users.get(name).cloned())
     }
 
-    fn add_key_packages(
-        &self,
-        user: &str,
-        suite: u16,
-        one_time: &[Vec<u8>],
-        last_resort: Option<&[u8]>,
-        cap: u64,
-    ) -> Result<KeyPackageCounts, StoreError> {
+    fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts> {
+        let KeyPackageBatch { suite, one_time, last_resort } = batch;
         let mut g = self.lock()?;
         let entry = g.key_packages.entry((user.to_string(), suite)).or_default();
         super::check_key_package_cap(entry.0.len() as u64, one_time.len(), cap)?;
@@ -136,12 +130,7 @@ impl Store for MemoryStore {
         Ok(self.lock()?.groups.keys().cloned().collect())
     }
 
-    fn append_commit(
-        &self,
-        record: &GroupRecord,
-        entry: &LogEntry,
-        welcomes: &[(String, WelcomeEntry)],
-    ) -> Result<Vec<u64>, StoreError> {
+    fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>> {
         let mut g = self.lock()?;
         let key = (record.internal_id, entry.seq);
         if g.log.contains_key(&key) {
@@ -161,12 +150,7 @@ impl Store for MemoryStore {
         Ok(ids)
     }
 
-    fn append_message(
-        &self,
-        internal_id: u64,
-        entry: &LogEntry,
-        new_state: Option<&GroupRecord>,
-    ) -> Result<(), StoreError> {
+    fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()> {
         let mut g = self.lock()?;
         let key = (internal_id, entry.seq);
         if g.log.contains_key(&key) {

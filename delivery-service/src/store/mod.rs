@@ -24,6 +24,23 @@ pub use records::{
 };
 pub use sled_store::{FlushObserver, SledStore};
 
+/// What every [`Store`] method returns.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// A Welcome addressed to the user who may fetch it.
+pub type Addressed = (String, WelcomeEntry);
+
+/// One upload of KeyPackages for one ciphersuite, as [`Store::put_key_packages`] takes it.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyPackageBatch<'a> {
+    /// Ciphersuite code point.
+    pub suite: u16,
+    /// One-time packages, each handed out at most once.
+    pub one_time: &'a [Vec<u8>],
+    /// Replaces the last-resort package when set.
+    pub last_resort: Option<&'a [u8]>,
+}
+
 /// Errors of the storage layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -93,6 +110,9 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// All or nothing: if the one-time packages would exceed `cap`, nothing is
     /// written and [`StoreError::Quota`] is returned.
+    fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts>;
+
+    /// [`Store::put_key_packages`] with the batch's fields as arguments.
     fn add_key_packages(
         &self,
         user: &str,
@@ -100,7 +120,9 @@ pub trait Store: Send + Sync + 'static {
         one_time: &[Vec<u8>],
         last_resort: Option<&[u8]>,
         cap: u64,
-    ) -> Result<KeyPackageCounts, StoreError>;
+    ) -> StoreResult<KeyPackageCounts> {
+        self.put_key_packages(user, KeyPackageBatch { suite, one_time, last_resort }, cap)
+    }
 
     /// Hands out one KeyPackage of `user` for `suite`: the oldest one-time
     /// package, or the last-resort package when no one-time package is left.
@@ -131,22 +153,12 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError::Conflict`] if `entry.seq` is already taken.
     ///
     /// Returns the inbox ids given to the Welcomes, in order.
-    fn append_commit(
-        &self,
-        record: &GroupRecord,
-        entry: &LogEntry,
-        welcomes: &[(String, WelcomeEntry)],
-    ) -> Result<Vec<u64>, StoreError>;
+    fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>>;
 
     /// Appends a non-commit message to a group's log, optionally with a new group
     /// state (a proposal changes the proposal queue), atomically. Fails with
     /// [`StoreError::Conflict`] if `entry.seq` is already taken.
-    fn append_message(
-        &self,
-        internal_id: u64,
-        entry: &LogEntry,
-        new_state: Option<&GroupRecord>,
-    ) -> Result<(), StoreError>;
+    fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()>;
 
     /// Up to `limit` log entries with `after < seq <= up_to`, in order.
     fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError>;

@@ -28,8 +28,8 @@ use tokio::sync::oneshot;
 
 use super::records::{corrupt, decode, encode};
 use super::{
-    GroupRecord, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture, RegisterOutcome, Store, StoreError,
-    UserRecord, WelcomeEntry,
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture,
+    RegisterOutcome, Store, StoreError, StoreResult, UserRecord, WelcomeEntry,
 };
 
 const FORMAT_VERSION: u32 = 1;
@@ -210,14 +210,8 @@ impl Store for SledStore {
         self.users.get(name.as_bytes())?.map(|v| decode("user", &v)).transpose()
     }
 
-    fn add_key_packages(
-        &self,
-        user: &str,
-        suite: u16,
-        one_time: &[Vec<u8>],
-        last_resort: Option<&[u8]>,
-        cap: u64,
-    ) -> Result<KeyPackageCounts, StoreError> {
+    fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts> {
+        let KeyPackageBatch { suite, one_time, last_resort } = batch;
         let _guard = self.kp_lock.lock().map_err(|_| StoreError::Db("key package lock poisoned".into()))?;
         let existing = self.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64;
         let total = super::check_key_package_cap(existing, one_time.len(), cap)?;
@@ -292,12 +286,7 @@ impl Store for SledStore {
         self.groups.iter().keys().map(|k| k.map(|k| k.to_vec()).map_err(Into::into)).collect()
     }
 
-    fn append_commit(
-        &self,
-        record: &GroupRecord,
-        entry: &LogEntry,
-        welcomes: &[(String, WelcomeEntry)],
-    ) -> Result<Vec<u64>, StoreError> {
+    fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>> {
         let group_value = encode("group", record)?;
         let entry_value = entry.encode_value()?;
         let key = log_key(record.internal_id, entry.seq);
@@ -327,12 +316,7 @@ impl Store for SledStore {
         Ok(ids)
     }
 
-    fn append_message(
-        &self,
-        internal_id: u64,
-        entry: &LogEntry,
-        new_state: Option<&GroupRecord>,
-    ) -> Result<(), StoreError> {
+    fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()> {
         let key = log_key(internal_id, entry.seq);
         let entry_value = entry.encode_value()?;
         match new_state {

@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{bearer, group_id, require_media, wait_param, AppState, AuthUser};
+use super::{bearer, group_id, require_media, AppState, Caller, GroupPath, PageQuery};
 use crate::api;
 use crate::api::routes;
 use crate::ds::LogPage;
@@ -27,74 +27,50 @@ pub(super) fn router() -> Router<AppState> {
         .route(routes::STREAM, get(stream))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, DsError> {
+async fn create(caller: Caller, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, DsError> {
     require_media(&headers, api::MEDIA_GROUP_CREATE)?;
-    Ok((StatusCode::CREATED, Json(state.ds.create_group(&user, &body).await?)))
+    Ok((StatusCode::CREATED, Json(caller.ds.create_group(&caller.user, &body).await?)))
 }
 
-async fn info(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(gid): Path<String>,
-) -> Result<Json<api::GroupResponse>, DsError> {
-    Ok(Json(state.ds.group_info(&user, &group_id(&gid)?).await?))
+async fn info(caller: Caller, GroupPath(gid): GroupPath) -> Result<Json<api::GroupResponse>, DsError> {
+    Ok(Json(caller.ds.group_info(&caller.user, &gid).await?))
 }
 
-async fn group_info(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(gid): Path<String>,
-) -> Result<Response, DsError> {
-    let gi = state.ds.latest_group_info(&user, &group_id(&gid)?).await?;
+async fn group_info(caller: Caller, GroupPath(gid): GroupPath) -> Result<Response, DsError> {
+    let gi = caller.ds.latest_group_info(&caller.user, &gid).await?;
     Ok(([(header::CONTENT_TYPE, api::MEDIA_MLS)], gi).into_response())
 }
 
 /// `COMMIT`: a commit bundle to `/commits`; otherwise a proposal or an
 /// application message to `/messages`. 201 with the entry's seq.
 async fn post_to_log<const COMMIT: bool>(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(gid): Path<String>,
+    caller: Caller,
+    GroupPath(gid): GroupPath,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<impl IntoResponse, DsError> {
     require_media(&headers, if COMMIT { api::MEDIA_COMMIT_BUNDLE } else { api::MEDIA_MLS })?;
-    let gid = group_id(&gid)?;
     let posted = if COMMIT {
-        state.ds.post_commit(&user, &gid, &body).await?
+        caller.ds.post_commit(&caller.user, &gid, &body).await?
     } else {
-        state.ds.post_message(&user, &gid, &body).await?
+        caller.ds.post_message(&caller.user, &gid, &body).await?
     };
     Ok((StatusCode::CREATED, Json(posted)))
-}
-
-#[derive(Debug, Deserialize)]
-struct FetchQuery {
-    after: Option<u64>,
-    limit: Option<usize>,
-    wait: Option<u64>,
 }
 
 /// Fetch: JSON by default, or the binary [`api::MessagesPageBody`] when the
 /// client sends `Accept: application/vnd.grove.messages`.
 async fn fetch(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(gid): Path<String>,
-    Query(q): Query<FetchQuery>,
+    caller: Caller,
+    GroupPath(gid): GroupPath,
+    Query(q): Query<PageQuery>,
     headers: HeaderMap,
 ) -> Result<Response, DsError> {
-    let gid = group_id(&gid)?;
     let binary = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.split(';').next().unwrap_or("").trim() == api::MEDIA_MESSAGES));
-    let page = state.ds.fetch_page(&user, &gid, q.after.unwrap_or(0), q.limit, wait_param(q.wait)).await?;
+    let page = caller.ds.fetch_page(&caller.user, &gid, q.after(), q.limit(), q.wait()).await?;
     if !binary {
         return Ok(Json(json_page(&page)).into_response());
     }
@@ -153,12 +129,11 @@ fn encode_binary_page(page: &LogPage) -> Result<Vec<u8>, DsError> {
 }
 
 async fn ack(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Path(gid): Path<String>,
+    caller: Caller,
+    GroupPath(gid): GroupPath,
     Json(req): Json<api::AckRequest>,
 ) -> Result<StatusCode, DsError> {
-    state.ds.ack(&user, &group_id(&gid)?, req.seq).await?;
+    caller.ds.ack(&caller.user, &gid, req.seq).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -1,14 +1,14 @@
 //! The KeyPackage directory.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde::Deserialize;
 
-use super::{require_media, AppState, AuthUser};
+use super::{require_media, AppState, Caller};
 use crate::api;
 use crate::api::routes;
 use crate::error::DsError;
@@ -23,33 +23,23 @@ struct SuiteQuery {
     ciphersuite: Option<u16>,
 }
 
-async fn upload(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<impl IntoResponse, DsError> {
+async fn upload(caller: Caller, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, DsError> {
     require_media(&headers, api::MEDIA_KEY_PACKAGES)?;
-    let resp = state.ds.upload_key_packages(&user, &body).await?;
-    Ok((StatusCode::CREATED, Json(resp)))
+    Ok((StatusCode::CREATED, Json(caller.ds.upload_key_packages(&caller.user, &body).await?)))
 }
 
-async fn count(
-    State(state): State<AppState>,
-    AuthUser(user): AuthUser,
-    Query(q): Query<SuiteQuery>,
-) -> Result<Json<api::KeyPackageCountResponse>, DsError> {
-    let c = state.ds.key_package_counts(&user, q.ciphersuite.unwrap_or(1))?;
+async fn count(caller: Caller, Query(q): Query<SuiteQuery>) -> Result<Json<api::KeyPackageCountResponse>, DsError> {
+    let c = caller.ds.key_package_counts(&caller.user, q.ciphersuite.unwrap_or(1))?;
     Ok(Json(api::KeyPackageCountResponse { accepted: 0, one_time: c.one_time, last_resort: c.last_resort }))
 }
 
+/// Any authenticated user may claim another user's KeyPackage (to add them).
 async fn claim(
-    State(state): State<AppState>,
-    AuthUser(_claimer): AuthUser,
+    caller: Caller,
     Path(target): Path<String>,
     Query(q): Query<SuiteQuery>,
 ) -> Result<impl IntoResponse, DsError> {
-    let (kp, kind) = state.ds.claim_key_package(&target, q.ciphersuite.unwrap_or(1)).await?;
+    let (kp, kind) = caller.ds.claim_key_package(&target, q.ciphersuite.unwrap_or(1)).await?;
     let kind = match kind {
         KeyPackageKind::OneTime => "one-time",
         KeyPackageKind::LastResort => "last-resort",

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::api::{ErrorBody, ErrorCode};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, FromRequestParts, MatchedPath, Path, Request, State};
 use axum::http::{header, request::Parts, HeaderMap, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -52,19 +52,85 @@ pub fn app(ds: Arc<Ds>, max_body_bytes: usize) -> Router {
         .with_state(state)
 }
 
-/// The authenticated client of a request (`Authorization: Bearer <token>`).
-/// Also counts the request against the client's rate limit.
+/// An authenticated request: the domain, and the client that sent the request
+/// (`Authorization: Bearer <token>`). Extracting it also counts the request
+/// against the client's rate limit.
 #[derive(Debug, Clone)]
-pub struct AuthUser(pub String);
+pub struct Caller {
+    /// The domain layer.
+    pub ds: Arc<Ds>,
+    /// The authenticated user.
+    pub user: String,
+}
 
-impl FromRequestParts<AppState> for AuthUser {
+impl FromRequestParts<AppState> for Caller {
     type Rejection = DsError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or(DsError::AuthRequired)?;
         let user = state.ds.auth.check_token(token)?;
         state.ds.auth.check_rate(&user)?;
-        Ok(AuthUser(user))
+        Ok(Caller { ds: state.ds.clone(), user })
+    }
+}
+
+/// An unauthenticated request (registration, login). Extracting it counts the
+/// request against the rate limit of the peer's IP address.
+#[derive(Debug, Clone)]
+pub struct Anonymous {
+    /// The domain layer.
+    pub ds: Arc<Ds>,
+}
+
+impl FromRequestParts<AppState> for Anonymous {
+    type Rejection = DsError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let peer = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .ok_or_else(|| DsError::Internal("the server was started without peer addresses".into()))?;
+        state.ds.auth.check_rate(&format!("ip:{}", peer.0.ip()))?;
+        Ok(Anonymous { ds: state.ds.clone() })
+    }
+}
+
+/// The `{group_id}` segment of a route, decoded and validated.
+#[derive(Debug, Clone)]
+pub struct GroupPath(pub crate::api::GroupId);
+
+impl FromRequestParts<AppState> for GroupPath {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Path(segment) = Path::<String>::from_request_parts(parts, state).await.map_err(|e| e.into_response())?;
+        Ok(GroupPath(group_id(&segment).map_err(|e| e.into_response())?))
+    }
+}
+
+/// The query of a page fetch (`after`, `limit`, `wait` seconds), for the log
+/// and for the Welcome inbox.
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct PageQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+    wait: Option<u64>,
+}
+
+impl PageQuery {
+    /// Entries after this one (0: from the start).
+    pub(crate) fn after(&self) -> u64 {
+        self.after.unwrap_or(0)
+    }
+
+    /// The page size asked for (the domain applies its maximum).
+    pub(crate) fn limit(&self) -> Option<usize> {
+        self.limit
+    }
+
+    /// How long to wait for the first entry (0: answer at once).
+    pub(crate) fn wait(&self) -> Duration {
+        Duration::from_secs(self.wait.unwrap_or(0))
     }
 }
 
@@ -72,11 +138,6 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = v.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then_some(token.trim()).filter(|t| !t.is_empty())
-}
-
-/// Rate limit for unauthenticated routes, keyed by the peer IP.
-pub(crate) fn check_ip_rate(state: &AppState, peer: ConnectInfo<SocketAddr>) -> Result<(), DsError> {
-    state.ds.auth.check_rate(&format!("ip:{}", peer.0.ip()))
 }
 
 /// Refuses a body whose Content-Type is not `expected`.
@@ -93,11 +154,6 @@ pub(crate) fn require_media(headers: &HeaderMap, expected: &str) -> Result<(), D
 /// Decodes a group id path segment.
 pub(crate) fn group_id(segment: &str) -> Result<crate::api::GroupId, DsError> {
     Ok(crate::api::GroupId::from_path(segment)?)
-}
-
-/// Parses the `wait` query parameter (seconds).
-pub(crate) fn wait_param(wait: Option<u64>) -> Duration {
-    Duration::from_secs(wait.unwrap_or(0))
 }
 
 async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

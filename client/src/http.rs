@@ -162,10 +162,7 @@ impl DsHttp {
         let key = self.signer.public().to_vec();
         let proof = self.sign(&proto::signed_bytes(proto::REGISTER_LABEL, &self.user, &key))?;
         let req = proto::RegisterRequest {
-            user: self.user.clone(),
-            credential,
-            signature_key: key,
-            signature_scheme: scheme,
+            key: proto::UserKey { user: self.user.clone(), credential, signature_key: key, signature_scheme: scheme },
             proof,
             registration_token: None,
         };

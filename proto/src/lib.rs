@@ -74,9 +74,10 @@ pub fn fingerprint(key: &[u8]) -> String {
     hex::encode(sha2::Sha256::digest(key))
 }
 
-/// `POST /v1/users`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct RegisterRequest {
+/// A user name bound to its credential and signature key: what registration
+/// sends and what a lookup returns (flattened into both JSON bodies).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserKey {
     /// User name.
     pub user: String,
     /// TLS-encoded MLS Credential (a BasicCredential whose identity is `user`).
@@ -87,6 +88,14 @@ pub struct RegisterRequest {
     pub signature_key: Vec<u8>,
     /// SignatureScheme code point (0x0807 = 2055 for Ed25519).
     pub signature_scheme: u16,
+}
+
+/// `POST /v1/users`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    /// Who registers, with which key.
+    #[serde(flatten)]
+    pub key: UserKey,
     /// Signature over `"grove-v1-register" 0x00 user 0x00 signature_key`.
     #[serde(with = "b64")]
     pub proof: Vec<u8>,
@@ -148,16 +157,9 @@ pub struct TokenResponse {
 /// Response of `GET /v1/users/{user}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UserResponse {
-    /// User name.
-    pub user: String,
-    /// TLS-encoded MLS Credential.
-    #[serde(with = "b64")]
-    pub credential: Vec<u8>,
-    /// Raw signature public key.
-    #[serde(with = "b64")]
-    pub signature_key: Vec<u8>,
-    /// SignatureScheme code point.
-    pub signature_scheme: u16,
+    /// The registered binding.
+    #[serde(flatten)]
+    pub key: UserKey,
     /// Hex SHA-256 of the signature key.
     pub fingerprint: String,
 }

@@ -88,12 +88,12 @@ impl Client {
     /// The pinned key of `user`, checked against what the DS says now.
     pub(super) async fn pinned_key(&self, user: &str) -> Result<Vec<u8>> {
         let r = self.ds.get_user(user).await?;
-        let cred = Credential::tls_deserialize_exact(&r.credential)
+        let cred = Credential::tls_deserialize_exact(&r.key.credential)
             .map_err(|e| Error::Protocol(format!("credential of {user}: {e}")))?;
-        if r.user != user || identity_of(&cred) != user {
-            return Err(Error::Protocol(format!("the DS answered a lookup of {user} with {}", r.user)));
+        if r.key.user != user || identity_of(&cred) != user {
+            return Err(Error::Protocol(format!("the DS answered a lookup of {user} with {}", r.key.user)));
         }
-        self.check_key(user, &r.signature_key)
+        self.check_key(user, &r.key.signature_key)
     }
 
     /// Checks `seen` against the pinned key of `user`; pins it if nothing is
@@ -155,7 +155,7 @@ impl Client {
     pub async fn trust_new_key(&self, user: &str) -> Result<ContactInfo> {
         let pending = match self.contact(user)?.and_then(|c| c.pending) {
             Some(k) => k,
-            None => self.ds.get_user(user).await?.signature_key,
+            None => self.ds.get_user(user).await?.key.signature_key,
         };
         let contact = Contact { key: pending, verified: false, pending: None };
         self.provider.transaction(|p| Repo::of(p).contacts().put(user, &contact))?;

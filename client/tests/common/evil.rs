@@ -30,10 +30,12 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
     let path = req.uri().path_and_query().map(|p| p.as_str().to_owned()).unwrap_or_default();
     if st.fake_lookup.load(Ordering::SeqCst) && req.method() == "GET" && path == "/v1/users/bob" {
         let body = serde_json::to_vec(&grove_proto::UserResponse {
-            user: "bob".into(),
-            credential: st.fake_credential.clone(),
-            signature_key: st.fake_key.clone(),
-            signature_scheme: 0x0807,
+            key: grove_proto::UserKey {
+                user: "bob".into(),
+                credential: st.fake_credential.clone(),
+                signature_key: st.fake_key.clone(),
+                signature_scheme: 0x0807,
+            },
             fingerprint: grove_proto::fingerprint(&st.fake_key),
         })
         .unwrap();

@@ -16,25 +16,26 @@ use crate::store::{RegisterOutcome, UserRecord};
 impl Ds {
     /// Registers a user after checking the proof of possession.
     pub async fn register(&self, req: api::RegisterRequest) -> Result<api::RegisterResponse, DsError> {
-        UserName::parse(&req.user)?;
+        let api::RegisterRequest { key: k, proof, registration_token } = req;
+        UserName::parse(&k.user)?;
         if let Some(expected) = &self.limits.registration_token {
             use sha2::Digest as _;
-            let given = req.registration_token.as_deref().unwrap_or("");
+            let given = registration_token.as_deref().unwrap_or("");
             // Compare digests so the comparison time does not depend on the token.
             if sha2::Sha256::digest(given.as_bytes()) != sha2::Sha256::digest(expected.as_bytes()) {
                 return Err(DsError::RegistrationClosed);
             }
         }
-        let scheme = auth::scheme_from_u16(req.signature_scheme)
-            .ok_or(DsError::UnsupportedSignatureScheme(req.signature_scheme))?;
-        let credential = Credential::tls_deserialize_exact(&req.credential)
+        let scheme =
+            auth::scheme_from_u16(k.signature_scheme).ok_or(DsError::UnsupportedSignatureScheme(k.signature_scheme))?;
+        let credential = Credential::tls_deserialize_exact(&k.credential)
             .map_err(|e| DsError::InvalidCredential(format!("credential is not a TLS-encoded MLS Credential: {e}")))?;
         match identity_of(&credential) {
-            Some(id) if id == req.user => {}
+            Some(id) if id == k.user => {}
             Some(id) => {
                 return Err(DsError::InvalidCredential(format!(
                     "the credential's identity {id:?} is not the user name {:?}",
-                    req.user
+                    k.user
                 )))
             }
             None => {
@@ -43,32 +44,32 @@ impl Ds {
                 ))
             }
         }
-        if req.signature_key.is_empty() || req.signature_key.len() > 133 {
+        if k.signature_key.is_empty() || k.signature_key.len() > 133 {
             return Err(DsError::InvalidSignatureKey);
         }
         auth::verify(
             &self.crypto,
             scheme,
-            &auth::signed_bytes(auth::REGISTER_LABEL, &req.user, &req.signature_key),
-            &req.signature_key,
-            &req.proof,
+            &auth::signed_bytes(auth::REGISTER_LABEL, &k.user, &k.signature_key),
+            &k.signature_key,
+            &proof,
         )?;
         let record = UserRecord {
-            name: req.user.as_bytes().to_vec().into(),
-            credential: req.credential.clone().into(),
-            signature_key: req.signature_key.clone().into(),
-            signature_scheme: req.signature_scheme,
+            name: k.user.as_bytes().to_vec().into(),
+            credential: k.credential.clone().into(),
+            signature_key: k.signature_key.clone().into(),
+            signature_scheme: k.signature_scheme,
             registered_at: now_secs(),
         };
         let outcome = self.store.register_user(&record)?;
         if outcome == RegisterOutcome::NameTaken {
-            return Err(DsError::UserExists(req.user));
+            return Err(DsError::UserExists(k.user));
         }
         self.persist().await?;
-        tracing::info!(user = %req.user, created = (outcome == RegisterOutcome::Created), "registration");
+        tracing::info!(user = %k.user, created = (outcome == RegisterOutcome::Created), "registration");
         Ok(api::RegisterResponse {
-            user: req.user,
-            fingerprint: api::fingerprint(&req.signature_key),
+            user: k.user,
+            fingerprint: api::fingerprint(&k.signature_key),
             created: outcome == RegisterOutcome::Created,
         })
     }
@@ -122,11 +123,13 @@ impl Ds {
         let name = UserName::parse(user)?;
         let u = self.registered(user)?;
         Ok(api::UserResponse {
-            user: name.as_str().to_owned(),
-            credential: u.credential.as_slice().to_vec(),
             fingerprint: api::fingerprint(u.signature_key.as_slice()),
-            signature_key: u.signature_key.into(),
-            signature_scheme: u.signature_scheme,
+            key: api::UserKey {
+                user: name.as_str().to_owned(),
+                credential: u.credential.as_slice().to_vec(),
+                signature_key: u.signature_key.into(),
+                signature_scheme: u.signature_scheme,
+            },
         })
     }
 

@@ -56,7 +56,7 @@ pub struct Config {
     pub max_page: usize,
 
     /// Longest long-poll wait, in seconds.
-    #[arg(long, env = "GROVE_DS_MAX_WAIT_SECS", default_value_t = 60)]
+    #[arg(long, env = "GROVE_DS_MAX_WAIT_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub max_wait_secs: u64,
 
     /// Requests per second each authenticated client (or each IP, before
@@ -77,24 +77,24 @@ pub struct Config {
     pub key_package_cap: u64,
 
     /// Longest accepted KeyPackage lifetime (not_after - now), in days.
-    #[arg(long, env = "GROVE_DS_KEY_PACKAGE_MAX_DAYS", default_value_t = 100)]
+    #[arg(long, env = "GROVE_DS_KEY_PACKAGE_MAX_DAYS", default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=3_650))]
     pub key_package_max_days: u64,
 
     /// Lifetime of access tokens, in seconds.
-    #[arg(long, env = "GROVE_DS_TOKEN_TTL_SECS", default_value_t = 3600)]
+    #[arg(long, env = "GROVE_DS_TOKEN_TTL_SECS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub token_ttl_secs: u64,
 
     /// Messages older than this are deleted even if not every member acknowledged
     /// them, in seconds (default 30 days).
-    #[arg(long, env = "GROVE_DS_MESSAGE_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    #[arg(long, env = "GROVE_DS_MESSAGE_TTL_SECS", default_value_t = 30 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
     pub message_ttl_secs: u64,
 
     /// How often retention runs, in seconds.
-    #[arg(long, env = "GROVE_DS_RETENTION_INTERVAL_SECS", default_value_t = 60)]
+    #[arg(long, env = "GROVE_DS_RETENTION_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub retention_interval_secs: u64,
 
     /// How long graceful shutdown waits for open requests, in seconds.
-    #[arg(long, env = "GROVE_DS_SHUTDOWN_GRACE_SECS", default_value_t = 10)]
+    #[arg(long, env = "GROVE_DS_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_secs: u64,
 }
 
@@ -113,5 +113,34 @@ impl Config {
     #[cfg(feature = "testing")]
     pub fn for_tests(data_dir: PathBuf) -> Self {
         Self::loopback(data_dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Config;
+    use clap::Parser as _;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(["grove-ds"].iter().chain(args))
+    }
+
+    /// Values that would panic or overflow later (a zero interval, an Instant
+    /// far in the future) are refused when the flags are parsed, naming the flag.
+    #[test]
+    fn out_of_range_durations_are_refused_at_startup() {
+        for (flag, value) in [
+            ("--retention-interval-secs", "0"),
+            ("--max-wait-secs", "18446744073709551615"),
+            ("--token-ttl-secs", "0"),
+            ("--token-ttl-secs", "18446744073709551615"),
+            ("--key-package-max-days", "18446744073709551615"),
+            ("--shutdown-grace-secs", "99999999"),
+        ] {
+            let err = parse(&[flag, value]).expect_err(flag).to_string();
+            assert!(err.contains(flag), "{flag}={value}: {err}");
+        }
+        let ok = parse(&["--retention-interval-secs", "1", "--max-wait-secs", "0"]).unwrap();
+        assert_eq!((ok.retention_interval_secs, ok.max_wait_secs), (1, 0));
     }
 }

@@ -217,6 +217,14 @@ async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     cases.check("huge page size", &r, 400, "page_too_large");
     let r = send(alice.get(&format!("/v1/groups/{gid}/messages?after=-1"))).await;
     cases.check("negative cursor", &r, 400, "invalid_request");
+    // The largest cursor is a valid, empty page (it used to overflow `after + 1`).
+    for path in [format!("/v1/groups/{gid}/messages?after={}", u64::MAX), format!("/v1/welcomes?after={}", u64::MAX)] {
+        let r = send(alice.get(&path)).await;
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        let page = r.json();
+        let list = page.get("messages").or_else(|| page.get("welcomes")).and_then(|v| v.as_array()).cloned();
+        assert_eq!(list, Some(vec![]), "{path}: {page}");
+    }
     let r = send(alice.get(&format!("/v1/groups/{gid}/messages?wait=100000"))).await;
     cases.check("long-poll above the maximum", &r, 400, "invalid_request");
     let r = send(alice.post(&format!("/v1/groups/{gid}/ack")).json(&serde_json::json!({"seq": 99999}))).await;

@@ -68,7 +68,7 @@ impl Tail {
         if first > after.saturating_add(1) {
             return None;
         }
-        let skip = (after + 1).saturating_sub(first) as usize;
+        let skip = usize::try_from(after.saturating_add(1).saturating_sub(first)).unwrap_or(usize::MAX);
         Some(self.entries.iter().skip(skip).take_while(|e| e.seq <= up_to).take(limit).cloned().collect())
     }
 }

@@ -168,6 +168,9 @@ impl Store for MemoryStore {
             return Ok(Vec::new());
         }
         let g = self.lock()?;
+        if after >= up_to {
+            return Ok(Vec::new());
+        }
         Ok(g.log.range((internal_id, after + 1)..=(internal_id, up_to)).take(limit).map(|(_, e)| e.clone()).collect())
     }
 

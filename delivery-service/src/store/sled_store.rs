@@ -175,6 +175,12 @@ fn inbox_key(user: &str, id: u64) -> Vec<u8> {
     k
 }
 
+/// What follows the 8-byte internal id of a `log` or `cursors` key (empty
+/// if a damaged key is shorter).
+fn key_tail(k: &[u8]) -> &[u8] {
+    k.get(8..).unwrap_or_default()
+}
+
 fn be_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
     let arr: [u8; 8] = bytes.try_into().map_err(|_| corrupt(what, "expected 8 bytes"))?;
     Ok(u64::from_be_bytes(arr))
@@ -264,7 +270,7 @@ impl Store for SledStore {
 
     fn next_internal_id(&self) -> Result<u64, StoreError> {
         // generate_id is persistent and monotonic across restarts.
-        Ok(self.db.generate_id()? + 1)
+        Ok(self.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))?)
     }
 
     fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
@@ -272,14 +278,15 @@ impl Store for SledStore {
         let record: GroupRecord = decode("group", &v)?;
         let prefix = record.internal_id.to_be_bytes();
         let last = match self.log.scan_prefix(prefix).next_back().transpose()? {
-            Some((k, _)) => be_u64("log key", &k[8..])?,
+            Some((k, _)) => be_u64("log key", key_tail(&k))?,
             None => 0,
         };
         let pruned = match self.pruned.get(prefix)? {
             Some(v) => be_u64("pruned marker", &v)?,
             None => 0,
         };
-        Ok(Some((record, last.max(pruned) + 1)))
+        let next = last.max(pruned).checked_add(1).ok_or_else(|| corrupt("log", "sequence number at its maximum"))?;
+        Ok(Some((record, next)))
     }
 
     fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
@@ -293,7 +300,8 @@ impl Store for SledStore {
         let mut inbox_rows = Vec::with_capacity(welcomes.len());
         let mut ids = Vec::with_capacity(welcomes.len());
         for (user, w) in welcomes {
-            let id = self.db.generate_id()? + 1;
+            let id =
+                self.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))?;
             let mut w = w.clone();
             w.id = id;
             inbox_rows.push((inbox_key(user, id), encode("welcome", &w)?));
@@ -353,7 +361,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for item in self.log.range(start..=end).take(limit) {
             let (k, v) = item?;
-            out.push(LogEntry::decode_value(be_u64("log key", &k[8..])?, &v)?);
+            out.push(LogEntry::decode_value(be_u64("log key", key_tail(&k))?, &v)?);
         }
         Ok(out)
     }
@@ -374,7 +382,7 @@ impl Store for SledStore {
         let mut out = Vec::new();
         for item in self.cursors.scan_prefix(internal_id.to_be_bytes()) {
             let (k, v) = item?;
-            let user = String::from_utf8(k[8..].to_vec()).map_err(|e| corrupt("cursor", e))?;
+            let user = String::from_utf8(key_tail(&k).to_vec()).map_err(|e| corrupt("cursor", e))?;
             out.push((user, be_u64("cursor", &v)?));
         }
         Ok(out)
@@ -386,7 +394,7 @@ impl Store for SledStore {
         let mut last = None;
         for item in self.log.scan_prefix(internal_id.to_be_bytes()) {
             let (k, v) = item?;
-            let seq = be_u64("log key", &k[8..])?;
+            let seq = be_u64("log key", key_tail(&k))?;
             let entry = LogEntry::decode_value(seq, &v)?;
             if seq <= through || entry.received_at < received_before {
                 batch.remove(k);

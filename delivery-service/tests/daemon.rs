@@ -85,3 +85,25 @@ fn refuses_to_serve_plain_http_unless_told() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("no TLS configured"), "{err}");
 }
+
+/// A log written to a file (or a pipe) carries no ANSI colour codes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_to_a_file_is_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("grove-ds.log");
+    let port = free_port();
+    let child = Command::new(env!("CARGO_BIN_EXE_grove-ds"))
+        .args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+        .arg(dir.path().join("data"))
+        .env("RUST_LOG", "info")
+        .env_remove("NO_COLOR")
+        .stdout(std::fs::File::create(&log_path).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start grove-ds");
+    wait_healthy(port).await;
+    assert!(sigterm_and_wait(child).success());
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(log.contains("serving plain HTTP"), "the log has the startup warning: {log}");
+    assert!(!log.contains('\u{1b}'), "no escape sequences in a log file: {log:?}");
+}

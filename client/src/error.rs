@@ -98,13 +98,16 @@ pub enum Error {
         /// What to do about it.
         remedy: &'static str,
     },
-    /// The operation lost the commit race too many times in a row.
-    #[error("{op}: still stale after {attempts} attempts")]
+    /// The operation kept losing the commit race (409) for its whole retry
+    /// budget: the group is very busy. Nothing was half-done; run it again.
+    #[error("{op}: other members' commits won the race {attempts} times in {budget_ms} ms; nothing was changed, run it again (or raise the retry budget)")]
     TooManyRetries {
         /// The operation.
         op: &'static str,
         /// How many attempts were made.
         attempts: u32,
+        /// The retry budget that was spent, in milliseconds.
+        budget_ms: u64,
     },
     /// A fault injected by a test (see `Client::inject_fault`, cargo feature `fault-injection`).
     #[error("injected fault: {0}")]

@@ -89,3 +89,52 @@ async fn concurrent_commits_one_wins_other_retries() -> TestResult {
     }
     Ok(())
 }
+
+/// Eight members of one group each update their leaf at the same moment, ten
+/// rounds in a row: with jittered backoff every operation lands (none fails
+/// with `too_many_retries`), and all end in the same epoch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_way_races_all_complete() -> TestResult {
+    const N: usize = 8;
+    const ROUNDS: usize = 10;
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let mut clients = Vec::new();
+    for i in 0..N {
+        clients.push(Arc::new(new_client(dir.path(), &url, &format!("m{i}"), SUITES[0]).await));
+    }
+    let gid = clients[0].create_group("race").await?;
+    let others: Vec<String> = (1..N).map(|i| format!("m{i}")).collect();
+    clients[0].add_members(&gid, &others.iter().map(String::as_str).collect::<Vec<_>>()).await?;
+    for c in &clients[1..] {
+        c.sync().await?;
+    }
+    let start = clients[0].epoch_authenticator(&gid)?.0;
+    let mut most_attempts = 0;
+    for round in 0..ROUNDS {
+        let tasks: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                let (c, g) = (c.clone(), gid.clone());
+                tokio::spawn(async move { c.self_update(&g).await })
+            })
+            .collect();
+        for t in tasks {
+            let outcome = t.await?.map_err(|e| format!("round {round}: {e}"))?;
+            assert!(outcome.committed, "round {round}");
+            most_attempts = most_attempts.max(outcome.attempts);
+        }
+    }
+    for c in &clients {
+        c.sync().await?;
+    }
+    let (epoch, auth) = clients[0].epoch_authenticator(&gid)?;
+    assert_eq!(epoch, start + (N * ROUNDS) as u64, "every update landed");
+    for c in &clients[1..] {
+        assert_eq!(c.epoch_authenticator(&gid)?, (epoch, auth.clone()), "{}", c.user());
+    }
+    eprintln!("{N}-way races, {ROUNDS} rounds: at most {most_attempts} attempts for one operation");
+    ds.shutdown().await?;
+    Ok(())
+}

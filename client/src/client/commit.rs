@@ -7,7 +7,7 @@ use openmls::messages::group_info::GroupInfo;
 use openmls::prelude::*;
 use tls_codec::Serialize as _;
 
-use super::{b64url, identity_of, Client, CommitOutcome, Fault, SyncReport, MAX_ATTEMPTS};
+use super::{b64url, identity_of, Client, CommitOutcome, Fault, SyncReport};
 use crate::error::{Error, MlsResultExt as _, Result};
 use crate::records::PendingCommit;
 use crate::repo::Repo;
@@ -30,8 +30,9 @@ type Built = (MlsMessageOut, Option<MlsMessageOut>, Option<GroupInfo>);
 
 impl Client {
     /// Builds, posts and (after the DS's 201) merges one commit; on `409
-    /// stale_epoch` clears it, syncs and redoes the operation, at most
-    /// [`MAX_ATTEMPTS`] times.
+    /// stale_epoch` clears it, waits (jittered exponential backoff, see
+    /// [`super::retry`]), syncs and redoes the operation, until the retry
+    /// budget is spent.
     pub(super) async fn commit(&self, gid: &[u8], op_name: &'static str, op: CommitOp) -> Result<CommitOutcome> {
         // A pending commit left by a crash or an unknown outcome is resolved first.
         if self.repo().pending().exists(gid)? {
@@ -41,7 +42,9 @@ impl Client {
         let outcome = |committed, attempts| -> Result<CommitOutcome> {
             Ok(CommitOutcome { group: gpath.clone(), epoch: self.epoch(gid)?, committed, attempts })
         };
-        for attempt in 1..=MAX_ATTEMPTS {
+        let mut backoff = self.backoff();
+        loop {
+            let attempt = backoff.attempts();
             let Some(body) = self.provider.transaction(|p| self.stage_commit(p, gid, &op))? else {
                 return outcome(false, attempt);
             };
@@ -61,6 +64,9 @@ impl Client {
                 Err(Error::Server { status: 409, code: proto::ErrorCode::StaleEpoch, .. }) => {
                     tracing::debug!(group = %gpath, attempt, "commit lost the race; syncing and redoing");
                     self.discard_pending_commit(gid)?;
+                    if !backoff.pause().await {
+                        return Err(backoff.exhausted(op_name));
+                    }
                     self.sync_group(gid, &mut SyncReport::default()).await?;
                 }
                 Err(e @ Error::Server { status: 400..=499, .. }) => {
@@ -73,7 +79,6 @@ impl Client {
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::TooManyRetries { op: op_name, attempts: MAX_ATTEMPTS })
     }
 
     /// Creates the commit of `op` in `p` and stores it as pending; returns the

@@ -6,7 +6,7 @@ use openmls::prelude::*;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use super::commit::CommitOp;
-use super::{b64url, hash, identity_of, Client, CommitOutcome, SyncReport, MAX_ATTEMPTS, MAX_PAST_EPOCHS};
+use super::{b64url, hash, identity_of, Client, CommitOutcome, SyncReport, MAX_PAST_EPOCHS};
 use crate::error::{Error, MlsResultExt as _, Result};
 use crate::records::{Envelope, GroupRecord, GroupState, HistoryPolicy, OutboxEntry};
 use crate::repo::Repo;
@@ -185,7 +185,8 @@ impl Client {
         let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
-        for _ in 0..MAX_ATTEMPTS {
+        let mut backoff = self.backoff();
+        loop {
             let bytes = self.provider.transaction(|p| -> Result<Vec<u8>> {
                 let mut g = Self::load(p, &gid)?;
                 let msg = g.leave_group(p, self.signer.as_ref()).mls("leave")?;
@@ -204,12 +205,14 @@ impl Client {
                         Self::load(p, &gid)?.clear_pending_proposals(p.storage())?;
                         Repo::of(p).outbox().remove(&hash(&bytes))
                     })?;
+                    if !backoff.pause().await {
+                        return Err(backoff.exhausted("leave"));
+                    }
                     self.sync_group(&gid, &mut SyncReport::default()).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::TooManyRetries { op: "leave", attempts: MAX_ATTEMPTS })
     }
 
     pub(super) fn require_active(&self, gid: &[u8]) -> Result<()> {

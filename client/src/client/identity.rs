@@ -21,8 +21,12 @@ impl Client {
     /// Creates (or resumes creating) an identity in `home`: a new Ed25519 key
     /// and BasicCredential, registration with the DS (proof of possession),
     /// login, and KeyPackages. Running it again with the same user and server
-    /// finishes an interrupted registration; another user or server fails with
-    /// [`Error::AlreadyInitialized`].
+    /// finishes an interrupted or failed registration (with the new
+    /// `config.trust`, if it changed: a failed TLS handshake can be retried
+    /// with the right pin); another user or server fails with
+    /// [`Error::AlreadyInitialized`]. The key is stored before it is
+    /// registered, so that a crash can never leave the DS holding a key this
+    /// home lost.
     pub async fn create(home: impl AsRef<Path>, config: ClientConfig) -> Result<Client> {
         let home = home.as_ref().to_path_buf();
         tls::check_url(&config.server)?;
@@ -46,6 +50,15 @@ impl Client {
                     });
                 }
                 let signer = Self::read_signer(&provider, &id, &home)?;
+                // A retry with another way to trust the DS (say, the pin an
+                // earlier attempt lacked) uses the new one.
+                let id = if id.trust != config.trust {
+                    let id = IdentityRecord { trust: config.trust.clone(), ..id };
+                    provider.transaction(|p| Repo::of(p).meta().set_identity(&id))?;
+                    id
+                } else {
+                    id
+                };
                 (signer, id)
             }
             None => Self::new_identity(&provider, &config, suite)?,
@@ -115,7 +128,17 @@ impl Client {
         let http = tls::http_client(&id.server, &id.trust)?;
         let signer = Arc::new(signer);
         let ds = DsHttp::new(http, &id.server, &id.user, signer.clone());
-        Ok(Client { home, provider, signer, id, ds, fault: Mutex::new(None), ops: tokio::sync::Mutex::new(()) })
+        let retry_budget_ms = std::sync::atomic::AtomicU64::new(super::DEFAULT_RETRY_BUDGET.as_millis() as u64);
+        Ok(Client {
+            home,
+            provider,
+            signer,
+            id,
+            ds,
+            fault: Mutex::new(None),
+            retry_budget_ms,
+            ops: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub(super) fn suite(&self) -> Ciphersuite {

@@ -31,7 +31,8 @@
 //! - Own commit: stored as pending (bytes and epoch) before it is posted;
 //!   merged after the DS's 201; discarded on any definitive 4xx; on `409
 //!   stale_epoch` discarded, then the log is processed and the operation
-//!   redone (at most [`MAX_ATTEMPTS`]). After a crash or an unknown outcome,
+//!   redone after a jittered backoff, within [`DEFAULT_RETRY_BUDGET`] (see
+//!   [`Client::set_retry_budget`]). After a crash or an unknown outcome,
 //!   the next sync merges it if the log holds exactly those bytes at that
 //!   epoch, and discards it otherwise.
 //! - Own message: stored with its ciphertext before it is posted; confirmed by
@@ -58,6 +59,7 @@ mod identity;
 mod outbox;
 mod queries;
 mod resources;
+mod retry;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -65,13 +67,12 @@ mod types;
 
 pub use contacts::safety_number;
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
+pub use retry::DEFAULT_RETRY_BUDGET;
 pub use types::{
     ClientConfig, CommitOutcome, ContactInfo, Fault, GroupSummary, KeyStatus, MemberInfo, SafetyNumber, SyncReport,
     WhoAmI,
 };
 
-/// How many times an operation is redone after losing a commit race (409).
-pub const MAX_ATTEMPTS: u32 = 5;
 /// Default number of one-time KeyPackages kept on the DS.
 pub const DEFAULT_KEY_PACKAGES: u64 = 10;
 /// Past epochs whose secrets are kept, to read application messages sent just
@@ -101,6 +102,8 @@ pub struct Client {
     id: IdentityRecord,
     ds: DsHttp,
     fault: Mutex<Option<Fault>>,
+    /// How long an operation is redone after 409s (milliseconds).
+    retry_budget_ms: std::sync::atomic::AtomicU64,
     /// Serializes this client's state-changing operations (an operation
     /// spans several transactions and network calls; two at once on one group
     /// would race for its single pending commit).
@@ -118,6 +121,20 @@ impl Client {
     #[cfg(feature = "fault-injection")]
     pub fn inject_fault(&self, fault: Option<Fault>) {
         *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = fault;
+    }
+
+    /// Sets how long an operation that keeps losing the commit race (409) is
+    /// redone, with jittered exponential backoff, before it fails with
+    /// [`Error::TooManyRetries`](crate::Error::TooManyRetries). Default
+    /// [`DEFAULT_RETRY_BUDGET`].
+    pub fn set_retry_budget(&self, budget: std::time::Duration) {
+        let ms = u64::try_from(budget.as_millis()).unwrap_or(u64::MAX);
+        self.retry_budget_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    fn backoff(&self) -> retry::Backoff {
+        let ms = self.retry_budget_ms.load(std::sync::atomic::Ordering::Relaxed);
+        retry::Backoff::new(std::time::Duration::from_millis(ms))
     }
 
     fn fault(&self) -> Option<Fault> {

@@ -7,7 +7,7 @@ use openmls::prelude::*;
 use tls_codec::Serialize as _;
 
 use super::resources::Origin;
-use super::{b64url, hash, Client, Fault, SyncReport, MAX_ATTEMPTS};
+use super::{b64url, hash, Client, Fault, SyncReport};
 use crate::error::{Error, MlsResultExt as _, Result};
 use crate::records::{Envelope, GroupState, OutboxEntry, StoredMessage};
 use crate::repo::Repo;
@@ -30,10 +30,12 @@ impl Client {
     }
 
     /// Encrypts `env`, stores it in the outbox (and `text` in the history),
-    /// posts it; on `409 stale_epoch` drops it, syncs and encrypts it again.
+    /// posts it; on `409 stale_epoch` drops it, waits (see [`super::retry`]),
+    /// syncs and encrypts it again.
     pub(super) async fn send_payload(&self, gid: &[u8], env: &Envelope, text: Option<&str>) -> Result<u64> {
         let payload = serde_json::to_vec(env).map_err(|e| Error::InvalidArgument(e.to_string()))?;
-        for _ in 0..MAX_ATTEMPTS {
+        let mut backoff = self.backoff();
+        loop {
             let envelope = env.is_resource().then(|| payload.clone());
             let (bytes, local) = self.provider.transaction(|p| self.seal_message(p, gid, &payload, envelope, text))?;
             if self.fault() == Some(Fault::StopBeforeSend) {
@@ -67,12 +69,14 @@ impl Client {
                             None => Ok(()),
                         }
                     })?;
+                    if !backoff.pause().await {
+                        return Err(backoff.exhausted("send"));
+                    }
                     self.sync_group(gid, &mut SyncReport::default()).await?;
                 }
                 Err(e) => return Err(e),
             }
         }
-        Err(Error::TooManyRetries { op: "send", attempts: MAX_ATTEMPTS })
     }
 
     /// Encrypts `payload` in `p`, stores `text` (if any) as an unconfirmed own

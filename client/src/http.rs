@@ -112,7 +112,7 @@ impl DsHttp {
     async fn finish(resp: reqwest::Response) -> Result<Reply> {
         let status = resp.status().as_u16();
         let url = resp.url().to_string();
-        let body = resp.bytes().await.map_err(|e| network(&format!("reading the response of {url}"), &e))?.to_vec();
+        let body = read_capped(resp, &url, MAX_RESPONSE_BYTES).await?;
         if (200..300).contains(&status) {
             return Ok(Reply { url, body });
         }
@@ -311,6 +311,9 @@ fn user_name(user: &str) -> Result<proto::UserName> {
 /// A connection-level failure of `what` (method and URL): the cause, and what
 /// to do about it.
 fn network(what: &str, e: &reqwest::Error) -> Error {
+    if let Some(tls) = tls_cause(e) {
+        return Error::Tls(format!("{what}: {tls}"));
+    }
     let remedy = if e.is_timeout() {
         "the DS did not answer in time; retry later"
     } else if e.is_connect() {
@@ -319,4 +322,98 @@ fn network(what: &str, e: &reqwest::Error) -> Error {
         "the connection broke; retry (a write whose answer was lost is resolved by the next sync)"
     };
     Error::Network(format!("{what}: {e:#}; {remedy}"))
+}
+
+/// The TLS handshake failure behind a request error, if that is what it is:
+/// its cause in words and what to do.
+fn tls_cause(e: &reqwest::Error) -> Option<String> {
+    use rustls::CertificateError as C;
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let cert = loop {
+        let err = source?;
+        match err.downcast_ref::<rustls::Error>() {
+            Some(rustls::Error::InvalidCertificate(c)) => break c,
+            Some(other) => {
+                return Some(format!("the TLS handshake failed ({other}); check that the URL is the DS's TLS port"))
+            }
+            // An io::Error's `source()` skips the error it wraps (and hyper nests
+            // io::Errors): step into the wrapped error instead.
+            None => match err.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+                Some(inner) => source = Some(inner as &(dyn std::error::Error + 'static)),
+                None => source = err.source(),
+            },
+        }
+    };
+    Some(match cert {
+        C::UnknownIssuer | C::BadSignature => "the server's certificate is not signed by a CA this device trusts \
+             (a self-signed certificate, such as grove-ds --dev-tls makes): pass --server-cert-sha256 \
+             <the fingerprint grove-ds printed at startup>, or --ca-cert <the CA's PEM file>"
+            .to_owned(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            "the server's certificate is not valid for this host name: \
+             use the host name the certificate was issued for (for --dev-tls: localhost or 127.0.0.1)"
+                .to_owned()
+        }
+        C::Expired | C::ExpiredContext { .. } => {
+            "the server's certificate has expired: the DS operator must renew it".to_owned()
+        }
+        C::ApplicationVerificationFailure => "the server's certificate does not match the pinned SHA-256 fingerprint: \
+             the DS has a new certificate, or someone is in between; compare with the fingerprint grove-ds printed \
+             and re-run `grove init` with the right --server-cert-sha256"
+            .to_owned(),
+        other => format!("the server's certificate was refused ({other:?}); check the DS's TLS setup"),
+    })
+}
+
+/// The most a (non-blob) response body may hold: far above any page the DS
+/// serves, low enough that a hostile server cannot exhaust memory.
+pub(crate) const MAX_RESPONSE_BYTES: usize = 256 << 20;
+
+/// Reads a response body, refusing one over `cap` bytes (declared or actual)
+/// before it is all in memory.
+async fn read_capped(mut resp: reqwest::Response, url: &str, cap: usize) -> Result<Vec<u8>> {
+    let too_big = || {
+        Error::Protocol(format!("the response of {url} is larger than {cap} bytes: not a Grove DS, or a broken one"))
+    };
+    if resp.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_big());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| network(&format!("reading the response of {url}"), &e))? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_big());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body over the cap is refused, whether its length is declared up front
+    /// or it is streamed without one; a body at the cap is read whole.
+    #[tokio::test]
+    async fn response_bodies_are_capped() {
+        use axum::body::Body as AxBody;
+        let app = axum::Router::new().route("/declared", axum::routing::get(|| async { vec![7u8; 2048] })).route(
+            "/streamed",
+            axum::routing::get(|| async {
+                let chunks = (0..4).map(|_| Ok::<_, std::io::Error>(vec![7u8; 512]));
+                AxBody::from_stream(futures_util::stream::iter(chunks))
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = format!("http://{addr}");
+        let http = crate::tls::http_client(&base, &crate::TrustMode::SystemRoots).unwrap();
+        let get = |path: &str| http.get(format!("{base}{path}")).send();
+        for path in ["/declared", "/streamed"] {
+            let err = read_capped(get(path).await.unwrap(), path, 1024).await.unwrap_err();
+            assert!(matches!(&err, Error::Protocol(m) if m.contains("larger than 1024 bytes")), "{path}: {err}");
+            assert_eq!(read_capped(get(path).await.unwrap(), path, 2048).await.unwrap().len(), 2048, "{path}");
+        }
+    }
 }

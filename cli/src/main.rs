@@ -267,16 +267,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Sync => {
             let c = Client::open(&home)?;
             let r = c.sync().await?;
-            Out {
-                text: format!(
-                    "joined {} group(s), {} new message(s), left {} group(s), {} commit(s) made",
-                    r.joined.len(),
-                    r.messages,
-                    r.left.len(),
-                    r.commits
-                ),
-                json: serde_json::to_value(&r)?,
-            }
+            Out { text: sync_summary(&r), json: serde_json::to_value(&r)? }
         }
         Cmd::Read { group } => {
             let c = Client::open(&home)?;
@@ -375,4 +366,28 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
             Out { text, json: json!({ "groups": gs }) }
         }
     })
+}
+
+/// `grove sync`'s one-line summary; skipped entries only when there are any.
+fn sync_summary(r: &grove_client::SyncReport) -> String {
+    let mut text = format!(
+        "joined {} group(s), {} new message(s), left {} group(s), {} commit(s) made for pending proposals",
+        r.joined.len(),
+        r.messages,
+        r.left.len(),
+        r.proposals_committed
+    );
+    for (n, what) in [
+        (r.undecryptable, "undecryptable entries skipped"),
+        (r.unknown_format, "messages in an unknown format skipped"),
+        (r.failed_welcomes, "Welcomes that could not be processed"),
+    ] {
+        if n > 0 {
+            text.push_str(&format!(", {n} {what}"));
+        }
+    }
+    for e in &r.errors {
+        text.push_str(&format!("\nerror: {e}"));
+    }
+    text
 }

@@ -118,7 +118,7 @@ async fn cli_scenario_with_json() {
         let l = ok(&b, &["group", "leave", "ops"]);
         assert_eq!(l["state"], "leaving");
         let s = ok(&a, &["sync"]);
-        assert_eq!(s["commits"], 1);
+        assert_eq!(s["proposals_committed"], 1);
         ok(&b, &["sync"]);
         let list = ok(&b, &["group", "list"]);
         assert_eq!(list["groups"][0]["state"], "left");

@@ -86,7 +86,7 @@ async fn three_users_add_message_remove_and_late_joiner() -> TestResult {
         dave.leave("team").await?;
         assert_eq!(dave.group_state("team")?.0, GroupState::Leaving);
         let ra = alice.sync().await?;
-        assert_eq!(ra.commits, 1);
+        assert_eq!(ra.proposals_committed, 1);
         let rd = dave.sync().await?;
         assert_eq!(rd.left, vec![gid.clone()]);
         bob.sync().await?;
@@ -101,5 +101,30 @@ async fn three_users_add_message_remove_and_late_joiner() -> TestResult {
         assert_eq!(view.members.len(), 2);
         ds.shutdown().await?;
     }
+    Ok(())
+}
+
+/// The history is in log order: an own message sent before a sync that brings
+/// an earlier message of someone else is listed after it (it used to come
+/// first, in the order this client stored them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn history_is_in_log_order() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let alice = new_client(dir.path(), &url, "alice", SUITES[0]).await;
+    let bob = new_client(dir.path(), &url, "bob", SUITES[0]).await;
+    let gid = alice.create_group("g").await?;
+    alice.add_members(&gid, &["bob"]).await?;
+    bob.sync().await?;
+    alice.sync().await?;
+    let first = bob.send(&gid, "bob first").await?;
+    let second = alice.send(&gid, "alice second").await?; // before alice has seen bob's
+    assert!(first < second);
+    alice.sync().await?;
+    assert_eq!(texts(&alice, &gid), ["bob: bob first", "alice: alice second"]);
+    let seqs: Vec<Option<u64>> = alice.messages(&gid)?.iter().map(|m| m.seq).collect();
+    assert_eq!(seqs, [Some(first), Some(second)]);
+    ds.shutdown().await?;
     Ok(())
 }

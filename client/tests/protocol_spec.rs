@@ -543,13 +543,17 @@ impl Peer {
 
     /// Sends `payload` as an application message; returns its seq.
     async fn send_app(&mut self, group: &mut MlsGroup, payload: &[u8]) -> u64 {
-        let msg = group.create_message(&self.provider, &self.signer, payload).unwrap();
+        let bytes = self.seal_app(group, payload);
+        self.post_app(group, bytes).await
+    }
+
+    fn seal_app(&mut self, group: &mut MlsGroup, payload: &[u8]) -> Vec<u8> {
+        group.create_message(&self.provider, &self.signer, payload).unwrap().tls_serialize_detached().unwrap()
+    }
+
+    async fn post_app(&mut self, group: &MlsGroup, bytes: Vec<u8>) -> u64 {
         let path = format!("/v1/groups/{}/messages", gid_path(group.group_id().as_slice()));
-        let r = send(
-            self.post(&path).header("content-type", grove_proto::MEDIA_MLS).body(msg.tls_serialize_detached().unwrap()),
-        )
-        .await
-        .expect(201);
+        let r = send(self.post(&path).header("content-type", grove_proto::MEDIA_MLS).body(bytes)).await.expect(201);
         let seq = r.json()["seq"].as_u64().unwrap();
         self.own.insert(seq);
         seq
@@ -1029,7 +1033,18 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     // Something that is not an envelope is skipped, not fatal.
     bob.send_app(&mut group, br#"{"type":"no_such_type"}"#).await;
     let r = alice.sync().await?;
-    assert_eq!(r.undecryptable, 1, "{r:?}");
+    assert_eq!((r.unknown_format, r.undecryptable), (1, 0), "{r:?}");
+
+    // A member can post its own ciphertext twice (the DS cannot tell a copy
+    // from a new message, see docs/threat-model.md): the copy fails to decrypt
+    // (its ratchet generation is used up) and is dropped.
+    let replayed = bob.seal_app(&mut group, &hex_example("envelope-text"));
+    let first = bob.post_app(&group, replayed.clone()).await;
+    assert!(bob.post_app(&group, replayed).await > first, "the DS stored both copies");
+    let before = alice.messages(&g)?.len();
+    let r = alice.sync().await?;
+    assert_eq!(alice.messages(&g)?.len(), before + 1, "one copy kept");
+    assert_eq!((r.messages, r.undecryptable), (1, 1), "the copy skipped: {r:?}");
 
     // Update and remove commits carry the same GroupInfo extensions.
     alice.self_update(&g).await?;

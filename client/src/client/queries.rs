@@ -54,10 +54,16 @@ impl Client {
         Ok(out)
     }
 
-    /// The group's stored message history, in the order it was received.
+    /// The group's stored message history, in log order (unconfirmed own
+    /// messages last).
     pub fn messages(&self, group: &str) -> Result<Vec<StoredMessage>> {
         let gid = self.resolve_group(group)?;
-        self.repo().messages().list(&gid)
+        let mut list = self.repo().messages().list(&gid)?;
+        // Log order; own messages the DS has not confirmed yet come last. (Stored
+        // order is local: an own message sealed before a sync that brought
+        // earlier messages would otherwise come first.) The sort is stable.
+        list.sort_by_key(|m| m.seq.unwrap_or(u64::MAX));
+        Ok(list)
     }
 
     /// The group's current epoch.

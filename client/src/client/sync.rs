@@ -60,7 +60,7 @@ impl Client {
             .provider
             .transaction(|p| -> Result<bool> { Ok(Self::load(p, gid)?.pending_proposals().next().is_some()) })?;
         if has_pending && self.commit(gid, "commit pending proposals", CommitOp::Pending).await?.committed {
-            report.commits += 1;
+            report.proposals_committed += 1;
         }
         Ok(())
     }
@@ -286,7 +286,10 @@ impl Client {
                 let gid = g.group_id().as_slice();
                 match serde_json::from_slice::<Envelope>(&a.into_bytes()) {
                     Ok(env) => self.apply_envelope(p, gid, rec, &at, env, report)?,
-                    Err(_) => report.undecryptable += 1,
+                    Err(e) => {
+                        tracing::info!(seq = m.seq, error = %e, "skipping a message that is not a Grove envelope");
+                        report.unknown_format += 1;
+                    }
                 }
             }
             ProcessedMessageContent::ProposalMessage(q) => g.store_pending_proposal(p.storage(), *q)?,
@@ -350,7 +353,7 @@ impl Client {
                     Ok(()) => {}
                     Err(Error::Protocol(reason)) => {
                         tracing::warn!(seq = at.seq, reason, "ignoring a bad resource message");
-                        report.undecryptable += 1;
+                        report.unknown_format += 1;
                     }
                     Err(other) => return Err(other),
                 }

@@ -142,11 +142,15 @@ pub struct SyncReport {
     pub messages: usize,
     /// Groups this client was removed from (ids).
     pub left: Vec<String>,
-    /// Commits made for pending proposals (e.g. someone's leave request).
-    pub commits: usize,
+    /// Commits this client made to apply other members' pending proposals
+    /// (such as a leave request).
+    pub proposals_committed: usize,
     /// Log entries that could not be decrypted (e.g. sent before this client
     /// joined an epoch it has keys for) and were skipped.
     pub undecryptable: usize,
+    /// Messages that decrypted but are not a Grove envelope this version
+    /// knows, or are a malformed resource envelope; skipped.
+    pub unknown_format: usize,
     /// Welcomes that could not be processed (e.g. for a KeyPackage this store
     /// no longer has) and were dropped.
     pub failed_welcomes: usize,

@@ -93,12 +93,51 @@ pub struct Config {
     #[arg(long, env = "GROVE_DS_RETENTION_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub retention_interval_secs: u64,
 
+    /// How long a client may take to send a request's headers, in seconds;
+    /// also how long an idle keep-alive connection stays open between requests.
+    #[arg(long, env = "GROVE_DS_HEADER_READ_TIMEOUT_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    pub header_read_timeout_secs: u64,
+
+    /// Most open connections in all [default: the open-files limit less 64].
+    #[arg(long, env = "GROVE_DS_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// Most open connections from one IP address [default: a quarter of
+    /// --max-connections]. Behind a load balancer or proxy, which connects from
+    /// one address, set it to --max-connections.
+    #[arg(long, env = "GROVE_DS_MAX_CONNECTIONS_PER_IP")]
+    pub max_connections_per_ip: Option<usize>,
+
+    /// Most open WebSocket streams from one IP address [default: half of
+    /// --max-connections-per-ip].
+    #[arg(long, env = "GROVE_DS_MAX_STREAMS_PER_IP")]
+    pub max_streams_per_ip: Option<usize>,
+
     /// How long graceful shutdown waits for open requests, in seconds.
     #[arg(long, env = "GROVE_DS_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_secs: u64,
 }
 
+/// The connection caps in effect, with the defaults filled in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnCaps {
+    /// Open connections in all.
+    pub total: usize,
+    /// Open connections per peer IP.
+    pub per_ip: usize,
+    /// Open WebSocket streams per peer IP.
+    pub streams_per_ip: usize,
+}
+
 impl Config {
+    /// [`ConnCaps`] from the flags, or their defaults.
+    pub fn conn_caps(&self) -> ConnCaps {
+        let total = self.max_connections.unwrap_or_else(crate::conn::default_max_connections).max(1);
+        let per_ip = self.max_connections_per_ip.unwrap_or(total / 4).clamp(1, total);
+        let streams_per_ip = self.max_streams_per_ip.unwrap_or(per_ip / 2).max(1);
+        ConnCaps { total, per_ip, streams_per_ip }
+    }
+
     /// The defaults, serving plain HTTP on an ephemeral loopback port with its
     /// data in `data_dir`: for a DS run inside another process (`grove demo`,
     /// tests). Never reachable from another machine.

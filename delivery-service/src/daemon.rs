@@ -99,13 +99,11 @@ impl InProcess {
             .with_context(|| format!("binding {} for the in-process DS", config.listen))?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::server::run(
+        let task = tokio::spawn(crate::server::run_with(
             listener,
             ds.clone(),
-            config.max_body_bytes,
             tls,
-            Duration::from_secs(config.retention_interval_secs),
-            Duration::from_secs(config.shutdown_grace_secs),
+            crate::server::ServeOptions::from_config(&config),
             async move {
                 let _ = stopped.await;
             },

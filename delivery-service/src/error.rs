@@ -177,6 +177,9 @@ pub enum DsError {
         /// When to retry.
         retry_after_ms: u64,
     },
+    /// The peer address holds its maximum of WebSocket streams.
+    #[error("this address holds its maximum of {0} open streams: close one, or poll with GET .../messages?wait=")]
+    TooManyStreams(usize),
     /// A blob upload is larger than the server accepts.
     #[error("the blob is larger than the maximum of {max} bytes")]
     BlobTooLarge {
@@ -246,6 +249,7 @@ impl DsError {
             GroupExists => ErrorCode::GroupExists,
             KeyPackageQuota(_) => ErrorCode::KeyPackageQuota,
             RateLimited { .. } => ErrorCode::RateLimited,
+            TooManyStreams(_) => ErrorCode::TooManyStreams,
             BlobTooLarge { .. } => ErrorCode::PayloadTooLarge,
             UnknownBlob => ErrorCode::UnknownBlob,
             ShuttingDown => ErrorCode::ShuttingDown,

@@ -16,7 +16,8 @@
 //! - [`blobs`]: the encrypted blob store (streamed files, fsynced before 2xx).
 //! - [`store`]: storage behind a domain trait, sled and in-memory.
 //! - [`http`]: the axum router, one module per route group.
-//! - [`server`]: `run(listener, ...)` with TLS and graceful shutdown.
+//! - [`server`]: `run(listener, ...)` with TLS, timeouts and graceful shutdown.
+//! - [`conn`]: caps on open connections and streams, in all and per peer IP.
 //! - [`metrics`]: Prometheus metrics.
 //! - [`error`]: the domain error and its stable codes (the HTTP mapping is
 //!   [`http::error`]).
@@ -29,6 +30,7 @@ pub use grove_proto as api;
 pub mod auth;
 pub mod blobs;
 pub mod config;
+pub mod conn;
 pub mod daemon;
 pub mod ds;
 pub mod error;

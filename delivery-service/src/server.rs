@@ -12,7 +12,19 @@ use std::time::Duration;
 use anyhow::Context as _;
 use axum_server::tls_rustls::RustlsConfig;
 
+use crate::config::{Config, ConnCaps};
+use crate::conn::{ConnLimits, LimitAcceptor};
 use crate::ds::Ds;
+use crate::http::HttpOptions;
+
+/// HTTP/1 header-read timeout (hyper also applies it to an idle keep-alive
+/// connection waiting for its next request); it needs hyper's Tokio timer.
+fn set_timeouts(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header: Duration,
+) {
+    builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header);
+}
 
 /// Installs the process-wide rustls crypto provider (ring). Safe to call more
 /// than once.
@@ -63,8 +75,38 @@ fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
     f.sync_all()
 }
 
+/// How the server serves: body and connection limits, timeouts, periods.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// The largest request body outside blob uploads.
+    pub max_body_bytes: usize,
+    /// How often retention runs.
+    pub retention_every: Duration,
+    /// How long graceful shutdown waits for open requests.
+    pub grace: Duration,
+    /// How long a client may take to send a request's headers (and how long
+    /// an idle keep-alive connection stays open).
+    pub header_read_timeout: Duration,
+    /// Caps on open connections and streams.
+    pub caps: ConnCaps,
+}
+
+impl ServeOptions {
+    /// The options `config` asks for.
+    pub fn from_config(config: &Config) -> Self {
+        ServeOptions {
+            max_body_bytes: config.max_body_bytes,
+            retention_every: Duration::from_secs(config.retention_interval_secs),
+            grace: Duration::from_secs(config.shutdown_grace_secs),
+            header_read_timeout: Duration::from_secs(config.header_read_timeout_secs),
+            caps: config.conn_caps(),
+        }
+    }
+}
+
 /// Serves the API on `listener` until `shutdown` resolves, then drains and
-/// flushes. Retention runs every `retention_every`.
+/// flushes. Retention runs every `retention_every`. The connection limits and
+/// timeouts are the defaults of [`Config`]; [`run_with`] takes them all.
 pub async fn run(
     listener: std::net::TcpListener,
     ds: Arc<Ds>,
@@ -74,9 +116,32 @@ pub async fn run(
     grace: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let defaults = Config::loopback(std::path::PathBuf::new());
+    let opts = ServeOptions { max_body_bytes, retention_every, grace, ..ServeOptions::from_config(&defaults) };
+    run_with(listener, ds, tls, opts, shutdown).await
+}
+
+/// [`run`] with every option given.
+pub async fn run_with(
+    listener: std::net::TcpListener,
+    ds: Arc<Ds>,
+    tls: Option<RustlsConfig>,
+    opts: ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
-    let app = crate::http::app(ds.clone(), max_body_bytes).into_make_service_with_connect_info::<SocketAddr>();
+    let http = HttpOptions { max_body_bytes: opts.max_body_bytes, max_streams_per_ip: opts.caps.streams_per_ip };
+    let app = crate::http::app(ds.clone(), http).into_make_service_with_connect_info::<SocketAddr>();
     let handle = axum_server::Handle::new();
+    let (retention_every, grace) = (opts.retention_every, opts.grace);
+    let limits = ConnLimits::new(opts.caps.total, opts.caps.per_ip);
+    tracing::info!(
+        max_connections = opts.caps.total,
+        per_ip = opts.caps.per_ip,
+        streams_per_ip = opts.caps.streams_per_ip,
+        header_read_timeout_s = opts.header_read_timeout.as_secs(),
+        "connection limits"
+    );
 
     let retention = {
         let ds = ds.clone();
@@ -111,9 +176,19 @@ pub async fn run(
         });
     }
 
+    let acceptor = LimitAcceptor::new(limits);
     let served = match tls {
-        Some(cfg) => axum_server::from_tcp_rustls(listener, cfg).handle(handle).serve(app).await,
-        None => axum_server::from_tcp(listener).handle(handle).serve(app).await,
+        Some(cfg) => {
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(cfg).acceptor(acceptor);
+            let mut server = axum_server::from_tcp(listener).acceptor(tls).handle(handle);
+            set_timeouts(server.http_builder(), opts.header_read_timeout);
+            server.serve(app).await
+        }
+        None => {
+            let mut server = axum_server::from_tcp(listener).acceptor(acceptor).handle(handle);
+            set_timeouts(server.http_builder(), opts.header_read_timeout);
+            server.serve(app).await
+        }
     };
     ds.begin_shutdown();
     let _ = retention.await;

@@ -108,6 +108,8 @@ error_codes! {
     KeyPackageQuota = "key_package_quota",
     /// Too many requests (`retry_after_ms` says when to retry).
     RateLimited = "rate_limited",
+    /// This address holds its maximum of open WebSocket streams.
+    TooManyStreams = "too_many_streams",
     /// The body is larger than the server accepts.
     PayloadTooLarge = "payload_too_large",
     /// No such blob in the group.

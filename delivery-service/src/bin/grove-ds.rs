@@ -1,7 +1,5 @@
 //! `grove-ds`: parse the config, start tracing, open storage, bind, run.
 
-use std::time::Duration;
-
 use anyhow::{bail, Context as _};
 use clap::Parser as _;
 use grove_ds::config::Config;
@@ -37,16 +35,8 @@ async fn main() -> anyhow::Result<()> {
     let ds = grove_ds::daemon::open(&config)?;
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), tls = tls.is_some(), "grove-ds listening");
-    grove_ds::server::run(
-        listener,
-        ds,
-        config.max_body_bytes,
-        tls,
-        Duration::from_secs(config.retention_interval_secs),
-        Duration::from_secs(config.shutdown_grace_secs),
-        shutdown_signal(),
-    )
-    .await
+    let opts = grove_ds::server::ServeOptions::from_config(&config);
+    grove_ds::server::run_with(listener, ds, tls, opts, shutdown_signal()).await
 }
 
 async fn shutdown_signal() {

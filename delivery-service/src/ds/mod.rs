@@ -145,6 +145,11 @@ impl Ds {
         &self.limits
     }
 
+    /// The largest blob an upload may store, in bytes.
+    pub fn max_blob_bytes(&self) -> u64 {
+        self.blobs.max_bytes()
+    }
+
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store

@@ -19,7 +19,7 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         RegistrationClosed | NotAMember | MetricsDisabled | SenderMismatch => StatusCode::FORBIDDEN,
         UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-        RateLimited => StatusCode::TOO_MANY_REQUESTS,
+        RateLimited | TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
         ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         StorageError | InternalError | Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -83,7 +83,7 @@ mod tests {
                 404
             }
             "method_not_allowed" => 405,
-            "rate_limited" => 429,
+            "rate_limited" | "too_many_streams" => 429,
             "payload_too_large" => 413,
             "shutting_down" => 503,
             "storage_error" | "internal_error" => 500,

@@ -3,7 +3,9 @@
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -13,6 +15,7 @@ use serde::Deserialize;
 use super::{bearer, group_id, require_media, AppState, Caller, GroupPath, PageQuery};
 use crate::api;
 use crate::api::routes;
+use crate::conn::Refused;
 use crate::ds::LogPage;
 use crate::error::DsError;
 
@@ -150,6 +153,7 @@ struct StreamQuery {
 /// header or, for browsers, the `access_token` query parameter.
 async fn stream(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(gid): Path<String>,
     Query(q): Query<StreamQuery>,
     headers: HeaderMap,
@@ -166,8 +170,15 @@ async fn stream(
         Some(other) => return Err(DsError::UnknownFormat(other.to_string())),
     };
     let rx = state.ds.subscribe(&user, &gid).await?;
+    // Counted from here until the stream ends.
+    let slot = state.streams.try_open(peer.ip()).map_err(|why| match why {
+        Refused::PerIp(n) | Refused::Total(n) => DsError::TooManyStreams(n),
+    })?;
     let after = q.after.unwrap_or(0);
-    Ok(ws.on_upgrade(move |socket| run_stream(state, token, user, gid, after, binary, rx, socket)))
+    Ok(ws.on_upgrade(move |socket| async move {
+        run_stream(state, token, user, gid, after, binary, rx, socket).await;
+        drop(slot);
+    }))
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -25,6 +25,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
+use crate::conn::ConnLimits;
 use crate::ds::Ds;
 use crate::error::DsError;
 use crate::metrics::{LatencyLabels, RouteLabels};
@@ -34,11 +35,26 @@ use crate::metrics::{LatencyLabels, RouteLabels};
 pub struct AppState {
     /// The domain layer.
     pub ds: Arc<Ds>,
+    /// Open WebSocket streams, per peer IP.
+    pub streams: Arc<ConnLimits>,
+    /// The largest request body (blob uploads have their own limit).
+    pub max_body_bytes: usize,
+}
+
+/// Limits of the HTTP layer.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpOptions {
+    /// The largest request body outside blob uploads.
+    pub max_body_bytes: usize,
+    /// Most open WebSocket streams per peer IP.
+    pub max_streams_per_ip: usize,
 }
 
 /// Builds the whole HTTP application.
-pub fn app(ds: Arc<Ds>, max_body_bytes: usize) -> Router {
-    let state = AppState { ds };
+pub fn app(ds: Arc<Ds>, opts: HttpOptions) -> Router {
+    let streams = ConnLimits::new(usize::MAX, opts.max_streams_per_ip);
+    let state = AppState { ds, streams, max_body_bytes: opts.max_body_bytes };
+    let max_body_bytes = opts.max_body_bytes;
     Router::new()
         .merge(ops::router())
         .merge(users::router())
@@ -47,6 +63,7 @@ pub fn app(ds: Arc<Ds>, max_body_bytes: usize) -> Router {
         .merge(blobs::router())
         .merge(welcomes::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(middleware::from_fn(json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), track_metrics))
         .with_state(state)
@@ -154,6 +171,29 @@ pub(crate) fn require_media(headers: &HeaderMap, expected: &str) -> Result<(), D
 /// Decodes a group id path segment.
 pub(crate) fn group_id(segment: &str) -> Result<crate::api::GroupId, DsError> {
     Ok(crate::api::GroupId::from_path(segment)?)
+}
+
+/// Answers 413 at once to a request whose declared `Content-Length` is over
+/// the limit of its route, before any of the body is read.
+async fn refuse_declared_oversize(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if let Some(len) = declared {
+        let is_blob = req.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str() == crate::api::routes::BLOBS);
+        if is_blob && len > state.ds.max_blob_bytes() {
+            return DsError::BlobTooLarge { max: state.ds.max_blob_bytes() }.into_response();
+        }
+        if !is_blob && len > state.max_body_bytes as u64 {
+            let message =
+                format!("the declared body of {len} bytes is over the limit of {} bytes", state.max_body_bytes);
+            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(ErrorBody::new(ErrorCode::PayloadTooLarge, message)))
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

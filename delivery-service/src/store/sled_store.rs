@@ -270,7 +270,7 @@ impl Store for SledStore {
 
     fn next_internal_id(&self) -> Result<u64, StoreError> {
         // generate_id is persistent and monotonic across restarts.
-        Ok(self.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))?)
+        self.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))
     }
 
     fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {

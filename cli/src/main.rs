@@ -144,6 +144,12 @@ enum GroupCmd {
     },
     /// List groups.
     List,
+    /// Acknowledge a server rollback seen in a group (see `grove sync`):
+    /// sending into it is allowed again.
+    AckRollback {
+        /// Group name or id.
+        group: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -190,6 +196,7 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::UnknownGroup(_) => "unknown_group",
         E::AmbiguousGroup { .. } => "ambiguous_group",
         E::GroupLeft(_) => "group_left",
+        E::ServerRollback { .. } => "server_rollback",
         E::NotInGroup { .. } => "not_in_group",
         E::Tls(_) => "tls",
         E::BadKeyPackage { .. } => "bad_key_package",
@@ -306,6 +313,11 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
 
 async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
     Ok(match g {
+        GroupCmd::AckRollback { group } => {
+            let had = c.acknowledge_rollback(&group).await?;
+            let text = if had { "rollback acknowledged" } else { "no rollback to acknowledge" };
+            Out { text: format!("{group}: {text}"), json: json!({ "group": group, "acknowledged": had }) }
+        }
         GroupCmd::Create { name, history } => {
             let id = c.create_group_with(&name, history).await?;
             Out {
@@ -385,6 +397,9 @@ fn sync_summary(r: &grove_client::SyncReport) -> String {
         if n > 0 {
             text.push_str(&format!(", {n} {what}"));
         }
+    }
+    for rb in &r.rollbacks {
+        text.push_str(&format!("\nserver_rollback: {rb} (acknowledge with `grove group ack-rollback <group>`)"));
     }
     for e in &r.errors {
         text.push_str(&format!("\nerror: {e}"));

@@ -77,6 +77,16 @@ pub enum Error {
     /// The group was left (or this user was removed); its history stays readable.
     #[error("group {0} was left; its history is still readable")]
     GroupLeft(String),
+    /// The DS shows less than this client has already seen: it lost data
+    /// (restored from an old backup, a damaged disk) or is lying. Sending into
+    /// the group is refused until the user acknowledges it.
+    #[error("server rollback in {group}: {detail}; nothing more is sent into this group until you acknowledge it (`grove group ack-rollback {group}`), and the DS operator should be told")]
+    ServerRollback {
+        /// The group (or `-` for a directory rollback, such as a lost user).
+        group: String,
+        /// What was seen.
+        detail: String,
+    },
     /// The user is not a member of the group.
     #[error("{user} is not a member of {group}")]
     NotInGroup {

@@ -59,6 +59,19 @@ pub(crate) struct GroupRecord {
     /// Whether new members get the keys of the current resource versions.
     #[serde(default)]
     pub(crate) history: HistoryPolicy,
+    /// A server rollback seen in this group and not yet acknowledged.
+    #[serde(default)]
+    pub(crate) rollback: Option<Rollback>,
+}
+
+/// A server rollback a client detected in one group.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Rollback {
+    /// What was seen, in words.
+    pub(crate) detail: String,
+    /// The DS's last log seq when it was seen: the cursor restarts there once
+    /// the user acknowledges, so that what the DS logs from then on is read.
+    pub(crate) server_last_seq: Option<u64>,
 }
 
 /// What a member added to a group can read of the resources written before.

@@ -61,7 +61,11 @@ impl Client {
                     })?;
                     return outcome(true, attempt);
                 }
-                Err(Error::Server { status: 409, code: proto::ErrorCode::StaleEpoch, .. }) => {
+                Err(e @ Error::Server { status: 409, code: proto::ErrorCode::StaleEpoch, .. }) => {
+                    if let rolled_back @ Error::ServerRollback { .. } = self.epoch_rollback(gid, e)? {
+                        self.discard_pending_commit(gid)?;
+                        return Err(rolled_back);
+                    }
                     tracing::debug!(group = %gpath, attempt, "commit lost the race; syncing and redoing");
                     self.discard_pending_commit(gid)?;
                     if !backoff.pause().await {
@@ -72,7 +76,7 @@ impl Client {
                 Err(e @ Error::Server { status: 400..=499, .. }) => {
                     // Refused for good: never merge a commit the DS did not accept.
                     self.discard_pending_commit(gid)?;
-                    return Err(e);
+                    return Err(self.epoch_rollback(gid, e)?);
                 }
                 // Unknown outcome (network, 5xx): keep the pending commit; the
                 // next sync finds it in the log or discards it.

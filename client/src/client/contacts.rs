@@ -87,7 +87,18 @@ impl Client {
 
     /// The pinned key of `user`, checked against what the DS says now.
     pub(super) async fn pinned_key(&self, user: &str) -> Result<Vec<u8>> {
-        let r = self.ds.get_user(user).await?;
+        let r = match self.ds.get_user(user).await {
+            Ok(r) => r,
+            Err(Error::Server { status: 404, code: proto::ErrorCode::UnknownUser, .. })
+                if self.contact(user)?.is_some() =>
+            {
+                return Err(Error::ServerRollback {
+                    group: "-".into(),
+                    detail: format!("{user} is a pinned contact, but the DS does not know them any more"),
+                })
+            }
+            Err(e) => Err(e)?,
+        };
         let cred = Credential::tls_deserialize_exact(&r.key.credential)
             .map_err(|e| Error::Protocol(format!("credential of {user}: {e}")))?;
         if r.key.user != user || identity_of(&cred) != user {

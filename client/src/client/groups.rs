@@ -105,6 +105,7 @@ impl Client {
                 next_local: 0,
                 announce_name: false,
                 history,
+                rollback: None,
             };
             Repo::of(p).groups().put(&gid, &rec)?;
             Ok((gid, body))
@@ -215,10 +216,12 @@ impl Client {
         }
     }
 
+    /// Refuses to send into a group this client left, or one with an
+    /// unacknowledged server rollback.
     pub(super) fn require_active(&self, gid: &[u8]) -> Result<()> {
         match self.group_record(gid)?.state {
             GroupState::Left => Err(Error::GroupLeft(b64url(gid))),
-            _ => Ok(()),
+            _ => self.require_no_rollback(gid),
         }
     }
 

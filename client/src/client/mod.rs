@@ -60,6 +60,7 @@ mod outbox;
 mod queries;
 mod resources;
 mod retry;
+mod rollback;
 mod sync;
 #[cfg(test)]
 mod tests;

@@ -74,7 +74,7 @@ impl Client {
                     }
                     self.sync_group(gid, &mut SyncReport::default()).await?;
                 }
-                Err(e) => return Err(e),
+                Err(e) => return Err(self.epoch_rollback(gid, e)?),
             }
         }
     }
@@ -124,7 +124,8 @@ impl Client {
     /// A message the DS now refuses for good (too old an epoch) stays in the
     /// history as unsent.
     pub(super) async fn resend_unconfirmed(&self, gid: &[u8]) -> Result<()> {
-        if self.group_record(gid)?.state == GroupState::Left {
+        let rec = self.group_record(gid)?;
+        if rec.state == GroupState::Left || rec.rollback.is_some() {
             return Ok(());
         }
         let todo: Vec<(Vec<u8>, OutboxEntry)> = self

@@ -43,11 +43,14 @@ impl Client {
                 }
                 Err(e) => return Err(e),
             }
-            self.commit_pending_proposals(&gid, &mut report).await?;
+            if self.group_record(&gid)?.rollback.is_none() {
+                self.commit_pending_proposals(&gid, &mut report).await?;
+            }
         }
         if !report.joined.is_empty() {
             self.ensure_key_packages().await?;
         }
+        self.report_rollbacks(&mut report)?;
         Ok(report)
     }
 
@@ -118,6 +121,7 @@ impl Client {
                 next_local: existing.as_ref().map_or(0, |r| r.next_local),
                 announce_name: false,
                 history: existing.as_ref().map_or(HistoryPolicy::None, |r| r.history),
+                rollback: None,
             };
             repo.groups().put(&gid, &rec)?;
             self.pin_members(p, &group)?;
@@ -160,8 +164,20 @@ impl Client {
                     report.left.push(gpath.clone());
                     return Ok(());
                 }
+                Err(Error::Server { status: 404, code: proto::ErrorCode::UnknownGroup, .. }) => {
+                    self.flag_rollback(gid, "the DS does not know this group any more".into(), None)?;
+                    return Ok(());
+                }
                 Err(e) => return Err(e),
             };
+            if page.last_seq < rec.cursor {
+                let detail = format!(
+                    "the DS's log ends at seq {}, but this client has already processed it through seq {}",
+                    page.last_seq, rec.cursor
+                );
+                self.flag_rollback(gid, detail, Some(page.last_seq))?;
+                return Ok(());
+            }
             let Some(last) = page.messages.last().map(|m| m.seq) else { return Ok(()) };
             for m in &page.messages {
                 if self.process_entry(gid, m, report)? {

@@ -35,6 +35,7 @@ fn write_last_release_home(home: &std::path::Path) {
             next_local: 0,
             announce_name: false,
             history: HistoryPolicy::None,
+            rollback: None,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

@@ -154,6 +154,9 @@ pub struct SyncReport {
     /// Welcomes that could not be processed (e.g. for a KeyPackage this store
     /// no longer has) and were dropped.
     pub failed_welcomes: usize,
+    /// Unacknowledged server rollbacks (`"<id>: <what was seen>"`): the DS
+    /// shows less than this client saw. See `Client::acknowledge_rollback`.
+    pub rollbacks: Vec<String>,
     /// Groups whose log could not be processed (for example a commit other
     /// members refuse too, such as one with a bad confirmation tag): `"<id>:
     /// <error>"`. Such a group stays at its cursor; the other groups went on.

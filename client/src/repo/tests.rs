@@ -14,6 +14,7 @@ fn record(name: Option<&str>) -> GroupRecord {
         next_local: 0,
         announce_name: false,
         history: HistoryPolicy::None,
+        rollback: None,
     }
 }
 

@@ -42,12 +42,11 @@ fn content(n: usize) -> Bytes {
         .into()
 }
 
-fn bench(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
-    let (ds, alice, bob, group) = rt.block_on(async {
+/// A DS in this process, alice and bob registered, and a group of both.
+fn setup(rt: &tokio::runtime::Runtime, dir: &std::path::Path) -> (TestServer, Client, Client, String) {
+    rt.block_on(async {
         grove_ds::server::install_crypto_provider();
-        let mut config = Config::for_tests(dir.path().join("ds"));
+        let mut config = Config::for_tests(dir.join("ds"));
         config.rate_limit_per_sec = 0;
         let ds = TestServer::start(config).await.unwrap();
         let mk = |user: &str| {
@@ -55,108 +54,131 @@ fn bench(c: &mut Criterion) {
             c.key_packages = 2;
             c
         };
-        let alice = Client::create(dir.path().join("alice"), mk("alice")).await.unwrap();
-        let bob = Client::create(dir.path().join("bob"), mk("bob")).await.unwrap();
+        let alice = Client::create(dir.join("alice"), mk("alice")).await.unwrap();
+        let bob = Client::create(dir.join("bob"), mk("bob")).await.unwrap();
         let group = alice.create_group_with("bench", HistoryPolicy::None).await.unwrap();
         alice.add_members(&group, &["bob"]).await.unwrap();
         bob.sync().await.unwrap();
         (ds, alice, bob, group)
-    });
+    })
+}
 
+type Group<'a> = criterion::BenchmarkGroup<'a, criterion::measurement::WallTime>;
+
+fn nonce(i: usize) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[..8].copy_from_slice(&(i as u64).to_be_bytes());
+    n
+}
+
+/// The floor: AES-256-GCM over the same bytes in 1 MiB chunks, nothing else.
+fn raw_aes(g: &mut Group<'_>, label: &str, data: &[u8]) {
+    let cipher = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
+    let mut scratch = vec![0u8; MIB];
+    g.bench_function(BenchmarkId::new("raw-aes256gcm-encrypt", label), |b| {
+        b.iter(|| {
+            for (i, chunk) in data.chunks(MIB).enumerate() {
+                let buf = &mut scratch[..chunk.len()];
+                buf.copy_from_slice(chunk);
+                let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce(i)), b"ad", buf).unwrap();
+                std::hint::black_box(tag);
+            }
+        })
+    });
+    let sealed: Vec<(Vec<u8>, _)> = data
+        .chunks(MIB)
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut buf = chunk.to_vec();
+            let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&nonce(i)), b"ad", &mut buf).unwrap();
+            (buf, tag)
+        })
+        .collect();
+    g.bench_function(BenchmarkId::new("raw-aes256gcm-decrypt", label), |b| {
+        b.iter(|| {
+            for (i, (ct, tag)) in sealed.iter().enumerate() {
+                let buf = &mut scratch[..ct.len()];
+                buf.copy_from_slice(ct);
+                cipher.decrypt_in_place_detached(Nonce::from_slice(&nonce(i)), b"ad", buf, tag).unwrap();
+            }
+        })
+    });
+}
+
+/// The client's own CPU work, without the network and the DS.
+fn client_crypto(g: &mut Group<'_>, label: &str, data: &[u8]) {
+    let ctx = grove_client::resource_crypto::BlobContext { group_id: b"bench", resource_id: [1; 16], version: 1 };
+    let key = grove_client::resource_crypto::ContentKey::generate();
+    g.bench_function(BenchmarkId::new("seal-to-memory", label), |b| {
+        b.iter(|| grove_client::resource_crypto::seal(&key, &ctx, data, std::io::sink()).unwrap())
+    });
+    let mut blob = Vec::new();
+    let s = grove_client::resource_crypto::seal(&key, &ctx, data, &mut blob).unwrap();
+    let expected = grove_client::resource_crypto::Expected { size: s.size, content_hash: s.content_hash };
+    g.bench_function(BenchmarkId::new("open-to-memory", label), |b| {
+        b.iter(|| grove_client::resource_crypto::open(&key, &ctx, &blob[..], std::io::sink(), &expected).unwrap())
+    });
+}
+
+/// Put and get through the DS in this process.
+fn over_the_ds(
+    g: &mut Group<'_>,
+    rt: &tokio::runtime::Runtime,
+    label: &str,
+    data: &Bytes,
+    clients: &(Client, Client, String),
+) {
+    let (alice, bob, group) = clients;
+    let size = data.len() as u64;
+    let name = format!("bench-{label}");
+    g.bench_function(BenchmarkId::new("put", label), |b| {
+        b.iter_custom(|iters| {
+            rt.block_on(async {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let t = Instant::now();
+                    let v = alice.put_resource(group, &name, std::io::Cursor::new(data.clone()), None).await.unwrap();
+                    total += t.elapsed();
+                    assert_eq!(v.size, size);
+                    // Untimed: free the disk for the next round.
+                    alice.delete_resource(group, &name).await.unwrap();
+                }
+                total
+            })
+        })
+    });
+    rt.block_on(async {
+        alice.put_resource(group, &name, std::io::Cursor::new(data.clone()), None).await.unwrap();
+        bob.sync().await.unwrap();
+    });
+    g.bench_function(BenchmarkId::new("get", label), |b| {
+        b.iter(|| {
+            rt.block_on(async {
+                let (_, v) = bob.get_resource(group, &name, None, std::io::sink(), None).await.unwrap();
+                assert_eq!(v.size, size);
+            })
+        })
+    });
+    rt.block_on(async { alice.delete_resource(group, &name).await.unwrap() });
+}
+
+fn bench(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let (ds, alice, bob, group) = setup(&rt, dir.path());
+    let clients = (alice, bob, group);
     let mut g = c.benchmark_group("resource");
     g.sample_size(10).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(10));
     for size in [MIB, 100 * MIB] {
         let label = format!("{}MiB", size / MIB);
         let data = content(size);
         g.throughput(Throughput::Bytes(size as u64));
-
-        let cipher = Aes256Gcm::new_from_slice(&[7u8; 32]).unwrap();
-        let mut scratch = vec![0u8; MIB];
-        g.bench_function(BenchmarkId::new("raw-aes256gcm-encrypt", &label), |b| {
-            b.iter(|| {
-                for (i, chunk) in data.chunks(MIB).enumerate() {
-                    let buf = &mut scratch[..chunk.len()];
-                    buf.copy_from_slice(chunk);
-                    let mut n = [0u8; 12];
-                    n[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                    let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&n), b"ad", buf).unwrap();
-                    std::hint::black_box(tag);
-                }
-            })
-        });
-        let sealed: Vec<(Vec<u8>, _)> = data
-            .chunks(MIB)
-            .enumerate()
-            .map(|(i, chunk)| {
-                let mut buf = chunk.to_vec();
-                let mut n = [0u8; 12];
-                n[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                let tag = cipher.encrypt_in_place_detached(Nonce::from_slice(&n), b"ad", &mut buf).unwrap();
-                (buf, tag)
-            })
-            .collect();
-        g.bench_function(BenchmarkId::new("raw-aes256gcm-decrypt", &label), |b| {
-            b.iter(|| {
-                for (i, (ct, tag)) in sealed.iter().enumerate() {
-                    let buf = &mut scratch[..ct.len()];
-                    buf.copy_from_slice(ct);
-                    let mut n = [0u8; 12];
-                    n[..8].copy_from_slice(&(i as u64).to_be_bytes());
-                    cipher.decrypt_in_place_detached(Nonce::from_slice(&n), b"ad", buf, tag).unwrap();
-                }
-            })
-        });
-        drop(sealed);
-
-        // The client's own CPU work, without the network and the DS.
-        let ctx = grove_client::resource_crypto::BlobContext { group_id: b"bench", resource_id: [1; 16], version: 1 };
-        let key = grove_client::resource_crypto::ContentKey::generate();
-        g.bench_function(BenchmarkId::new("seal-to-memory", &label), |b| {
-            b.iter(|| grove_client::resource_crypto::seal(&key, &ctx, &data[..], std::io::sink()).unwrap())
-        });
-        let mut blob = Vec::new();
-        let s = grove_client::resource_crypto::seal(&key, &ctx, &data[..], &mut blob).unwrap();
-        let expected = grove_client::resource_crypto::Expected { size: s.size, content_hash: s.content_hash };
-        g.bench_function(BenchmarkId::new("open-to-memory", &label), |b| {
-            b.iter(|| grove_client::resource_crypto::open(&key, &ctx, &blob[..], std::io::sink(), &expected).unwrap())
-        });
-        drop(blob);
-
-        let name = format!("bench-{label}");
-        g.bench_function(BenchmarkId::new("put", &label), |b| {
-            b.iter_custom(|iters| {
-                rt.block_on(async {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let t = Instant::now();
-                        let v =
-                            alice.put_resource(&group, &name, std::io::Cursor::new(data.clone()), None).await.unwrap();
-                        total += t.elapsed();
-                        assert_eq!(v.size, size as u64);
-                        // Untimed: free the disk for the next round.
-                        alice.delete_resource(&group, &name).await.unwrap();
-                    }
-                    total
-                })
-            })
-        });
-
-        rt.block_on(async {
-            alice.put_resource(&group, &name, std::io::Cursor::new(data.clone()), None).await.unwrap();
-            bob.sync().await.unwrap();
-        });
-        g.bench_function(BenchmarkId::new("get", &label), |b| {
-            b.iter(|| {
-                rt.block_on(async {
-                    let (_, v) = bob.get_resource(&group, &name, None, std::io::sink(), None).await.unwrap();
-                    assert_eq!(v.size, size as u64);
-                })
-            })
-        });
-        rt.block_on(async { alice.delete_resource(&group, &name).await.unwrap() });
+        raw_aes(&mut g, &label, &data);
+        client_crypto(&mut g, &label, &data);
+        over_the_ds(&mut g, &rt, &label, &data, &clients);
     }
     g.finish();
-    drop((alice, bob));
+    drop(clients);
     rt.block_on(async { ds.shutdown().await.unwrap() });
 }
 

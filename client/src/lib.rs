@@ -32,7 +32,9 @@
 //!   - `client/contacts.rs`: key pinning, key changes, safety numbers.
 //!   - `client/groups.rs`: finding and creating groups; add, remove, update, leave.
 //!   - `client/commit.rs`: the commit machinery (pending commit, merge only
-//!     after the DS's 201, redo on 409).
+//!     after the DS's 201, redo on 409); `client/retry.rs`: the jittered
+//!     backoff between redos.
+//!   - `client/rollback.rs`: detecting a server rollback, and its acknowledgement.
 //!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
 //!   - `client/sync.rs`: Welcomes and group logs, each entry decoded, then
 //!     applied (own echo, commit, proposal, application message).
@@ -48,6 +50,7 @@
 //! - `records` (private): the app records kept beside openmls's state, and
 //!   the envelope inside MLS application messages.
 //! - `http` (private): the DS HTTP API with automatic re-login.
+//! - `fuzzing` (cargo feature `fuzzing`): entry points for the fuzz targets.
 //!
 //! # Example
 //!
@@ -69,6 +72,8 @@
 
 pub mod client;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 mod http;
 mod records;
 mod repo;

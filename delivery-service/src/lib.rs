@@ -24,6 +24,7 @@
 //! - [`daemon`]: production wiring: open the store, build the router, and an
 //!   in-process server ([`daemon::InProcess`]) for `grove demo` and tests.
 //! - `testing` (feature `testing`): shorthands for this crate's tests.
+//! - `fuzzing` (feature `fuzzing`): entry points for the fuzz targets in `fuzz/`.
 
 /// Wire types of HTTP API v1 (the `grove-proto` crate, shared with clients).
 pub use grove_proto as api;
@@ -34,6 +35,8 @@ pub mod conn;
 pub mod daemon;
 pub mod ds;
 pub mod error;
+#[cfg(feature = "fuzzing")]
+pub mod fuzzing;
 pub mod http;
 pub mod metrics;
 pub mod server;

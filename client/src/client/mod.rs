@@ -59,6 +59,8 @@ mod identity;
 mod outbox;
 mod queries;
 mod resources;
+#[cfg(feature = "fuzzing")]
+pub(crate) use resources::fuzz_envelope;
 mod retry;
 mod rollback;
 mod sync;

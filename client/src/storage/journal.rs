@@ -156,6 +156,19 @@ fn encode_record(overlay: &Overlay, out: &mut Vec<u8>) -> io::Result<()> {
     Ok(())
 }
 
+/// For the fuzz target: `bytes` as a journal file, then as the payload of a
+/// record with a valid header and checksum.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_parse(bytes: &[u8]) {
+    let _ = parse(bytes);
+    let Ok(len) = len_u32(bytes.len()) else { return };
+    let mut record = MAGIC.to_vec();
+    record.extend_from_slice(&len);
+    record.extend_from_slice(&xxh64(bytes, bytes.len() as u64).to_le_bytes());
+    record.extend_from_slice(bytes);
+    let _ = parse(&record);
+}
+
 /// The complete records at the start of `bytes`, and how many bytes they span.
 fn parse(bytes: &[u8]) -> (Vec<Overlay>, usize) {
     let mut records = Vec::new();

@@ -72,7 +72,7 @@ pub(crate) mod app;
 pub mod codec;
 mod error;
 mod fs;
-mod journal;
+pub(crate) mod journal;
 mod mls;
 mod provider;
 mod transaction;

@@ -103,11 +103,11 @@ impl FromRequestParts<AppState> for Anonymous {
     type Rejection = DsError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .ok_or_else(|| DsError::Internal("the server was started without peer addresses".into()))?;
-        state.ds.auth.check_rate(&format!("ip:{}", peer.0.ip()))?;
+        // The extractor, not the raw extension: it also takes axum's MockConnectInfo.
+        let ConnectInfo(peer) = ConnectInfo::<SocketAddr>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| DsError::Internal("the server was started without peer addresses".into()))?;
+        state.ds.auth.check_rate(&format!("ip:{}", peer.ip()))?;
         Ok(Anonymous { ds: state.ds.clone() })
     }
 }

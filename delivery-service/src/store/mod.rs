@@ -12,7 +12,7 @@
 //! disk. Concurrent callers share one fsync (group commit).
 
 mod memory;
-mod records;
+pub(crate) mod records;
 mod sled_store;
 
 use std::future::Future;

@@ -135,6 +135,24 @@ fn validate_name(name: &str) -> Result<()> {
     Ok(())
 }
 
+/// For the fuzz target: a decrypted application message as an envelope, and
+/// its manifests' checks.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_envelope(bytes: &[u8]) {
+    use crate::records::Envelope;
+    match serde_json::from_slice::<Envelope>(bytes) {
+        Ok(Envelope::ResourceVersion { manifest }) => {
+            let _ = validate_manifest(&manifest);
+        }
+        Ok(Envelope::KeyBundle { manifests, .. }) => {
+            for m in &manifests {
+                let _ = validate_manifest(m);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Checks a received manifest's fields; a bad one is a protocol error.
 fn validate_manifest(m: &Manifest) -> Result<()> {
     parse_hex::<16>("resource id", &m.resource_id)?;

@@ -23,20 +23,6 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .expect("start grove-ds")
 }
 
-async fn wait_healthy(port: u16) {
-    let http = http();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("http://127.0.0.1:{port}/v1/health")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("grove-ds did not become healthy");
-}
-
 fn sigterm_and_wait(mut child: Child) -> std::process::ExitStatus {
     let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(ok.success());
@@ -55,7 +41,7 @@ async fn sigterm_flushes_and_a_restart_keeps_the_data() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let child = spawn(dir.path(), port);
-    wait_healthy(port).await;
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
     let url = format!("http://127.0.0.1:{port}");
     let alice = Peer::join(&url, "alice", SUITES[0]).await;
     let (_g, gid) = alice.create_group().await;
@@ -64,7 +50,7 @@ async fn sigterm_flushes_and_a_restart_keeps_the_data() {
 
     let port = free_port();
     let child = spawn(dir.path(), port);
-    wait_healthy(port).await;
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
     let mut alice = alice;
     alice.base = format!("http://127.0.0.1:{port}");
     assert_eq!(alice.register().await.status, 200, "alice is still registered (same key: 200, created false)");
@@ -101,7 +87,7 @@ async fn log_to_a_file_is_plain_text() {
         .stderr(Stdio::null())
         .spawn()
         .expect("start grove-ds");
-    wait_healthy(port).await;
+    wait_healthy(&format!("http://127.0.0.1:{port}")).await;
     assert!(sigterm_and_wait(child).success());
     let log = std::fs::read_to_string(&log_path).unwrap();
     assert!(log.contains("serving plain HTTP"), "the log has the startup warning: {log}");

@@ -30,20 +30,6 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .expect("start grove-ds")
 }
 
-async fn wait_healthy(url: &str) {
-    let http = http();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = http.get(format!("{url}/v1/health")).send().await {
-            if r.status().is_success() {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("grove-ds did not become healthy");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_under_load_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();

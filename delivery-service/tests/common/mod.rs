@@ -41,6 +41,22 @@ pub async fn start_with(dir: &Path, f: impl FnOnce(&mut Config)) -> TestServer {
     TestServer::start(c).await.expect("start test DS")
 }
 
+/// Polls `{url}/v1/health` until it answers 2xx (a spawned `grove-ds` is up);
+/// panics after 20 s.
+pub async fn wait_healthy(url: &str) {
+    let http = http();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = http.get(format!("{url}/v1/health")).send().await {
+            if r.status().is_success() {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    panic!("grove-ds at {url} did not become healthy");
+}
+
 pub fn http() -> reqwest::Client {
     grove_ds::server::install_crypto_provider();
     reqwest::Client::builder().build().expect("http client")

@@ -59,6 +59,8 @@ impl Api {
     /// The API, built on first use.
     pub fn get() -> &'static Api {
         static API: OnceLock<Api> = OnceLock::new();
+        // Setup of the harness itself, not input: if the machine cannot make a
+        // temp dir or a runtime, no fuzzing can happen, and a panic says so.
         API.get_or_init(|| {
             let dir = tempfile::tempdir().expect("temp dir");
             let mut config = Config::loopback(dir.path().to_path_buf());

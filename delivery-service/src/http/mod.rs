@@ -183,17 +183,43 @@ async fn refuse_declared_oversize(State(state): State<AppState>, req: Request, n
         .and_then(|v| v.trim().parse::<u64>().ok());
     if let Some(len) = declared {
         let is_blob = req.extensions().get::<MatchedPath>().is_some_and(|p| p.as_str() == crate::api::routes::BLOBS);
-        if is_blob && len > state.ds.max_blob_bytes() {
-            return DsError::BlobTooLarge { max: state.ds.max_blob_bytes() }.into_response();
-        }
-        if !is_blob && len > state.max_body_bytes as u64 {
+        let refusal = if is_blob && len > state.ds.max_blob_bytes() {
+            Some(DsError::BlobTooLarge { max: state.ds.max_blob_bytes() }.into_response())
+        } else if !is_blob && len > state.max_body_bytes as u64 {
             let message =
                 format!("the declared body of {len} bytes is over the limit of {} bytes", state.max_body_bytes);
-            return (StatusCode::PAYLOAD_TOO_LARGE, axum::Json(ErrorBody::new(ErrorCode::PayloadTooLarge, message)))
-                .into_response();
+            let body = axum::Json(ErrorBody::new(ErrorCode::PayloadTooLarge, message));
+            Some((StatusCode::PAYLOAD_TOO_LARGE, body).into_response())
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            tokio::spawn(linger(req.into_body()));
+            return refusal;
         }
     }
     next.run(req).await
+}
+
+/// After an early refusal, reads and drops what the client is still sending
+/// (at most 64 MiB, for at most 5 s: a "lingering close"), so that a client
+/// busy writing its body gets to read the 413 instead of a broken pipe. The
+/// answer itself is not delayed: it is sent at once.
+async fn linger(body: axum::body::Body) {
+    use futures_util::StreamExt as _;
+    let mut stream = body.into_data_stream();
+    let mut left: usize = 64 << 20;
+    let deadline = tokio::time::sleep(Duration::from_secs(5));
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            _ = &mut deadline => return,
+            chunk = stream.next() => match chunk {
+                Some(Ok(bytes)) if bytes.len() < left => left -= bytes.len(),
+                _ => return,
+            },
+        }
+    }
 }
 
 async fn track_metrics(State(state): State<AppState>, req: Request, next: Next) -> Response {

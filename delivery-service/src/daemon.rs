@@ -11,10 +11,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::AuthState;
-use crate::config::Config;
+use crate::config::{CheckArgs, Config};
 use crate::ds::{Ds, Limits};
 use crate::metrics::Metrics;
-use crate::store::{SledStore, Store};
+use crate::store::{CheckReport, SledStore, Store};
 
 /// Creates `dir` (owner-only on unix) if it does not exist.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -40,9 +40,63 @@ pub fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
             secs.observe(s);
         })
     };
-    let store = SledStore::open(&config.data_dir.join("db"), Some(observer))
+    let store = SledStore::open(&store_dir(&config.data_dir), Some(observer))
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
     build_with_store(config, Arc::new(store), metrics)
+}
+
+/// The sled store's directory inside a data directory.
+pub fn store_dir(data_dir: &Path) -> std::path::PathBuf {
+    data_dir.join("db")
+}
+
+/// `grove-ds check`: verifies (or, with `--accept-rollback`, re-accepts) the
+/// store in `args.data_dir`.
+pub fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
+    let dir = store_dir(&args.data_dir);
+    if !dir.join("conf").exists() {
+        anyhow::bail!(
+            "{} holds no grove-ds database (no {}): check the --data-dir",
+            args.data_dir.display(),
+            dir.display()
+        );
+    }
+    let report = if args.accept_rollback { SledStore::accept_current_state(&dir) } else { SledStore::check(&dir) };
+    report.with_context(|| format!("checking the database in {}", args.data_dir.display()))
+}
+
+/// The human-readable form of a [`CheckReport`].
+pub fn render_check(report: &CheckReport, accepted: bool) -> String {
+    let mut out = format!(
+        "store {} (format {})\nusers {}, groups {}, log entries {}, KeyPackages {}, Welcomes waiting {}, cursors {}\n",
+        report.dir,
+        report.format,
+        report.users,
+        report.groups,
+        report.log_entries,
+        report.key_packages,
+        report.welcomes,
+        report.cursors
+    );
+    match report.watermark_written_at {
+        Some(at) => out.push_str(&format!("watermark written at unix time {at}\n")),
+        None => out.push_str("no watermark file\n"),
+    }
+    if report.ok() && accepted {
+        out.push_str("ACCEPTED: the store is consistent; its current state is the new watermark\n");
+    } else if report.ok() {
+        out.push_str("OK: every record decodes, every log matches its hash chain, nothing recorded is missing\n");
+    } else {
+        out.push_str(&format!("DAMAGED: {} problem(s)\n", report.problems.len()));
+        for p in &report.problems {
+            out.push_str(&format!("  - {p}\n"));
+        }
+        out.push_str(
+            "Restore the data directory from a backup (the whole directory, with db/grove-watermark). If you \
+             restored an older backup on purpose, run grove-ds check --accept-rollback.\n",
+        );
+    }
+    out
 }
 
 /// Builds the domain layer over any store.

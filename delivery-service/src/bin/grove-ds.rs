@@ -5,9 +5,40 @@ use clap::Parser as _;
 use grove_ds::config::Config;
 use tracing_subscriber::EnvFilter;
 
+fn main() -> anyhow::Result<()> {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "check") {
+        std::process::exit(check(grove_ds::config::CheckArgs::parse_from(std::env::args_os().skip(1))));
+    }
+    serve(Config::parse())
+}
+
+/// `grove-ds check`: exit status 0 healthy, 1 damaged, 2 not checked.
+fn check(args: grove_ds::config::CheckArgs) -> i32 {
+    match grove_ds::daemon::check(&args) {
+        Ok(report) => {
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+                );
+            } else {
+                print!("{}", grove_ds::daemon::render_check(&report, args.accept_rollback));
+            }
+            if report.ok() {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    }
+}
+
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+async fn serve(config: Config) -> anyhow::Result<()> {
     // Colours only on a terminal: a log written to a file or a pipe stays plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout()) && std::env::var_os("NO_COLOR").is_none();
     tracing_subscriber::fmt()

@@ -10,19 +10,39 @@
 //! the disk. A caller that is about to acknowledge anything awaits
 //! [`Store::persist`], which returns once every write made before the call is on
 //! disk. Concurrent callers share one fsync (group commit).
+//!
+//! Integrity (sled store): each group's log is hash-chained ([`chain`]), a
+//! watermark file records how far the store had got ([`watermark`]), and opening
+//! compares the two ([`integrity`]) and refuses a damaged or rolled-back store.
+//! `grove-ds check` runs the full verification ([`check`]). Format changes are
+//! versioned migrations ([`migrate`]).
+//!
+//! # Layout
+//! - [`records`]: the stored records and their encoding.
+//! - `sled_store`: [`SledStore`], the on-disk store.
+//! - `memory`: [`MemoryStore`].
+//! - [`chain`], `heads`, [`watermark`], [`integrity`], [`check`], [`migrate`]:
+//!   the sled store's integrity and format machinery.
 
+pub mod chain;
+pub mod check;
+mod heads;
+pub(crate) mod integrity;
 mod memory;
+pub(crate) mod migrate;
 pub(crate) mod records;
 mod sled_store;
+pub mod watermark;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use check::CheckReport;
 pub use memory::MemoryStore;
 pub use records::{
     EntryKind, GroupRecord, KeyPackageCounts, KeyPackageKind, LogEntry, RemovedMember, UserRecord, WelcomeEntry,
 };
-pub use sled_store::{FlushObserver, SledStore};
+pub use sled_store::{FlushObserver, SledStore, WATERMARK_INTERVAL};
 
 /// What every [`Store`] method returns.
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -63,6 +83,23 @@ pub enum StoreError {
         found: u32,
         /// Version this build reads and writes.
         supported: u32,
+    },
+    /// The store holds less than its watermark recorded, or its records do not
+    /// match their hash chain: it is damaged or was rolled back, and must not
+    /// be served.
+    #[error(
+        "the store in {dir} is damaged or was rolled back, so grove-ds refuses to serve it:\n  - {}\n\
+         Restore the data directory from a backup (the whole directory, with its grove-watermark file). \
+         To see what is wrong, run `grove-ds check --data-dir <DIR>`. If you restored an older backup on \
+         purpose, accept it with `grove-ds check --data-dir <DIR> --accept-rollback` (clients that saw \
+         more will report server_rollback).",
+        problems.join("\n  - ")
+    )]
+    Integrity {
+        /// The store directory.
+        dir: String,
+        /// What is wrong, one line each.
+        problems: Vec<String>,
     },
     /// A per-client quota would be exceeded; nothing was written.
     #[error("quota exceeded: {0}")]

@@ -4,6 +4,7 @@
 
 use tls_codec::{Deserialize as _, Serialize as _, TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
 
+use super::chain::Chain;
 use super::StoreError;
 
 /// A registered client: user name bound to an MLS credential and signature key.
@@ -117,12 +118,47 @@ impl LogEntry {
         .map_err(|e| corrupt("log entry", e))
     }
 
-    /// Decodes a value written by [`LogEntry::encode_value`].
-    pub(crate) fn decode_value(seq: u64, mut bytes: &[u8]) -> Result<Self, StoreError> {
-        let w = LogEntryWire::tls_deserialize(&mut bytes).map_err(|e| corrupt("log entry", e))?;
+    /// Decodes a value written by [`LogEntry::encode_value`] (trailing bytes
+    /// are an error).
+    pub(crate) fn decode_value(seq: u64, bytes: &[u8]) -> Result<Self, StoreError> {
+        let w = LogEntryWire::tls_deserialize_exact(bytes).map_err(|e| corrupt("log entry", e))?;
         let kind = EntryKind::from_u8(w.kind)
             .ok_or_else(|| StoreError::Corrupt { what: "log entry", detail: format!("unknown kind {}", w.kind) })?;
         Ok(LogEntry { seq, epoch: w.epoch, kind, received_at: w.received_at, message: w.message.into() })
+    }
+
+    /// The value as stored since format 2: the entry's encoding, then its
+    /// chain value ([`super::chain`]).
+    pub(crate) fn chained_value(encoded: &[u8], chain: &Chain) -> Vec<u8> {
+        let mut v = Vec::with_capacity(encoded.len() + chain.len());
+        v.extend_from_slice(encoded);
+        v.extend_from_slice(chain);
+        v
+    }
+
+    /// Splits a stored value into the entry's encoding and its chain value.
+    pub(crate) fn split_chained(bytes: &[u8]) -> Result<(&[u8], Chain), StoreError> {
+        let at = bytes.len().checked_sub(32).ok_or_else(|| corrupt("log entry", "shorter than its chain value"))?;
+        let (encoded, chain) = bytes.split_at(at);
+        let chain: Chain = chain.try_into().map_err(|_| corrupt("log entry", "chain value length"))?;
+        Ok((encoded, chain))
+    }
+
+    /// Decodes a value written by [`LogEntry::chained_value`].
+    pub(crate) fn decode_chained(seq: u64, bytes: &[u8]) -> Result<(Self, Chain), StoreError> {
+        let (encoded, chain) = Self::split_chained(bytes)?;
+        Ok((Self::decode_value(seq, encoded)?, chain))
+    }
+}
+
+impl GroupRecord {
+    /// The internal id and epoch of an encoded record, without decoding the
+    /// rest (the public state can be large).
+    pub(crate) fn peek_ids(mut bytes: &[u8]) -> Result<(u64, u64), StoreError> {
+        let _group_id = VLBytes::tls_deserialize(&mut bytes).map_err(|e| corrupt("group", e))?;
+        let internal_id = u64::tls_deserialize(&mut bytes).map_err(|e| corrupt("group", e))?;
+        let epoch = u64::tls_deserialize(&mut bytes).map_err(|e| corrupt("group", e))?;
+        Ok((internal_id, epoch))
     }
 }
 

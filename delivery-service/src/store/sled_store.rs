@@ -7,32 +7,47 @@
 //! | `users` | user name | [`UserRecord`] |
 //! | `key_packages` | user, 0x00, suite (u16 BE), kind (0 one-time, 1 last-resort), id (u64 BE) | KeyPackage MLSMessage |
 //! | `groups` | MLS group id | [`GroupRecord`] |
-//! | `log` | internal id (u64 BE), seq (u64 BE) | [`LogEntry`] value |
-//! | `pruned` | internal id (u64 BE) | highest pruned seq (u64 BE) |
+//! | `log_v2` | internal id (u64 BE), seq (u64 BE) | [`LogEntry`] value, then its 32-byte chain value |
+//! | `pruned` | internal id (u64 BE) | highest pruned seq (u64 BE), then the chain value there (format 1: seq only) |
 //! | `cursors` | internal id (u64 BE), user name | acknowledged seq (u64 BE) |
 //! | `inbox` | user name, 0x00, id (u64 BE) | [`WelcomeEntry`] |
 //!
 //! Durability: a dedicated flusher thread takes every pending [`Store::persist`]
 //! request, runs one `sled::Db::flush` (fsync) for all of them, and answers them
 //! all. Requests that arrive during an fsync wait for the next one, so the number
-//! of fsyncs per second stays bounded whatever the request rate.
+//! of fsyncs per second stays bounded whatever the request rate. The same
+//! thread rewrites the watermark file ([`super::watermark`]) after a flush, at
+//! most once per [`WATERMARK_INTERVAL`].
+//!
+//! Integrity: [`SledStore::open`] migrates an older format
+//! ([`super::migrate`]), then compares the database with its watermark
+//! ([`super::integrity`]) and refuses a store that holds less than the
+//! watermark recorded. [`SledStore::check`] verifies everything
+//! ([`super::check`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 use tokio::sync::oneshot;
 
+use super::chain::{self, Head};
+use super::check::CheckReport;
+use super::heads::{self, HeadTable};
+use super::integrity::{self, be_u64, integrity_error, key_tail, log_key, pruned_marker, pruned_value, Trees};
+use super::migrate::{self, FORMAT_VERSION};
 use super::records::{corrupt, decode, encode};
+use super::watermark;
 use super::{
     Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture,
     RegisterOutcome, Store, StoreError, StoreResult, UserRecord, WelcomeEntry,
 };
 
-const FORMAT_VERSION: u32 = 1;
+/// How often, at most, the watermark file is rewritten.
+pub const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 const KP_ONE_TIME: u8 = 0;
 const KP_LAST_RESORT: u8 = 1;
 
@@ -44,14 +59,9 @@ type FlushReply = oneshot::Sender<Result<(), String>>;
 
 /// The sled-backed [`Store`].
 pub struct SledStore {
-    db: sled::Db,
-    users: sled::Tree,
-    key_packages: sled::Tree,
-    groups: sled::Tree,
-    log: sled::Tree,
-    pruned: sled::Tree,
-    cursors: sled::Tree,
-    inbox: sled::Tree,
+    dir: PathBuf,
+    t: Trees,
+    heads: Arc<HeadTable>,
     flush_tx: Mutex<Option<mpsc::Sender<FlushReply>>>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
     kp_lock: Mutex<()>,
@@ -60,45 +70,114 @@ pub struct SledStore {
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore").finish_non_exhaustive()
+        f.debug_struct("SledStore").field("dir", &self.dir).finish_non_exhaustive()
     }
+}
+
+/// Opens sled in `dir`. A database that sled cannot read is
+/// [`StoreError::Integrity`]; one that another process holds is
+/// [`StoreError::Db`] saying so.
+fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).flush_every_ms(Some(1000)).open().map_err(|e| {
+        if matches!(&e, sled::Error::Io(io) if io.kind() == std::io::ErrorKind::WouldBlock) || e.to_string().contains("lock") {
+            StoreError::Db(format!(
+                "cannot open the database in {}: {e}: another grove-ds (or grove-ds check) has it open; stop that one first",
+                dir.display()
+            ))
+        } else {
+            integrity_error(dir, vec![format!("sled cannot read its files: {e}")])
+        }
+    })
+}
+
+/// Reads the format version, refusing versions this build does not know, and
+/// brings an older store up to date. `None` for a new, empty database.
+fn format_of(db: &sled::Db, meta: &sled::Tree) -> Result<Option<u32>, StoreError> {
+    let Some(v) = meta.get("format")? else { return Ok(None) };
+    let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| corrupt("meta", "format version length"))?;
+    let found = u32::from_be_bytes(bytes);
+    if found == 0 || found > FORMAT_VERSION {
+        return Err(StoreError::Version { found, supported: FORMAT_VERSION });
+    }
+    migrate::run(db, meta, found)?;
+    Ok(Some(found))
+}
+
+/// Opens the trees and checks them against the watermark: the store's state
+/// at open, or why it must not be served.
+fn open_checked(dir: &Path, db: &sled::Db) -> Result<(Trees, HeadTable), StoreError> {
+    let meta = db.open_tree("meta")?;
+    let mark = watermark::read(dir);
+    let found = format_of(db, &meta)?;
+    if found.is_none() {
+        if let Ok(Some(w)) = &mark {
+            return Err(integrity_error(
+                dir,
+                vec![format!(
+                    "the database is empty, but the watermark recorded {} users and {} groups: \
+                     the database file was truncated or replaced",
+                    w.users,
+                    w.groups.len()
+                )],
+            ));
+        }
+        meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
+        db.flush()?;
+    }
+    let t = Trees::open(db)?;
+    let heads = integrity::heads(&t)?;
+    let users = t.users.len() as u64;
+    let problems = match mark {
+        Ok(Some(w)) => integrity::compare(&t, &w, &heads)?,
+        // Format 1 had no watermark: the first open of this build writes it.
+        Ok(None) if found == Some(1) => Vec::new(),
+        Ok(None) if users > 0 || !heads.is_empty() => vec![format!(
+            "{} is missing, so nothing shows whether this database is complete",
+            watermark::path(dir).display()
+        )],
+        Ok(None) => Vec::new(),
+        Err(e) => vec![e.to_string()],
+    };
+    if !problems.is_empty() {
+        return Err(integrity_error(dir, problems));
+    }
+    let table = HeadTable::new(heads, users);
+    write_watermark(dir, db, &table)?;
+    Ok((t, table))
+}
+
+/// Flushes sled, then records the state from before the flush in the watermark.
+fn write_watermark(dir: &Path, db: &sled::Db, table: &HeadTable) -> Result<(), StoreError> {
+    let snapshot = table.snapshot(unix_now())?;
+    db.flush()?;
+    watermark::write(dir, &snapshot)
+        .map_err(|e| StoreError::Db(format!("writing {}: {e}", watermark::path(dir).display())))
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 impl SledStore {
     /// Opens (or creates) the store in `dir`. `observer` sees every fsync batch.
+    ///
+    /// Refuses, with [`StoreError::Integrity`], a store that holds less than
+    /// its watermark recorded (damaged, truncated or rolled back).
     pub fn open(dir: &Path, observer: Option<FlushObserver>) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).flush_every_ms(Some(1000)).open()?;
-        let meta = db.open_tree("meta")?;
-        match meta.get("format")? {
-            Some(v) => {
-                let bytes: [u8; 4] = v.as_ref().try_into().map_err(|_| corrupt("meta", "format version length"))?;
-                let found = u32::from_be_bytes(bytes);
-                if found != FORMAT_VERSION {
-                    return Err(StoreError::Version { found, supported: FORMAT_VERSION });
-                }
-            }
-            None => {
-                meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
-                db.flush()?;
-            }
-        }
-        let log = db.open_tree("log")?;
-        let messages = AtomicU64::new(log.len() as u64);
+        let db = open_db(dir)?;
+        let (t, table) = open_checked(dir, &db)?;
+        let heads = Arc::new(table);
+        let messages = AtomicU64::new(t.log.len() as u64);
         let (tx, rx) = mpsc::channel::<FlushReply>();
-        let flush_db = db.clone();
+        let flusher = Flusher { db, dir: dir.to_path_buf(), heads: heads.clone(), observer };
         let flusher = std::thread::Builder::new()
             .name("grove-ds-fsync".into())
-            .spawn(move || flusher_loop(flush_db, rx, observer))
+            .spawn(move || flusher.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the fsync thread: {e}")))?;
         Ok(SledStore {
-            users: db.open_tree("users")?,
-            key_packages: db.open_tree("key_packages")?,
-            groups: db.open_tree("groups")?,
-            pruned: db.open_tree("pruned")?,
-            cursors: db.open_tree("cursors")?,
-            inbox: db.open_tree("inbox")?,
-            log,
-            db,
+            dir: dir.to_path_buf(),
+            t,
+            heads,
             flush_tx: Mutex::new(Some(tx)),
             flusher: Mutex::new(Some(flusher)),
             kp_lock: Mutex::new(()),
@@ -106,16 +185,59 @@ impl SledStore {
         })
     }
 
-    /// Flushes everything and stops the fsync thread. Later `persist` calls
-    /// flush synchronously.
+    /// Verifies the whole store in `dir` without serving it: every record
+    /// decodes, every group's log matches its hash chain, and the database
+    /// holds at least what its watermark recorded. Opening migrates a store
+    /// written in an older format first.
+    pub fn check(dir: &Path) -> Result<CheckReport, StoreError> {
+        let db = match open_db(dir) {
+            Ok(db) => db,
+            Err(StoreError::Integrity { problems, .. }) => {
+                return Ok(CheckReport { dir: dir.display().to_string(), problems, ..CheckReport::default() })
+            }
+            Err(e) => return Err(e),
+        };
+        let meta = db.open_tree("meta")?;
+        let format = format_of(&db, &meta)?.unwrap_or(0);
+        let report = super::check::verify(dir, &Trees::open(&db)?, format, true)?;
+        db.flush()?;
+        Ok(report)
+    }
+
+    /// Accepts the store in `dir` as it is now (after an operator restored an
+    /// older backup on purpose): verifies it like [`SledStore::check`] except
+    /// against the watermark, and if it is otherwise healthy, writes a new
+    /// watermark from its current state. Clients that had seen more will
+    /// report `server_rollback`.
+    pub fn accept_current_state(dir: &Path) -> Result<CheckReport, StoreError> {
+        let db = open_db(dir)?;
+        let meta = db.open_tree("meta")?;
+        if format_of(&db, &meta)?.is_none() {
+            meta.insert("format", &FORMAT_VERSION.to_be_bytes())?;
+        }
+        let t = Trees::open(&db)?;
+        let report = super::check::verify(dir, &t, FORMAT_VERSION, false)?;
+        if report.ok() {
+            let table = HeadTable::new(integrity::heads(&t)?, t.users.len() as u64);
+            write_watermark(dir, &db, &table)?;
+        }
+        Ok(report)
+    }
+
+    /// Flushes everything, writes the watermark and stops the fsync thread.
+    /// Later `persist` calls flush synchronously.
     pub fn close(&self) -> Result<(), StoreError> {
         let tx = self.flush_tx.lock().map_err(|_| StoreError::Db("flush lock poisoned".into()))?.take();
         drop(tx);
         if let Some(h) = self.flusher.lock().map_err(|_| StoreError::Db("flush lock poisoned".into()))?.take() {
             let _ = h.join();
         }
-        self.db.flush()?;
-        Ok(())
+        write_watermark(&self.dir, &self.t.db, &self.heads)
+    }
+
+    /// The head of group `id`, from the table or (first use) from the log.
+    fn head(&self, id: u64) -> Result<heads::SharedHead, StoreError> {
+        self.heads.get_or_load(id, || integrity::db_head(&self.t, id, 0))
     }
 }
 
@@ -125,19 +247,54 @@ impl Drop for SledStore {
     }
 }
 
-fn flusher_loop(db: sled::Db, rx: mpsc::Receiver<FlushReply>, observer: Option<FlushObserver>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while let Ok(more) = rx.try_recv() {
-            batch.push(more);
-        }
-        let start = Instant::now();
-        let result = db.flush().map(|_| ()).map_err(|e| e.to_string());
-        if let Some(obs) = &observer {
-            obs(batch.len(), start.elapsed().as_secs_f64());
-        }
-        for reply in batch {
-            let _ = reply.send(result.clone());
+/// The fsync thread: group commit, then the watermark.
+struct Flusher {
+    db: sled::Db,
+    dir: PathBuf,
+    heads: Arc<HeadTable>,
+    observer: Option<FlushObserver>,
+}
+
+impl Flusher {
+    fn run(self, rx: mpsc::Receiver<FlushReply>) {
+        let mut written = self.heads.generation();
+        let mut last_write = Instant::now();
+        loop {
+            // With changes the watermark has not seen, wake up in time to write it.
+            let wait = if self.heads.generation() != written {
+                WATERMARK_INTERVAL.saturating_sub(last_write.elapsed())
+            } else {
+                Duration::from_secs(3600)
+            };
+            let mut batch = match rx.recv_timeout(wait) {
+                Ok(first) => vec![first],
+                Err(mpsc::RecvTimeoutError::Timeout) => Vec::new(),
+                Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            };
+            while let Ok(more) = rx.try_recv() {
+                batch.push(more);
+            }
+            let generation = self.heads.generation();
+            let due = generation != written && last_write.elapsed() >= WATERMARK_INTERVAL;
+            let snapshot = if due { self.heads.snapshot(unix_now()).ok() } else { None };
+            let start = Instant::now();
+            let result = self.db.flush().map(|_| ()).map_err(|e| e.to_string());
+            if let Some(obs) = &self.observer {
+                obs(batch.len(), start.elapsed().as_secs_f64());
+            }
+            for reply in batch {
+                let _ = reply.send(result.clone());
+            }
+            if let (Some(w), Ok(())) = (snapshot, &result) {
+                last_write = Instant::now();
+                match watermark::write(&self.dir, &w) {
+                    Ok(()) => written = generation,
+                    Err(e) => tracing::error!(
+                        file = %watermark::path(&self.dir).display(),
+                        "cannot write the watermark (retrying in a second): {e}"
+                    ),
+                }
+            }
         }
     }
 }
@@ -156,13 +313,6 @@ fn kp_prefix(user: &str, suite: u16, kind: u8) -> Vec<u8> {
     k
 }
 
-fn log_key(internal_id: u64, seq: u64) -> [u8; 16] {
-    let mut k = [0u8; 16];
-    k[..8].copy_from_slice(&internal_id.to_be_bytes());
-    k[8..].copy_from_slice(&seq.to_be_bytes());
-    k
-}
-
 fn cursor_key(internal_id: u64, user: &str) -> Vec<u8> {
     let mut k = internal_id.to_be_bytes().to_vec();
     k.extend_from_slice(user.as_bytes());
@@ -175,17 +325,6 @@ fn inbox_key(user: &str, id: u64) -> Vec<u8> {
     k
 }
 
-/// What follows the 8-byte internal id of a `log` or `cursors` key (empty
-/// if a damaged key is shorter).
-fn key_tail(k: &[u8]) -> &[u8] {
-    k.get(8..).unwrap_or_default()
-}
-
-fn be_u64(what: &'static str, bytes: &[u8]) -> Result<u64, StoreError> {
-    let arr: [u8; 8] = bytes.try_into().map_err(|_| corrupt(what, "expected 8 bytes"))?;
-    Ok(u64::from_be_bytes(arr))
-}
-
 fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     match e {
         TransactionError::Abort(e) => e,
@@ -196,8 +335,11 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
 impl Store for SledStore {
     fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError> {
         let value = encode("user", user)?;
-        match self.users.compare_and_swap(user.name.as_slice(), None as Option<&[u8]>, Some(value))? {
-            Ok(()) => Ok(RegisterOutcome::Created),
+        match self.t.users.compare_and_swap(user.name.as_slice(), None as Option<&[u8]>, Some(value))? {
+            Ok(()) => {
+                self.heads.user_added();
+                Ok(RegisterOutcome::Created)
+            }
             Err(cas) => {
                 let existing: UserRecord = match cas.current {
                     Some(v) => decode("user", &v)?,
@@ -213,41 +355,42 @@ impl Store for SledStore {
     }
 
     fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
-        self.users.get(name.as_bytes())?.map(|v| decode("user", &v)).transpose()
+        self.t.users.get(name.as_bytes())?.map(|v| decode("user", &v)).transpose()
     }
 
     fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts> {
         let KeyPackageBatch { suite, one_time, last_resort } = batch;
         let _guard = self.kp_lock.lock().map_err(|_| StoreError::Db("key package lock poisoned".into()))?;
-        let existing = self.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64;
+        let existing = self.t.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64;
         let total = super::check_key_package_cap(existing, one_time.len(), cap)?;
         let mut batch = sled::Batch::default();
         for kp in one_time {
             let mut key = kp_prefix(user, suite, KP_ONE_TIME);
-            key.extend_from_slice(&self.db.generate_id()?.to_be_bytes());
+            key.extend_from_slice(&self.t.db.generate_id()?.to_be_bytes());
             batch.insert(key, kp.as_slice());
         }
         let lr_key = kp_prefix(user, suite, KP_LAST_RESORT);
         if let Some(lr) = last_resort {
             batch.insert(lr_key.clone(), lr);
         }
-        self.key_packages.apply_batch(batch)?;
-        Ok(KeyPackageCounts { one_time: total, last_resort: self.key_packages.contains_key(lr_key)? })
+        self.t.key_packages.apply_batch(batch)?;
+        Ok(KeyPackageCounts { one_time: total, last_resort: self.t.key_packages.contains_key(lr_key)? })
     }
 
     fn claim_key_package(&self, user: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError> {
         loop {
-            let first = self.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).next().transpose()?;
+            let first = self.t.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).next().transpose()?;
             match first {
                 Some((key, value)) => {
                     // Compare-and-swap to "absent": of concurrent claimers exactly one
                     // succeeds; the others see a conflict and try the next package.
-                    if self.key_packages.compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?.is_ok() {
+                    if self.t.key_packages.compare_and_swap(&key, Some(&value), None as Option<&[u8]>)?.is_ok() {
                         return Ok(Some((value.to_vec(), KeyPackageKind::OneTime)));
                     }
                 }
                 None => {
                     return Ok(self
+                        .t
                         .key_packages
                         .get(kp_prefix(user, suite, KP_LAST_RESORT))?
                         .map(|v| (v.to_vec(), KeyPackageKind::LastResort)));
@@ -258,56 +401,54 @@ impl Store for SledStore {
 
     fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError> {
         Ok(KeyPackageCounts {
-            one_time: self.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64,
-            last_resort: self.key_packages.contains_key(kp_prefix(user, suite, KP_LAST_RESORT))?,
+            one_time: self.t.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64,
+            last_resort: self.t.key_packages.contains_key(kp_prefix(user, suite, KP_LAST_RESORT))?,
         })
     }
 
     fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError> {
         let value = encode("group", record)?;
-        Ok(self.groups.compare_and_swap(record.group_id.as_slice(), None as Option<&[u8]>, Some(value))?.is_ok())
+        let created =
+            self.t.groups.compare_and_swap(record.group_id.as_slice(), None as Option<&[u8]>, Some(value))?.is_ok();
+        if created {
+            self.heads.insert(Head::empty(record.internal_id, record.epoch))?;
+        }
+        Ok(created)
     }
 
     fn next_internal_id(&self) -> Result<u64, StoreError> {
         // generate_id is persistent and monotonic across restarts.
-        self.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))
+        self.t.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))
     }
 
     fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
-        let Some(v) = self.groups.get(group_id)? else { return Ok(None) };
+        let Some(v) = self.t.groups.get(group_id)? else { return Ok(None) };
         let record: GroupRecord = decode("group", &v)?;
-        let prefix = record.internal_id.to_be_bytes();
-        let last = match self.log.scan_prefix(prefix).next_back().transpose()? {
-            Some((k, _)) => be_u64("log key", key_tail(&k))?,
-            None => 0,
-        };
-        let pruned = match self.pruned.get(prefix)? {
-            Some(v) => be_u64("pruned marker", &v)?,
-            None => 0,
-        };
-        let next = last.max(pruned).checked_add(1).ok_or_else(|| corrupt("log", "sequence number at its maximum"))?;
+        let seq = heads::lock(&self.head(record.internal_id)?)?.seq;
+        let next = seq.checked_add(1).ok_or_else(|| corrupt("log", "sequence number at its maximum"))?;
         Ok(Some((record, next)))
     }
 
     fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
-        self.groups.iter().keys().map(|k| k.map(|k| k.to_vec()).map_err(Into::into)).collect()
+        self.t.groups.iter().keys().map(|k| k.map(|k| k.to_vec()).map_err(Into::into)).collect()
     }
 
     fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>> {
         let group_value = encode("group", record)?;
-        let entry_value = entry.encode_value()?;
-        let key = log_key(record.internal_id, entry.seq);
+        let shared = self.head(record.internal_id)?;
+        let mut head = heads::lock(&shared)?;
+        let (key, entry_value, new_head) = chained(&head, entry, record.epoch)?;
         let mut inbox_rows = Vec::with_capacity(welcomes.len());
         let mut ids = Vec::with_capacity(welcomes.len());
         for (user, w) in welcomes {
             let id =
-                self.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))?;
+                self.t.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))?;
             let mut w = w.clone();
             w.id = id;
             inbox_rows.push((inbox_key(user, id), encode("welcome", &w)?));
             ids.push(id);
         }
-        (&self.groups, &self.log, &self.inbox)
+        (&self.t.groups, &self.t.log, &self.t.inbox)
             .transaction(|(groups, log, inbox)| {
                 if log.get(key)?.is_some() {
                     return Err(ConflictableTransactionError::Abort(seq_taken(entry.seq)));
@@ -320,23 +461,26 @@ impl Store for SledStore {
                 Ok(())
             })
             .map_err(tx_err)?;
+        *head = new_head;
+        self.heads.touch();
         self.messages.fetch_add(1, Ordering::Relaxed);
         Ok(ids)
     }
 
     fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()> {
-        let key = log_key(internal_id, entry.seq);
-        let entry_value = entry.encode_value()?;
+        let shared = self.head(internal_id)?;
+        let mut head = heads::lock(&shared)?;
+        let (key, entry_value, new_head) = chained(&head, entry, new_state.map_or(0, |r| r.epoch))?;
         match new_state {
             None => {
-                let res = self.log.compare_and_swap(key, None as Option<&[u8]>, Some(entry_value))?;
+                let res = self.t.log.compare_and_swap(key, None as Option<&[u8]>, Some(entry_value))?;
                 if res.is_err() {
                     return Err(seq_taken(entry.seq));
                 }
             }
             Some(record) => {
                 let group_value = encode("group", record)?;
-                (&self.groups, &self.log)
+                (&self.t.groups, &self.t.log)
                     .transaction(|(groups, log)| {
                         if log.get(key)?.is_some() {
                             return Err(ConflictableTransactionError::Abort(seq_taken(entry.seq)));
@@ -348,6 +492,8 @@ impl Store for SledStore {
                     .map_err(tx_err)?;
             }
         }
+        *head = new_head;
+        self.heads.touch();
         self.messages.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
@@ -359,9 +505,9 @@ impl Store for SledStore {
         let start = log_key(internal_id, after.saturating_add(1));
         let end = log_key(internal_id, up_to);
         let mut out = Vec::new();
-        for item in self.log.range(start..=end).take(limit) {
+        for item in self.t.log.range(start..=end).take(limit) {
             let (k, v) = item?;
-            out.push(LogEntry::decode_value(be_u64("log key", key_tail(&k))?, &v)?);
+            out.push(LogEntry::decode_chained(be_u64("log key", key_tail(&k))?, &v)?.0);
         }
         Ok(out)
     }
@@ -369,7 +515,7 @@ impl Store for SledStore {
     fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError> {
         let key = cursor_key(internal_id, user);
         let mut result = Ok(seq);
-        self.cursors.fetch_and_update(&key, |old| {
+        self.t.cursors.fetch_and_update(&key, |old| {
             let old_seq = old.and_then(|o| <[u8; 8]>::try_from(o).ok()).map(u64::from_be_bytes).unwrap_or(0);
             let new = old_seq.max(seq);
             result = Ok(new);
@@ -380,7 +526,7 @@ impl Store for SledStore {
 
     fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.cursors.scan_prefix(internal_id.to_be_bytes()) {
+        for item in self.t.cursors.scan_prefix(internal_id.to_be_bytes()) {
             let (k, v) = item?;
             let user = String::from_utf8(key_tail(&k).to_vec()).map_err(|e| corrupt("cursor", e))?;
             out.push((user, be_u64("cursor", &v)?));
@@ -392,27 +538,27 @@ impl Store for SledStore {
         let mut batch = sled::Batch::default();
         let mut count = 0u64;
         let mut last = None;
-        for item in self.log.scan_prefix(internal_id.to_be_bytes()) {
+        for item in self.t.log.scan_prefix(internal_id.to_be_bytes()) {
             let (k, v) = item?;
             let seq = be_u64("log key", key_tail(&k))?;
-            let entry = LogEntry::decode_value(seq, &v)?;
+            let (entry, c) = LogEntry::decode_chained(seq, &v)?;
             if seq <= through || entry.received_at < received_before {
                 batch.remove(k);
                 count += 1;
-                last = Some(seq);
+                last = Some((seq, c));
             } else {
                 break;
             }
         }
-        if let Some(last) = last {
-            // The marker is written first: if we crash between the two writes the
-            // entries are still there and the sequence numbers still continue.
-            let prev = match self.pruned.get(internal_id.to_be_bytes())? {
-                Some(v) => be_u64("pruned marker", &v)?,
-                None => 0,
-            };
-            self.pruned.insert(internal_id.to_be_bytes(), &prev.max(last).to_be_bytes())?;
-            self.log.apply_batch(batch)?;
+        if let Some((seq, c)) = last {
+            // The marker (with the chain value where the kept log continues) is
+            // written first: if we crash between the two writes the entries are
+            // still there and the sequence numbers still continue.
+            let newer = pruned_marker(&self.t.pruned, internal_id)?.is_none_or(|(prev, _)| prev < seq);
+            if newer {
+                self.t.pruned.insert(internal_id.to_be_bytes(), pruned_value(seq, &c))?;
+            }
+            self.t.log.apply_batch(batch)?;
             self.messages.fetch_sub(count.min(self.messages.load(Ordering::Relaxed)), Ordering::Relaxed);
         }
         Ok(count)
@@ -426,7 +572,7 @@ impl Store for SledStore {
         let start = inbox_key(user, after.saturating_add(1));
         let end = inbox_key(user, u64::MAX);
         let mut out = Vec::new();
-        for item in self.inbox.range(start..=end).take(limit) {
+        for item in self.t.inbox.range(start..=end).take(limit) {
             let (_, v) = item?;
             out.push(decode("welcome", &v)?);
         }
@@ -434,7 +580,7 @@ impl Store for SledStore {
     }
 
     fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError> {
-        Ok(self.inbox.remove(inbox_key(user, id))?.is_some())
+        Ok(self.t.inbox.remove(inbox_key(user, id))?.is_some())
     }
 
     fn persist(&self) -> PersistFuture {
@@ -445,7 +591,7 @@ impl Store for SledStore {
         };
         if !sent {
             // The fsync thread is gone (closing): flush on the caller's behalf.
-            let db = self.db.clone();
+            let db = self.t.db.clone();
             return Box::pin(async move {
                 tokio::task::spawn_blocking(move || db.flush().map(|_| ()))
                     .await
@@ -461,6 +607,26 @@ impl Store for SledStore {
             }
         })
     }
+}
+
+/// The key, stored value and new head of appending `entry` after `head`;
+/// `epoch` is the group's epoch after the append, if known (else 0).
+fn chained(head: &Head, entry: &LogEntry, epoch: u64) -> StoreResult<([u8; 16], Vec<u8>, Head)> {
+    if entry.seq <= head.seq {
+        return Err(seq_taken(entry.seq));
+    }
+    if entry.seq != head.seq + 1 {
+        return Err(StoreError::Conflict(format!(
+            "log sequence number {} would leave a gap (the next is {})",
+            entry.seq,
+            head.seq + 1
+        )));
+    }
+    let encoded = entry.encode_value()?;
+    let c = chain::next(&head.chain, head.internal_id, entry.seq, &encoded);
+    let new_head =
+        Head { internal_id: head.internal_id, seq: entry.seq, epoch: head.epoch.max(epoch).max(entry.epoch), chain: c };
+    Ok((log_key(head.internal_id, entry.seq), LogEntry::chained_value(&encoded, &c), new_head))
 }
 
 /// The error of an append whose sequence number is already in the log.

@@ -14,11 +14,15 @@ use tower::ServiceExt as _;
 use crate::config::Config;
 use crate::http::HttpOptions;
 use crate::metrics::Metrics;
-use crate::store::{records, GroupRecord, LogEntry, MemoryStore, UserRecord, WelcomeEntry};
+use crate::store::{records, watermark, GroupRecord, LogEntry, MemoryStore, UserRecord, WelcomeEntry};
 
-/// Every record decoder of the store, on `bytes` as read from disk.
+/// Every record decoder of the store, on `bytes` as read from disk
+/// (records, log entries with their chain, the watermark file).
 pub fn store_records(bytes: &[u8]) {
     let _ = LogEntry::decode_value(1, bytes);
+    let _ = LogEntry::decode_chained(1, bytes);
+    let _ = GroupRecord::peek_ids(bytes);
+    let _ = watermark::parse(bytes);
     let _ = records::decode::<GroupRecord>("group", bytes);
     let _ = records::decode::<UserRecord>("user", bytes);
     let _ = records::decode::<WelcomeEntry>("welcome", bytes);

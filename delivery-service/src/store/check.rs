@@ -84,26 +84,32 @@ pub(super) fn verify(dir: &Path, t: &Trees, format: u32, against_watermark: bool
     Ok(r)
 }
 
+/// Decodes every record of a keyed tree (`users`, `groups`): each must decode,
+/// and name the key it is stored under. Returns how many there are.
+fn keyed<T: tls_codec::Deserialize>(
+    tree: &sled::Tree,
+    what: &'static str,
+    key_of: fn(&T) -> &[u8],
+    show: fn(&[u8]) -> String,
+    r: &mut CheckReport,
+) -> Result<u64, StoreError> {
+    let mut n = 0;
+    for item in tree.iter() {
+        let (k, v) = item?;
+        n += 1;
+        match decode::<T>(what, &v) {
+            Ok(rec) if key_of(&rec) == &k[..] => {}
+            Ok(_) => r.problem(format!("{what} {}: the record is stored under another key", show(&k))),
+            Err(e) => r.problem(format!("{what} {}: {e}", show(&k))),
+        }
+    }
+    Ok(n)
+}
+
 /// Decodes users, groups, Welcomes and cursors; counts KeyPackages.
 fn records(t: &Trees, r: &mut CheckReport) -> Result<(), StoreError> {
-    for item in t.users.iter() {
-        let (k, v) = item?;
-        r.users += 1;
-        match decode::<UserRecord>("user", &v) {
-            Ok(u) if u.name.as_slice() == &k[..] => {}
-            Ok(_) => r.problem(format!("user {}: the record names another user", String::from_utf8_lossy(&k))),
-            Err(e) => r.problem(format!("user {}: {e}", String::from_utf8_lossy(&k))),
-        }
-    }
-    for item in t.groups.iter() {
-        let (k, v) = item?;
-        r.groups += 1;
-        match decode::<GroupRecord>("group", &v) {
-            Ok(g) if g.group_id.as_slice() == &k[..] => {}
-            Ok(_) => r.problem(format!("group {}: the record names another group", hex::encode(&k))),
-            Err(e) => r.problem(format!("group {}: {e}", hex::encode(&k))),
-        }
-    }
+    r.users = keyed::<UserRecord>(&t.users, "user", |u| u.name.as_slice(), |k| String::from_utf8_lossy(k).into(), r)?;
+    r.groups = keyed::<GroupRecord>(&t.groups, "group", |g| g.group_id.as_slice(), |k| hex::encode(k), r)?;
     r.key_packages = t.key_packages.len() as u64;
     for item in t.inbox.iter() {
         let (_, v) = item?;

@@ -1,7 +1,7 @@
 //! `grove-ds check`: verify a whole sled store without serving it.
 //!
 //! Beyond the quick comparison with the watermark that every open runs
-//! ([`super::integrity`]), this decodes every record and recomputes every
+//! (`store::integrity`), this decodes every record and recomputes every
 //! group's log chain from its start, so an entry whose bytes changed is found
 //! even where sled did not notice.
 

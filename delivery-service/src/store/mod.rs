@@ -13,15 +13,15 @@
 //!
 //! Integrity (sled store): each group's log is hash-chained ([`chain`]), a
 //! watermark file records how far the store had got ([`watermark`]), and opening
-//! compares the two ([`integrity`]) and refuses a damaged or rolled-back store.
+//! compares the two (`integrity`) and refuses a damaged or rolled-back store.
 //! `grove-ds check` runs the full verification ([`check`]). Format changes are
-//! versioned migrations ([`migrate`]).
+//! versioned migrations (`migrate`).
 //!
 //! # Layout
-//! - [`records`]: the stored records and their encoding.
+//! - `records`: the stored records and their encoding.
 //! - `sled_store`: [`SledStore`], the on-disk store.
 //! - `memory`: [`MemoryStore`].
-//! - [`chain`], `heads`, [`watermark`], [`integrity`], [`check`], [`migrate`]:
+//! - [`chain`], `heads`, [`watermark`], `integrity`, [`check`], `migrate`:
 //!   the sled store's integrity and format machinery.
 
 pub mod chain;

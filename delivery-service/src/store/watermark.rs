@@ -6,10 +6,10 @@
 //! atomically (temporary file, fsync, rename, fsync of the directory) at most
 //! about once a second, and only with state that sled had already flushed, so
 //! the database may be ahead of the watermark but never behind it. On open
-//! ([`super::integrity`]) a database behind its watermark is damaged or was
+//! (`store::integrity`) a database behind its watermark is damaged or was
 //! rolled back, and is refused.
 //!
-//! Format: `GROVE-WM`, a u16 version (1), then the TLS-encoded [`Body`], then
+//! Format: `GROVE-WM`, a u16 version (1), then the TLS-encoded `Body`, then
 //! the SHA-256 of everything before it.
 
 use std::io::Write as _;

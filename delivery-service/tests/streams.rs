@@ -105,3 +105,48 @@ async fn binary_fetch_and_binary_stream_carry_the_same_entries_as_json() {
     drop(socket);
     ds.shutdown().await.unwrap();
 }
+
+/// A client may not push large messages into a stream (it only ever needs
+/// pings and a close): a 100 KiB frame ends the stream, and the DS keeps
+/// serving streams to others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stream_refuses_large_incoming_frames() {
+    use futures_util::SinkExt as _;
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let alice = Peer::join(&url, "alice", suite).await;
+    let (mut ag, gid) = alice.create_group().await;
+    assert_eq!(alice.send_text(&mut ag, &gid, "first").await.status, 201);
+    let connect = || async {
+        let mut req = format!("ws://{}/v1/groups/{gid}/ws?after=0", ds.addr).into_client_request().unwrap();
+        req.headers_mut().insert("authorization", format!("Bearer {}", alice.token).parse().unwrap());
+        tokio_tungstenite::connect_async(req).await.expect("websocket connects").0
+    };
+    let wait = std::time::Duration::from_secs(5);
+    let mut socket = connect().await;
+    assert!(matches!(tokio::time::timeout(wait, socket.next()).await.unwrap(), Some(Ok(Message::Text(_)))));
+    // A ping is fine: the stream goes on.
+    socket.send(Message::Ping(vec![1, 2, 3].into())).await.unwrap();
+    assert_eq!(alice.send_text(&mut ag, &gid, "second").await.status, 201);
+    let mut got_second = false;
+    while let Ok(Some(Ok(m))) = tokio::time::timeout(wait, socket.next()).await {
+        if matches!(m, Message::Text(_)) {
+            got_second = true;
+            break;
+        }
+    }
+    assert!(got_second, "the stream carries on after a ping");
+    let _ = socket.send(Message::Text("x".repeat(100 * 1024).into())).await;
+    let ended = loop {
+        match tokio::time::timeout(wait, socket.next()).await.expect("the DS ends the stream, it does not hang") {
+            None | Some(Err(_)) | Some(Ok(Message::Close(_))) => break true,
+            Some(Ok(_)) => {}
+        }
+    };
+    assert!(ended);
+    let mut other = connect().await;
+    assert!(matches!(tokio::time::timeout(wait, other.next()).await.unwrap(), Some(Ok(Message::Text(_)))));
+    ds.shutdown().await.unwrap();
+}

@@ -46,6 +46,10 @@ use super::{
     RegisterOutcome, Store, StoreError, StoreResult, UserRecord, WelcomeEntry,
 };
 
+/// How long the fsync thread waits for more callers before a flush, when more
+/// than one is already waiting (never for a lone caller).
+const COMMIT_DELAY: Duration = Duration::from_micros(150);
+
 /// How often, at most, the watermark file is rewritten.
 pub const WATERMARK_INTERVAL: Duration = Duration::from_secs(1);
 const KP_ONE_TIME: u8 = 0;
@@ -273,6 +277,18 @@ impl Flusher {
             };
             while let Ok(more) = rx.try_recv() {
                 batch.push(more);
+            }
+            // Under concurrency (more than one caller already waiting), wait a
+            // moment for the callers that are between their write and their
+            // persist, so that one flush serves them too.
+            if batch.len() > 1 {
+                let until = Instant::now() + COMMIT_DELAY;
+                while let Some(left) = until.checked_duration_since(Instant::now()) {
+                    match rx.recv_timeout(left) {
+                        Ok(more) => batch.push(more),
+                        Err(_) => break,
+                    }
+                }
             }
             let generation = self.heads.generation();
             let due = generation != written && last_write.elapsed() >= WATERMARK_INTERVAL;

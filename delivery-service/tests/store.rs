@@ -29,7 +29,7 @@ fn group(store: &dyn Store, gid: &[u8]) -> GroupRecord {
 }
 
 fn entry(seq: u64, at: u64) -> LogEntry {
-    LogEntry { seq, epoch: 0, kind: EntryKind::Application, received_at: at, message: format!("m{seq}").into_bytes() }
+    LogEntry { seq, epoch: 0, kind: EntryKind::Application, received_at: at, message: format!("m{seq}").into_bytes().into() }
 }
 
 fn welcome(gid: &[u8]) -> WelcomeEntry {

@@ -86,13 +86,14 @@ impl Ds {
         let (new_storage, change) = self.merge_commit(&rt, &mut public, commit, &bundle)?;
         let (new_epoch, removed) = (change.epoch, change.removed_now.len());
         let message = bundle.commit.as_slice().to_vec();
-        let appended = match self.append(&rt, EntryKind::Commit, epoch, message, Change::Commit(change), |_| Ok(())) {
-            Ok(a) => a,
-            Err(e) => {
-                self.reload_public(&mut public, gid)?;
-                return Err(e);
-            }
-        };
+        let appended =
+            match self.append(&rt, EntryKind::Commit, epoch, message.into(), Change::Commit(change), |_| Ok(())) {
+                Ok(a) => a,
+                Err(e) => {
+                    self.reload_public(&mut public, gid)?;
+                    return Err(e);
+                }
+            };
         public.storage = new_storage;
         // New members start reading after the commit that added them.
         self.publish(&rt, &appended, "commit", &added).await?;

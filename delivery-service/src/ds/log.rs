@@ -80,7 +80,7 @@ impl Ds {
         rt: &GroupRt,
         kind: EntryKind,
         epoch: u64,
-        message: Vec<u8>,
+        message: bytes::Bytes,
         change: Change,
         check: impl FnOnce(&GroupView) -> Result<(), DsError>,
     ) -> Result<Appended, DsError> {
@@ -152,9 +152,14 @@ impl Ds {
 
     /// Accepts a proposal (PublicMessage) or an application message
     /// (PrivateMessage) into a group's log.
-    pub async fn post_message(&self, user: &str, gid: &GroupId, body: &[u8]) -> Result<api::PostedResponse, DsError> {
+    pub async fn post_message(
+        &self,
+        user: &str,
+        gid: &GroupId,
+        body: bytes::Bytes,
+    ) -> Result<api::PostedResponse, DsError> {
         let gid = gid.as_bytes();
-        let protocol: ProtocolMessage = match parse_mls(body)? {
+        let protocol: ProtocolMessage = match parse_mls(&body)? {
             MlsMessageBodyIn::PrivateMessage(pm) => pm.into(),
             MlsMessageBodyIn::PublicMessage(pm) => pm.into(),
             other => {
@@ -186,10 +191,13 @@ impl Ds {
             return Err(DsError::GroupIdMismatch);
         }
         let rt = self.group(gid).await?;
+        // One copy out of the request buffer: the body may be a slice of
+        // hyper's read buffer, which the tail cache would otherwise pin.
+        let body = bytes::Bytes::copy_from_slice(&body);
         if private {
-            self.append_application(user, &rt, protocol.epoch().as_u64(), body.to_vec()).await
+            self.append_application(user, &rt, protocol.epoch().as_u64(), body).await
         } else {
-            self.append_proposal(user, &rt, protocol, body.to_vec()).await
+            self.append_proposal(user, &rt, protocol, body).await
         }
     }
 
@@ -198,7 +206,7 @@ impl Ds {
         user: &str,
         rt: &GroupRt,
         epoch: u64,
-        message: Vec<u8>,
+        message: bytes::Bytes,
     ) -> Result<api::PostedResponse, DsError> {
         let window = self.limits.app_epoch_window;
         let appended = self.append(rt, EntryKind::Application, epoch, message, Change::Log, |view| {
@@ -223,7 +231,7 @@ impl Ds {
         user: &str,
         rt: &GroupRt,
         protocol: ProtocolMessage,
-        message: Vec<u8>,
+        message: bytes::Bytes,
     ) -> Result<api::PostedResponse, DsError> {
         let mut public = rt.commit_lock.lock().await;
         let (epoch, queued) = self.validate_proposal(user, rt, &mut public, protocol)?;

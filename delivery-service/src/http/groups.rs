@@ -56,7 +56,7 @@ async fn post_to_log<const COMMIT: bool>(
     let posted = if COMMIT {
         caller.ds.post_commit(&caller.user, &gid, &body).await?
     } else {
-        caller.ds.post_message(&caller.user, &gid, &body).await?
+        caller.ds.post_message(&caller.user, &gid, body).await?
     };
     Ok((StatusCode::CREATED, Json(posted)))
 }
@@ -82,7 +82,7 @@ async fn fetch(
 
 /// One log entry in JSON.
 fn message_out(e: &crate::store::LogEntry) -> api::MessageOut {
-    api::MessageOut { seq: e.seq, epoch: e.epoch, kind: e.kind, message: e.message.clone() }
+    api::MessageOut { seq: e.seq, epoch: e.epoch, kind: e.kind, message: e.message.to_vec() }
 }
 
 /// A page in JSON.

@@ -2,7 +2,7 @@
 //! presentation language via `tls_codec`: length-prefixed and bounds-checked, so a
 //! damaged record is an error, never a panic or a huge allocation).
 
-use tls_codec::{Deserialize as _, Serialize as _, TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
+use tls_codec::{Deserialize as _, Serialize as _, Size as _, TlsDeserialize, TlsSerialize, TlsSize, VLBytes};
 
 use super::chain::Chain;
 use super::StoreError;
@@ -93,8 +93,9 @@ pub struct LogEntry {
     pub kind: EntryKind,
     /// When the DS accepted it, unix seconds.
     pub received_at: u64,
-    /// The TLS-encoded MLSMessage, as posted.
-    pub message: Vec<u8>,
+    /// The TLS-encoded MLSMessage, as posted (copied once out of the request
+    /// buffer, then shared, not copied, by the store and the tail cache).
+    pub message: bytes::Bytes,
 }
 
 #[derive(TlsSerialize, TlsDeserialize, TlsSize)]
@@ -105,26 +106,39 @@ struct LogEntryWire {
     message: VLBytes,
 }
 
+/// [`LogEntryWire`] borrowing the message, for encoding without a copy.
+#[derive(TlsSerialize, TlsSize)]
+struct LogEntryRef<'a> {
+    epoch: u64,
+    kind: u8,
+    received_at: u64,
+    message: tls_codec::VLByteSlice<'a>,
+}
+
 impl LogEntry {
-    /// Encodes the entry's value (the sequence number lives in the key).
-    pub(crate) fn encode_value(&self) -> Result<Vec<u8>, StoreError> {
-        LogEntryWire {
+    /// Encodes the entry's value (the sequence number lives in the key) into a
+    /// buffer with `extra` bytes of spare capacity: the message is copied once,
+    /// straight into the buffer.
+    pub(crate) fn encode_with_room(&self, extra: usize) -> Result<Vec<u8>, StoreError> {
+        let r = LogEntryRef {
             epoch: self.epoch,
             kind: self.kind.to_u8(),
             received_at: self.received_at,
-            message: self.message.clone().into(),
-        }
-        .tls_serialize_detached()
-        .map_err(|e| corrupt("log entry", e))
+            message: tls_codec::VLByteSlice(&self.message),
+        };
+        let mut out = Vec::with_capacity(r.tls_serialized_len() + extra);
+        r.tls_serialize(&mut out).map_err(|e| corrupt("log entry", e))?;
+        Ok(out)
     }
 
-    /// Decodes a value written by [`LogEntry::encode_value`] (trailing bytes
+    /// Decodes a value written by [`LogEntry::encode_with_room`] (trailing bytes
     /// are an error).
     pub(crate) fn decode_value(seq: u64, bytes: &[u8]) -> Result<Self, StoreError> {
         let w = LogEntryWire::tls_deserialize_exact(bytes).map_err(|e| corrupt("log entry", e))?;
         let kind = EntryKind::from_u8(w.kind)
             .ok_or_else(|| StoreError::Corrupt { what: "log entry", detail: format!("unknown kind {}", w.kind) })?;
-        Ok(LogEntry { seq, epoch: w.epoch, kind, received_at: w.received_at, message: w.message.into() })
+        let message = bytes::Bytes::from(Vec::from(w.message));
+        Ok(LogEntry { seq, epoch: w.epoch, kind, received_at: w.received_at, message })
     }
 
     /// The value as stored since format 2: the entry's encoding, then its
@@ -134,6 +148,13 @@ impl LogEntry {
         v.extend_from_slice(encoded);
         v.extend_from_slice(chain);
         v
+    }
+
+    /// Appends the chain value to an encoding made by
+    /// [`LogEntry::encode_with_room`] with 32 bytes of room, in place.
+    pub(crate) fn push_chain(mut encoded: Vec<u8>, chain: &Chain) -> Vec<u8> {
+        encoded.extend_from_slice(chain);
+        encoded
     }
 
     /// Splits a stored value into the entry's encoding and its chain value.

@@ -638,11 +638,11 @@ fn chained(head: &Head, entry: &LogEntry, epoch: u64) -> StoreResult<([u8; 16], 
             head.seq + 1
         )));
     }
-    let encoded = entry.encode_value()?;
+    let encoded = entry.encode_with_room(32)?;
     let c = chain::next(&head.chain, head.internal_id, entry.seq, &encoded);
     let new_head =
         Head { internal_id: head.internal_id, seq: entry.seq, epoch: head.epoch.max(epoch).max(entry.epoch), chain: c };
-    Ok((log_key(head.internal_id, entry.seq), LogEntry::chained_value(&encoded, &c), new_head))
+    Ok((log_key(head.internal_id, entry.seq), LogEntry::push_chain(encoded, &c), new_head))
 }
 
 /// The error of an append whose sequence number is already in the log.

@@ -37,7 +37,13 @@ fn group(store: &dyn Store, gid: &str) -> GroupRecord {
 }
 
 fn entry(gid: &str, seq: u64) -> LogEntry {
-    LogEntry { seq, epoch: 0, kind: EntryKind::Application, received_at: 1000 + seq, message: message(gid, seq, 1024).into() }
+    LogEntry {
+        seq,
+        epoch: 0,
+        kind: EntryKind::Application,
+        received_at: 1000 + seq,
+        message: message(gid, seq, 1024).into(),
+    }
 }
 
 /// A store in `dir` with users, and two groups whose logs hold `entries`

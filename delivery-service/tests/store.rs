@@ -29,7 +29,13 @@ fn group(store: &dyn Store, gid: &[u8]) -> GroupRecord {
 }
 
 fn entry(seq: u64, at: u64) -> LogEntry {
-    LogEntry { seq, epoch: 0, kind: EntryKind::Application, received_at: at, message: format!("m{seq}").into_bytes().into() }
+    LogEntry {
+        seq,
+        epoch: 0,
+        kind: EntryKind::Application,
+        received_at: at,
+        message: format!("m{seq}").into_bytes().into(),
+    }
 }
 
 fn welcome(gid: &[u8]) -> WelcomeEntry {

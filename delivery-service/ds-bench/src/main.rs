@@ -6,8 +6,10 @@
 //! groups, and has C concurrent senders post S-byte application messages for a
 //! fixed duration while every member long-polls the log. Reports accepted
 //! messages/s, deliveries/s, p50/p99 send latency, p50/p99 send-to-receive
-//! latency and the server's CPU seconds per 1,000 deliveries (from
-//! `/proc/<pid>/stat`). Application messages are encrypted before the timed phase
+//! latency, the server's CPU seconds per 1,000 deliveries (from
+//! `/proc/<pid>/stat`) and losses (deliveries missing against accepted × G,
+//! after a drain of up to 5 s). A warm-up under the same load comes first and
+//! is not counted. Application messages are encrypted before the timed phase
 //! (the DS never decrypts them); a sender that exhausts its pool reposts it.
 
 use std::collections::HashMap;
@@ -41,6 +43,9 @@ struct Args {
     /// Timed phase, seconds.
     #[arg(long, default_value_t = 10)]
     duration: u64,
+    /// Warm-up under the same load before the timed phase, seconds (not counted).
+    #[arg(long, default_value_t = 2)]
+    warmup: u64,
     /// Messages pre-encrypted per sender.
     #[arg(long, default_value_t = 1000)]
     pool: usize,
@@ -171,7 +176,10 @@ struct BenchGroup {
 /// Counters the timed phase shares between its tasks.
 #[derive(Clone)]
 struct Shared {
+    /// Senders stop.
     stop: Arc<AtomicBool>,
+    /// Receivers stop (after the drain that follows `stop`).
+    stop_receivers: Arc<AtomicBool>,
     sent_at: Arc<Mutex<HashMap<(usize, u64), Instant>>>,
     accepted: Arc<AtomicU64>,
     deliveries: Arc<AtomicU64>,
@@ -200,51 +208,51 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
     // Timed phase.
     let shared = Shared {
         stop: Arc::new(AtomicBool::new(false)),
+        stop_receivers: Arc::new(AtomicBool::new(false)),
         sent_at: Arc::new(Mutex::new(HashMap::new())),
         accepted: Arc::new(AtomicU64::new(0)),
         deliveries: Arc::new(AtomicU64::new(0)),
         send_hist: Arc::new(Mutex::new(Histogram::<u64>::new(3)?)),
     };
-    let mut tasks = Vec::new();
-    let mut receivers = Vec::new();
+    let (tasks, receivers) = spawn_load(args, &http, &base, &groups, &shared);
+    // Warm-up: the same load, then every counter starts from here.
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    let (accepted0, deliveries0) = (shared.accepted.load(Ordering::Relaxed), shared.deliveries.load(Ordering::Relaxed));
+    if let Ok(mut h) = shared.send_hist.lock() {
+        h.reset();
+    }
     let cpu_before = cpu_ticks(pid)?;
     let start = Instant::now();
-    for (gidx, group) in groups.iter().enumerate() {
-        for m in &group.members {
-            let (http, base, gid, token) = (http.clone(), base.clone(), group.gid.clone(), m.token.clone());
-            let (shared, use_ws) = (shared.clone(), args.receive == "ws");
-            receivers.push(tokio::spawn(async move {
-                let seen = if use_ws {
-                    receive_ws(&base, &gid, &token, &shared).await
-                } else {
-                    receive_poll(&http, &base, &gid, &token, &shared).await
-                };
-                (gidx, seen)
-            }));
-        }
-        for (token, pool) in &group.pools {
-            let (token, pool) = (token.clone(), pool.clone());
-            let (http, base, gid, shared) = (http.clone(), base.clone(), group.gid.clone(), shared.clone());
-            tasks.push(tokio::spawn(async move { send_loop(&http, &base, &gid, &token, &pool, gidx, &shared).await }));
-        }
-    }
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     shared.stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
     let cpu_secs = (cpu_ticks(pid)? - cpu_before) as f64 / 100.0; // USER_HZ on Linux
+    let accepted = shared.accepted.load(Ordering::Relaxed) - accepted0;
+    let deliveries = shared.deliveries.load(Ordering::Relaxed) - deliveries0;
     for t in tasks {
         let _ = t.await;
     }
+    // Drain: up to 5 s for every accepted message to reach every member.
+    let expected = shared.sent_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.len() as u64 * g as u64;
+    let drain_until = Instant::now() + Duration::from_secs(5);
+    while shared.deliveries.load(Ordering::Relaxed) < expected && Instant::now() < drain_until {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    shared.stop_receivers.store(true, Ordering::Relaxed);
     let mut e2e = Histogram::<u64>::new(3)?;
     let sent_at = shared.sent_at.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
+    let mut got: HashMap<(usize, u64), u64> = HashMap::new();
     for r in receivers {
         let (gidx, seen) = r.await?;
         for (seq, at) in seen {
-            if let Some(t0) = sent_at.get(&(gidx, seq)) {
+            *got.entry((gidx, seq)).or_default() += 1;
+            if let Some(t0) = sent_at.get(&(gidx, seq)).filter(|t0| **t0 >= start) {
                 let _ = e2e.record(at.saturating_duration_since(*t0).as_micros() as u64);
             }
         }
     }
+    // Losses: deliveries missing against accepted × G, over the whole run.
+    let lost: u64 = sent_at.keys().map(|k| (g as u64).saturating_sub(got.get(k).copied().unwrap_or(0))).sum();
     let metrics =
         http.get(format!("{base}{}", api::routes::METRICS)).bearer_auth("ds-bench").send().await?.text().await?;
     let sh = shared.send_hist.lock().map_err(|_| anyhow::anyhow!("poisoned"))?.clone();
@@ -253,8 +261,10 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
         n_groups,
         elapsed,
         cpu_secs,
-        accepted: shared.accepted.load(Ordering::Relaxed) as f64,
-        deliveries: shared.deliveries.load(Ordering::Relaxed) as f64,
+        accepted: accepted as f64,
+        deliveries: deliveries as f64,
+        lost,
+        accepted_all: sent_at.len() as u64,
     };
     report(args, &run, &sh, &e2e, &metrics);
     Ok(())
@@ -332,6 +342,40 @@ async fn form_group(
     Ok(BenchGroup { gid, members, pools })
 }
 
+type Receiver = tokio::task::JoinHandle<(usize, Vec<(u64, Instant)>)>;
+
+/// Starts every member's receiver and every sender's loop.
+fn spawn_load(
+    args: &Args,
+    http: &reqwest::Client,
+    base: &str,
+    groups: &[BenchGroup],
+    shared: &Shared,
+) -> (Vec<tokio::task::JoinHandle<()>>, Vec<Receiver>) {
+    let mut tasks = Vec::new();
+    let mut receivers = Vec::new();
+    for (gidx, group) in groups.iter().enumerate() {
+        for m in &group.members {
+            let (http, base, gid, token) = (http.clone(), base.to_string(), group.gid.clone(), m.token.clone());
+            let (shared, use_ws) = (shared.clone(), args.receive == "ws");
+            receivers.push(tokio::spawn(async move {
+                let seen = if use_ws {
+                    receive_ws(&base, &gid, &token, &shared).await
+                } else {
+                    receive_poll(&http, &base, &gid, &token, &shared).await
+                };
+                (gidx, seen)
+            }));
+        }
+        for (token, pool) in &group.pools {
+            let (token, pool) = (token.clone(), pool.clone());
+            let (http, base, gid, shared) = (http.clone(), base.to_string(), group.gid.clone(), shared.clone());
+            tasks.push(tokio::spawn(async move { send_loop(&http, &base, &gid, &token, &pool, gidx, &shared).await }));
+        }
+    }
+    (tasks, receivers)
+}
+
 /// A member following the group's WebSocket stream (binary frames): when each
 /// seq arrived.
 async fn receive_ws(base: &str, gid: &api::GroupId, token: &str, shared: &Shared) -> Vec<(u64, Instant)> {
@@ -346,7 +390,7 @@ async fn receive_ws(base: &str, gid: &api::GroupId, token: &str, shared: &Shared
         req.headers_mut().insert("authorization", v);
     }
     let Ok((mut socket, _)) = tokio_tungstenite::connect_async(req).await else { return seen };
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stop_receivers.load(Ordering::Relaxed) {
         let next = tokio::time::timeout(Duration::from_millis(200), socket.next()).await;
         let Ok(Some(Ok(frame))) = next else { continue };
         let tokio_tungstenite::tungstenite::Message::Binary(bytes) = frame else { continue };
@@ -368,7 +412,7 @@ async fn receive_poll(
 ) -> Vec<(u64, Instant)> {
     let mut seen = Vec::new();
     let mut after = 1u64; // skip the add commit
-    while !shared.stop.load(Ordering::Relaxed) {
+    while !shared.stop_receivers.load(Ordering::Relaxed) {
         let r = http
             .get(format!("{base}{}", api::routes::fetch(gid, after, 500, Some(1))))
             .bearer_auth(token)
@@ -429,6 +473,10 @@ struct Run {
     cpu_secs: f64,
     accepted: f64,
     deliveries: f64,
+    /// Deliveries missing after the drain, against accepted × G (warm-up included).
+    lost: u64,
+    /// Messages accepted over the whole run (warm-up included).
+    accepted_all: u64,
 }
 
 /// Prints the run as text or JSON, with group commit as the server saw it
@@ -445,7 +493,7 @@ fn report(args: &Args, run: &Run, sh: &Histogram<u64>, e2e: &Histogram<u64>, met
     let fsyncs = metric("grove_ds_fsync_batch_size_count");
     let waiters = metric("grove_ds_fsync_batch_size_sum");
     let fsync_secs = metric("grove_ds_fsync_duration_seconds_sum");
-    let Run { g, n_groups, elapsed, cpu_secs, accepted: acc, deliveries: del } = *run;
+    let Run { g, n_groups, elapsed, cpu_secs, accepted: acc, deliveries: del, lost, accepted_all } = *run;
     let out = serde_json::json!({
         "group_size": g, "senders": args.senders, "groups": n_groups, "size": args.size, "duration_s": elapsed,
         "accepted_per_s": acc / elapsed, "deliveries_per_s": del / elapsed,
@@ -453,6 +501,9 @@ fn report(args: &Args, run: &Run, sh: &Histogram<u64>, e2e: &Histogram<u64>, met
         "e2e_p50_ms": e2e.value_at_quantile(0.5) as f64 / 1000.0, "e2e_p99_ms": e2e.value_at_quantile(0.99) as f64 / 1000.0,
         "server_cpu_s_per_1000_deliveries": if del > 0.0 { cpu_secs / del * 1000.0 } else { 0.0 },
         "server_cpu_s": cpu_secs,
+        "warmup_s": args.warmup,
+        "lost": lost,
+        "accepted_total": accepted_all,
         "fsyncs_total": fsyncs,
         "mean_fsync_batch": if fsyncs > 0.0 { waiters / fsyncs } else { 0.0 },
         "mean_fsync_ms": if fsyncs > 0.0 { fsync_secs / fsyncs * 1000.0 } else { 0.0 },
@@ -463,9 +514,9 @@ fn report(args: &Args, run: &Run, sh: &Histogram<u64>, e2e: &Histogram<u64>, met
     }
     let f = |k: &str| out[k].as_f64().unwrap_or(0.0);
     println!(
-        "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
+        "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; lost {lost} of {} deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
         args.senders, args.size, acc / elapsed, del / elapsed,
         f("send_p50_ms"), f("send_p99_ms"), f("e2e_p50_ms"), f("e2e_p99_ms"),
-        f("server_cpu_s_per_1000_deliveries"), fsyncs, f("mean_fsync_batch"), f("mean_fsync_ms")
+        f("server_cpu_s_per_1000_deliveries"), accepted_all * g as u64, fsyncs, f("mean_fsync_batch"), f("mean_fsync_ms")
     );
 }

@@ -27,18 +27,19 @@ fn main() {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     // Unique names, so a DS can serve several runs.
     let tag = std::process::id();
-    let (alice, bob, group) = rt.block_on(async {
-        let alice = Client::create(home.join("alice"), ClientConfig::new(&url, &format!("alice{tag}"))).await?;
-        let bob = Client::create(home.join("bob"), ClientConfig::new(&url, &format!("bob{tag}"))).await?;
-        let group = alice.create_group("bench").await?;
-        alice.add_members(&group, &[&format!("bob{tag}")]).await?;
-        bob.sync().await?;
-        // One exchange outside the count: first-use costs (connections, caches).
-        alice.send(&group, "warm-up").await?;
-        bob.sync().await?;
-        Ok::<_, grove_client::Error>((alice, bob, group))
-    })
-    .expect("setup");
+    let (alice, bob, group) = rt
+        .block_on(async {
+            let alice = Client::create(home.join("alice"), ClientConfig::new(&url, format!("alice{tag}"))).await?;
+            let bob = Client::create(home.join("bob"), ClientConfig::new(&url, format!("bob{tag}"))).await?;
+            let group = alice.create_group("bench").await?;
+            alice.add_members(&group, &[&format!("bob{tag}")]).await?;
+            bob.sync().await?;
+            // One exchange outside the count: first-use costs (connections, caches).
+            alice.send(&group, "warm-up").await?;
+            bob.sync().await?;
+            Ok::<_, grove_client::Error>((alice, bob, group))
+        })
+        .expect("setup");
     let received = measured(&rt, &alice, &bob, &group, rounds);
     assert_eq!(received, rounds, "bob received every message");
     println!("rounds={rounds} received={received}");

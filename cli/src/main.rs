@@ -144,6 +144,20 @@ enum GroupCmd {
     },
     /// List groups.
     List,
+    /// Show, or set, when this client updates its own leaf in a group
+    /// (post-compromise security): after a number of days or of own
+    /// messages, whichever comes first, on the next send or sync. 0 turns a
+    /// limit off.
+    Policy {
+        /// Group name or id.
+        group: String,
+        /// Update the own leaf when it is this many days old (default 7).
+        #[arg(long, value_name = "DAYS")]
+        update_days: Option<u64>,
+        /// Update the own leaf after this many own messages (default 1000).
+        #[arg(long, value_name = "N")]
+        update_messages: Option<u64>,
+    },
     /// Acknowledge a server rollback seen in a group (see `grove sync`):
     /// sending into it is allowed again.
     AckRollback {
@@ -318,6 +332,9 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
             let text = if had { "rollback acknowledged" } else { "no rollback to acknowledge" };
             Out { text: format!("{group}: {text}"), json: json!({ "group": group, "acknowledged": had }) }
         }
+        GroupCmd::Policy { group, update_days, update_messages } => {
+            group_policy(&c, &group, update_days, update_messages)?
+        }
         GroupCmd::Create { name, history } => {
             let id = c.create_group_with(&name, history).await?;
             Out {
@@ -380,6 +397,49 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
     })
 }
 
+/// `grove group policy`: shows, and with a flag sets, the self-update policy.
+fn group_policy(
+    c: &Client,
+    group: &str,
+    update_days: Option<u64>,
+    update_messages: Option<u64>,
+) -> anyhow::Result<Out> {
+    let mut status = c.update_policy(group)?;
+    let set = update_days.is_some() || update_messages.is_some();
+    if set {
+        let mut policy = status.policy;
+        if let Some(days) = update_days {
+            policy.max_age_secs = days.checked_mul(24 * 3600).context("--update-days is too large")?;
+        }
+        policy.max_messages = update_messages.unwrap_or(policy.max_messages);
+        status = c.set_update_policy(group, policy)?;
+    }
+    let p = status.policy;
+    let limit = |n: u64, unit: &str| if n == 0 { "never".to_owned() } else { format!("{n} {unit}") };
+    Ok(Out {
+        text: format!(
+            "{group}: update the own leaf after {} or {}, whichever comes first; leaf age {} s, {} message(s) since{}",
+            match p.max_age_secs {
+                s if s % (24 * 3600) == 0 => limit(s / (24 * 3600), "day(s)"),
+                s => format!("{s} s"),
+            },
+            limit(p.max_messages, "message(s)"),
+            status.leaf_age_secs,
+            status.sent_since_update,
+            if status.due { "; due on the next send or sync" } else { "" }
+        ),
+        json: json!({
+            "group": status.group,
+            "update_after_secs": p.max_age_secs,
+            "update_after_messages": p.max_messages,
+            "leaf_age_secs": status.leaf_age_secs,
+            "sent_since_update": status.sent_since_update,
+            "due": status.due,
+            "set": set,
+        }),
+    })
+}
+
 /// `grove sync`'s one-line summary; skipped entries only when there are any.
 fn sync_summary(r: &grove_client::SyncReport) -> String {
     let mut text = format!(
@@ -397,6 +457,9 @@ fn sync_summary(r: &grove_client::SyncReport) -> String {
         if n > 0 {
             text.push_str(&format!(", {n} {what}"));
         }
+    }
+    for g in &r.self_updated {
+        text.push_str(&format!("\nupdated the own leaf in {g} (self-update policy)"));
     }
     for rb in &r.rollbacks {
         text.push_str(&format!("\nserver_rollback: {rb} (acknowledge with `grove group ack-rollback <group>`)"));

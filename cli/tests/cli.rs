@@ -70,6 +70,20 @@ async fn cli_scenario_with_json() {
         assert_eq!(synced["joined"][0], gid.as_str());
         ok(&c, &["sync"]);
 
+        // The self-update policy: shown with its defaults, then set.
+        let p = ok(&b, &["group", "policy", "ops"]);
+        assert_eq!(
+            (p["update_after_secs"].as_u64(), p["update_after_messages"].as_u64()),
+            (Some(7 * 86_400), Some(1_000))
+        );
+        assert_eq!((p["due"].as_bool(), p["set"].as_bool()), (Some(false), Some(false)));
+        let p = ok(&b, &["group", "policy", "ops", "--update-days", "2", "--update-messages", "50"]);
+        assert_eq!(
+            (p["update_after_secs"].as_u64(), p["update_after_messages"].as_u64()),
+            (Some(2 * 86_400), Some(50))
+        );
+        assert_eq!(ok(&b, &["group", "policy", "ops"])["update_after_messages"], 50, "kept in bob's home");
+
         let members = ok(&b, &["group", "members", "ops"]);
         let names: Vec<&str> =
             members["members"].as_array().unwrap().iter().map(|m| m["user"].as_str().unwrap()).collect();

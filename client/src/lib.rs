@@ -35,6 +35,8 @@
 //!     after the DS's 201, redo on 409); `client/retry.rs`: the jittered
 //!     backoff between redos.
 //!   - `client/rollback.rs`: detecting a server rollback, and its acknowledgement.
+//!   - `client/self_update.rs`: the self-update policy (update the own leaf
+//!     after a time or a number of messages, on the next send or sync).
 //!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
 //!   - `client/sync.rs`: Welcomes and group logs, each entry decoded, then
 //!     applied (own echo, commit, proposal, application message).
@@ -85,8 +87,8 @@ pub mod tls;
 pub use client::Fault;
 pub use client::{
     safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, GroupSummary, KeyStatus, MemberInfo, Progress,
-    ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, WhoAmI,
+    ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, UpdateStatus, WhoAmI,
 };
 pub use error::{Error, Result};
-pub use records::{GroupState, HistoryPolicy, StoredMessage};
+pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};
 pub use tls::TrustMode;

@@ -62,6 +62,60 @@ pub(crate) struct GroupRecord {
     /// A server rollback seen in this group and not yet acknowledged.
     #[serde(default)]
     pub(crate) rollback: Option<Rollback>,
+    /// When this client updates its own leaf (post-compromise security).
+    #[serde(default)]
+    pub(crate) update_policy: UpdatePolicy,
+    /// When the own leaf was last fresh (created, joined or updated), Unix
+    /// seconds; 0 for groups of releases before the policy (due at once).
+    #[serde(default)]
+    pub(crate) leaf_since: u64,
+    /// Own application messages sent since then.
+    #[serde(default)]
+    pub(crate) sent_since_update: u64,
+}
+
+impl GroupRecord {
+    /// A record for a group this client has just created or joined.
+    pub(crate) fn fresh(name: Option<String>, joined_epoch: u64, history: HistoryPolicy, now: u64) -> Self {
+        GroupRecord {
+            name,
+            cursor: 0,
+            state: GroupState::Active,
+            joined_epoch,
+            next_local: 0,
+            announce_name: false,
+            history,
+            rollback: None,
+            update_policy: UpdatePolicy::default(),
+            leaf_since: now,
+            sent_since_update: 0,
+        }
+    }
+
+    /// Whether the own leaf is due for an update at `now` under the policy.
+    pub(crate) fn update_due(&self, now: u64) -> bool {
+        let p = self.update_policy;
+        (p.max_age_secs > 0 && now.saturating_sub(self.leaf_since) >= p.max_age_secs)
+            || (p.max_messages > 0 && self.sent_since_update >= p.max_messages)
+    }
+}
+
+/// When a member updates its own leaf, for post-compromise security: after
+/// `max_age_secs` or after `max_messages` own messages, whichever comes
+/// first. The update rides on the member's next send or sync (there is no
+/// background timer). 0 turns a limit off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UpdatePolicy {
+    /// Longest age of the own leaf, seconds (default 7 days).
+    pub max_age_secs: u64,
+    /// Most own messages on one leaf key (default 1,000).
+    pub max_messages: u64,
+}
+
+impl Default for UpdatePolicy {
+    fn default() -> Self {
+        UpdatePolicy { max_age_secs: 7 * 24 * 3600, max_messages: 1_000 }
+    }
 }
 
 /// A server rollback a client detected in one group.

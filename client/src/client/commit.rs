@@ -57,6 +57,13 @@ impl Client {
                         let mut g = Self::load(p, gid)?;
                         g.merge_pending_commit(p).mls("merge the own commit")?;
                         Repo::of(p).pending().remove(gid)?;
+                        if matches!(op, CommitOp::Update) {
+                            let now = self.now_secs();
+                            Repo::of(p).groups().update(gid, |r| {
+                                r.leaf_since = now;
+                                r.sent_since_update = 0;
+                            })?;
+                        }
                         self.pin_members(p, &g)
                     })?;
                     return outcome(true, attempt);

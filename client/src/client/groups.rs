@@ -23,11 +23,46 @@ fn create_config(suite: Ciphersuite) -> MlsGroupCreateConfig {
 
 /// How groups joined from a Welcome are configured.
 pub(super) fn join_config() -> MlsGroupJoinConfig {
+    padded_join_config(0)
+}
+
+/// The group configuration with MLS padding to multiples of `padding_size`
+/// bytes (see [`padding_block`]); the rest is as every Grove group has it.
+pub(super) fn padded_join_config(padding_size: usize) -> MlsGroupJoinConfig {
     MlsGroupJoinConfig::builder()
         .use_ratchet_tree_extension(true)
         .wire_format_policy(MIXED_PLAINTEXT_WIRE_FORMAT_POLICY)
         .max_past_epochs(MAX_PAST_EPOCHS)
+        .padding_size(padding_size)
         .build()
+}
+
+/// Bytes of a PrivateMessage's padded content besides the application data:
+/// the framed content (group id, epoch, sender, authenticated data, length
+/// prefixes), the signature and the AEAD tag. About 120 for a 16-byte group
+/// id; the margin leaves room for authenticated data and longer ids.
+const PADDING_MARGIN: usize = 192;
+
+/// The smallest bucket: every short message (a text of up to ~290 bytes)
+/// looks the same.
+const PADDING_SMALLEST: usize = 512;
+
+/// Past this, padded lengths are multiples of it rather than powers of two.
+const PADDING_LARGE: usize = 4096;
+
+/// The MLS padding block (RFC 9420 §6.3.1) for an application message of
+/// `payload_len` bytes, so that the DS learns only a bucket of its length:
+/// the padded content (application data plus [`PADDING_MARGIN`]) fills the
+/// smallest power of two from 512 to 4 KiB that holds it, and above 4 KiB a
+/// multiple of 4 KiB. openmls pads to a multiple of the block, so a block at
+/// least as large as the content pads it to exactly the block.
+pub(super) fn padding_block(payload_len: usize) -> usize {
+    let framed = payload_len.saturating_add(PADDING_MARGIN);
+    if framed > PADDING_LARGE {
+        PADDING_LARGE
+    } else {
+        framed.next_power_of_two().max(PADDING_SMALLEST)
+    }
 }
 
 impl Client {
@@ -97,16 +132,7 @@ impl Client {
             }
             .tls_serialize_detached()
             .mls("encode")?;
-            let rec = GroupRecord {
-                name: Some(name.to_owned()),
-                cursor: 0,
-                state: GroupState::Active,
-                joined_epoch: 0,
-                next_local: 0,
-                announce_name: false,
-                history,
-                rollback: None,
-            };
+            let rec = GroupRecord::fresh(Some(name.to_owned()), 0, history, self.now_secs());
             Repo::of(p).groups().put(&gid, &rec)?;
             Ok((gid, body))
         })

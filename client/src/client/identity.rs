@@ -137,6 +137,7 @@ impl Client {
             ds,
             fault: Mutex::new(None),
             retry_budget_ms,
+            clock_offset_secs: std::sync::atomic::AtomicU64::new(0),
             ops: tokio::sync::Mutex::new(()),
         })
     }

@@ -63,6 +63,7 @@ mod resources;
 pub(crate) use resources::fuzz_envelope;
 mod retry;
 mod rollback;
+mod self_update;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -71,6 +72,7 @@ mod types;
 pub use contacts::safety_number;
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 pub use retry::DEFAULT_RETRY_BUDGET;
+pub use self_update::UpdateStatus;
 pub use types::{
     ClientConfig, CommitOutcome, ContactInfo, Fault, GroupSummary, KeyStatus, MemberInfo, SafetyNumber, SyncReport,
     WhoAmI,
@@ -107,6 +109,8 @@ pub struct Client {
     fault: Mutex<Option<Fault>>,
     /// How long an operation is redone after 409s (milliseconds).
     retry_budget_ms: std::sync::atomic::AtomicU64,
+    /// Added to the system clock ([`Client::advance_clock`], tests only).
+    clock_offset_secs: std::sync::atomic::AtomicU64,
     /// Serializes this client's state-changing operations (an operation
     /// spans several transactions and network calls; two at once on one group
     /// would race for its single pending commit).
@@ -138,6 +142,19 @@ impl Client {
     fn backoff(&self) -> retry::Backoff {
         let ms = self.retry_budget_ms.load(std::sync::atomic::Ordering::Relaxed);
         retry::Backoff::new(std::time::Duration::from_millis(ms))
+    }
+
+    /// Moves this client's clock forward by `secs` (a mock clock for tests of
+    /// time-based policies, such as the self-update policy).
+    #[cfg(feature = "fault-injection")]
+    pub fn advance_clock(&self, secs: u64) {
+        self.clock_offset_secs.fetch_add(secs, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Now, Unix seconds, by this client's clock.
+    pub(super) fn now_secs(&self) -> u64 {
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        now.saturating_add(self.clock_offset_secs.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     fn fault(&self) -> Option<Fault> {

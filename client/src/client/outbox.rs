@@ -6,6 +6,7 @@
 use openmls::prelude::*;
 use tls_codec::Serialize as _;
 
+use super::groups::{padded_join_config, padding_block};
 use super::resources::Origin;
 use super::{b64url, hash, Client, Fault, SyncReport};
 use crate::error::{Error, MlsResultExt as _, Result};
@@ -26,7 +27,9 @@ impl Client {
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
         self.check_member_keys(&gid)?;
-        self.send_payload(&gid, &Envelope::Text { text: text.to_owned() }, Some(text)).await
+        let seq = self.send_payload(&gid, &Envelope::Text { text: text.to_owned() }, Some(text)).await?;
+        self.update_if_due_after(&gid).await;
+        Ok(seq)
     }
 
     /// Encrypts `env`, stores it in the outbox (and `text` in the history),
@@ -50,6 +53,7 @@ impl Client {
                         if let Some(local) = local {
                             Repo::of(p).messages().confirm(gid, local, posted.seq)?;
                         }
+                        Repo::of(p).groups().update(gid, |r| r.sent_since_update += 1)?;
                         if env.is_resource() {
                             let epoch = Self::load(p, gid)?.epoch().as_u64();
                             let at = Origin { sender: &self.id.user, seq: posted.seq, epoch };
@@ -93,6 +97,12 @@ impl Client {
         let repo = Repo::of(p);
         let mut rec = repo.groups().require(gid)?;
         let mut g = Self::load(p, gid)?;
+        // Pad to the length's bucket: the configuration is what openmls pads
+        // by, kept in the group's state (one small write when the bucket changes).
+        let block = padding_block(payload.len());
+        if g.configuration().padding_size() != block {
+            g.set_configuration(p.storage(), &padded_join_config(block))?;
+        }
         let msg = g.create_message(p, self.signer.as_ref(), payload).mls("encrypt")?;
         let bytes = msg.tls_serialize_detached().mls("encode")?;
         let local = match text {

@@ -46,6 +46,9 @@ impl Client {
             if self.group_record(&gid)?.rollback.is_none() {
                 self.commit_pending_proposals(&gid, &mut report).await?;
             }
+            if self.update_if_due_after(&gid).await {
+                report.self_updated.push(b64url(&gid));
+            }
         }
         if !report.joined.is_empty() {
             self.ensure_key_packages().await?;
@@ -113,15 +116,13 @@ impl Client {
             if group.group_id().as_slice() != gid.as_slice() {
                 return Err(Error::Protocol("Welcome for another group id than announced".into()));
             }
+            let history = existing.as_ref().map_or(HistoryPolicy::None, |r| r.history);
+            let name = existing.as_ref().and_then(|r| r.name.clone());
             let rec = GroupRecord {
-                name: existing.as_ref().and_then(|r| r.name.clone()),
                 cursor: existing.as_ref().map_or(0, |r| r.cursor),
-                state: GroupState::Active,
-                joined_epoch: group.epoch().as_u64(),
                 next_local: existing.as_ref().map_or(0, |r| r.next_local),
-                announce_name: false,
-                history: existing.as_ref().map_or(HistoryPolicy::None, |r| r.history),
-                rollback: None,
+                update_policy: existing.as_ref().map(|r| r.update_policy).unwrap_or_default(),
+                ..GroupRecord::fresh(name, group.epoch().as_u64(), history, self.now_secs())
             };
             repo.groups().put(&gid, &rec)?;
             self.pin_members(p, &group)?;

@@ -36,6 +36,9 @@ fn write_last_release_home(home: &std::path::Path) {
             announce_name: false,
             history: HistoryPolicy::None,
             rollback: None,
+            update_policy: Default::default(),
+            leaf_since: 0,
+            sent_since_update: 0,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

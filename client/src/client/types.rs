@@ -161,6 +161,10 @@ pub struct SyncReport {
     /// members refuse too, such as one with a bad confirmation tag): `"<id>:
     /// <error>"`. Such a group stays at its cursor; the other groups went on.
     pub errors: Vec<String>,
+    /// Groups in which this client updated its own leaf because the
+    /// self-update policy said so (ids; see `Client::update_policy`).
+    #[serde(default)]
+    pub self_updated: Vec<String>,
 }
 
 /// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)

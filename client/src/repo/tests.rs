@@ -15,6 +15,9 @@ fn record(name: Option<&str>) -> GroupRecord {
         announce_name: false,
         history: HistoryPolicy::None,
         rollback: None,
+        update_policy: Default::default(),
+        leaf_since: 0,
+        sent_since_update: 0,
     }
 }
 

@@ -158,6 +158,12 @@ enum GroupCmd {
         #[arg(long, value_name = "N")]
         update_messages: Option<u64>,
     },
+    /// Acknowledge a fork seen in a group (see `grove read`): sending into it
+    /// is allowed again. Members on the other branch still cannot read it.
+    AckFork {
+        /// Group name or id.
+        group: String,
+    },
     /// Acknowledge a server rollback seen in a group (see `grove sync`):
     /// sending into it is allowed again.
     AckRollback {
@@ -211,6 +217,7 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::AmbiguousGroup { .. } => "ambiguous_group",
         E::GroupLeft(_) => "group_left",
         E::ServerRollback { .. } => "server_rollback",
+        E::ForkDetected { .. } => "fork_detected",
         E::NotInGroup { .. } => "not_in_group",
         E::Tls(_) => "tls",
         E::BadKeyPackage { .. } => "bad_key_package",
@@ -290,19 +297,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             let r = c.sync().await?;
             Out { text: sync_summary(&r), json: serde_json::to_value(&r)? }
         }
-        Cmd::Read { group } => {
-            let c = Client::open(&home)?;
-            let msgs = c.messages(&group)?;
-            let text = msgs
-                .iter()
-                .map(|m| {
-                    let seq = m.seq.map_or_else(|| "unsent".to_owned(), |s| s.to_string());
-                    format!("[{seq}] {}: {}", m.sender, m.text)
-                })
-                .collect::<Vec<_>>()
-                .join("\n");
-            Out { text, json: json!({ "group": group, "messages": msgs }) }
-        }
+        Cmd::Read { group } => read_group(&Client::open(&home)?, &group)?,
         Cmd::Verify { user, confirm } => {
             let c = Client::open(&home)?;
             let s = c.verify(&user, confirm).await?;
@@ -327,6 +322,11 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
 
 async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
     Ok(match g {
+        GroupCmd::AckFork { group } => {
+            let had = c.acknowledge_fork(&group).await?;
+            let text = if had { "fork acknowledged" } else { "no fork to acknowledge" };
+            Out { text: format!("{group}: {text}"), json: json!({ "group": group, "acknowledged": had }) }
+        }
         GroupCmd::AckRollback { group } => {
             let had = c.acknowledge_rollback(&group).await?;
             let text = if had { "rollback acknowledged" } else { "no rollback to acknowledge" };
@@ -397,6 +397,29 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
     })
 }
 
+/// `grove read`: the group's messages in log order, and a fork if one was seen.
+fn read_group(c: &Client, group: &str) -> anyhow::Result<Out> {
+    let msgs = c.messages(group)?;
+    let mut text = msgs
+        .iter()
+        .map(|m| {
+            let seq = m.seq.map_or_else(|| "unsent".to_owned(), |s| s.to_string());
+            format!("[{seq}] {}: {}", m.sender, m.text)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let fork = c.fork(group)?;
+    if let Some(f) = &fork {
+        text.push_str(&format!(
+            "\nfork_detected: epoch {} (log entry {}): members were shown different histories; \
+             sending is stopped until `grove group ack-fork {group}`",
+            f.epoch, f.seq
+        ));
+    }
+    let fork = fork.map(|f| json!({ "type": "fork_detected", "epoch": f.epoch, "seq": f.seq, "members": f.members }));
+    Ok(Out { text, json: json!({ "group": group, "messages": msgs, "fork_detected": fork }) })
+}
+
 /// `grove group policy`: shows, and with a flag sets, the self-update policy.
 fn group_policy(
     c: &Client,
@@ -460,6 +483,11 @@ fn sync_summary(r: &grove_client::SyncReport) -> String {
     }
     for g in &r.self_updated {
         text.push_str(&format!("\nupdated the own leaf in {g} (self-update policy)"));
+    }
+    for f in &r.forks {
+        text.push_str(&format!(
+            "\nfork_detected: {f} (see `grove read`; acknowledge with `grove group ack-fork <group>`)"
+        ));
     }
     for rb in &r.rollbacks {
         text.push_str(&format!("\nserver_rollback: {rb} (acknowledge with `grove group ack-rollback <group>`)"));

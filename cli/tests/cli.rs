@@ -97,6 +97,7 @@ async fn cli_scenario_with_json() {
         ok(&b, &["send", "ops", "--file", msg_file.to_str().unwrap()]);
         ok(&c, &["sync"]);
         let read = ok(&c, &["read", "ops"]);
+        assert_eq!(read.get("fork_detected"), Some(&Value::Null), "no fork: {read}");
         let texts: Vec<String> = read["messages"]
             .as_array()
             .unwrap()

@@ -87,6 +87,18 @@ pub enum Error {
         /// What was seen.
         detail: String,
     },
+    /// Two members' epoch authenticators differ for the same epoch: the DS
+    /// showed them different commits (a fork). Sending into the group is
+    /// refused until the user acknowledges it.
+    #[error("fork detected in {group}: another member's epoch authenticator for epoch {epoch} differs from this client's (log entry {seq}); the DS showed members different histories. Nothing more is sent into this group until you acknowledge it (`grove group ack-fork {group}`); members on the other branch cannot read this client, so recreate the group or have them rejoin, and tell the DS operator")]
+    ForkDetected {
+        /// The group.
+        group: String,
+        /// The epoch whose authenticators differ.
+        epoch: u64,
+        /// The log entry that showed it.
+        seq: u64,
+    },
     /// The user is not a member of the group.
     #[error("{user} is not a member of {group}")]
     NotInGroup {

@@ -35,6 +35,8 @@
 //!     after the DS's 201, redo on 409); `client/retry.rs`: the jittered
 //!     backoff between redos.
 //!   - `client/rollback.rs`: detecting a server rollback, and its acknowledgement.
+//!   - `client/fork.rs`: fork detection (a tag of the epoch authenticator in
+//!     every application message, compared by receivers).
 //!   - `client/self_update.rs`: the self-update policy (update the own leaf
 //!     after a time or a number of messages, on the next send or sync).
 //!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
@@ -86,8 +88,8 @@ pub mod tls;
 #[cfg(feature = "fault-injection")]
 pub use client::Fault;
 pub use client::{
-    safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, GroupSummary, KeyStatus, MemberInfo, Progress,
-    ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, UpdateStatus, WhoAmI,
+    safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, ForkInfo, GroupSummary, KeyStatus, MemberInfo,
+    Progress, ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, UpdateStatus, WhoAmI,
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};

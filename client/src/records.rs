@@ -72,6 +72,20 @@ pub(crate) struct GroupRecord {
     /// Own application messages sent since then.
     #[serde(default)]
     pub(crate) sent_since_update: u64,
+    /// A fork seen in this group and not yet acknowledged.
+    #[serde(default)]
+    pub(crate) fork: Option<ForkRecord>,
+}
+
+/// A fork one client detected in one group (see `client/fork.rs`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ForkRecord {
+    /// The epoch whose authenticators differ.
+    pub(crate) epoch: u64,
+    /// The log entry that showed it.
+    pub(crate) seq: u64,
+    /// The sender of that entry, if it could be decrypted.
+    pub(crate) members: Vec<String>,
 }
 
 impl GroupRecord {
@@ -89,6 +103,7 @@ impl GroupRecord {
             update_policy: UpdatePolicy::default(),
             leaf_since: now,
             sent_since_update: 0,
+            fork: None,
         }
     }
 

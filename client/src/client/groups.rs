@@ -243,11 +243,14 @@ impl Client {
     }
 
     /// Refuses to send into a group this client left, or one with an
-    /// unacknowledged server rollback.
+    /// unacknowledged server rollback or fork.
     pub(super) fn require_active(&self, gid: &[u8]) -> Result<()> {
         match self.group_record(gid)?.state {
             GroupState::Left => Err(Error::GroupLeft(b64url(gid))),
-            _ => self.require_no_rollback(gid),
+            _ => {
+                self.require_no_rollback(gid)?;
+                self.require_no_fork(gid)
+            }
         }
     }
 

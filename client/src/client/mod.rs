@@ -54,6 +54,7 @@ use crate::storage::{GroveProvider, SledStorage};
 
 mod commit;
 mod contacts;
+mod fork;
 mod groups;
 mod identity;
 mod outbox;
@@ -70,6 +71,7 @@ mod tests;
 mod types;
 
 pub use contacts::safety_number;
+pub use fork::ForkInfo;
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 pub use retry::DEFAULT_RETRY_BUDGET;
 pub use self_update::UpdateStatus;

@@ -6,6 +6,7 @@
 use openmls::prelude::*;
 use tls_codec::Serialize as _;
 
+use super::fork::fork_tag;
 use super::groups::{padded_join_config, padding_block};
 use super::resources::Origin;
 use super::{b64url, hash, Client, Fault, SyncReport};
@@ -103,6 +104,7 @@ impl Client {
         if g.configuration().padding_size() != block {
             g.set_configuration(p.storage(), &padded_join_config(block))?;
         }
+        g.set_aad(fork_tag(&g));
         let msg = g.create_message(p, self.signer.as_ref(), payload).mls("encrypt")?;
         let bytes = msg.tls_serialize_detached().mls("encode")?;
         let local = match text {

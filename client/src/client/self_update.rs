@@ -50,7 +50,11 @@ impl Client {
     /// whether it committed an update. Called with the operation lock held.
     pub(super) async fn update_if_due(&self, gid: &[u8]) -> Result<bool> {
         let rec = self.group_record(gid)?;
-        if rec.state != GroupState::Active || rec.rollback.is_some() || !rec.update_due(self.now_secs()) {
+        if rec.state != GroupState::Active
+            || rec.rollback.is_some()
+            || rec.fork.is_some()
+            || !rec.update_due(self.now_secs())
+        {
             return Ok(false);
         }
         let outcome = self.commit(gid, "update", CommitOp::Update).await?;

@@ -54,6 +54,7 @@ impl Client {
             self.ensure_key_packages().await?;
         }
         self.report_rollbacks(&mut report)?;
+        self.report_forks(&mut report)?;
         Ok(report)
     }
 
@@ -239,9 +240,24 @@ impl Client {
         if skip {
             return Ok(false);
         }
-        match decode_entry(m).map(|pm| g.process_message(p, pm)) {
-            Some(Ok(processed)) => self.apply_processed(p, &mut g, rec, m, processed, report),
+        let pm = decode_entry(m);
+        // The fork tag is read before decryption: a message from another
+        // branch of a fork cannot be decrypted here, but its tag can be read.
+        let aad = match &pm {
+            Some(ProtocolMessage::PrivateMessage(pm)) if m.epoch == g.epoch().as_u64() => Some(pm.aad().to_vec()),
+            _ => None,
+        };
+        match pm.map(|pm| g.process_message(p, pm)) {
+            Some(Ok(processed)) => {
+                if let Some(aad) = &aad {
+                    Self::check_fork(&g, rec, m.seq, aad, Some(&identity_of(processed.credential())));
+                }
+                self.apply_processed(p, &mut g, rec, m, processed, report)
+            }
             Some(Err(e)) if m.kind == proto::EntryKind::Application => {
+                if let Some(aad) = &aad {
+                    Self::check_fork(&g, rec, m.seq, aad, None);
+                }
                 tracing::debug!(seq = m.seq, error = ?e, "skipping an undecryptable application message");
                 report.undecryptable += 1;
                 Ok(false)

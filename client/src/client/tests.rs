@@ -39,6 +39,7 @@ fn write_last_release_home(home: &std::path::Path) {
             update_policy: Default::default(),
             leaf_since: 0,
             sent_since_update: 0,
+            fork: None,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

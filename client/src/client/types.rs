@@ -165,6 +165,10 @@ pub struct SyncReport {
     /// self-update policy said so (ids; see `Client::update_policy`).
     #[serde(default)]
     pub self_updated: Vec<String>,
+    /// Unacknowledged forks (`"<id>: epoch N (seen at seq S)"`): members were
+    /// shown different commits for one epoch. See `Client::fork`.
+    #[serde(default)]
+    pub forks: Vec<String>,
 }
 
 /// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)

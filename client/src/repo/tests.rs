@@ -18,6 +18,7 @@ fn record(name: Option<&str>) -> GroupRecord {
         update_policy: Default::default(),
         leaf_since: 0,
         sent_since_update: 0,
+        fork: None,
     }
 }
 

@@ -1,6 +1,8 @@
 //! A malicious DS for tests: a proxy in front of the real one that forwards
 //! everything, except (when switched on) the lookup of `bob` and claims of
-//! bob's KeyPackages, answered with mallory's key.
+//! bob's KeyPackages, answered with mallory's key, and commits, answered
+//! with a 201 without reaching the DS (so the committer moves to an epoch
+//! nobody else sees: a fork).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,6 +23,7 @@ pub struct Evil {
     pub http: reqwest::Client,
     pub fake_lookup: AtomicBool,
     pub fake_claim: AtomicBool,
+    pub fake_commit: AtomicBool,
     pub fake_key: Vec<u8>,
     pub fake_credential: Vec<u8>,
     pub fake_kp: Vec<u8>,
@@ -44,6 +47,11 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
     if st.fake_claim.load(Ordering::SeqCst) && req.method() == "POST" && path.starts_with("/v1/key-packages/bob/claim")
     {
         return ([("content-type", grove_proto::MEDIA_MLS)], st.fake_kp.clone()).into_response();
+    }
+    if st.fake_commit.load(Ordering::SeqCst) && req.method() == "POST" && path.ends_with("/commits") {
+        let posted = grove_proto::PostedResponse { seq: u64::MAX, epoch: u64::MAX };
+        return (StatusCode::CREATED, [("content-type", "application/json")], serde_json::to_vec(&posted).unwrap())
+            .into_response();
     }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
     let mut rb = st.http.request(method, format!("{}{}", st.upstream, path));
@@ -85,6 +93,7 @@ pub async fn start(upstream: &str) -> (String, Arc<Evil>, String) {
         http: reqwest::Client::new(),
         fake_lookup: AtomicBool::new(false),
         fake_claim: AtomicBool::new(false),
+        fake_commit: AtomicBool::new(false),
         fake_key: mallory.public().to_vec(),
         fake_credential: cred.tls_serialize_detached().unwrap(),
         fake_kp: MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().unwrap(),
@@ -100,6 +109,10 @@ impl Evil {
     /// Switches the substituted lookup on or off.
     pub fn lookup(&self, on: bool) {
         self.fake_lookup.store(on, Ordering::SeqCst);
+    }
+    /// Switches the swallowed commits on or off.
+    pub fn swallow_commits(&self, on: bool) {
+        self.fake_commit.store(on, Ordering::SeqCst);
     }
     /// Switches the substituted KeyPackage claim on or off.
     pub fn claim(&self, on: bool) {

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::BTreeMap;
 
-use common::{new_client, start_ds, texts, TestResult, SUITES};
+use common::{ds_with_pair, texts, TestResult, SUITES};
 use grove_proto::EntryKind;
 
 /// Texts of several lengths, sent by alice: the ciphertexts the DS stored
@@ -16,13 +16,7 @@ async fn application_messages_are_padded_to_buckets() -> TestResult {
     let lengths = [1usize, 200, 1_000, 1_500, 5_000, 6_000, 9_000];
     for suite in SUITES {
         let dir = tempfile::tempdir()?;
-        let ds = start_ds(dir.path()).await;
-        let url = ds.url();
-        let alice = new_client(dir.path(), &url, "alice", suite).await;
-        let bob = new_client(dir.path(), &url, "bob", suite).await;
-        alice.create_group("pad").await?;
-        alice.add_members("pad", &["bob"]).await?;
-        bob.sync().await?;
+        let (ds, alice, bob) = ds_with_pair(dir.path(), suite, "pad").await;
         let before = alice.fetch_log("pad", 0).await?.last_seq;
 
         let mut sent = Vec::new();

@@ -560,7 +560,7 @@ impl Peer {
     }
 
     /// Processes the log after the cursor; returns the application payloads
-    /// (checking that their MLS authenticated_data is empty).
+    /// (checking their MLS authenticated_data against docs/api.md §10.1).
     async fn sync(&mut self, group: &mut MlsGroup) -> Vec<Vec<u8>> {
         let mut out = Vec::new();
         loop {
@@ -586,7 +586,20 @@ impl Peer {
                 let processed = group
                     .process_message(&self.provider, pm)
                     .unwrap_or_else(|e| panic!("{} processing seq {}: {e:?}", self.name, self.cursor));
-                assert!(processed.aad().is_empty(), "Grove sends no MLS authenticated_data");
+                // docs/api.md §10.1: application messages carry the fork tag
+                // (of the epoch authenticator this peer computed itself),
+                // handshake messages no authenticated_data.
+                let want = match processed.content() {
+                    ProcessedMessageContent::ApplicationMessage(_) => fork_tag(group),
+                    _ => Vec::new(),
+                };
+                assert_eq!(
+                    hex::encode(processed.aad()),
+                    hex::encode(want),
+                    "{}: authenticated_data of seq {}",
+                    self.name,
+                    self.cursor
+                );
                 match processed.into_content() {
                     ProcessedMessageContent::ApplicationMessage(a) => out.push(a.into_bytes()),
                     ProcessedMessageContent::StagedCommitMessage(s) => {
@@ -1060,4 +1073,14 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     bob.sync(&mut group).await;
     assert_eq!(group.epoch().as_u64(), 4, "bob followed both commits");
     Ok(())
+}
+
+/// The fork tag of docs/api.md §10.1, computed from `group`'s epoch
+/// authenticator: `GRV1` and 16 bytes of SHA-256("grove epoch authenticator" || it).
+fn fork_tag(group: &MlsGroup) -> Vec<u8> {
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"grove epoch authenticator");
+    h.update(group.epoch_authenticator().as_slice());
+    [&b"GRV1"[..], &h.finalize()[..16]].concat()
 }

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{new_client, start_ds, texts, TestResult, SUITES};
+use common::{ds_with_pair, new_client, start_ds, texts, TestResult, SUITES};
 use grove_client::{Client, UpdatePolicy};
 use grove_proto::EntryKind;
 
@@ -38,13 +38,7 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 async fn leaf_is_updated_by_age_and_a_leaked_old_state_reads_nothing_after() -> TestResult {
     for suite in SUITES {
         let dir = tempfile::tempdir()?;
-        let ds = start_ds(dir.path()).await;
-        let url = ds.url();
-        let alice = new_client(dir.path(), &url, "alice", suite).await;
-        let bob = new_client(dir.path(), &url, "bob", suite).await;
-        alice.create_group("pcs").await?;
-        alice.add_members("pcs", &["bob"]).await?;
-        bob.sync().await?;
+        let (ds, alice, bob) = ds_with_pair(dir.path(), suite, "pcs").await;
 
         let status = bob.update_policy("pcs")?;
         assert_eq!(status.policy, UpdatePolicy { max_age_secs: 7 * DAY, max_messages: 1_000 }, "the default");

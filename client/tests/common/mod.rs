@@ -33,6 +33,19 @@ pub async fn new_client(dir: &Path, url: &str, user: &str, suite: u16) -> Client
     Client::create(dir.join(user), config(url, user, suite)).await.unwrap_or_else(|e| panic!("create {user}: {e}"))
 }
 
+/// A DS, and alice and bob in a group named `group` that alice created and
+/// bob joined.
+pub async fn ds_with_pair(dir: &Path, suite: u16, group: &str) -> (TestServer, Client, Client) {
+    let ds = start_ds(dir).await;
+    let url = ds.url();
+    let alice = new_client(dir, &url, "alice", suite).await;
+    let bob = new_client(dir, &url, "bob", suite).await;
+    alice.create_group(group).await.expect("alice creates the group");
+    alice.add_members(group, &["bob"]).await.expect("alice adds bob");
+    bob.sync().await.expect("bob joins");
+    (ds, alice, bob)
+}
+
 pub fn texts(c: &Client, group: &str) -> Vec<String> {
     c.messages(group).expect("messages").into_iter().map(|m| format!("{}: {}", m.sender, m.text)).collect()
 }

@@ -75,6 +75,9 @@ pub(crate) struct GroupRecord {
     /// A fork seen in this group and not yet acknowledged.
     #[serde(default)]
     pub(crate) fork: Option<ForkRecord>,
+    /// The epoch of the last fork the user acknowledged: not reported again.
+    #[serde(default)]
+    pub(crate) fork_acknowledged_epoch: Option<u64>,
 }
 
 /// A fork one client detected in one group (see `client/fork.rs`).
@@ -104,6 +107,7 @@ impl GroupRecord {
             leaf_since: now,
             sent_since_update: 0,
             fork: None,
+            fork_acknowledged_epoch: None,
         }
     }
 

@@ -63,6 +63,13 @@ async fn a_fork_is_detected_within_one_message_of_either_member() -> TestResult 
         let fork = bob.fork("f")?.expect("bob records the fork");
         assert_eq!((fork.epoch, fork.seq), (epoch + 1, seq));
         assert!(matches!(bob.send("f", "x").await, Err(Error::ForkDetected { .. })));
+
+        // An acknowledged fork is not reported again for its epoch.
+        assert!(bob.acknowledge_fork("f").await?);
+        bob.send("f", "still on the other branch").await?;
+        let report = alice.sync().await?;
+        assert!(report.forks.is_empty() && alice.fork("f")?.is_none(), "suite {suite}: {report:?}");
+        assert_eq!(report.undecryptable, 1, "the other branch still cannot be read");
         ds.shutdown().await?;
     }
     Ok(())

@@ -55,15 +55,11 @@ impl Client {
                     }
                     self.provider.transaction(|p| -> Result<()> {
                         let mut g = Self::load(p, gid)?;
+                        let mut rec = Repo::of(p).groups().require(gid)?;
+                        self.note_own_commit(&g, &mut rec);
+                        Repo::of(p).groups().put(gid, &rec)?;
                         g.merge_pending_commit(p).mls("merge the own commit")?;
                         Repo::of(p).pending().remove(gid)?;
-                        if matches!(op, CommitOp::Update) {
-                            let now = self.now_secs();
-                            Repo::of(p).groups().update(gid, |r| {
-                                r.leaf_since = now;
-                                r.sent_since_update = 0;
-                            })?;
-                        }
                         self.pin_members(p, &g)
                     })?;
                     return outcome(true, attempt);

@@ -2,16 +2,20 @@
 //! `authenticated_data` (readable without decrypting), a tag of the sender's
 //! epoch authenticator. Members who processed the same commits have the same
 //! epoch authenticator; a DS that showed two members different commits for
-//! one epoch (a fork) cannot make their tags agree. A receiver that sees a
-//! well-formed tag for its current epoch that differs from its own records
-//! the fork, reports it ([`SyncReport::forks`], [`Client::fork`]) and sends
+//! one epoch (a fork) cannot make their tags agree. A receiver records a
+//! fork when an application message of its current epoch carries another
+//! tag or fails its AEAD check (which no message of an honest member's
+//! current epoch does, tag or not: a DS cannot hide a fork by stripping the
+//! tag), or is of a later epoch than its own. It then reports it ([`SyncReport::forks`], [`Client::fork`]) and sends
 //! nothing more into the group until the user acknowledges it
 //! ([`Client::acknowledge_fork`]).
 //!
-//! Only messages of the receiver's current epoch are compared (past epochs'
-//! authenticators are not kept). Messages without a tag (older Grove
-//! releases, other clients) are not checked.
+//! Messages of past epochs are not checked (their authenticators are not
+//! kept): a member left behind at an earlier epoch reads the other branch's
+//! messages as of a later epoch and detects the fork; the member ahead of it
+//! does not, from those messages.
 
+use openmls::framing::errors::MessageDecryptionError;
 use openmls::prelude::*;
 use sha2::Digest as _;
 
@@ -53,20 +57,57 @@ pub struct ForkInfo {
 }
 
 impl Client {
-    /// Compares the tag in an application message of the current epoch with
-    /// this client's own; on a difference, records the fork in `rec` (the
-    /// first one is kept until acknowledged). `sender` is the decrypted
-    /// sender, if the message could be decrypted.
-    pub(super) fn check_fork(g: &MlsGroup, rec: &mut GroupRecord, seq: u64, aad: &[u8], sender: Option<&str>) {
-        let epoch = g.epoch().as_u64();
-        if aad.len() != TAG_PREFIX.len() + TAG_HASH_LEN || !aad.starts_with(TAG_PREFIX) || rec.fork.is_some() {
-            return;
+    /// Compares the tag of a decrypted application message of `epoch` with
+    /// this client's own, if `epoch` is the current one. A different
+    /// well-formed tag is recorded as a fork in `rec` (a member with the same
+    /// epoch secret but another authenticator: a lying member).
+    pub(super) fn check_fork_tag(
+        g: &MlsGroup,
+        rec: &mut GroupRecord,
+        seq: u64,
+        epoch: u64,
+        aad: &[u8],
+        sender: Option<&str>,
+    ) {
+        let well_formed = aad.len() == TAG_PREFIX.len() + TAG_HASH_LEN && aad.starts_with(TAG_PREFIX);
+        if epoch == g.epoch().as_u64() && well_formed && aad != fork_tag(g).as_slice() {
+            flag_fork(
+                g,
+                rec,
+                epoch,
+                seq,
+                sender.map(str::to_owned).into_iter().collect(),
+                "its epoch authenticator differs",
+            );
         }
-        if aad == fork_tag(g).as_slice() {
-            return;
+    }
+
+    /// What an application message that could not be decrypted says about a
+    /// fork. In an honest group a message of the current epoch always
+    /// decrypts, and none is of a later epoch (the DS refuses those, and a
+    /// commit comes before the messages of its epoch in the log). So a
+    /// message of a later epoch, one of the current epoch that fails its
+    /// AEAD check, or one whose tag differs, is recorded as a fork in `rec`.
+    pub(super) fn check_undecryptable<E>(
+        g: &MlsGroup,
+        rec: &mut GroupRecord,
+        seq: u64,
+        epoch: u64,
+        aad: &[u8],
+        error: &ProcessMessageError<E>,
+    ) {
+        let current = g.epoch().as_u64();
+        let aead = matches!(
+            error,
+            ProcessMessageError::ValidationError(ValidationError::UnableToDecrypt(MessageDecryptionError::AeadError))
+        );
+        if epoch > current {
+            flag_fork(g, rec, epoch, seq, Vec::new(), "it is of an epoch this client never saw committed");
+        } else if epoch == current && aead {
+            flag_fork(g, rec, epoch, seq, Vec::new(), "it does not decrypt with this epoch's keys");
+        } else {
+            Self::check_fork_tag(g, rec, seq, epoch, aad, None);
         }
-        tracing::warn!(group = %b64url(g.group_id().as_slice()), epoch, seq, "fork detected: another epoch authenticator");
-        rec.fork = Some(ForkRecord { epoch, seq, members: sender.map(str::to_owned).into_iter().collect() });
     }
 
     /// The fork seen in `group` and not acknowledged yet, if any.
@@ -98,19 +139,34 @@ impl Client {
         Ok(())
     }
 
-    /// Acknowledges a fork seen in `group`: sending into it is allowed again.
+    /// Acknowledges a fork seen in `group`: sending into it is allowed again,
+    /// and that epoch's fork is not reported again (a later epoch's is).
     /// This does not heal the fork: members on the other branch still cannot
     /// read what this client sends (they rejoin, or the group is recreated).
     /// Returns whether there was one.
     pub async fn acknowledge_fork(&self, group: &str) -> Result<bool> {
         let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
-        let rec = self.provider.transaction(|p| {
+        let had = self.provider.transaction(|p| {
             let groups = Repo::of(p).groups();
             let had = groups.require(&gid)?.fork.is_some();
-            groups.update(&gid, |r| r.fork = None)?;
+            groups.update(&gid, |r| {
+                if let Some(f) = r.fork.take() {
+                    r.fork_acknowledged_epoch = Some(f.epoch);
+                }
+            })?;
             Ok::<_, Error>(had)
         })?;
-        Ok(rec)
+        Ok(had)
     }
+}
+
+/// Records a fork in `rec`, unless one is recorded already or the user
+/// acknowledged this epoch's.
+fn flag_fork(g: &MlsGroup, rec: &mut GroupRecord, epoch: u64, seq: u64, members: Vec<String>, why: &str) {
+    if rec.fork.is_some() || rec.fork_acknowledged_epoch == Some(epoch) {
+        return;
+    }
+    tracing::warn!(group = %b64url(g.group_id().as_slice()), epoch, seq, why, "fork detected");
+    rec.fork = Some(ForkRecord { epoch, seq, members });
 }

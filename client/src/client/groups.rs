@@ -37,10 +37,10 @@ pub(super) fn padded_join_config(padding_size: usize) -> MlsGroupJoinConfig {
         .build()
 }
 
-/// Bytes of a PrivateMessage's padded content besides the application data:
-/// the framed content (group id, epoch, sender, authenticated data, length
-/// prefixes), the signature and the AEAD tag. About 120 for a 16-byte group
-/// id; the margin leaves room for authenticated data and longer ids.
+/// An upper bound on the bytes of a PrivateMessage's padded content besides
+/// the application data: its length prefix, the signature (and its length),
+/// the AEAD tag. About 90 with Ed25519; the margin leaves room for larger
+/// signatures and later fields.
 const PADDING_MARGIN: usize = 192;
 
 /// The smallest bucket: every short message (a text of up to ~290 bytes)
@@ -53,13 +53,14 @@ const PADDING_LARGE: usize = 4096;
 /// The MLS padding block (RFC 9420 §6.3.1) for an application message of
 /// `payload_len` bytes, so that the DS learns only a bucket of its length:
 /// the padded content (application data plus [`PADDING_MARGIN`]) fills the
-/// smallest power of two from 512 to 4 KiB that holds it, and above 4 KiB a
-/// multiple of 4 KiB. openmls pads to a multiple of the block, so a block at
-/// least as large as the content pads it to exactly the block.
+/// smallest power of two from 512 to 4 KiB that holds it, and above 4 KiB
+/// the smallest multiple of 4 KiB that holds it. openmls pads to a multiple
+/// of the block, so a block at least as large as the content pads it to
+/// exactly the block.
 pub(super) fn padding_block(payload_len: usize) -> usize {
     let framed = payload_len.saturating_add(PADDING_MARGIN);
     if framed > PADDING_LARGE {
-        PADDING_LARGE
+        framed.div_ceil(PADDING_LARGE).saturating_mul(PADDING_LARGE)
     } else {
         framed.next_power_of_two().max(PADDING_SMALLEST)
     }

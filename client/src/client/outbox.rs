@@ -40,6 +40,8 @@ impl Client {
         let payload = serde_json::to_vec(env).map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let mut backoff = self.backoff();
         loop {
+            // A sync after a 409 may have found a fork: stop there too.
+            self.require_no_fork(gid)?;
             let envelope = env.is_resource().then(|| payload.clone());
             let (bytes, local) = self.provider.transaction(|p| self.seal_message(p, gid, &payload, envelope, text))?;
             if self.fault() == Some(Fault::StopBeforeSend) {
@@ -137,7 +139,7 @@ impl Client {
     /// history as unsent.
     pub(super) async fn resend_unconfirmed(&self, gid: &[u8]) -> Result<()> {
         let rec = self.group_record(gid)?;
-        if rec.state == GroupState::Left || rec.rollback.is_some() {
+        if rec.state == GroupState::Left || rec.rollback.is_some() || rec.fork.is_some() {
             return Ok(());
         }
         let todo: Vec<(Vec<u8>, OutboxEntry)> = self

@@ -6,7 +6,7 @@
 use super::commit::CommitOp;
 use super::{b64url, Client};
 use crate::error::Result;
-use crate::records::{GroupState, UpdatePolicy};
+use crate::records::{GroupRecord, GroupState, UpdatePolicy};
 
 /// A group's self-update policy and where the own leaf stands against it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +44,18 @@ impl Client {
         let gid = self.resolve_group(group)?;
         self.provider.transaction(|p| crate::repo::Repo::of(p).groups().update(&gid, |r| r.update_policy = policy))?;
         self.update_policy(group)
+    }
+
+    /// Before an own pending commit of `g` is merged: if it carries a path,
+    /// it gives the own leaf fresh keys, so the policy's clock and message
+    /// count restart (in `rec`, written by the caller in the same
+    /// transaction). Called on every path that merges an own commit: after
+    /// the DS's 201, and when the log confirms one whose 201 was lost.
+    pub(super) fn note_own_commit(&self, g: &openmls::prelude::MlsGroup, rec: &mut GroupRecord) {
+        if g.pending_commit().is_some_and(|c| c.update_path_leaf_node().is_some()) {
+            rec.leaf_since = self.now_secs();
+            rec.sent_since_update = 0;
+        }
     }
 
     /// Updates the own leaf in `gid` if the policy says it is due. Returns

@@ -135,7 +135,7 @@ impl Client {
     pub(super) async fn sync_group(&self, gid: &[u8], report: &mut SyncReport) -> Result<()> {
         self.fetch_and_apply(gid, report).await?;
         let rec = self.group_record(gid)?;
-        if rec.announce_name && rec.state == GroupState::Active {
+        if rec.announce_name && rec.state == GroupState::Active && rec.fork.is_none() && rec.rollback.is_none() {
             // Boxed: sending may sync again (on a lost race), which may land here.
             // The added users are not known here (the add was recovered from the log).
             Box::pin(self.announce_to_new_members(gid, &[])).await?;
@@ -241,22 +241,24 @@ impl Client {
             return Ok(false);
         }
         let pm = decode_entry(m);
-        // The fork tag is read before decryption: a message from another
-        // branch of a fork cannot be decrypted here, but its tag can be read.
-        let aad = match &pm {
-            Some(ProtocolMessage::PrivateMessage(pm)) if m.epoch == g.epoch().as_u64() => Some(pm.aad().to_vec()),
+        // Fork evidence is read before decryption (a message from another
+        // branch of a fork cannot be decrypted here): its epoch, from the
+        // message itself, and its tag. See `fork.rs`.
+        let private = match &pm {
+            Some(whole @ ProtocolMessage::PrivateMessage(pm)) => Some((whole.epoch().as_u64(), pm.aad().to_vec())),
             _ => None,
         };
         match pm.map(|pm| g.process_message(p, pm)) {
             Some(Ok(processed)) => {
-                if let Some(aad) = &aad {
-                    Self::check_fork(&g, rec, m.seq, aad, Some(&identity_of(processed.credential())));
+                if let Some((epoch, aad)) = &private {
+                    let sender = identity_of(processed.credential());
+                    Self::check_fork_tag(&g, rec, m.seq, *epoch, aad, Some(&sender));
                 }
                 self.apply_processed(p, &mut g, rec, m, processed, report)
             }
             Some(Err(e)) if m.kind == proto::EntryKind::Application => {
-                if let Some(aad) = &aad {
-                    Self::check_fork(&g, rec, m.seq, aad, None);
+                if let Some((epoch, aad)) = &private {
+                    Self::check_undecryptable(&g, rec, m.seq, *epoch, aad, &e);
                 }
                 tracing::debug!(seq = m.seq, error = ?e, "skipping an undecryptable application message");
                 report.undecryptable += 1;
@@ -295,6 +297,7 @@ impl Client {
         if g.pending_commit().is_some_and(|c| c.add_proposals().next().is_some()) {
             rec.announce_name = true;
         }
+        self.note_own_commit(g, rec);
         g.merge_pending_commit(p).mls("merge the own commit")?;
         pending.remove(gid)?;
         self.pin_members(p, g)?;
@@ -335,6 +338,7 @@ impl Client {
                 self.pin_members(p, g)?;
             }
             ProcessedMessageContent::OwnPendingCommit => {
+                self.note_own_commit(g, rec);
                 g.merge_pending_commit(p).mls("merge the own commit")?;
                 Repo::of(p).pending().remove(g.group_id().as_slice())?;
             }

@@ -40,6 +40,7 @@ fn write_last_release_home(home: &std::path::Path) {
             leaf_since: 0,
             sent_since_update: 0,
             fork: None,
+            fork_acknowledged_epoch: None,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

@@ -19,6 +19,7 @@ fn record(name: Option<&str>) -> GroupRecord {
         leaf_since: 0,
         sent_since_update: 0,
         fork: None,
+        fork_acknowledged_epoch: None,
     }
 }
 

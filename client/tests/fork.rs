@@ -74,3 +74,35 @@ async fn a_fork_is_detected_within_one_message_of_either_member() -> TestResult 
     }
     Ok(())
 }
+
+/// A DS that withholds a commit from one member: bob stays at the old epoch
+/// while alice moves on. Bob detects it from alice's first message of the
+/// new epoch (an epoch he never saw committed), and refuses to send.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_commit_is_detected_by_the_member_held_back() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let (bob_url, evil, _) = evil::start(&url).await;
+    let alice = Client::create(dir.path().join("alice"), config(&url, "alice", 1)).await?;
+    let bob = Client::create(dir.path().join("bob"), config(&bob_url, "bob", 1)).await?;
+    alice.create_group("w").await?;
+    alice.add_members("w", &["bob"]).await?;
+    bob.sync().await?;
+    let gid = alice.resolve_group("w")?;
+    let epoch = alice.epoch(&gid)?;
+
+    evil.hide_commits(true);
+    alice.self_update("w").await?;
+    bob.sync().await?;
+    assert_eq!(bob.epoch(&gid)?, epoch, "bob never saw the commit");
+    assert_eq!(bob.fork("w")?, None, "a commit alone shows nothing");
+    let seq = alice.send("w", "in the new epoch").await?;
+    let report = bob.sync().await?;
+    let fork = bob.fork("w")?.expect("bob records the fork");
+    assert_eq!((fork.epoch, fork.seq), (epoch + 1, seq), "{report:?}");
+    assert_eq!(report.forks.len(), 1);
+    assert!(matches!(bob.send("w", "x").await, Err(Error::ForkDetected { .. })));
+    ds.shutdown().await?;
+    Ok(())
+}

@@ -2,7 +2,8 @@
 //! everything, except (when switched on) the lookup of `bob` and claims of
 //! bob's KeyPackages, answered with mallory's key, and commits, answered
 //! with a 201 without reaching the DS (so the committer moves to an epoch
-//! nobody else sees: a fork).
+//! nobody else sees: a fork), and commits in log pages, left out (so the
+//! reader stays behind at an old epoch: a fork by withholding).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -24,6 +25,7 @@ pub struct Evil {
     pub fake_lookup: AtomicBool,
     pub fake_claim: AtomicBool,
     pub fake_commit: AtomicBool,
+    pub hide_commits: AtomicBool,
     pub fake_key: Vec<u8>,
     pub fake_credential: Vec<u8>,
     pub fake_kp: Vec<u8>,
@@ -65,12 +67,23 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
     let status = StatusCode::from_u16(r.status().as_u16()).unwrap();
     let ct = r.headers().get("content-type").map(|v| v.as_bytes().to_vec());
     let bytes = r.bytes().await.unwrap();
+    let hide = st.hide_commits.load(Ordering::SeqCst) && path.contains("/messages?");
+    let bytes = if hide && status == StatusCode::OK { without_commits(&bytes) } else { bytes.to_vec() };
     let mut resp = Response::new(Body::from(bytes));
     *resp.status_mut() = status;
     if let Some(ct) = ct {
         resp.headers_mut().insert("content-type", HeaderValue::from_bytes(&ct).unwrap());
     }
     resp
+}
+
+/// A JSON log page without its commit entries.
+fn without_commits(page: &[u8]) -> Vec<u8> {
+    let mut page: serde_json::Value = serde_json::from_slice(page).unwrap();
+    if let Some(msgs) = page["messages"].as_array_mut() {
+        msgs.retain(|m| m["kind"] != "commit");
+    }
+    serde_json::to_vec(&page).unwrap()
 }
 
 /// Starts the proxy in front of `upstream`; returns its URL, its switches and
@@ -94,6 +107,7 @@ pub async fn start(upstream: &str) -> (String, Arc<Evil>, String) {
         fake_lookup: AtomicBool::new(false),
         fake_claim: AtomicBool::new(false),
         fake_commit: AtomicBool::new(false),
+        hide_commits: AtomicBool::new(false),
         fake_key: mallory.public().to_vec(),
         fake_credential: cred.tls_serialize_detached().unwrap(),
         fake_kp: MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().unwrap(),
@@ -109,6 +123,10 @@ impl Evil {
     /// Switches the substituted lookup on or off.
     pub fn lookup(&self, on: bool) {
         self.fake_lookup.store(on, Ordering::SeqCst);
+    }
+    /// Switches on or off hiding commits from the log pages it serves.
+    pub fn hide_commits(&self, on: bool) {
+        self.hide_commits.store(on, Ordering::SeqCst);
     }
     /// Switches the swallowed commits on or off.
     pub fn swallow_commits(&self, on: bool) {

@@ -218,6 +218,7 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::GroupLeft(_) => "group_left",
         E::ServerRollback { .. } => "server_rollback",
         E::ForkDetected { .. } => "fork_detected",
+        E::ResyncNeeded { .. } => "resync_needed",
         E::NotInGroup { .. } => "not_in_group",
         E::Tls(_) => "tls",
         E::BadKeyPackage { .. } => "bad_key_package",
@@ -483,6 +484,14 @@ fn sync_summary(r: &grove_client::SyncReport) -> String {
     }
     for g in &r.self_updated {
         text.push_str(&format!("\nupdated the own leaf in {g} (self-update policy)"));
+    }
+    for b in &r.bad_commits {
+        text.push_str(&format!(
+            "\nbad_commit: {b} (reported to the DS; if it repeats, remove that member with `grove remove`)"
+        ));
+    }
+    for rs in &r.resynced {
+        text.push_str(&format!("\n{rs}: {}", rs.reason));
     }
     for f in &r.forks {
         text.push_str(&format!(

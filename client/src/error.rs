@@ -99,6 +99,17 @@ pub enum Error {
         /// The log entry that showed it.
         seq: u64,
     },
+    /// This client cannot follow the group's log (it was offline past the
+    /// DS's retention, its home was restored from an old copy, or a commit
+    /// could not be processed) and has not yet rejoined it by an external
+    /// commit. Nothing is sent into the group until it has.
+    #[error("{group} must be resynced before it can be used: {reason}. `grove sync` rejoins it by an external commit of this member; if that keeps failing, ask a member to remove and re-add you")]
+    ResyncNeeded {
+        /// The group.
+        group: String,
+        /// Why, and what the last attempt returned.
+        reason: String,
+    },
     /// The user is not a member of the group.
     #[error("{user} is not a member of {group}")]
     NotInGroup {

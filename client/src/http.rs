@@ -293,6 +293,24 @@ impl DsHttp {
         }
     }
 
+    /// Reports a commit this client cannot process, signed with its key
+    /// (`req.signature` is filled in here).
+    pub(crate) async fn report_commit(
+        &self,
+        gid: &str,
+        mut req: proto::CommitReportRequest,
+    ) -> Result<proto::CommitReportResponse> {
+        let id = group_id(gid)?;
+        req.signature = self.sign(&req.signed_data(&self.user, &id))?;
+        let body = serde_json::to_value(&req).map_err(|e| Error::Protocol(e.to_string()))?;
+        self.call(Method::POST, &routes::reports(&id), Body::Json(body)).await?.json()
+    }
+
+    /// The group's latest GroupInfo (an MLSMessage), as the DS has it.
+    pub(crate) async fn group_info(&self, gid: &str) -> Result<Vec<u8>> {
+        Ok(self.call(Method::GET, &routes::group_info(&group_id(gid)?), Body::Empty).await?.body)
+    }
+
     pub(crate) async fn group(&self, gid: &str) -> Result<proto::GroupResponse> {
         self.call(Method::GET, &routes::group(&group_id(gid)?), Body::Empty).await?.json()
     }

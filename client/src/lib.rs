@@ -40,6 +40,8 @@
 //!   - `client/self_update.rs`: the self-update policy (update the own leaf
 //!     after a time or a number of messages, on the next send or sync).
 //!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
+//!   - `client/resync.rs`: rejoining a group whose log this client cannot
+//!     follow, by an external commit replacing its own leaf.
 //!   - `client/sync.rs`: Welcomes and group logs, each entry decoded, then
 //!     applied (own echo, commit, proposal, application message).
 //!   - `client/queries.rs`: groups, members, messages, epochs, raw views.
@@ -89,7 +91,7 @@ pub mod tls;
 pub use client::Fault;
 pub use client::{
     safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, ForkInfo, GroupSummary, KeyStatus, MemberInfo,
-    Progress, ResourceHistoryEntry, ResourceInfo, SafetyNumber, SyncReport, UpdateStatus, WhoAmI,
+    Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo, SafetyNumber, SyncReport, UpdateStatus, WhoAmI,
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};

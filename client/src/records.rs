@@ -78,6 +78,23 @@ pub(crate) struct GroupRecord {
     /// The epoch of the last fork the user acknowledged: not reported again.
     #[serde(default)]
     pub(crate) fork_acknowledged_epoch: Option<u64>,
+    /// This client cannot follow the group's log any more and must rejoin it
+    /// by an external commit that replaces its own leaf (see `client/resync.rs`).
+    #[serde(default)]
+    pub(crate) resync: Option<ResyncRecord>,
+}
+
+/// Why and from where a group must be resynced, and the external commit
+/// posted for it whose outcome is not known yet.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct ResyncRecord {
+    /// What made the log unprocessable, for the user.
+    pub(crate) reason: String,
+    /// The cursor before the first log entry this client could not process.
+    pub(crate) from_cursor: u64,
+    /// The external commit posted (with the epoch it was made in), if the DS's
+    /// answer was lost; the next sync looks for it in the log.
+    pub(crate) posted: Option<PendingCommit>,
 }
 
 /// A fork one client detected in one group (see `client/fork.rs`).
@@ -108,6 +125,7 @@ impl GroupRecord {
             sent_since_update: 0,
             fork: None,
             fork_acknowledged_epoch: None,
+            resync: None,
         }
     }
 

@@ -79,6 +79,9 @@ pub enum DsError {
     /// A `format` parameter other than `json` or `binary`.
     #[error("invalid request: format must be json or binary, not {0:?}")]
     UnknownFormat(String),
+    /// A commit report that names no stored commit or is too long.
+    #[error("invalid request: {0}")]
+    InvalidReport(String),
     /// A blob id that is not 32 lowercase hex characters.
     #[error("invalid request: a blob id is 32 lowercase hex characters")]
     InvalidBlobId,
@@ -224,7 +227,8 @@ impl DsError {
             | AckBeyondLog { .. }
             | UnknownFormat(_)
             | InvalidBlobId
-            | UploadInterrupted(_) => ErrorCode::InvalidRequest,
+            | UploadInterrupted(_)
+            | InvalidReport(_) => ErrorCode::InvalidRequest,
             UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             PageTooLarge { .. } => ErrorCode::PageTooLarge,
             GroupIdMismatch => ErrorCode::GroupIdMismatch,

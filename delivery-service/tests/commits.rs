@@ -3,7 +3,9 @@
 mod common;
 
 use common::*;
+use grove_ds::api;
 use openmls::prelude::*;
+use tls_codec::Deserialize as _;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_racing_commits_one_wins_all_converge() {
@@ -182,4 +184,80 @@ async fn proposals_are_validated_logged_and_committed_by_reference() {
     let page = bob.fetch(&gid, 0).await.json();
     assert_eq!(page["removed_at"], r.json()["seq"]);
     ds.shutdown().await.unwrap();
+}
+
+/// An external commit of `peer` (with a fresh provider: its state is lost)
+/// on the GroupInfo `gi`: the group it would have, and the commit's bundle.
+fn external_commit(peer: &Peer, gi: &[u8]) -> (MlsGroup, MlsMessageOut, Option<MlsMessageOut>) {
+    let MlsMessageBodyIn::GroupInfo(vgi) = MlsMessageIn::tls_deserialize_exact(gi).unwrap().extract() else {
+        panic!("not a GroupInfo")
+    };
+    let (group, bundle) = MlsGroup::external_commit_builder()
+        .with_config(Peer::join_config())
+        .build_group(&peer.provider, vgi, peer.cwk.clone())
+        .unwrap()
+        .load_psks(peer.provider.storage())
+        .unwrap()
+        .build(peer.provider.rand(), peer.provider.crypto(), &peer.signer, |_| true)
+        .unwrap()
+        .finalize(&peer.provider)
+        .unwrap();
+    let gi = bundle.group_info().cloned().map(MlsMessageOut::from);
+    (group, bundle.commit().clone(), gi)
+}
+
+/// External commits are resyncs only (docs/api.md §5.14): a current member
+/// replacing its own leaf is accepted and the others follow it; a removed
+/// member and a user who never was a member are refused, even holding a
+/// current GroupInfo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn external_commits_resync_members_and_refuse_everyone_else() {
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let alice = Peer::join(&url, "alice", suite).await;
+    let bob = Peer::join(&url, "bob", suite).await;
+    let carol = Peer::join(&url, "carol", suite).await;
+    let dave = Peer::join(&url, "dave", suite).await;
+    for p in [&bob, &carol] {
+        assert_eq!(p.upload_key_packages(1, false).await.status, 201);
+    }
+    let (mut ga, gid) = alice.create_group().await;
+    assert_eq!(alice.add(&mut ga, &gid, &["bob", "carol"]).await.status, 201);
+    let _lost = bob.accept_welcome(&gid).await;
+    let _gc = carol.accept_welcome(&gid).await;
+    let group_info = |p: &Peer| {
+        let r = p.get(&api::routes::group_info(&gid_of(&gid)));
+        async move { send(r).await }
+    };
+
+    // Bob lost his state: he rejoins from the GroupInfo the DS serves him.
+    let r = group_info(&bob).await;
+    assert_eq!(r.status, 200);
+    let fresh = Peer { provider: openmls_rust_crypto::OpenMlsRustCrypto::default(), ..bob };
+    let (mut gb2, commit, gi) = external_commit(&fresh, &r.body);
+    let r = fresh.post_bundle(&gid, &commit, None, gi.as_ref()).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    let mut cb = r.json()["seq"].as_u64().unwrap();
+    let mut ca = 0;
+    alice.sync(&mut ga, &gid, &mut ca).await;
+    assert_eq!(ga.epoch(), gb2.epoch(), "alice follows bob's external commit");
+    assert_eq!(ga.members().count(), 3, "bob's old leaf is replaced, not added to");
+    assert_eq!(alice.send_text(&mut ga, &gid, "hi bob").await.status, 201);
+    assert_eq!(fresh.sync(&mut gb2, &gid, &mut cb).await, vec!["hi bob".to_string()]);
+
+    // Carol is removed; she cannot rejoin, not even with a leaked GroupInfo.
+    assert_eq!(alice.remove(&mut ga, &gid, &["carol"]).await.status, 201);
+    assert_eq!(group_info(&carol).await.status, 403, "the GroupInfo is for members only");
+    let leaked = group_info(&alice).await.body;
+    let (_, commit, gi) = external_commit(&carol, &leaked);
+    let r = carol.post_bundle(&gid, &commit, None, gi.as_ref()).await;
+    assert_eq!((r.status, r.code()), (403, "not_a_member".to_string()));
+    // Nor can dave, who never was a member.
+    let (_, commit, gi) = external_commit(&dave, &leaked);
+    let r = dave.post_bundle(&gid, &commit, None, gi.as_ref()).await;
+    assert_eq!((r.status, r.code()), (403, "not_a_member".to_string()));
+    assert_eq!(alice.sync(&mut ga, &gid, &mut ca).await, Vec::<String>::new());
+    assert_eq!(ga.members().count(), 2);
 }

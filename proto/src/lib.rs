@@ -235,6 +235,43 @@ pub struct AckRequest {
     pub seq: u64,
 }
 
+/// `POST /v1/groups/{id}/reports`: a member's signed report of a commit it
+/// cannot process on a check only members can make (its confirmation or
+/// membership tag, its update path), so the operator has evidence of who
+/// broke the group. The signature, with the reporter's registered key, is
+/// over [`CommitReportRequest::signed_data`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitReportRequest {
+    /// The log entry of the commit.
+    pub seq: u64,
+    /// The epoch the commit was made in.
+    pub epoch: u64,
+    /// The committer, as the reporter's group state names it.
+    pub committer: String,
+    /// What failed (at most 1,024 bytes).
+    pub reason: String,
+    /// The reporter's signature.
+    #[serde(with = "b64")]
+    pub signature: Vec<u8>,
+}
+
+impl CommitReportRequest {
+    /// What `reporter` signs: [`signed_bytes`] with [`COMMIT_REPORT_LABEL`]
+    /// over `group-id 0x00 seq 0x00 epoch 0x00 committer 0x00 reason`
+    /// (the group id in its URL form, numbers in decimal).
+    pub fn signed_data(&self, reporter: &str, gid: &GroupId) -> Vec<u8> {
+        let data = format!("{gid}\0{}\0{}\0{}\0{}", self.seq, self.epoch, self.committer, self.reason);
+        signed_bytes(COMMIT_REPORT_LABEL, reporter, data.as_bytes())
+    }
+}
+
+/// Answer to a commit report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CommitReportResponse {
+    /// How many members have reported this commit so far.
+    pub reporters: u64,
+}
+
 /// One Welcome in the inbox.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct WelcomeOut {
@@ -345,6 +382,8 @@ pub struct KeyPackageUploadBody {
 
 /// Label of the registration proof.
 pub const REGISTER_LABEL: &[u8] = b"grove-v1-register";
+/// Label of a commit report's signature.
+pub const COMMIT_REPORT_LABEL: &[u8] = b"grove-v1-commit-report";
 /// Label of the token request signature.
 pub const AUTH_LABEL: &[u8] = b"grove-v1-auth";
 

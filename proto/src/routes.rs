@@ -30,6 +30,8 @@ pub const GROUP_INFO: &str = "/v1/groups/{group_id}/group-info";
 pub const COMMITS: &str = "/v1/groups/{group_id}/commits";
 /// `POST`: a proposal or application message; `GET`: fetch the log.
 pub const MESSAGES: &str = "/v1/groups/{group_id}/messages";
+/// `POST`: a member's signed report of a commit it cannot process.
+pub const REPORTS: &str = "/v1/groups/{group_id}/reports";
 /// `POST`: acknowledge the log through a seq.
 pub const ACK: &str = "/v1/groups/{group_id}/ack";
 /// `GET`: the WebSocket stream of a group's log.
@@ -84,6 +86,11 @@ pub fn fetch(gid: &GroupId, after: u64, limit: usize, wait_secs: Option<u64>) ->
         Some(w) => format!("/v1/groups/{gid}/messages?after={after}&limit={limit}&wait={w}"),
         None => format!("/v1/groups/{gid}/messages?after={after}&limit={limit}"),
     }
+}
+
+/// `/v1/groups/{group_id}/reports`.
+pub fn reports(gid: &GroupId) -> String {
+    format!("/v1/groups/{gid}/reports")
 }
 
 /// `/v1/groups/{group_id}/ack`.
@@ -149,6 +156,7 @@ mod tests {
         assert_eq!(fetch(&g, 5, 10, None), fill(MESSAGES, &[&gp]) + "?after=5&limit=10");
         assert_eq!(fetch(&g, 5, 10, Some(3)), fill(MESSAGES, &[&gp]) + "?after=5&limit=10&wait=3");
         assert_eq!(ack(&g), fill(ACK, &[&gp]));
+        assert_eq!(reports(&g), fill(REPORTS, &[&gp]));
         assert_eq!(stream(&g, 2), fill(STREAM, &[&gp]) + "?after=2");
         assert_eq!(blobs(&g), fill(BLOBS, &[&gp]));
         assert_eq!(blob(&g, "ab"), fill(BLOB, &[&gp, "ab"]));

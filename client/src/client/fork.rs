@@ -121,9 +121,14 @@ impl Client {
         }))
     }
 
-    /// Refuses to send into a group with an unacknowledged fork.
+    /// Refuses to send into a group with an unacknowledged fork, or one that
+    /// must be resynced first (its local state is not the group's).
     pub(super) fn require_no_fork(&self, gid: &[u8]) -> Result<()> {
-        match self.group_record(gid)?.fork {
+        let rec = self.group_record(gid)?;
+        if let Some(r) = rec.resync {
+            return Err(Error::ResyncNeeded { group: b64url(gid), reason: r.reason });
+        }
+        match rec.fork {
             Some(f) => Err(Error::ForkDetected { group: b64url(gid), epoch: f.epoch, seq: f.seq }),
             None => Ok(()),
         }

@@ -15,6 +15,7 @@
 //! KeyPackages), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
+//! `resync` (rejoining by an external commit),
 //! `queries` and `resources`.
 //!
 //! # Concurrency and blocking
@@ -62,6 +63,7 @@ mod queries;
 mod resources;
 #[cfg(feature = "fuzzing")]
 pub(crate) use resources::fuzz_envelope;
+mod resync;
 mod retry;
 mod rollback;
 mod self_update;
@@ -73,6 +75,7 @@ mod types;
 pub use contacts::safety_number;
 pub use fork::ForkInfo;
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
+pub use resync::ResyncInfo;
 pub use retry::DEFAULT_RETRY_BUDGET;
 pub use self_update::UpdateStatus;
 pub use types::{

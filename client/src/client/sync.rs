@@ -21,6 +21,49 @@ fn decode_entry(m: &proto::MessageOut) -> Option<ProtocolMessage> {
     MlsMessageIn::tls_deserialize_exact(&m.message).ok().and_then(|msg| msg.try_into_protocol_message().ok())
 }
 
+/// What processing one log entry led to.
+enum Step {
+    /// Go on with the next entry.
+    Next,
+    /// This client learned it was removed.
+    Left,
+    /// The entry (a handshake message) cannot be processed: the cursor moved
+    /// past it and the group is marked for a resync. `blame` is set (with
+    /// openmls's reason) when the commit itself is bad in a way the DS cannot
+    /// check, so it is reported.
+    Stuck { blame: Option<String> },
+}
+
+/// Whether the entry was sent from this client's own leaf (a restored home
+/// meets its own later commits, which it cannot process: not the sender's fault).
+fn own_leaf_sent(g: &MlsGroup, m: &proto::MessageOut) -> bool {
+    match decode_entry(m) {
+        Some(ProtocolMessage::PublicMessage(pm)) => *pm.sender() == Sender::Member(g.own_leaf_index()),
+        _ => false,
+    }
+}
+
+/// Whether a handshake message failed on a check only members can make (the
+/// membership tag, the confirmation tag, the update path): the sender's
+/// fault, not this client's state.
+fn committer_at_fault<E>(e: &ProcessMessageError<E>) -> bool {
+    use openmls::group::StageCommitError as S;
+    match e {
+        ProcessMessageError::ValidationError(v) => {
+            matches!(v, ValidationError::InvalidMembershipTag | ValidationError::MissingMembershipTag)
+        }
+        ProcessMessageError::InvalidCommit(c) => matches!(
+            c,
+            S::ConfirmationTagMismatch
+                | S::ConfirmationTagMissing
+                | S::UpdatePathError(_)
+                | S::VerifiedUpdatePathError(_)
+                | S::PathLeafNodeVerificationFailure
+        ),
+        _ => false,
+    }
+}
+
 impl Client {
     /// Fetches Welcomes (joins), then each group's log from its cursor:
     /// processes entries in order, merges commits, stores messages, acks.
@@ -36,7 +79,7 @@ impl Client {
             }
             match self.sync_group(&gid, &mut report).await {
                 Ok(()) => {}
-                Err(e @ Error::Mls { .. }) => {
+                Err(e @ (Error::Mls { .. } | Error::ResyncNeeded { .. })) => {
                     tracing::warn!(group = %b64url(&gid), error = %e, "group log cannot be processed");
                     report.errors.push(format!("{}: {e}", b64url(&gid)));
                     continue;
@@ -156,7 +199,7 @@ impl Client {
         let gpath = b64url(gid);
         loop {
             let rec = self.group_record(gid)?;
-            if rec.state == GroupState::Left {
+            if rec.state == GroupState::Left || !self.resync_if_needed(gid, report).await? {
                 return Ok(());
             }
             let page = match self.ds.fetch(&gpath, rec.cursor, PAGE).await {
@@ -180,12 +223,27 @@ impl Client {
                 self.flag_rollback(gid, detail, Some(page.last_seq))?;
                 return Ok(());
             }
+            if self.missed_pruned_commits(gid, rec.cursor, &page).await? {
+                continue;
+            }
             let Some(last) = page.messages.last().map(|m| m.seq) else { return Ok(()) };
             for m in &page.messages {
-                if self.process_entry(gid, m, report)? {
-                    report.left.push(gpath.clone());
-                    break;
+                match self.process_entry(gid, m, report)? {
+                    Step::Next => {}
+                    Step::Left => {
+                        report.left.push(gpath.clone());
+                        break;
+                    }
+                    Step::Stuck { blame } => {
+                        if let Some(cause) = blame {
+                            self.report_bad_commit(gid, m, &cause, report).await;
+                        }
+                        break;
+                    }
                 }
+            }
+            if self.group_record(gid)?.resync.is_some() {
+                continue; // resync, then go on from the external commit
             }
             let rec = self.group_record(gid)?;
             self.ds.ack(&gpath, rec.cursor).await?;
@@ -195,24 +253,64 @@ impl Client {
         }
     }
 
+    /// Whether the page shows that entries this client has not processed were
+    /// pruned (past the DS's retention) and the group has moved to a later
+    /// epoch since: then the group is marked for a resync and true returned.
+    /// Pruned entries of the current epoch (messages only) are skipped.
+    async fn missed_pruned_commits(&self, gid: &[u8], cursor: u64, page: &proto::MessagesPage) -> Result<bool> {
+        let (next_epoch, gap_end) = match page.messages.first() {
+            Some(first) if first.seq > cursor.saturating_add(1) => (first.epoch, first.seq - 1),
+            Some(_) => return Ok(false),
+            None if page.last_seq > cursor => match self.ds.group(&b64url(gid)).await {
+                Ok(g) => (g.epoch, page.last_seq),
+                // Removed while the log it would learn it from aged out: the
+                // resync attempt is refused, and the group is left.
+                Err(Error::Server { status: 403, code: proto::ErrorCode::NotAMember, .. }) => (u64::MAX, page.last_seq),
+                Err(e) => return Err(e),
+            },
+            None => return Ok(false),
+        };
+        let epoch = self.group(gid)?.epoch().as_u64();
+        if next_epoch <= epoch {
+            if page.messages.is_empty() {
+                self.provider.transaction(|p| Repo::of(p).groups().update(gid, |r| r.cursor = gap_end).map(drop))?;
+            }
+            return Ok(false);
+        }
+        let reason = format!(
+            "log entries {} to {gap_end} are gone (past the DS's retention) and the group moved on from epoch {epoch}",
+            cursor + 1,
+        );
+        self.provider.transaction(|p| Self::mark_resync(p, gid, cursor, reason))?;
+        Ok(true)
+    }
+
     /// Processes one log entry in one transaction (state, history and cursor
-    /// together). Returns whether this client learned it was removed.
-    fn process_entry(&self, gid: &[u8], m: &proto::MessageOut, report: &mut SyncReport) -> Result<bool> {
-        self.provider.transaction(|p| -> Result<bool> {
+    /// together).
+    fn process_entry(&self, gid: &[u8], m: &proto::MessageOut, report: &mut SyncReport) -> Result<Step> {
+        self.provider.transaction(|p| -> Result<Step> {
             let groups = Repo::of(p).groups();
             let mut rec = groups.require(gid)?;
             if m.seq <= rec.cursor {
-                return Ok(false);
+                return Ok(Step::Next);
             }
+            let before = rec.cursor;
             rec.cursor = m.seq;
-            let left = self.apply_entry(p, gid, &mut rec, m, report)?;
+            let step = self.apply_entry(p, gid, &mut rec, m, report)?;
             groups.put(gid, &rec)?;
-            Ok(left)
+            if let Step::Stuck { blame } = &step {
+                let reason = match blame {
+                    Some(cause) => format!("the commit at log entry {} cannot be processed: {cause}", m.seq),
+                    None => format!("log entry {} does not fit this client's state of the group", m.seq),
+                };
+                Self::mark_resync(p, gid, before, reason)?;
+            }
+            Ok(step)
         })
     }
 
     /// Applies a new log entry to the group's state and `rec` (written by the
-    /// caller). Returns whether this client learned it was removed.
+    /// caller).
     fn apply_entry(
         &self,
         p: &TxnProvider<'_>,
@@ -220,7 +318,7 @@ impl Client {
         rec: &mut GroupRecord,
         m: &proto::MessageOut,
         report: &mut SyncReport,
-    ) -> Result<bool> {
+    ) -> Result<Step> {
         let outbox = Repo::of(p).outbox();
         let h = hash(&m.message);
         if let Some(own) = outbox.get(&h)? {
@@ -230,15 +328,15 @@ impl Client {
             self.confirm_outbox_entry(p, gid, &own, m.seq)?;
             outbox.remove(&h)?;
             *rec = GroupRecord { cursor: rec.cursor, ..Repo::of(p).groups().require(gid)? };
-            return Ok(false);
+            return Ok(Step::Next);
         }
         let mut g = Self::load(p, gid)?;
         if self.settle_pending_commit(p, gid, &mut g, rec, m)? {
-            return Ok(false);
+            return Ok(Step::Next);
         }
         let skip = if m.kind.is_handshake() { m.epoch < g.epoch().as_u64() } else { m.epoch < rec.joined_epoch };
         if skip {
-            return Ok(false);
+            return Ok(Step::Next);
         }
         let pm = decode_entry(m);
         // Fork evidence is read before decryption (a message from another
@@ -254,7 +352,13 @@ impl Client {
                     let sender = identity_of(processed.credential());
                     Self::check_fork_tag(&g, rec, m.seq, *epoch, aad, Some(&sender));
                 }
-                self.apply_processed(p, &mut g, rec, m, processed, report)
+                self.apply_processed(p, &mut g, rec, m, processed, report).map(|left| {
+                    if left {
+                        Step::Left
+                    } else {
+                        Step::Next
+                    }
+                })
             }
             Some(Err(e)) if m.kind == proto::EntryKind::Application => {
                 if let Some((epoch, aad)) = &private {
@@ -262,13 +366,17 @@ impl Client {
                 }
                 tracing::debug!(seq = m.seq, error = ?e, "skipping an undecryptable application message");
                 report.undecryptable += 1;
-                Ok(false)
+                Ok(Step::Next)
             }
-            Some(Err(e)) => Err(Error::mls_because("process a handshake message", format!("seq {}: {e}", m.seq))),
+            Some(Err(e)) => {
+                tracing::warn!(seq = m.seq, error = %e, "a handshake message cannot be processed");
+                let own = own_leaf_sent(&g, m);
+                Ok(Step::Stuck { blame: (!own && committer_at_fault(&e)).then(|| e.to_string()) })
+            }
             None => {
                 tracing::warn!(seq = m.seq, "skipping a log entry that is not an MLS protocol message");
                 report.undecryptable += 1;
-                Ok(false)
+                Ok(Step::Next)
             }
         }
     }

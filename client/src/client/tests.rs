@@ -41,6 +41,7 @@ fn write_last_release_home(home: &std::path::Path) {
             sent_since_update: 0,
             fork: None,
             fork_acknowledged_epoch: None,
+            resync: None,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

@@ -169,6 +169,16 @@ pub struct SyncReport {
     /// shown different commits for one epoch. See `Client::fork`.
     #[serde(default)]
     pub forks: Vec<String>,
+    /// Groups this client rejoined by an external commit because it could
+    /// not follow their log (see [`ResyncInfo`](super::ResyncInfo)).
+    #[serde(default)]
+    pub resynced: Vec<super::ResyncInfo>,
+    /// Commits this client could not process on a check only members can
+    /// make (a bad confirmation or membership tag, a bad path), reported to
+    /// the DS: `"<id>: seq S by <committer>: <reason>"`. The committer may be
+    /// malicious or broken; consider removing them.
+    #[serde(default)]
+    pub bad_commits: Vec<String>,
 }
 
 /// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)

@@ -20,6 +20,7 @@ fn record(name: Option<&str>) -> GroupRecord {
         sent_since_update: 0,
         fork: None,
         fork_acknowledged_epoch: None,
+        resync: None,
     }
 }
 

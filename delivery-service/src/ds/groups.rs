@@ -10,7 +10,7 @@ use tls_codec::Deserialize as _;
 
 use super::log::{Change, CommitChange};
 use super::runtime::{clone_storage, members_of, serialize_public_state, GroupRt, PublicState};
-use super::validate::{parse_group_info, ValidatedCommit};
+use super::validate::{parse_group_info, Committer, ValidatedCommit};
 use super::{now_secs, Ds, MAX_GROUP_ID_LEN, SUPPORTED_SUITES};
 use crate::api::GroupId;
 use crate::api::{self, UserName};
@@ -120,13 +120,17 @@ impl Ds {
             self.reload_public(public, gid)?;
             return Err(DsError::Internal(format!("merging a validated commit failed: {e}")));
         }
-        if let Some(gi) = commit.group_info {
-            if let Err(e) = self.verify_group_info(&public.group, commit.committer, gi) {
+        let members = members_of(&public.group);
+        let signer = match &commit.committer {
+            Committer::Member(leaf) => Some(*leaf),
+            Committer::Resync(user) => members.get(user).map(|m| LeafNodeIndex::new(m.leaf)),
+        };
+        if let (Some(gi), Some(signer)) = (commit.group_info, signer) {
+            if let Err(e) = self.verify_group_info(&public.group, signer, gi) {
                 self.reload_public(public, gid)?;
                 return Err(e);
             }
         }
-        let members = members_of(&public.group);
         let removed_now = old_members.keys().filter(|u| !members.contains_key(*u)).cloned().collect();
         let epoch = commit.epoch + 1;
         let welcome = WelcomeEntry {

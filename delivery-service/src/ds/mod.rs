@@ -17,12 +17,14 @@
 //!   page fetch, long-poll, cursors;
 //! - `blobs`: access control in front of the encrypted blob store;
 //! - `welcomes`: the Welcome inbox;
+//! - `reports`: members' signed reports of commits they cannot process;
 //! - `retention`: pruning of acknowledged and expired log entries.
 
 mod blobs;
 mod groups;
 mod key_packages;
 mod log;
+mod reports;
 mod retention;
 mod runtime;
 mod users;

@@ -54,12 +54,21 @@ pub(super) fn parse_group_info(bytes: &[u8], field: &str) -> Result<VerifiableGr
     }
 }
 
+/// Who made a commit.
+pub(super) enum Committer {
+    /// A member, from its leaf.
+    Member(LeafNodeIndex),
+    /// A member resyncing by an external commit (RFC 9420 §12.4.3.2): its new
+    /// leaf is known only once the commit is merged.
+    Resync(String),
+}
+
 /// A commit that passed every check, ready to merge.
 pub(super) struct ValidatedCommit {
     /// The epoch the commit was made in (the group's current epoch).
     pub(super) epoch: u64,
-    /// The committer's leaf.
-    pub(super) committer: LeafNodeIndex,
+    /// The committer.
+    pub(super) committer: Committer,
     /// The staged commit, to merge into a copy of the public state.
     pub(super) staged: StagedCommit,
     /// The users the commit adds (each gets the bundle's Welcome).
@@ -107,15 +116,21 @@ impl Ds {
         let epoch = Self::check_handshake(user, rt, public, &protocol)?;
         let processed =
             public.group.process_message(&self.crypto, protocol).map_err(|e| DsError::InvalidCommit(e.to_string()))?;
-        self.check_sender(user, &public.group, processed.sender())?;
         let committer = match processed.sender() {
-            Sender::Member(leaf) => *leaf,
-            _ => return Err(DsError::WrongMessageType("only members may commit".into())),
+            Sender::NewMemberCommit => Committer::Resync(user.to_owned()),
+            other => {
+                self.check_sender(user, &public.group, other)?;
+                let Sender::Member(leaf) = other else { unreachable!("check_sender admits members only") };
+                Committer::Member(*leaf)
+            }
         };
         let staged = match processed.into_content() {
             ProcessedMessageContent::StagedCommitMessage(s) => *s,
             _ => return Err(DsError::InvalidCommit("the message is not a commit".into())),
         };
+        if let Committer::Resync(_) = committer {
+            self.check_resync(user, &public.group, &staged)?;
+        }
         let (added, added_refs) = self.check_new_leaves(&staged)?;
         check_welcome(bundle.welcome.as_slice(), &added_refs)?;
         let group_info = new_group_info(bundle.group_info.as_slice(), rt.group_id.as_slice(), epoch + 1)?;
@@ -178,6 +193,35 @@ impl Ds {
         Ok((added, added_refs))
     }
 
+    /// An external commit is accepted only as a resync (RFC 9420 §12.4.3.2): a
+    /// current member replaces its own leaf and nothing else. It removes
+    /// exactly the caller's old leaf, adds and updates no one, and its new
+    /// leaf carries the caller's registered credential and key. So a removed
+    /// member (refused earlier, as a non-member) or a stranger cannot join
+    /// this way, and no one can replace another member's leaf.
+    fn check_resync(&self, user: &str, group: &PublicGroup, staged: &StagedCommit) -> Result<(), DsError> {
+        let refuse = |why: &str| Err(DsError::InvalidCommit(format!("external commit refused: {why}")));
+        let mut removes = staged.remove_proposals();
+        let old = match (removes.next(), removes.next()) {
+            (Some(r), None) => r.remove_proposal().removed(),
+            _ => return refuse("it must remove exactly the committer's own old leaf (a resync)"),
+        };
+        if group.leaf(old).and_then(|l| identity_of(l.credential())).as_deref() != Some(user) {
+            return refuse("the leaf it removes is not the committer's");
+        }
+        let only_resync =
+            staged.queued_proposals().all(|q| matches!(q.proposal(), Proposal::ExternalInit(_) | Proposal::Remove(_)));
+        if !only_resync {
+            return refuse("it may carry only ExternalInit and the Remove of the committer's old leaf");
+        }
+        let leaf =
+            staged.update_path_leaf_node().ok_or(DsError::InvalidCommit("external commit without a path".into()))?;
+        if self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())? != user {
+            return Err(DsError::SenderMismatch);
+        }
+        Ok(())
+    }
+
     /// Membership, then epoch, of a handshake message, under the commit lock.
     /// Membership comes first, so a non-member learns nothing about the epoch.
     pub(super) fn check_handshake(
@@ -237,10 +281,38 @@ impl Ds {
             group.ciphersuite().signature_algorithm(),
         )
         .map_err(|e| DsError::InvalidGroupInfo(format!("committer key: {e:?}")))?;
-        gi.verify(&self.crypto, &key).map(|_| ()).map_err(|_| {
+        let tag_matches = group_info_tag(&gi)? == ctx_tag(group.confirmation_tag())?;
+        gi.verify(&self.crypto, &key).map_err(|_| {
             DsError::InvalidGroupInfo("the GroupInfo's signature does not verify with the committer's key".into())
-        })
+        })?;
+        // Members resync from this GroupInfo (an external commit builds on its
+        // confirmation tag): it must carry the tag the DS merged, or resyncing
+        // members would build on a transcript the DS does not have.
+        if !tag_matches {
+            return Err(DsError::InvalidGroupInfo(
+                "the GroupInfo's confirmation tag is not the commit's confirmation tag".into(),
+            ));
+        }
+        Ok(())
     }
+}
+
+/// The TLS encoding of a confirmation tag.
+fn ctx_tag(tag: &ConfirmationTag) -> Result<Vec<u8>, DsError> {
+    tag.tls_serialize_detached().map_err(|e| DsError::Internal(e.to_string()))
+}
+
+/// The confirmation tag of a GroupInfo, TLS-encoded. openmls does not expose
+/// it, so it is read from the encoding (RFC 9420 §12.4.3: the group context,
+/// the extensions, then the tag).
+fn group_info_tag(gi: &VerifiableGroupInfo) -> Result<Vec<u8>, DsError> {
+    let enc = |e: tls_codec::Error| DsError::Internal(format!("encoding a GroupInfo: {e}"));
+    let all = gi.tls_serialize_detached().map_err(enc)?;
+    let skip = gi.group_context().tls_serialized_len() + gi.extensions().tls_serialized_len();
+    let mut rest = all.get(skip..).ok_or_else(|| DsError::InvalidGroupInfo("truncated GroupInfo".into()))?;
+    let tag = tls_codec::VLBytes::tls_deserialize(&mut rest)
+        .map_err(|e| DsError::InvalidGroupInfo(format!("GroupInfo confirmation tag: {e}")))?;
+    tag.tls_serialize_detached().map_err(enc)
 }
 
 /// A Welcome goes with a commit exactly when it adds members, and its

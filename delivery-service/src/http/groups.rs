@@ -27,6 +27,7 @@ pub(super) fn router() -> Router<AppState> {
         .route(routes::COMMITS, post(post_to_log::<true>))
         .route(routes::MESSAGES, post(post_to_log::<false>).get(fetch))
         .route(routes::ACK, post(ack))
+        .route(routes::REPORTS, post(report))
         .route(routes::STREAM, get(stream))
 }
 
@@ -129,6 +130,14 @@ fn encode_binary_page(page: &LogPage) -> Result<Vec<u8>, DsError> {
     };
     tls_codec::Serialize::tls_serialize_detached(&r)
         .map_err(|e| DsError::Internal(format!("encoding a fetch page: {e}")))
+}
+
+async fn report(
+    caller: Caller,
+    GroupPath(gid): GroupPath,
+    Json(req): Json<api::CommitReportRequest>,
+) -> Result<(StatusCode, Json<api::CommitReportResponse>), DsError> {
+    Ok((StatusCode::CREATED, Json(caller.ds.report_commit(&caller.user, &gid, req).await?)))
 }
 
 async fn ack(

@@ -30,6 +30,8 @@ pub(super) struct Trees {
     pub(super) pruned: sled::Tree,
     pub(super) cursors: sled::Tree,
     pub(super) inbox: sled::Tree,
+    /// Members' signed reports of commits they could not process.
+    pub(super) reports: sled::Tree,
 }
 
 /// The name of the log tree since format 2 (entries carry their chain value).
@@ -45,6 +47,7 @@ impl Trees {
             pruned: db.open_tree("pruned")?,
             cursors: db.open_tree("cursors")?,
             inbox: db.open_tree("inbox")?,
+            reports: db.open_tree("commit_reports")?,
             db: db.clone(),
         })
     }

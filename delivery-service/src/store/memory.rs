@@ -23,6 +23,7 @@ struct Inner {
     log: BTreeMap<(u64, u64), LogEntry>,
     pruned: HashMap<u64, u64>,
     cursors: BTreeMap<(u64, String), u64>,
+    reports: BTreeMap<(u64, u64, String), Vec<u8>>,
     inbox: BTreeMap<(String, u64), WelcomeEntry>,
     next_id: u64,
 }
@@ -206,6 +207,12 @@ impl Store for MemoryStore {
             g.log.remove(&(internal_id, *seq));
         }
         Ok(doomed.len() as u64)
+    }
+
+    fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64> {
+        let mut g = self.lock()?;
+        g.reports.insert((internal_id, seq, reporter.to_string()), report.to_vec());
+        Ok(g.reports.keys().filter(|(i, s, _)| (*i, *s) == (internal_id, seq)).count() as u64)
     }
 
     fn message_count(&self) -> Result<u64, StoreError> {

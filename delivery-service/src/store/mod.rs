@@ -213,6 +213,11 @@ pub trait Store: Send + Sync + 'static {
     /// sequence numbers keep counting from where they were.
     fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError>;
 
+    /// Stores `reporter`'s signed report (opaque bytes) of the commit at
+    /// `seq`, replacing an earlier one of theirs. Returns how many members
+    /// have reported that commit.
+    fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64>;
+
     /// Number of log entries stored, all groups together.
     fn message_count(&self) -> Result<u64, StoreError>;
 

@@ -580,6 +580,14 @@ impl Store for SledStore {
         Ok(count)
     }
 
+    fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64> {
+        let prefix = log_key(internal_id, seq);
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(reporter.as_bytes());
+        self.t.reports.insert(key, report)?;
+        Ok(self.t.reports.scan_prefix(prefix).count() as u64)
+    }
+
     fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self.messages.load(Ordering::Relaxed))
     }

@@ -1,0 +1,52 @@
+//! Members' signed reports of commits they cannot process on a check only
+//! members can make (confirmation or membership tag, update path). The DS
+//! cannot judge such a commit itself; it keeps each member's signed report
+//! as evidence for the operator, logs it and counts it. The members recover
+//! on their own (by a resync, see the client's `client/resync.rs`).
+
+use super::Ds;
+use crate::api::{self, GroupId};
+use crate::auth;
+use crate::error::DsError;
+use crate::store::EntryKind;
+
+/// Longest reason accepted in a report, bytes.
+const MAX_REASON: usize = 1024;
+
+impl Ds {
+    /// Verifies and stores `user`'s report of the commit at `req.seq`.
+    pub async fn report_commit(
+        &self,
+        user: &str,
+        gid: &GroupId,
+        req: api::CommitReportRequest,
+    ) -> Result<api::CommitReportResponse, DsError> {
+        if req.reason.len() > MAX_REASON || req.committer.len() > api::MAX_USER_NAME_LEN {
+            return Err(DsError::InvalidReport(format!(
+                "a report's reason is at most {MAX_REASON} bytes and its committer a user name"
+            )));
+        }
+        let rt = self.group(gid.as_bytes()).await?;
+        if !rt.view()?.members.contains_key(user) {
+            return Err(DsError::NotAMember);
+        }
+        let reg = self.registered(user)?;
+        let scheme = auth::scheme_from_u16(reg.signature_scheme)
+            .ok_or_else(|| DsError::Internal("stored signature scheme unsupported".into()))?;
+        auth::verify(&self.crypto, scheme, &req.signed_data(user, gid), reg.signature_key.as_slice(), &req.signature)?;
+        let (id, seq) = (rt.internal_id, req.seq);
+        let found = self.blocking(move |s| Ok(s.fetch_after(id, seq.saturating_sub(1), seq, 1)?)).await?;
+        if !found.first().is_some_and(|e| e.seq == seq && e.kind == EntryKind::Commit) {
+            return Err(DsError::InvalidReport(format!("log entry {seq} is not a stored commit of this group")));
+        }
+        let stored = serde_json::to_vec(&req).map_err(|e| DsError::Internal(e.to_string()))?;
+        let reporters = self.store.add_commit_report(id, seq, user, &stored)?;
+        self.persist().await?;
+        self.metrics.count_accepted("commit_report");
+        tracing::warn!(
+            group = %gid, seq, epoch = req.epoch, committer = %req.committer, reporter = user, reporters,
+            reason = %req.reason, "a member reports a commit it cannot process"
+        );
+        Ok(api::CommitReportResponse { reporters })
+    }
+}

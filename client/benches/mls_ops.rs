@@ -4,7 +4,10 @@
 //! - send and receive of a 100-byte application message at N = 2 and 64;
 //! - add-one-member commit, create and process, at N = 10, 100, 1,000, on a
 //!   healthy tree (the committer's copath filled by members' updates);
-//! - join from a Welcome at N = 1,000 and 10,000.
+//! - join from a Welcome at N = 1,000 and 10,000;
+//! - resync by an external commit at N = 100 and 1,000: building it (on the
+//!   GroupInfo with its ratchet tree, as the DS serves it), and processing it
+//!   by another member; the bytes fetched and posted are printed.
 //!
 //! Each sled operation runs in one storage transaction (what the client does:
 //! one batch + flush per operation). The sled store lives on tmpfs
@@ -335,5 +338,60 @@ fn join(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fsync_cost, send_receive, add_member, join);
+/// A member (`joined.last()`, whose state is lost) rejoins by an external
+/// commit that replaces its own leaf, as `grove sync` does (`client/resync.rs`).
+fn resync(c: &mut Criterion) {
+    use tls_codec::{Deserialize as _, Serialize as _};
+    let mut g = c.benchmark_group("resync");
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    for n in [100, 1000] {
+        let (mut committer, joined) = build_group(n, memory(), memory);
+        let me = &joined.last().expect("a member to resync").id;
+        let cg = committer.group.as_mut().unwrap();
+        let gi = with_provider!(&committer.store, |p| cg.export_group_info(p.crypto(), &committer.id.signer, true))
+            .unwrap()
+            .tls_serialize_detached()
+            .unwrap();
+        let vgi = || match MlsMessageIn::tls_deserialize_exact(&gi).unwrap().extract() {
+            MlsMessageBodyIn::GroupInfo(v) => v,
+            _ => unreachable!(),
+        };
+        let build = |p: &OpenMlsRustCrypto| {
+            MlsGroup::external_commit_builder()
+                .with_config(join_config())
+                .skip_lifetime_validation()
+                .build_group(p, vgi(), me.cwk.clone())
+                .unwrap()
+                .load_psks(p.storage())
+                .unwrap()
+                .build(p.rand(), p.crypto(), &me.signer, |_| true)
+                .unwrap()
+                .finalize(p)
+                .unwrap()
+                .1
+        };
+        let bundle = build(&OpenMlsRustCrypto::default());
+        let commit = bundle.commit().tls_serialize_detached().unwrap();
+        let new_gi = bundle.group_info().map(|gi| MlsMessageOut::from(gi.clone()).tls_serialize_detached().unwrap());
+        eprintln!(
+            "resync at N = {n}: GroupInfo fetched {} bytes; posted: commit {} bytes + GroupInfo {} bytes",
+            gi.len(),
+            commit.len(),
+            new_gi.map_or(0, |b| b.len())
+        );
+        g.bench_function(BenchmarkId::new("external_commit", n), |b| {
+            b.iter_batched(OpenMlsRustCrypto::default, |p| build(&p), criterion::BatchSize::PerIteration)
+        });
+        let msg = MlsMessageIn::tls_deserialize_exact(&commit).unwrap().try_into_protocol_message().unwrap();
+        g.bench_function(BenchmarkId::new("process_by_member", n), |b| {
+            b.iter(|| {
+                let cg = committer.group.as_mut().unwrap();
+                with_provider!(&committer.store, |p| cg.process_message(p, msg.clone()).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fsync_cost, send_receive, add_member, join, resync);
 criterion_main!(benches);

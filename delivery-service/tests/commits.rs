@@ -261,3 +261,48 @@ async fn external_commits_resync_members_and_refuse_everyone_else() {
     assert_eq!(alice.sync(&mut ga, &gid, &mut ca).await, Vec::<String>::new());
     assert_eq!(ga.members().count(), 2);
 }
+
+/// Commit reports (docs/api.md §5.23): signed by a member, about a stored
+/// commit; counted per member.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_reports_are_signed_by_members_about_stored_commits() {
+    use openmls_traits::signatures::Signer as _;
+    let suite = SUITES[0];
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let url = ds.url();
+    let alice = Peer::join(&url, "alice", suite).await;
+    let bob = Peer::join(&url, "bob", suite).await;
+    let eve = Peer::join(&url, "eve", suite).await;
+    assert_eq!(bob.upload_key_packages(1, false).await.status, 201);
+    let (mut ga, gid) = alice.create_group().await;
+    let add = alice.add(&mut ga, &gid, &["bob"]).await;
+    let commit_seq = add.json()["seq"].as_u64().unwrap();
+    let _gb = bob.accept_welcome(&gid).await;
+    let app_seq = alice.send_text(&mut ga, &gid, "hi").await.json()["seq"].as_u64().unwrap();
+    let report = |p: &Peer, seq: u64, forge: bool| {
+        let mut req = api::CommitReportRequest {
+            seq,
+            epoch: 0,
+            committer: "alice".into(),
+            reason: "The confirmation tag is invalid.".into(),
+            signature: Vec::new(),
+        };
+        let signer = if forge { &eve.signer } else { &p.signer };
+        req.signature = signer.sign(&req.signed_data(&p.name, &gid_of(&gid))).unwrap();
+        send(p.post(&api::routes::reports(&gid_of(&gid))).json(&req))
+    };
+    let r = report(&bob, commit_seq, false).await;
+    assert_eq!((r.status, r.json()["reporters"].as_u64()), (201, Some(1)), "{}", String::from_utf8_lossy(&r.body));
+    // Again from bob: still one reporter; then alice: two.
+    assert_eq!(report(&bob, commit_seq, false).await.json()["reporters"], 1);
+    assert_eq!(report(&alice, commit_seq, false).await.json()["reporters"], 2);
+    let r = report(&bob, commit_seq, true).await;
+    assert_eq!((r.status, r.code()), (401, "bad_signature".to_string()));
+    let r = report(&bob, app_seq, false).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_request".to_string()), "not a commit");
+    let r = report(&bob, 999, false).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_request".to_string()), "no such entry");
+    let r = report(&eve, commit_seq, false).await;
+    assert_eq!((r.status, r.code()), (403, "not_a_member".to_string()));
+}

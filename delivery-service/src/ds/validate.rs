@@ -282,6 +282,16 @@ impl Ds {
         )
         .map_err(|e| DsError::InvalidGroupInfo(format!("committer key: {e:?}")))?;
         let tag_matches = group_info_tag(&gi)? == ctx_tag(group.confirmation_tag())?;
+        // A resyncing member builds on the GroupInfo's ratchet tree: it must
+        // be the tree the DS has (the tree hash in the context alone would
+        // only make the resync fail, not tell the committer it is wrong).
+        if let Some(ext) = gi.extensions().ratchet_tree() {
+            let enc = |e: tls_codec::Error| DsError::Internal(format!("encoding a ratchet tree: {e}"));
+            let theirs = ext.ratchet_tree().tls_serialize_detached().map_err(enc)?;
+            if theirs != group.export_ratchet_tree().tls_serialize_detached().map_err(enc)? {
+                return Err(DsError::InvalidGroupInfo("the GroupInfo's ratchet tree is not the new epoch's".into()));
+            }
+        }
         gi.verify(&self.crypto, &key).map_err(|_| {
             DsError::InvalidGroupInfo("the GroupInfo's signature does not verify with the committer's key".into())
         })?;

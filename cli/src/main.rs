@@ -164,6 +164,20 @@ enum GroupCmd {
         /// Group name or id.
         group: String,
     },
+    /// Replace a group that cannot be used any more (a resync that keeps
+    /// failing, or a fork): create a new group with the same name, history
+    /// policy and members, except those given with `--without` (such as the
+    /// member whose commit broke it), linked from the old one.
+    Successor {
+        /// Group name or id.
+        group: String,
+        /// Leave this member out (repeatable).
+        #[arg(long, value_name = "USER")]
+        without: Vec<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
     /// Acknowledge a server rollback seen in a group (see `grove sync`):
     /// sending into it is allowed again.
     AckRollback {
@@ -219,6 +233,7 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::ServerRollback { .. } => "server_rollback",
         E::ForkDetected { .. } => "fork_detected",
         E::ResyncNeeded { .. } => "resync_needed",
+        E::GroupReplaced { .. } => "group_replaced",
         E::NotInGroup { .. } => "not_in_group",
         E::Tls(_) => "tls",
         E::BadKeyPackage { .. } => "bad_key_package",
@@ -336,6 +351,7 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
         GroupCmd::Policy { group, update_days, update_messages } => {
             group_policy(&c, &group, update_days, update_messages)?
         }
+        GroupCmd::Successor { group, without, yes } => group_successor(&c, &group, &without, yes).await?,
         GroupCmd::Create { name, history } => {
             let id = c.create_group_with(&name, history).await?;
             Out {
@@ -464,6 +480,29 @@ fn group_policy(
     })
 }
 
+/// `grove group successor`: confirms (unless `--yes`), then creates it.
+async fn group_successor(c: &Client, group: &str, without: &[String], yes: bool) -> anyhow::Result<Out> {
+    use std::io::IsTerminal as _;
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            anyhow::bail!("creating a successor of {group} needs confirmation: pass --yes");
+        }
+        let left_out = if without.is_empty() { "nobody".to_owned() } else { without.join(", ") };
+        eprint!("Create a new group replacing {group}, with its members except {left_out}? [y/N] ");
+        let mut answer = String::new();
+        std::io::stdin().read_line(&mut answer)?;
+        if !answer.trim().eq_ignore_ascii_case("y") {
+            anyhow::bail!("not confirmed: nothing was created");
+        }
+    }
+    let without: Vec<&str> = without.iter().map(String::as_str).collect();
+    let s = c.create_successor(group, &without).await?;
+    Ok(Out {
+        text: format!("created {} replacing {} with {}", s.group, s.predecessor, s.members.join(", ")),
+        json: serde_json::to_value(&s)?,
+    })
+}
+
 /// `grove sync`'s one-line summary; skipped entries only when there are any.
 fn sync_summary(r: &grove_client::SyncReport) -> String {
     let mut text = format!(
@@ -489,6 +528,9 @@ fn sync_summary(r: &grove_client::SyncReport) -> String {
         text.push_str(&format!(
             "\nbad_commit: {b} (reported to the DS; if it repeats, remove that member with `grove remove`)"
         ));
+    }
+    for s in &r.successors {
+        text.push_str(&format!("\nsuccessor: {s}"));
     }
     for rs in &r.resynced {
         text.push_str(&format!("\n{rs}: {}", rs.reason));

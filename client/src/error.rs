@@ -103,12 +103,20 @@ pub enum Error {
     /// DS's retention, its home was restored from an old copy, or a commit
     /// could not be processed) and has not yet rejoined it by an external
     /// commit. Nothing is sent into the group until it has.
-    #[error("{group} must be resynced before it can be used: {reason}. `grove sync` rejoins it by an external commit of this member; if that keeps failing, ask a member to remove and re-add you")]
+    #[error("{group} must be resynced before it can be used: {reason}. `grove sync` rejoins it by an external commit of this member; if that keeps failing, replace the group (`grove group successor`) or ask a member to remove and re-add you")]
     ResyncNeeded {
         /// The group.
         group: String,
         /// Why, and what the last attempt returned.
         reason: String,
+    },
+    /// The group was replaced by a successor group; send there.
+    #[error("{group} was replaced by {successor}: use that group (this one stays readable)")]
+    GroupReplaced {
+        /// The old group.
+        group: String,
+        /// Its successor's id.
+        successor: String,
     },
     /// The user is not a member of the group.
     #[error("{user} is not a member of {group}")]

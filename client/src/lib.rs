@@ -42,6 +42,7 @@
 //!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
 //!   - `client/resync.rs`: rejoining a group whose log this client cannot
 //!     follow, by an external commit replacing its own leaf.
+//!   - `client/successor.rs`: successor groups, created and linked.
 //!   - `client/sync.rs`: Welcomes and group logs, each entry decoded, then
 //!     applied (own echo, commit, proposal, application message).
 //!   - `client/queries.rs`: groups, members, messages, epochs, raw views.
@@ -91,7 +92,8 @@ pub mod tls;
 pub use client::Fault;
 pub use client::{
     safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, ForkInfo, GroupSummary, KeyStatus, MemberInfo,
-    Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo, SafetyNumber, SyncReport, UpdateStatus, WhoAmI,
+    Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo, SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus,
+    WhoAmI,
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};

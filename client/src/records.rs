@@ -82,6 +82,9 @@ pub(crate) struct GroupRecord {
     /// by an external commit that replaces its own leaf (see `client/resync.rs`).
     #[serde(default)]
     pub(crate) resync: Option<ResyncRecord>,
+    /// The group that replaced this one (see `client/successor.rs`), by id.
+    #[serde(default)]
+    pub(crate) successor: Option<String>,
 }
 
 /// Why and from where a group must be resynced, and the external commit
@@ -126,6 +129,7 @@ impl GroupRecord {
             fork: None,
             fork_acknowledged_epoch: None,
             resync: None,
+            successor: None,
         }
     }
 
@@ -358,6 +362,12 @@ pub(crate) enum Envelope {
         /// When, Unix seconds.
         time: u64,
     },
+    /// This group replaces another one (a successor group): sent once, by its
+    /// creator, right after the members are added.
+    Successor {
+        /// The old group's id (base64url).
+        predecessor: String,
+    },
     /// History sharing: the manifests of the current versions, for members
     /// just added (everyone in the epoch reads it; it is recorded in history).
     KeyBundle {
@@ -373,6 +383,6 @@ pub(crate) enum Envelope {
 impl Envelope {
     /// Resource envelopes are applied to local records once accepted by the DS.
     pub(crate) fn is_resource(&self) -> bool {
-        !matches!(self, Envelope::Text { .. } | Envelope::GroupName { .. })
+        !matches!(self, Envelope::Text { .. } | Envelope::GroupName { .. } | Envelope::Successor { .. })
     }
 }

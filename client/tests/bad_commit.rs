@@ -6,7 +6,8 @@
 //! mallory corrupts both and signs the GroupInfo again; the DS accepts it.
 //! Alice and bob then cannot process the commit: each reports it to the DS
 //! (signed), skips it, and resyncs by an external commit. The group works
-//! again, and alice can remove mallory.
+//! again, and alice can remove mallory. (The DS also refuses a GroupInfo
+//! no one could resync from: one whose `external_pub` key is unusable.)
 
 mod common;
 #[path = "common/peer.rs"]
@@ -28,20 +29,43 @@ fn corrupt_commit_tag(commit: &mut [u8]) {
     commit[n - 34] ^= 0x01;
 }
 
-/// The same for a GroupInfo MLSMessage; then signs it again with `signer`
-/// (SignWithLabel "GroupInfoTBS", RFC 9420 §5.1.2), as a malicious member can.
-fn corrupt_group_info_tag(gi: &[u8], signer: &impl openmls_traits::signatures::Signer) -> Vec<u8> {
+/// Where a GroupInfo MLSMessage's confirmation tag starts, and where its
+/// to-be-signed part ends (the tag, then the signer's leaf index).
+fn group_info_layout(gi: &[u8]) -> (VerifiableGroupInfo, usize, usize) {
     let vgi = VerifiableGroupInfo::tls_deserialize_exact(&gi[4..]).unwrap();
     let tag = 4 + vgi.group_context().tls_serialized_len() + vgi.extensions().tls_serialized_len();
     assert_eq!(gi[tag], 32, "tag length");
-    let tbs_end = tag + 33 + 4; // the tag, then the signer's leaf index
+    (vgi, tag, tag + 33 + 4)
+}
+
+/// Signs a changed GroupInfo again with `signer` (SignWithLabel
+/// "GroupInfoTBS", RFC 9420 §5.1.2), as its malicious committer can.
+fn resign(gi: &[u8], tbs_end: usize, signer: &impl openmls_traits::signatures::Signer) -> Vec<u8> {
     let mut out = gi[..tbs_end].to_vec();
-    out[tag + 32] ^= 0x01;
     let label = VLBytes::new(b"MLS 1.0 GroupInfoTBS".to_vec()).tls_serialize_detached().unwrap();
     let content = VLBytes::new(out[4..].to_vec()).tls_serialize_detached().unwrap();
     let sig = signer.sign(&[label, content].concat()).unwrap();
     out.extend(VLBytes::new(sig).tls_serialize_detached().unwrap());
     out
+}
+
+/// The GroupInfo with the same corrupted confirmation tag, signed again.
+fn corrupt_group_info_tag(gi: &[u8], signer: &impl openmls_traits::signatures::Signer) -> Vec<u8> {
+    let (_, tag, end) = group_info_layout(gi);
+    let mut gi = gi.to_vec();
+    gi[tag + 32] ^= 0x01;
+    resign(&gi, end, signer)
+}
+
+/// The GroupInfo with its `external_pub` key zeroed (not a usable X25519
+/// key: no one could resync from it), signed again.
+fn zero_external_pub(gi: &[u8], signer: &impl openmls_traits::signatures::Signer) -> Vec<u8> {
+    let (vgi, _, end) = group_info_layout(gi);
+    let key = vgi.extensions().external_pub().expect("external_pub").external_pub().as_slice().to_vec();
+    let at = gi.windows(key.len()).position(|w| w == key.as_slice()).expect("the key's bytes");
+    let mut gi = gi.to_vec();
+    gi[at..at + key.len()].fill(0);
+    resign(&gi, end, signer)
 }
 
 async fn post_bundle(mallory: &Peer, gid: &[u8], commit: Vec<u8>, gi: Vec<u8>) -> (u16, String) {
@@ -86,6 +110,10 @@ async fn members_recover_from_a_commit_with_a_corrupted_confirmation_tag() -> Te
     corrupt_commit_tag(&mut commit);
     // With the GroupInfo left as it was, the DS sees the disagreement.
     assert_eq!(post_bundle(&mallory, &gid, commit.clone(), gi.clone()).await, (400, "invalid_group_info".into()));
+    // Nor a GroupInfo no one could resync from.
+    let unusable = zero_external_pub(&gi, &mallory.signer);
+    let good_commit = bundle.commit().tls_serialize_detached()?;
+    assert_eq!(post_bundle(&mallory, &gid, good_commit, unusable).await, (400, "invalid_group_info".into()));
     // With both corrupted alike (and the GroupInfo signed again), it cannot.
     let bad_gi = corrupt_group_info_tag(&gi, &mallory.signer);
     assert_eq!(post_bundle(&mallory, &gid, commit, bad_gi).await, (201, String::new()));

@@ -250,6 +250,7 @@ impl Client {
             GroupState::Left => Err(Error::GroupLeft(b64url(gid))),
             _ => {
                 self.require_no_rollback(gid)?;
+                self.require_no_successor(gid)?;
                 self.require_no_fork(gid)
             }
         }

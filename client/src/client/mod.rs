@@ -15,7 +15,8 @@
 //! KeyPackages), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
-//! `resync` (rejoining by an external commit),
+//! `resync` (rejoining by an external commit), `successor` (replacing a
+//! group that cannot be used),
 //! `queries` and `resources`.
 //!
 //! # Concurrency and blocking
@@ -67,6 +68,7 @@ mod resync;
 mod retry;
 mod rollback;
 mod self_update;
+mod successor;
 mod sync;
 #[cfg(test)]
 mod tests;
@@ -78,6 +80,7 @@ pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 pub use resync::ResyncInfo;
 pub use retry::DEFAULT_RETRY_BUDGET;
 pub use self_update::UpdateStatus;
+pub use successor::SuccessorInfo;
 pub use types::{
     ClientConfig, CommitOutcome, ContactInfo, Fault, GroupSummary, KeyStatus, MemberInfo, SafetyNumber, SyncReport,
     WhoAmI,

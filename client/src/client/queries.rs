@@ -23,6 +23,7 @@ impl Client {
                 state: rec.state,
                 members: g.as_ref().map_or(0, |g| g.members().count()),
                 cursor: rec.cursor,
+                successor: rec.successor,
             });
         }
         Ok(out)

@@ -482,6 +482,9 @@ impl Client {
                 repo.messages().put(gid, local, &sm)?;
                 report.messages += 1;
             }
+            Envelope::Successor { predecessor } => {
+                self.apply_successor_link(p, gid, at.sender, &predecessor, report)?;
+            }
             Envelope::GroupName { name, history } => {
                 rec.name = Some(name);
                 if let Some(h) = history {

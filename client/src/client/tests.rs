@@ -42,6 +42,7 @@ fn write_last_release_home(home: &std::path::Path) {
             fork: None,
             fork_acknowledged_epoch: None,
             resync: None,
+            successor: None,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

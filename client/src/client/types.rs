@@ -80,6 +80,9 @@ pub struct GroupSummary {
     pub members: usize,
     /// Last log sequence number processed.
     pub cursor: u64,
+    /// The group that replaced this one, if any (its id).
+    #[serde(default)]
+    pub successor: Option<String>,
 }
 
 /// Pinning status of a user's key.
@@ -179,6 +182,10 @@ pub struct SyncReport {
     /// malicious or broken; consider removing them.
     #[serde(default)]
     pub bad_commits: Vec<String>,
+    /// Groups replaced by a successor a member created (`"<old id>: replaced
+    /// by <new id> (created by <user>)"`); see `Client::create_successor`.
+    #[serde(default)]
+    pub successors: Vec<String>,
 }
 
 /// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)

@@ -21,6 +21,7 @@ fn record(name: Option<&str>) -> GroupRecord {
         fork: None,
         fork_acknowledged_epoch: None,
         resync: None,
+        successor: None,
     }
 }
 

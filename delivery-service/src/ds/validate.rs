@@ -292,6 +292,7 @@ impl Ds {
                 return Err(DsError::InvalidGroupInfo("the GroupInfo's ratchet tree is not the new epoch's".into()));
             }
         }
+        self.check_external_pub(group, &gi)?;
         gi.verify(&self.crypto, &key).map_err(|_| {
             DsError::InvalidGroupInfo("the GroupInfo's signature does not verify with the committer's key".into())
         })?;
@@ -323,6 +324,26 @@ fn group_info_tag(gi: &VerifiableGroupInfo) -> Result<Vec<u8>, DsError> {
     let tag = tls_codec::VLBytes::tls_deserialize(&mut rest)
         .map_err(|e| DsError::InvalidGroupInfo(format!("GroupInfo confirmation tag: {e}")))?;
     tag.tls_serialize_detached().map_err(enc)
+}
+
+impl Ds {
+    /// A resync encrypts to the GroupInfo's `external_pub` key: it must be
+    /// there and be a public key of the group's KEM (an HPKE seal to it
+    /// works). The DS cannot tell whether it is the epoch's real key; a key
+    /// no member holds still lets members resync (only the committer, the one
+    /// member at that epoch, could not follow).
+    fn check_external_pub(&self, group: &PublicGroup, gi: &VerifiableGroupInfo) -> Result<(), DsError> {
+        use openmls::prelude::OpenMlsCrypto as _;
+        let ext = gi.extensions().external_pub().ok_or_else(|| {
+            DsError::InvalidGroupInfo("the GroupInfo has no external_pub extension (members resync from it)".into())
+        })?;
+        let config = group.ciphersuite().hpke_config();
+        self.crypto.hpke_seal(config, ext.external_pub().as_slice(), b"", b"", b"").map(drop).map_err(|_| {
+            DsError::InvalidGroupInfo(
+                "the GroupInfo's external_pub is not a valid public key for its ciphersuite".into(),
+            )
+        })
+    }
 }
 
 /// A Welcome goes with a commit exactly when it adds members, and its

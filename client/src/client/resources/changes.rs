@@ -188,7 +188,7 @@ impl Client {
                 }
                 log(*time, ResourceEvent::Shared { recipients: recipients.clone(), resources: shared })
             }
-            Envelope::Text { .. } | Envelope::GroupName { .. } => Ok(()),
+            Envelope::Text { .. } | Envelope::GroupName { .. } | Envelope::Successor { .. } => Ok(()),
         }
     }
 }

@@ -398,8 +398,9 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
             let text = gs
                 .iter()
                 .map(|g| {
+                    let replaced = g.successor.as_ref().map(|s| format!(" (replaced by {s})")).unwrap_or_default();
                     format!(
-                        "{} ({}) epoch {} members {} {}",
+                        "{} ({}) epoch {} members {} {}{replaced}",
                         g.name.as_deref().unwrap_or("<unnamed>"),
                         g.id,
                         g.epoch,

@@ -245,3 +245,40 @@ async fn cli_key_change_and_trust() {
     assert_eq!(v["verified"], true);
     ds.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_successor_group() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    tokio::task::spawn_blocking(move || {
+        ok(&a, &["init", "--server", &url, "--user", "alice"]);
+        ok(&b, &["init", "--server", &url, "--user", "bob"]);
+        let old = ok(&a, &["group", "create", "team"])["id"].as_str().unwrap().to_owned();
+        ok(&a, &["group", "add", "team", "bob"]);
+        ok(&b, &["sync"]);
+        // Without a terminal, it needs --yes; nothing is created.
+        let e = grove(&a, &["group", "successor", "team"]);
+        assert!(!e.ok && e.json["error"].as_str().unwrap().contains("--yes"), "{}", e.json);
+        assert_eq!(ok(&a, &["group", "list"])["groups"].as_array().unwrap().len(), 1);
+        let s = ok(&a, &["group", "successor", "team", "--yes"]);
+        assert_eq!((s["predecessor"].as_str(), s["members"].clone()), (Some(old.as_str()), serde_json::json!(["bob"])));
+        let new = s["group"].as_str().unwrap().to_owned();
+        let synced = ok(&b, &["sync"]);
+        assert_eq!(synced["joined"][0], new.as_str());
+        assert!(synced["successors"][0].as_str().unwrap().starts_with(&format!("{old}: replaced by {new}")));
+        let e = grove(&b, &["send", &old, "into the old one"]);
+        assert_eq!(e.json["code"], "group_replaced");
+        ok(&b, &["send", "team", "the name means the new group"]);
+        ok(&a, &["sync"]);
+        let read = ok(&a, &["read", &new]);
+        assert_eq!(read["messages"].as_array().unwrap().last().unwrap()["text"], "the name means the new group");
+        let list = ok(&a, &["group", "list"]);
+        let old_entry = list["groups"].as_array().unwrap().iter().find(|g| g["id"] == old.as_str()).unwrap().clone();
+        assert_eq!(old_entry["successor"], new.as_str());
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}

@@ -172,3 +172,29 @@ async fn a_removed_member_cannot_resync() -> TestResult {
     talk(&alice, &bob, "without carol").await?;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_members_resyncing_at_once_both_get_in() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = ds_with_short_ttl(dir.path()).await;
+    let (alice, bob, carol) = trio(dir.path(), &ds.url(), SUITES[0]).await;
+    let gid = alice.resolve_group("g")?;
+    // Bob and carol are both offline past the retention.
+    alice.self_update("g").await?;
+    alice.send("g", "missed").await?;
+    assert!(expire_log(&ds).await >= 2);
+    // They resync at the same time: their external commits race for one
+    // epoch; the loser gets 409, builds on the winner's GroupInfo, and gets in.
+    let (b, c) = tokio::join!(bob.sync(), carol.sync());
+    let (b, c) = (b?, c?);
+    assert_eq!((b.resynced.len(), c.resynced.len()), (1, 1), "{b:?} {c:?}");
+    assert_ne!(b.resynced[0].epoch, c.resynced[0].epoch, "one after the other");
+    for cl in [&alice, &bob, &carol] {
+        cl.sync().await?;
+    }
+    let e = alice.epoch(&gid)?;
+    assert_eq!((bob.epoch(&gid)?, carol.epoch(&gid)?), (e, e));
+    talk(&bob, &carol, "both back").await?;
+    talk(&alice, &bob, "all back").await?;
+    Ok(())
+}

@@ -50,6 +50,7 @@ const ROUTES: &[&str] = &[
     "/v1/groups/{seg}/commits",
     "/v1/groups/{seg}/messages?after=0&limit=5",
     "/v1/groups/{seg}/ack",
+    "/v1/groups/{seg}/reports",
     "/v1/groups/{seg}/blobs",
     "/v1/groups/{seg}/blobs/{seg}",
     "/v1/welcomes?after=0",

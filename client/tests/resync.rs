@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{new_client, texts, TestResult, SUITES};
+use common::{copy_dir, new_client, texts, TestResult, SUITES};
 use grove_client::{Client, GroupState};
 use grove_ds::config::Config;
 use grove_ds::testing::TestServer;
@@ -39,19 +39,6 @@ async fn trio(dir: &Path, url: &str, suite: u16) -> (Client, Client, Client) {
 async fn expire_log(ds: &TestServer) -> u64 {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     ds.ds.run_retention().await.expect("retention")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 /// Messages both ways between `a` and `b`, each reading the other's.
@@ -126,7 +113,7 @@ async fn a_home_restored_from_an_old_copy_resyncs() -> TestResult {
     // A copy of bob's home, taken while the client is closed.
     let home = dir.path().join("bob");
     drop(bob);
-    copy_dir(&home, &dir.path().join("bob-copy"));
+    copy_dir(&home, &dir.path().join("bob-copy"))?;
     let bob = Client::open(&home)?;
 
     // Bob goes on: his own commit and messages the copy never saw.

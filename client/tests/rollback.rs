@@ -8,24 +8,10 @@ mod common;
 
 use std::path::Path;
 
-use common::{new_client, TestResult, SUITES};
+use common::{copy_dir, new_client, TestResult, SUITES};
 use grove_client::Error;
 use grove_ds::config::Config;
 use grove_ds::testing::TestServer;
-
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for entry in std::fs::read_dir(from)? {
-        let entry = entry?;
-        let target = to.join(entry.file_name());
-        if entry.file_type()?.is_dir() {
-            copy_dir(&entry.path(), &target)?;
-        } else {
-            std::fs::copy(entry.path(), &target)?;
-        }
-    }
-    Ok(())
-}
 
 /// A DS on a fixed port over `data`, so that clients find it again after a restart.
 async fn start_on(data: &Path, port: u16) -> TestServer {

@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{ds_with_pair, new_client, start_ds, texts, TestResult, SUITES};
+use common::{copy_dir, ds_with_pair, new_client, start_ds, texts, TestResult, SUITES};
 use grove_client::{Client, UpdatePolicy};
 use grove_proto::EntryKind;
 
@@ -19,19 +19,6 @@ async fn stored(c: &Client, group: &str, seq: u64) -> Vec<u8> {
     let m = page.messages.into_iter().find(|m| m.seq == seq).expect("entry in the log");
     assert_eq!(m.kind, EntryKind::Application);
     m.message
-}
-
-fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), target).unwrap();
-        }
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -53,7 +40,7 @@ async fn leaf_is_updated_by_age_and_a_leaked_old_state_reads_nothing_after() -> 
         let bob_home = bob.home().to_path_buf();
         drop(bob);
         let leaked_home = dir.path().join("leaked-bob");
-        copy_dir(&bob_home, &leaked_home);
+        copy_dir(&bob_home, &leaked_home)?;
         let leaked = Client::open(&leaked_home)?;
         let bob = Client::open(&bob_home)?;
 

@@ -49,3 +49,18 @@ pub async fn ds_with_pair(dir: &Path, suite: u16, group: &str) -> (TestServer, C
 pub fn texts(c: &Client, group: &str) -> Vec<String> {
     c.messages(group).expect("messages").into_iter().map(|m| format!("{}: {}", m.sender, m.text)).collect()
 }
+
+/// Copies a directory tree (a client's home, a DS's data dir), as a backup would.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), &target)?;
+        }
+    }
+    Ok(())
+}

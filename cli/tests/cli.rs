@@ -268,15 +268,28 @@ async fn cli_successor_group() {
         let synced = ok(&b, &["sync"]);
         assert_eq!(synced["joined"][0], new.as_str());
         assert!(synced["successors"][0].as_str().unwrap().starts_with(&format!("{old}: replaced by {new}")));
-        let e = grove(&b, &["send", &old, "into the old one"]);
+        let e = grove(&a, &["send", &old, "into the old one"]);
         assert_eq!(e.json["code"], "group_replaced");
-        ok(&b, &["send", "team", "the name means the new group"]);
+        ok(&a, &["send", "team", "for alice the name means the new group"]);
+        ok(&b, &["sync"]);
+        let read = ok(&b, &["read", &new]);
+        assert_eq!(
+            read["messages"].as_array().unwrap().last().unwrap()["text"],
+            "for alice the name means the new group"
+        );
+        ok(&b, &["send", &new, "the name means the new group"]);
         ok(&a, &["sync"]);
         let read = ok(&a, &["read", &new]);
         assert_eq!(read["messages"].as_array().unwrap().last().unwrap()["text"], "the name means the new group");
         let list = ok(&a, &["group", "list"]);
         let old_entry = list["groups"].as_array().unwrap().iter().find(|g| g["id"] == old.as_str()).unwrap().clone();
         assert_eq!(old_entry["successor"], new.as_str());
+        let list = ok(&b, &["group", "list"]);
+        let old_entry = list["groups"].as_array().unwrap().iter().find(|g| g["id"] == old.as_str()).unwrap().clone();
+        assert_eq!(
+            (old_entry["successor"].as_str(), old_entry["successor_by"].as_str()),
+            (Some(new.as_str()), Some("alice"))
+        );
     })
     .await
     .unwrap();

@@ -85,6 +85,10 @@ pub(crate) struct GroupRecord {
     /// The group that replaced this one (see `client/successor.rs`), by id.
     #[serde(default)]
     pub(crate) successor: Option<String>,
+    /// Who announced that successor; `None` when this client created it
+    /// (only then is the old group closed for sending and its name moved).
+    #[serde(default)]
+    pub(crate) successor_by: Option<String>,
 }
 
 /// Why and from where a group must be resynced, and the external commit
@@ -130,6 +134,7 @@ impl GroupRecord {
             fork_acknowledged_epoch: None,
             resync: None,
             successor: None,
+            successor_by: None,
         }
     }
 

@@ -37,18 +37,23 @@ async fn a_successor_group_replaces_a_broken_one_without_the_offender() -> TestR
     assert_eq!(report.joined, vec![s.group.clone()], "{report:?}");
     assert_eq!(report.successors.len(), 1, "{report:?}");
     assert!(report.successors[0].starts_with(&format!("{old}: replaced by {}", s.group)), "{report:?}");
-    for c in [&alice, &bob] {
+    for (c, by) in [(&alice, None), (&bob, Some("alice"))] {
         let groups = c.groups()?;
         let old_g = groups.iter().find(|g| g.id == old).expect("the old group stays");
         assert_eq!(old_g.successor.as_deref(), Some(s.group.as_str()));
-        // Its history stays readable; sending into it is refused, naming the successor.
+        assert_eq!(old_g.successor_by.as_deref(), by);
+        // Its history stays readable.
         assert!(texts(c, &old).contains(&"alice: old times".to_string()));
-        let err = c.send(&old, "here?").await.unwrap_err();
-        assert!(matches!(&err, Error::GroupReplaced { successor, .. } if *successor == s.group), "{err}");
     }
+    // The creator no longer sends into it; another member is only told (any
+    // member could announce a successor of its own making).
+    let err = alice.send(&old, "here?").await.unwrap_err();
+    assert!(matches!(&err, Error::GroupReplaced { successor, .. } if *successor == s.group), "{err}");
+    bob.send(&old, "still readable by those who stay").await?;
 
-    // The new group works, without mallory; the name now means it.
+    // The new group works, without mallory; for its creator the name now means it.
     assert_eq!(alice.resolve_group("team")?, bob.resolve_group(&s.group)?);
+    assert!(matches!(bob.resolve_group("team"), Err(Error::AmbiguousGroup { .. })));
     alice.send("team", "fresh start").await?;
     bob.sync().await?;
     assert_eq!(texts(&bob, &s.group).last().map(String::as_str), Some("alice: fresh start"));

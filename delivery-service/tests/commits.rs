@@ -283,7 +283,7 @@ async fn commit_reports_are_signed_by_members_about_stored_commits() {
     let report = |p: &Peer, seq: u64, forge: bool| {
         let mut req = api::CommitReportRequest {
             seq,
-            epoch: 0,
+            epoch: if seq == commit_seq { 0 } else { 1 },
             committer: "alice".into(),
             reason: "The confirmation tag is invalid.".into(),
             signature: Vec::new(),
@@ -303,6 +303,16 @@ async fn commit_reports_are_signed_by_members_about_stored_commits() {
     assert_eq!((r.status, r.code()), (400, "invalid_request".to_string()), "not a commit");
     let r = report(&bob, 999, false).await;
     assert_eq!((r.status, r.code()), (400, "invalid_request".to_string()), "no such entry");
+    let mut wrong_epoch = api::CommitReportRequest {
+        seq: commit_seq,
+        epoch: 5,
+        committer: "alice".into(),
+        reason: String::new(),
+        signature: Vec::new(),
+    };
+    wrong_epoch.signature = bob.signer.sign(&wrong_epoch.signed_data("bob", &gid_of(&gid))).unwrap();
+    let r = send(bob.post(&api::routes::reports(&gid_of(&gid))).json(&wrong_epoch)).await;
+    assert_eq!((r.status, r.code()), (400, "invalid_request".to_string()), "the commit is of epoch 0");
     let r = report(&eve, commit_seq, false).await;
     assert_eq!((r.status, r.code()), (403, "not_a_member".to_string()));
 }

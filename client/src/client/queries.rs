@@ -24,6 +24,7 @@ impl Client {
                 members: g.as_ref().map_or(0, |g| g.members().count()),
                 cursor: rec.cursor,
                 successor: rec.successor,
+                successor_by: rec.successor_by,
             });
         }
         Ok(out)

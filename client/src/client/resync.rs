@@ -22,7 +22,7 @@ use openmls::prelude::*;
 use tls_codec::{Deserialize as _, Serialize as _};
 
 use super::groups::join_config;
-use super::{b64url, Client, SyncReport, PAGE};
+use super::{b64url, identity_of, Client, SyncReport, PAGE};
 use crate::error::{Error, MlsResultExt as _, Result};
 use crate::records::{GroupState, PendingCommit, ResyncRecord};
 use crate::repo::Repo;
@@ -73,6 +73,7 @@ impl Client {
             }
         }
         let mut backoff = self.backoff();
+        let mut last_gi: Option<Vec<u8>> = None;
         loop {
             let gi = match self.ds.group_info(&gpath).await {
                 Ok(gi) => gi,
@@ -80,8 +81,20 @@ impl Client {
                     self.left_instead_of_resync(gid, report)?;
                     return Ok(false);
                 }
+                Err(Error::Server { status: 404, code: proto::ErrorCode::UnknownGroup, .. }) => {
+                    self.flag_rollback(gid, "the DS does not know this group any more".into(), None)?;
+                    return Ok(false);
+                }
                 Err(e) => return Err(e),
             };
+            if last_gi.as_deref() == Some(gi.as_slice()) {
+                // Refused as stale, and the DS has nothing newer: the last
+                // commit came without a GroupInfo. No state to resync from.
+                let why = "the DS has no GroupInfo of the group's current epoch (its last commit carried none); \
+                           replace the group (`grove group successor`) or ask a member to re-add you";
+                return Err(self.resync_failed(gid, why.into())?);
+            }
+            last_gi = Some(gi.clone());
             let body = match self.provider.transaction(|p| self.stage_resync(p, gid, &gi)) {
                 Ok(b) => b,
                 Err(e) => return Err(self.resync_failed(gid, format!("building the external commit failed: {e}"))?),
@@ -122,13 +135,16 @@ impl Client {
             return Err(Error::Protocol("the DS's GroupInfo is for another group".into()));
         }
         let epoch = vgi.epoch().as_u64();
+        let signer_index = group_info_signer(&vgi)?;
         let s = p.storage();
+        let mut known = Vec::new();
         if let Some(mut old) = MlsGroup::load(s, &GroupId::from_slice(gid))? {
+            known = old.members().map(|m| (identity_of(&m.credential), m.signature_key)).collect();
             old.delete(s)?;
         }
         // Leaf lifetimes are not checked again: the DS checked each leaf when
         // it entered the group, and a group outlives its KeyPackages' lifetimes.
-        let (_group, bundle) = MlsGroup::external_commit_builder()
+        let (group, bundle) = MlsGroup::external_commit_builder()
             .with_config(join_config())
             .skip_lifetime_validation()
             .build_group(p, vgi, self.cwk())
@@ -139,6 +155,7 @@ impl Client {
             .mls("resync: build the external commit")?
             .finalize(p)
             .mls("resync: finish the external commit")?;
+        self.check_group_info_signer(p, &group, signer_index, &known)?;
         let commit = bundle.commit().tls_serialize_detached().mls("encode")?;
         let group_info = match bundle.group_info() {
             Some(gi) => MlsMessageOut::from(gi.clone()).tls_serialize_detached().mls("encode")?,
@@ -157,6 +174,36 @@ impl Client {
             }
         })?;
         Ok(body)
+    }
+
+    /// The GroupInfo a resync builds on comes from the DS, which could make
+    /// one up: a tree of real members' leaves (from their KeyPackages) plus a
+    /// leaf of its own, signed by that leaf, so that the path of the external
+    /// commit is encrypted to it. So its signer must be someone this client
+    /// knows with that key: a member of its last state of the group, a pinned
+    /// contact, or itself (its old leaf, now replaced, when it made the last
+    /// commit). Fails (the transaction, and so the old state, is kept) otherwise.
+    fn check_group_info_signer(
+        &self,
+        p: &TxnProvider<'_>,
+        group: &MlsGroup,
+        signer: u32,
+        known: &[(String, Vec<u8>)],
+    ) -> Result<()> {
+        let Some(m) = group.members().find(|m| m.index.u32() == signer) else {
+            return Ok(()); // the slot of the own old leaf, removed by this commit
+        };
+        let user = identity_of(&m.credential);
+        let own = m.index == group.own_leaf_index();
+        let in_group = known.iter().any(|(u, k)| *u == user && *k == m.signature_key);
+        let pinned = Repo::of(p).contacts().get(&user)?.is_some_and(|c| c.key == m.signature_key);
+        if own || in_group || pinned {
+            return Ok(());
+        }
+        Err(Error::Protocol(format!(
+            "the DS's GroupInfo is signed by {user}, whom this client has never seen with that key: it will not rejoin \
+             a group state it cannot trace to a member it knows (the DS may be trying to add itself)"
+        )))
     }
 
     /// The DS accepted the external commit at `seq`: the group goes on from
@@ -273,6 +320,18 @@ impl Client {
         let g = self.group(gid).ok()?;
         g.member(*leaf).map(super::identity_of)
     }
+}
+
+/// The leaf index of a GroupInfo's signer. openmls does not expose it, so it
+/// is read from the encoding (RFC 9420 §12.4.3: the group context, the
+/// extensions, the confirmation tag, then the signer).
+fn group_info_signer(vgi: &openmls::messages::group_info::VerifiableGroupInfo) -> Result<u32> {
+    use tls_codec::Size as _;
+    let all = vgi.tls_serialize_detached().mls("encode")?;
+    let skip = vgi.group_context().tls_serialized_len() + vgi.extensions().tls_serialized_len();
+    let mut rest = all.get(skip..).ok_or_else(|| Error::Protocol("truncated GroupInfo".into()))?;
+    tls_codec::VLBytes::tls_deserialize(&mut rest).map_err(|e| Error::Protocol(format!("GroupInfo: {e}")))?;
+    u32::tls_deserialize(&mut rest).map_err(|e| Error::Protocol(format!("GroupInfo signer: {e}")))
 }
 
 /// Longest reason sent in a report (the DS's limit).

@@ -3,9 +3,11 @@
 //! new group with the same name, history policy and members (minus those the
 //! user names, such as the member whose commit broke the group), and links
 //! it: the first message of the new group names the old one, and each
-//! member's client that was in the old group records the link on it. The
-//! old group stays readable; sending into it is refused, naming its
-//! successor.
+//! member's client that was in the old group records the link on it (and
+//! shows who announced it). The old group stays readable. The creator's
+//! client refuses to send into it, naming the successor, and its name now
+//! means the successor; other members' clients only show the link, since any
+//! member could announce a successor with members of its choosing.
 
 use super::{b64url, identity_of, Client, SyncReport};
 use crate::error::{Error, Result};
@@ -82,16 +84,20 @@ impl Client {
             return Ok(false);
         }
         rec.successor = Some(b64url(gid));
+        rec.successor_by = Some(sender.to_owned());
         groups.put(&old, &rec)?;
         report.successors.push(format!("{predecessor}: replaced by {} (created by {sender})", b64url(gid)));
         Ok(true)
     }
 
-    /// Refuses to send into a group that has a successor.
+    /// Refuses to send into a group this client replaced by a successor. (A
+    /// successor another member announced is shown, not enforced: any member
+    /// can announce one, with members of its choosing.)
     pub(super) fn require_no_successor(&self, gid: &[u8]) -> Result<()> {
-        match self.group_record(gid)?.successor {
-            Some(new) => Err(Error::GroupReplaced { group: b64url(gid), successor: new }),
-            None => Ok(()),
+        let rec = self.group_record(gid)?;
+        match (rec.successor, rec.successor_by) {
+            (Some(new), None) => Err(Error::GroupReplaced { group: b64url(gid), successor: new }),
+            _ => Ok(()),
         }
     }
 }

@@ -198,8 +198,11 @@ impl Client {
     async fn fetch_and_apply(&self, gid: &[u8], report: &mut SyncReport) -> Result<()> {
         let gpath = b64url(gid);
         loop {
-            let rec = self.group_record(gid)?;
-            if rec.state == GroupState::Left || !self.resync_if_needed(gid, report).await? {
+            if self.group_record(gid)?.state == GroupState::Left || !self.resync_if_needed(gid, report).await? {
+                return Ok(());
+            }
+            let rec = self.group_record(gid)?; // after a resync, its cursor is the external commit
+            if rec.state == GroupState::Left {
                 return Ok(());
             }
             let page = match self.ds.fetch(&gpath, rec.cursor, PAGE).await {
@@ -254,31 +257,44 @@ impl Client {
     }
 
     /// Whether the page shows that entries this client has not processed were
-    /// pruned (past the DS's retention) and the group has moved to a later
-    /// epoch since: then the group is marked for a resync and true returned.
-    /// Pruned entries of the current epoch (messages only) are skipped.
+    /// pruned (past the DS's retention, or withheld) and the group has moved
+    /// past this client's epoch since: then the group is marked for a resync
+    /// and true returned (true also means "fetch again"). After a hole, the
+    /// page's entries are looked at in order: one of a later epoch than this
+    /// client's, before any commit of its epoch, means commits were missed
+    /// (entries of earlier epochs are a new member's pre-join history, or late
+    /// messages). Pruned entries of the current epoch are skipped.
     async fn missed_pruned_commits(&self, gid: &[u8], cursor: u64, page: &proto::MessagesPage) -> Result<bool> {
-        let (next_epoch, gap_end) = match page.messages.first() {
-            Some(first) if first.seq > cursor.saturating_add(1) => (first.epoch, first.seq - 1),
+        let epoch = self.group(gid)?.epoch().as_u64();
+        let (moved_on, gap_end) = match page.messages.first() {
+            Some(first) if first.seq > cursor.saturating_add(1) => {
+                let later = page
+                    .messages
+                    .iter()
+                    .take_while(|m| !(m.kind.is_handshake() && m.epoch == epoch))
+                    .any(|m| m.epoch > epoch);
+                (later, first.seq - 1)
+            }
             Some(_) => return Ok(false),
             None if page.last_seq > cursor => match self.ds.group(&b64url(gid)).await {
-                Ok(g) => (g.epoch, page.last_seq),
+                // The log grew since the page was read: read it again.
+                Ok(g) if g.last_seq > page.last_seq => return Ok(true),
+                Ok(g) => (g.epoch > epoch, page.last_seq),
                 // Removed while the log it would learn it from aged out: the
                 // resync attempt is refused, and the group is left.
-                Err(Error::Server { status: 403, code: proto::ErrorCode::NotAMember, .. }) => (u64::MAX, page.last_seq),
+                Err(Error::Server { status: 403, code: proto::ErrorCode::NotAMember, .. }) => (true, page.last_seq),
                 Err(e) => return Err(e),
             },
             None => return Ok(false),
         };
-        let epoch = self.group(gid)?.epoch().as_u64();
-        if next_epoch <= epoch {
+        if !moved_on {
             if page.messages.is_empty() {
                 self.provider.transaction(|p| Repo::of(p).groups().update(gid, |r| r.cursor = gap_end).map(drop))?;
             }
             return Ok(false);
         }
         let reason = format!(
-            "log entries {} to {gap_end} are gone (past the DS's retention) and the group moved on from epoch {epoch}",
+            "log entries {} to {gap_end} are gone (past the DS's retention, or withheld) and the group moved on from epoch {epoch}",
             cursor + 1,
         );
         self.provider.transaction(|p| Self::mark_resync(p, gid, cursor, reason))?;

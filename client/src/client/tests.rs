@@ -43,6 +43,7 @@ fn write_last_release_home(home: &std::path::Path) {
             fork_acknowledged_epoch: None,
             resync: None,
             successor: None,
+            successor_by: None,
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

@@ -83,6 +83,9 @@ pub struct GroupSummary {
     /// The group that replaced this one, if any (its id).
     #[serde(default)]
     pub successor: Option<String>,
+    /// Who announced that successor (`None`: this client created it).
+    #[serde(default)]
+    pub successor_by: Option<String>,
 }
 
 /// Pinning status of a user's key.

@@ -109,8 +109,8 @@ impl<'s, K: Kv> Groups<'s, K> {
     /// Resolves a group name or id (base64url) to the group id: an id first
     /// (one direct read), then a name (one index scan). A name shared by
     /// several groups fails with [`Error::AmbiguousGroup`], unless all but
-    /// one of them were replaced by a successor group (the name then means
-    /// the one that was not).
+    /// one of them were replaced by a successor group this client created
+    /// (the name then means the one that was not).
     pub(crate) fn resolve(&self, name_or_id: &str) -> Result<Vec<u8>> {
         if let Some(gid) = grove_proto::group_id_from_path(name_or_id) {
             if b64url(&gid) == name_or_id && self.repo.exists(ns::GROUPS, &gid)? {
@@ -121,7 +121,7 @@ impl<'s, K: Kv> Groups<'s, K> {
         if by_name.len() > 1 {
             let mut current = Vec::new();
             for gid in &by_name {
-                if self.get(gid)?.is_some_and(|r| r.successor.is_none()) {
+                if self.get(gid)?.is_some_and(|r| r.successor.is_none() || r.successor_by.is_some()) {
                     current.push(gid.clone());
                 }
             }

@@ -22,6 +22,7 @@ fn record(name: Option<&str>) -> GroupRecord {
         fork_acknowledged_epoch: None,
         resync: None,
         successor: None,
+        successor_by: None,
     }
 }
 

@@ -99,7 +99,7 @@ impl Ds {
         self.publish(&rt, &appended, "commit", &added).await?;
         drop(public);
         let seq = appended.seq;
-        tracing::info!(group = %api::group_id_to_path(gid), seq, epoch = new_epoch, added = added.len(), removed, "commit accepted");
+        tracing::info!(group = %api::group_id_to_path(gid), seq, epoch = new_epoch, user, added = added.len(), removed, "commit accepted");
         Ok(api::PostedResponse { seq, epoch: new_epoch })
     }
 

@@ -1,11 +1,14 @@
 //! Members' signed reports of commits they cannot process on a check only
 //! members can make (confirmation or membership tag, update path). The DS
 //! cannot judge such a commit itself; it keeps each member's signed report
-//! as evidence for the operator, logs it and counts it. The members recover
+//! as evidence for the operator, logs it and counts it. The `committer` in
+//! a report is the reporter's word; who posted the commit is in the DS's own
+//! log line for it ("commit accepted", with `user`), which the operator
+//! compares it with. The members recover
 //! on their own (by a resync, see the client's `client/resync.rs`).
 
 use super::Ds;
-use crate::api::{self, GroupId};
+use crate::api::{self, GroupId, UserName};
 use crate::auth;
 use crate::error::DsError;
 use crate::store::EntryKind;
@@ -21,7 +24,7 @@ impl Ds {
         gid: &GroupId,
         req: api::CommitReportRequest,
     ) -> Result<api::CommitReportResponse, DsError> {
-        if req.reason.len() > MAX_REASON || req.committer.len() > api::MAX_USER_NAME_LEN {
+        if req.reason.len() > MAX_REASON || UserName::parse(&req.committer).is_err() {
             return Err(DsError::InvalidReport(format!(
                 "a report's reason is at most {MAX_REASON} bytes and its committer a user name"
             )));
@@ -36,8 +39,11 @@ impl Ds {
         auth::verify(&self.crypto, scheme, &req.signed_data(user, gid), reg.signature_key.as_slice(), &req.signature)?;
         let (id, seq) = (rt.internal_id, req.seq);
         let found = self.blocking(move |s| Ok(s.fetch_after(id, seq.saturating_sub(1), seq, 1)?)).await?;
-        if !found.first().is_some_and(|e| e.seq == seq && e.kind == EntryKind::Commit) {
-            return Err(DsError::InvalidReport(format!("log entry {seq} is not a stored commit of this group")));
+        if !found.first().is_some_and(|e| e.seq == seq && e.kind == EntryKind::Commit && e.epoch == req.epoch) {
+            return Err(DsError::InvalidReport(format!(
+                "log entry {seq} is not a stored commit of this group at epoch {}",
+                req.epoch
+            )));
         }
         let stored = serde_json::to_vec(&req).map_err(|e| DsError::Internal(e.to_string()))?;
         let reporters = self.store.add_commit_report(id, seq, user, &stored)?;

@@ -185,3 +185,57 @@ async fn two_members_resyncing_at_once_both_get_in() -> TestResult {
     talk(&alice, &bob, "all back").await?;
     Ok(())
 }
+
+/// A DS that makes a member resync (by withholding a commit) and serves it a
+/// GroupInfo it made up: same group id, a leaf of a user the member never
+/// saw, signed by that leaf. The member refuses to build on it (its path
+/// would be encrypted to the DS's leaf), keeps its old state, says why, and
+/// resyncs on the real GroupInfo once it gets it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_group_info_signed_by_a_stranger_is_refused() -> TestResult {
+    use openmls::prelude::*;
+    use tls_codec::Serialize as _;
+    let dir = tempfile::tempdir()?;
+    let ds = common::start_ds(dir.path()).await;
+    let url = ds.url();
+    let (bob_url, evil, _) = common::evil::start(&url).await;
+    let alice = new_client(dir.path(), &url, "alice", 1).await;
+    let bob = Client::create(dir.path().join("bob"), common::config(&bob_url, "bob", 1)).await?;
+    alice.create_group("g").await?;
+    alice.add_members("g", &["bob"]).await?;
+    bob.sync().await?;
+    let gid = alice.resolve_group("g")?;
+    let epoch = bob.epoch(&gid)?;
+
+    // The made-up group state: the real group id, one leaf of "dave".
+    let provider = openmls_rust_crypto::OpenMlsRustCrypto::default();
+    let signer = openmls_basic_credential::SignatureKeyPair::new(SignatureScheme::ED25519)?;
+    let cwk = CredentialWithKey {
+        credential: BasicCredential::new(b"dave".to_vec()).into(),
+        signature_key: signer.public().into(),
+    };
+    let fake = MlsGroup::builder()
+        .with_group_id(GroupId::from_slice(&gid))
+        .ciphersuite(Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
+        .build(&provider, &signer, cwk)?;
+    let fake_gi = fake.export_group_info(provider.crypto(), &signer, true)?.tls_serialize_detached()?;
+
+    evil.hide_commits(true);
+    evil.serve_group_info(Some(fake_gi));
+    alice.self_update("g").await?;
+    let report = bob.sync().await?;
+    assert!(report.resynced.is_empty(), "{report:?}");
+    assert_eq!(report.errors.len(), 1, "{report:?}");
+    assert!(report.errors[0].contains("dave, whom this client has never seen"), "{report:?}");
+    assert_eq!(bob.epoch(&gid)?, epoch, "the old state is kept");
+    let err = bob.send("g", "x").await.unwrap_err();
+    assert!(matches!(err, grove_client::Error::ResyncNeeded { .. }), "{err}");
+
+    // With the real GroupInfo, the resync goes through.
+    evil.serve_group_info(None);
+    evil.hide_commits(false);
+    let report = bob.sync().await?;
+    assert_eq!(report.resynced.len(), 1, "{report:?}");
+    talk(&alice, &bob, "real group").await?;
+    Ok(())
+}

@@ -3,7 +3,8 @@
 //! bob's KeyPackages, answered with mallory's key, and commits, answered
 //! with a 201 without reaching the DS (so the committer moves to an epoch
 //! nobody else sees: a fork), and commits in log pages, left out (so the
-//! reader stays behind at an old epoch: a fork by withholding).
+//! reader stays behind at an old epoch: a fork by withholding), and a
+//! GroupInfo it made up.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +27,8 @@ pub struct Evil {
     pub fake_claim: AtomicBool,
     pub fake_commit: AtomicBool,
     pub hide_commits: AtomicBool,
+    /// A GroupInfo served instead of the group's (one the DS made up).
+    pub fake_group_info: std::sync::Mutex<Option<Vec<u8>>>,
     pub fake_key: Vec<u8>,
     pub fake_credential: Vec<u8>,
     pub fake_kp: Vec<u8>,
@@ -54,6 +57,11 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
         let posted = grove_proto::PostedResponse { seq: u64::MAX, epoch: u64::MAX };
         return (StatusCode::CREATED, [("content-type", "application/json")], serde_json::to_vec(&posted).unwrap())
             .into_response();
+    }
+    if req.method() == "GET" && path.ends_with("/group-info") {
+        if let Some(gi) = st.fake_group_info.lock().unwrap().clone() {
+            return ([("content-type", grove_proto::MEDIA_MLS)], gi).into_response();
+        }
     }
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes()).unwrap();
     let mut rb = st.http.request(method, format!("{}{}", st.upstream, path));
@@ -108,6 +116,7 @@ pub async fn start(upstream: &str) -> (String, Arc<Evil>, String) {
         fake_claim: AtomicBool::new(false),
         fake_commit: AtomicBool::new(false),
         hide_commits: AtomicBool::new(false),
+        fake_group_info: std::sync::Mutex::new(None),
         fake_key: mallory.public().to_vec(),
         fake_credential: cred.tls_serialize_detached().unwrap(),
         fake_kp: MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().unwrap(),
@@ -131,6 +140,10 @@ impl Evil {
     /// Switches the swallowed commits on or off.
     pub fn swallow_commits(&self, on: bool) {
         self.fake_commit.store(on, Ordering::SeqCst);
+    }
+    /// Serves `gi` as every group's GroupInfo (`None`: the real one).
+    pub fn serve_group_info(&self, gi: Option<Vec<u8>>) {
+        *self.fake_group_info.lock().unwrap() = gi;
     }
     /// Switches the substituted KeyPackage claim on or off.
     pub fn claim(&self, on: bool) {

@@ -113,16 +113,19 @@ async fn bad_input_gets_clear_4xx_and_server_keeps_serving() {
     let stored = send(alice.get(&format!("/v1/groups/{gid}/group-info"))).await;
     assert_eq!(stored.body, gi.tls_serialize_detached().unwrap(), "the DS keeps the verified GroupInfo");
 
+    // A commit without the new epoch's GroupInfo: members could not resync.
+    let b = ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap();
+    let r = alice.post_bundle(&gid, b.commit(), None, None).await;
+    cases.check("commit without a GroupInfo", &r, 400, "invalid_group_info");
     // Wrong epoch: a commit replayed after the epoch moved on.
-    let b = ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap().into_commit();
-    assert_eq!(alice.post_bundle(&gid, &b, None, None).await.status, 201);
+    assert_eq!(alice.post_commit_bundle(&gid, &b).await.status, 201);
     ag.merge_pending_commit(&alice.provider).unwrap();
-    let r = alice.post_bundle(&gid, &b, None, None).await;
+    let r = alice.post_commit_bundle(&gid, &b).await;
     cases.check("replayed commit for a past epoch", &r, 409, "stale_epoch");
     assert_eq!(r.json()["current_epoch"], 3);
     // An application message two epochs old (window is one epoch).
-    let b = ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap().into_commit();
-    assert_eq!(alice.post_bundle(&gid, &b, None, None).await.status, 201);
+    let b = ag.self_update(&alice.provider, &alice.signer, LeafNodeParameters::default()).unwrap();
+    assert_eq!(alice.post_commit_bundle(&gid, &b).await.status, 201);
     ag.merge_pending_commit(&alice.provider).unwrap();
     let r = alice.post_raw(&gid, good_app.clone()).await;
     cases.check("application message from an old epoch", &r, 409, "stale_epoch");

@@ -33,12 +33,12 @@ async fn eight_racing_commits_one_wins_all_converge() {
     let mut bundles = Vec::new();
     for (p, g) in peers.iter().zip(groups.iter_mut()) {
         let b = g.self_update(&p.provider, &p.signer, LeafNodeParameters::default()).unwrap();
-        bundles.push(b.into_commit());
+        bundles.push(b);
     }
     // ... and they all post at once.
     let mut tasks = Vec::new();
-    for (p, c) in peers.iter().zip(bundles.iter()) {
-        tasks.push(p.post_bundle(&gid, c, None, None));
+    for (p, b) in peers.iter().zip(bundles.iter()) {
+        tasks.push(p.post_commit_bundle(&gid, b));
     }
     let results = futures_util::future::join_all(tasks).await;
     let won: Vec<usize> = results.iter().enumerate().filter(|(_, r)| r.status == 201).map(|(i, _)| i).collect();
@@ -70,7 +70,7 @@ async fn eight_racing_commits_one_wins_all_converge() {
     let loser = (0..8).find(|i| *i != won[0]).unwrap();
     let retry =
         groups[loser].self_update(&peers[loser].provider, &peers[loser].signer, LeafNodeParameters::default()).unwrap();
-    let r = peers[loser].post_bundle(&gid, &retry.into_commit(), None, None).await;
+    let r = peers[loser].post_commit_bundle(&gid, &retry).await;
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     ds.shutdown().await.unwrap();
 }

@@ -48,7 +48,7 @@ async fn restart_loses_nothing_and_data_dir_holds_no_plaintext() {
     assert_eq!(bob.sync(&mut bg, &gid, &mut cursor).await, ["after restart"]);
     // The group state survived too: a commit on the current epoch is accepted.
     let b = ag.self_update(&alice.provider, &alice.signer, openmls::prelude::LeafNodeParameters::default()).unwrap();
-    assert_eq!(alice.post_bundle(&gid, &b.into_commit(), None, None).await.status, 201);
+    assert_eq!(alice.post_commit_bundle(&gid, &b).await.status, 201);
     ds.shutdown().await.unwrap();
 
     let hits = files_containing(dir.path(), MARKER.as_bytes());

@@ -411,12 +411,15 @@ mod bob {
         }
 
         /// §5.14: a self-update commit (PublicMessage) in a `CommitBundle`
-        /// with no Welcome and no GroupInfo; merged only after the 201.
+        /// with no Welcome and the new epoch's GroupInfo; merged only after
+        /// the 201.
         pub(super) async fn self_update(&mut self, gid: &str) -> TestResult {
             let group = self.group.as_mut().ok_or("not in a group")?;
             let out = group.commit(Vec::new())?;
+            let group_info = out.external_commit_group_info.as_ref().ok_or("no GroupInfo")?.to_bytes()?;
             let mut body = opaque(&out.commit_message.to_bytes()?);
-            body.extend_from_slice(&[0, 0]);
+            body.extend(opaque(&[]));
+            body.extend(opaque(&group_info));
             let r =
                 self.post(&format!("/v1/groups/{gid}/commits"), "application/vnd.grove.commit-bundle", body).await?;
             let group = self.group.as_mut().ok_or("not in a group")?;
@@ -647,14 +650,15 @@ mod alice {
             if group.pending_proposals().next().is_none() {
                 return Err("no pending proposal".into());
             }
-            let (commit, welcome, _) = group.commit_to_pending_proposals(&self.provider, &self.signer)?;
+            let (commit, welcome, gi) = group.commit_to_pending_proposals(&self.provider, &self.signer)?;
             if welcome.is_some() {
                 return Err("unexpected Welcome".into());
             }
+            let gi = gi.ok_or("no GroupInfo")?;
             let body = api::CommitBundleBody {
                 commit: commit.tls_serialize_detached()?.into(),
                 welcome: Vec::new().into(),
-                group_info: Vec::new().into(),
+                group_info: MlsMessageOut::from(gi).tls_serialize_detached()?.into(),
             }
             .tls_serialize_detached()?;
             let r = send(

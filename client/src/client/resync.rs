@@ -90,8 +90,9 @@ impl Client {
             if last_gi.as_deref() == Some(gi.as_slice()) {
                 // Refused as stale, and the DS has nothing newer: the last
                 // commit came without a GroupInfo. No state to resync from.
-                let why = "the DS has no GroupInfo of the group's current epoch (its last commit carried none); \
-                           replace the group (`grove group successor`) or ask a member to re-add you";
+                let why = "the DS has no GroupInfo of the group's current epoch (its last commit, accepted by an \
+                           earlier DS release, carried none); wait for a member's next commit, replace the group \
+                           (`grove group successor`) or ask a member to re-add you";
                 return Err(self.resync_failed(gid, why.into())?);
             }
             last_gi = Some(gi.clone());

@@ -308,11 +308,12 @@ async fn form_group(
     let created = post(api::routes::GROUPS.into(), api::MEDIA_GROUP_CREATE, body.tls_serialize_detached()?).await?;
     ok_json(created, "create group").await?;
     let gid = api::GroupId::from_bytes(group.group_id().as_slice())?;
-    let (commit, welcome, _) = group.add_members(&creator.provider, &creator.signer, &kps)?;
+    let (commit, welcome, gi) = group.add_members(&creator.provider, &creator.signer, &kps)?;
+    let gi = gi.context("the add commit made no GroupInfo")?;
     let bundle = api::CommitBundleBody {
         commit: commit.tls_serialize_detached()?.into(),
         welcome: welcome.tls_serialize_detached()?.into(),
-        group_info: Vec::new().into(),
+        group_info: MlsMessageOut::from(gi).tls_serialize_detached()?.into(),
     };
     let added = post(api::routes::commits(&gid), api::MEDIA_COMMIT_BUNDLE, bundle.tls_serialize_detached()?).await?;
     ok_json(added, "add members").await?;

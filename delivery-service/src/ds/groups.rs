@@ -125,11 +125,13 @@ impl Ds {
             Committer::Member(leaf) => Some(*leaf),
             Committer::Resync(user) => members.get(user).map(|m| LeafNodeIndex::new(m.leaf)),
         };
-        if let (Some(gi), Some(signer)) = (commit.group_info, signer) {
-            if let Err(e) = self.verify_group_info(&public.group, signer, gi) {
-                self.reload_public(public, gid)?;
-                return Err(e);
-            }
+        let checked = match signer {
+            Some(signer) => self.verify_group_info(&public.group, signer, commit.group_info),
+            None => Err(DsError::Internal("the resyncing member is not in the merged group".into())),
+        };
+        if let Err(e) = checked {
+            self.reload_public(public, gid)?;
+            return Err(e);
         }
         let removed_now = old_members.keys().filter(|u| !members.contains_key(*u)).cloned().collect();
         let epoch = commit.epoch + 1;

@@ -74,7 +74,7 @@ pub(super) struct ValidatedCommit {
     /// The users the commit adds (each gets the bundle's Welcome).
     pub(super) added: Vec<String>,
     /// The GroupInfo of the new epoch, if the bundle carries one.
-    pub(super) group_info: Option<VerifiableGroupInfo>,
+    pub(super) group_info: VerifiableGroupInfo,
 }
 
 impl Ds {
@@ -374,14 +374,25 @@ fn check_welcome(welcome: &[u8], added_refs: &HashSet<Vec<u8>>) -> Result<(), Ds
     }
 }
 
-/// The bundle's optional GroupInfo, which must be for this group's new epoch.
-fn new_group_info(bytes: &[u8], gid: &[u8], new_epoch: u64) -> Result<Option<VerifiableGroupInfo>, DsError> {
+/// The bundle's GroupInfo, which must be there, for this group's new epoch,
+/// with the ratchet tree: members resync from it (`docs/api.md` §5.14), so
+/// a commit without one would leave them no state to rejoin.
+fn new_group_info(bytes: &[u8], gid: &[u8], new_epoch: u64) -> Result<VerifiableGroupInfo, DsError> {
     if bytes.is_empty() {
-        return Ok(None);
+        return Err(DsError::InvalidGroupInfo(
+            "a commit bundle must carry the new epoch's GroupInfo, with the ratchet_tree and external_pub \
+             extensions (members resync from it)"
+                .into(),
+        ));
     }
     let gi = parse_group_info(bytes, "group_info")?;
     if gi.group_id().as_slice() != gid || gi.epoch().as_u64() != new_epoch {
         return Err(DsError::InvalidGroupInfo("the GroupInfo is not for this group's new epoch".into()));
     }
-    Ok(Some(gi))
+    if gi.extensions().ratchet_tree().is_none() {
+        return Err(DsError::InvalidGroupInfo(
+            "the GroupInfo has no ratchet_tree extension (members resync from it)".into(),
+        ));
+    }
+    Ok(gi)
 }

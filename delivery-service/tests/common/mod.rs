@@ -285,6 +285,13 @@ impl Peer {
         .await
     }
 
+    /// Posts an openmls commit bundle as it is: commit, Welcome if any, and
+    /// the new epoch's GroupInfo (which the DS requires).
+    pub async fn post_commit_bundle(&self, gid: &str, b: &CommitMessageBundle) -> Resp {
+        let gi = b.group_info().cloned().map(MlsMessageOut::from);
+        self.post_bundle(gid, b.commit(), b.to_welcome_msg().as_ref(), gi.as_ref()).await
+    }
+
     /// Adds members (claims their key packages), posts the bundle, merges on 201.
     pub async fn add(&self, group: &mut MlsGroup, gid: &str, users: &[&str]) -> Resp {
         let mut kps = Vec::new();

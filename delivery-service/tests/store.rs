@@ -131,9 +131,19 @@ fn suite(store: Arc<dyn Store>) {
     cursors.sort();
     assert_eq!(cursors, [("alice".to_string(), 4), ("bob".to_string(), 6)]);
 
+    // Commit reports: one per reporter and commit.
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "bob", b"r1").unwrap(), 1);
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "bob", b"r2").unwrap(), 1, "bob's again replaces his");
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "carol", b"r").unwrap(), 2);
+    assert_eq!(store.add_commit_report(g.internal_id, 5, "bob", b"r").unwrap(), 1, "another commit");
+    assert_eq!(store.add_commit_report(g2.internal_id, 2, "bob", b"r").unwrap(), 1, "groups do not mix");
+
     // Retention: prune through 3 and by age; sequence numbers keep counting.
     let before = store.message_count().unwrap();
     assert_eq!(store.prune_log(g.internal_id, 3, 0).unwrap(), 3);
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "dave", b"r").unwrap(), 1, "reports of pruned commits go");
+    assert_eq!(store.add_commit_report(g.internal_id, 5, "carol", b"r").unwrap(), 2, "later ones stay");
+    assert_eq!(store.add_commit_report(g2.internal_id, 2, "carol", b"r").unwrap(), 2, "other groups' stay");
     assert_eq!(store.message_count().unwrap(), before - 3);
     assert_eq!(store.fetch_after(g.internal_id, 0, 10, 10).unwrap()[0].seq, 4);
     assert_eq!(store.prune_log(g.internal_id, 0, 106).unwrap(), 2, "entries received before 106 go");

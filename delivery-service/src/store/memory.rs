@@ -202,6 +202,7 @@ impl Store for MemoryStore {
         if let Some(&last) = doomed.last() {
             let p = g.pruned.entry(internal_id).or_insert(0);
             *p = (*p).max(last);
+            g.reports.retain(|(i, s, _), _| *i != internal_id || *s > last);
         }
         for seq in &doomed {
             g.log.remove(&(internal_id, *seq));

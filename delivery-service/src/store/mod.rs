@@ -215,7 +215,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// Stores `reporter`'s signed report (opaque bytes) of the commit at
     /// `seq`, replacing an earlier one of theirs. Returns how many members
-    /// have reported that commit.
+    /// have reported that commit. Reports go when the log is pruned past
+    /// their commit ([`Store::prune_log`]).
     fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64>;
 
     /// Number of log entries stored, all groups together.

@@ -576,6 +576,10 @@ impl Store for SledStore {
             }
             self.t.log.apply_batch(batch)?;
             self.messages.fetch_sub(count.min(self.messages.load(Ordering::Relaxed)), Ordering::Relaxed);
+            // Reports of pruned commits go with them.
+            for item in self.t.reports.range(log_key(internal_id, 0)..log_key(internal_id, seq.saturating_add(1))) {
+                self.t.reports.remove(item?.0)?;
+            }
         }
         Ok(count)
     }

@@ -28,22 +28,9 @@ fn write_last_release_home(home: &std::path::Path) {
     s.put_app_value("meta", b"identity", &id).unwrap();
     for (gid, name, cursor) in [(&b"gid-1"[..], Some("ops"), 3), (b"gid-2", Some("dev"), 5), (b"gid-3", None, 0)] {
         let rec = GroupRecord {
-            name: name.map(str::to_owned),
             cursor,
-            state: GroupState::Active,
-            joined_epoch: 0,
-            next_local: 0,
-            announce_name: false,
-            history: HistoryPolicy::None,
-            rollback: None,
-            update_policy: Default::default(),
             leaf_since: 0,
-            sent_since_update: 0,
-            fork: None,
-            fork_acknowledged_epoch: None,
-            resync: None,
-            successor: None,
-            successor_by: None,
+            ..GroupRecord::fresh(name.map(str::to_owned), 0, HistoryPolicy::None, 0)
         };
         s.put_app_value("groups", gid, &rec).unwrap();
     }

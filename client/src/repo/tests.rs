@@ -2,28 +2,11 @@
 //! home written before it existed.
 
 use super::*;
-use crate::records::{GroupRecord, GroupState, HistoryPolicy};
+use crate::records::{GroupRecord, HistoryPolicy};
 use crate::storage::SledStorage;
 
 fn record(name: Option<&str>) -> GroupRecord {
-    GroupRecord {
-        name: name.map(str::to_owned),
-        cursor: 7,
-        state: GroupState::Active,
-        joined_epoch: 0,
-        next_local: 0,
-        announce_name: false,
-        history: HistoryPolicy::None,
-        rollback: None,
-        update_policy: Default::default(),
-        leaf_since: 0,
-        sent_since_update: 0,
-        fork: None,
-        fork_acknowledged_epoch: None,
-        resync: None,
-        successor: None,
-        successor_by: None,
-    }
+    GroupRecord { cursor: 7, ..GroupRecord::fresh(name.map(str::to_owned), 0, HistoryPolicy::None, 0) }
 }
 
 fn temp_provider() -> GroveProvider {

@@ -15,7 +15,7 @@ async fn pinned_dev_certificate() -> Result<(), Box<dyn std::error::Error + Send
     config.rate_limit_per_sec = 0;
     std::fs::create_dir_all(&config.data_dir)?;
     let (tls, fp) = grove_ds::server::dev_tls(&config.data_dir).await?;
-    let ds = grove_ds::testing::build(&config)?;
+    let ds = grove_ds::testing::build(&config).await?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
     let port = listener.local_addr()?.port();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

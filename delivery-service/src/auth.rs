@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -20,13 +20,12 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 
 use crate::error::DsError;
+use crate::store::{Store, TokenRecord};
 
 pub use grove_proto::{signed_bytes, AUTH_LABEL, REGISTER_LABEL};
 
 /// How long a challenge may be answered.
 pub const CHALLENGE_TTL: Duration = Duration::from_secs(60);
-/// Most outstanding challenges (older ones are evicted when expired).
-const MAX_CHALLENGES: usize = 100_000;
 
 /// The signature schemes accepted for client keys.
 pub fn scheme_from_u16(v: u16) -> Option<SignatureScheme> {
@@ -48,21 +47,17 @@ pub fn verify(
     crypto.verify_signature(scheme, data, key, sig).map_err(|_| DsError::BadSignature)
 }
 
-struct Challenge {
-    user: String,
-    expires: Instant,
-}
+/// How long a replica trusts a token it has looked up before asking the
+/// store again (bounds how late a revocation in the store takes effect).
+const TOKEN_CACHE_SECS: u64 = 30;
+/// Most tokens cached per replica (the cache is emptied when full).
+const TOKEN_CACHE: usize = 100_000;
 
-struct Token {
-    user: String,
-    expires: Instant,
-}
-
-/// Challenges and tokens, kept in memory. A restart invalidates every token;
-/// clients answer `token_invalid` by authenticating again.
+/// Challenges and tokens live in the store (hashed tokens), so that every
+/// replica accepts them and a restart keeps them; each replica caches the
+/// tokens it has checked. The rate limiter is per replica.
 pub struct AuthState {
-    challenges: Mutex<HashMap<[u8; 32], Challenge>>,
-    tokens: Mutex<HashMap<[u8; 32], Token>>,
+    cache: Mutex<HashMap<[u8; 32], (TokenRecord, u64)>>,
     token_ttl: Duration,
     limiter: Option<DefaultKeyedRateLimiter<String>>,
 }
@@ -83,6 +78,10 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
+fn now_secs() -> u64 {
+    crate::ds::now_secs()
+}
+
 impl AuthState {
     /// New state; `rate_per_sec == 0` disables rate limiting.
     pub fn new(token_ttl: Duration, rate_per_sec: u32, burst: u32) -> Self {
@@ -90,7 +89,7 @@ impl AuthState {
             let burst = NonZeroU32::new(burst.max(rate_per_sec)).unwrap_or(rate);
             RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
         });
-        AuthState { challenges: Mutex::new(HashMap::new()), tokens: Mutex::new(HashMap::new()), token_ttl, limiter }
+        AuthState { cache: Mutex::new(HashMap::new()), token_ttl, limiter }
     }
 
     /// Token lifetime.
@@ -111,76 +110,78 @@ impl AuthState {
     }
 
     /// Forgets rate-limiter state of clients idle long enough to be back at a
-    /// full bucket, and expired tokens and challenges (bounded memory).
-    pub fn housekeeping(&self) {
+    /// full bucket, cached tokens past their time, and expired tokens and
+    /// challenges in the store. Returns how many the store deleted.
+    pub async fn housekeeping(&self, store: &dyn Store) -> Result<u64, DsError> {
         if let Some(l) = &self.limiter {
             l.retain_recent();
             l.shrink_to_fit();
         }
-        let now = Instant::now();
-        if let Ok(mut m) = self.tokens.lock() {
-            m.retain(|_, t| t.expires > now);
+        let now = now_secs();
+        if let Ok(mut m) = self.cache.lock() {
+            m.retain(|_, (t, until)| t.expires_at > now && *until > now);
         }
-        if let Ok(mut m) = self.challenges.lock() {
-            m.retain(|_, c| c.expires > now);
-        }
+        Ok(store.prune_auth(now).await?)
     }
 
     /// Issues a one-time challenge for `user`.
-    pub fn new_challenge(&self, user: &str) -> Result<[u8; 32], DsError> {
-        let mut map = self.challenges.lock().map_err(|_| DsError::Internal("challenge lock poisoned".into()))?;
-        let now = Instant::now();
-        if map.len() >= MAX_CHALLENGES {
-            map.retain(|_, c| c.expires > now);
-            if map.len() >= MAX_CHALLENGES {
-                return Err(DsError::RateLimited { retry_after_ms: CHALLENGE_TTL.as_millis() as u64 });
-            }
-        }
+    pub async fn new_challenge(&self, store: &dyn Store, user: &str) -> Result<[u8; 32], DsError> {
         let c = random32();
-        map.insert(c, Challenge { user: user.to_string(), expires: now + CHALLENGE_TTL });
+        store.put_challenge(&c, user, now_secs() + CHALLENGE_TTL.as_secs()).await?;
         Ok(c)
     }
 
-    /// Consumes a challenge: succeeds once, for the user it was issued to, before
-    /// it expires.
-    pub fn take_challenge(&self, user: &str, challenge: &[u8]) -> Result<(), DsError> {
+    /// Consumes a challenge: succeeds once (on any replica), for the user it
+    /// was issued to, before it expires.
+    pub async fn take_challenge(&self, store: &dyn Store, user: &str, challenge: &[u8]) -> Result<(), DsError> {
         let key: [u8; 32] = challenge.try_into().map_err(|_| DsError::ChallengeInvalid)?;
-        let mut map = self.challenges.lock().map_err(|_| DsError::Internal("challenge lock poisoned".into()))?;
-        match map.remove(&key) {
-            Some(c) if c.user == user && c.expires > Instant::now() => Ok(()),
+        match store.take_challenge(&key).await? {
+            Some(c) if c.user == user && c.expires_at >= now_secs() => Ok(()),
             _ => Err(DsError::ChallengeInvalid),
         }
     }
 
-    /// Issues a bearer token for `user`.
-    pub fn issue_token(&self, user: &str) -> Result<String, DsError> {
+    /// Issues a bearer token for `user`; the store keeps only its hash. The
+    /// caller persists it before handing it out.
+    pub async fn issue_token(&self, store: &dyn Store, user: &str) -> Result<String, DsError> {
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random32());
-        let mut map = self.tokens.lock().map_err(|_| DsError::Internal("token lock poisoned".into()))?;
-        let now = Instant::now();
-        if map.len() > 100_000 {
-            map.retain(|_, t| t.expires > now);
-        }
-        map.insert(token_hash(&token), Token { user: user.to_string(), expires: now + self.token_ttl });
+        let record = TokenRecord { user: user.to_string(), expires_at: now_secs() + self.token_ttl.as_secs() };
+        store.put_token(&token_hash(&token), &record).await?;
         Ok(token)
     }
 
-    /// The user a bearer token belongs to.
-    pub fn check_token(&self, token: &str) -> Result<String, DsError> {
-        let map = self.tokens.lock().map_err(|_| DsError::Internal("token lock poisoned".into()))?;
-        match map.get(&token_hash(token)) {
-            Some(t) if t.expires > Instant::now() => Ok(t.user.clone()),
-            Some(_) => Err(DsError::TokenExpired),
-            None => Err(DsError::TokenInvalid),
+    /// The user a bearer token belongs to: from this replica's cache, or the store.
+    pub async fn check_token(&self, store: &dyn Store, token: &str) -> Result<String, DsError> {
+        let hash = token_hash(token);
+        let now = now_secs();
+        let cached = self.cache.lock().ok().and_then(|m| m.get(&hash).cloned());
+        let record = match cached {
+            Some((t, until)) if until > now => t,
+            _ => {
+                let t = store.token(&hash).await?.ok_or(DsError::TokenInvalid)?;
+                if let Ok(mut m) = self.cache.lock() {
+                    if m.len() >= TOKEN_CACHE {
+                        m.clear();
+                    }
+                    m.insert(hash, (t.clone(), now + TOKEN_CACHE_SECS));
+                }
+                t
+            }
+        };
+        if record.expires_at <= now {
+            return Err(DsError::TokenExpired);
         }
+        Ok(record.user)
     }
 
-    /// Test hook: makes every current token expired.
+    /// Test hook: makes every token this replica has cached look expired
+    /// (tokens it has not seen yet are unaffected).
     pub fn expire_all_tokens_for_tests(&self) {
-        if let Ok(mut map) = self.tokens.lock() {
-            let past = Instant::now().checked_sub(Duration::from_secs(1)).unwrap_or_else(Instant::now);
-            for t in map.values_mut() {
-                t.expires = past;
+        if let Ok(mut map) = self.cache.lock() {
+            for (t, until) in map.values_mut() {
+                t.expires_at = 0;
+                *until = u64::MAX;
             }
         }
     }

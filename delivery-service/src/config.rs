@@ -121,6 +121,31 @@ pub struct Config {
     /// How long graceful shutdown waits for open requests, in seconds.
     #[arg(long, env = "GROVE_DS_SHUTDOWN_GRACE_SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3_600))]
     pub shutdown_grace_secs: u64,
+
+    /// Where the DS keeps its data: `sled` (embedded, in --data-dir; one
+    /// process) or `postgres` (--database-url; any number of replicas). With
+    /// postgres, --data-dir holds only local files (the --dev-tls certificate,
+    /// blobs).
+    #[arg(long, env = "GROVE_DS_STORE", value_enum, default_value_t = StoreKind::Sled)]
+    pub store: StoreKind,
+
+    /// PostgreSQL connection URL, with --store postgres (for example
+    /// `postgres://grove@db.internal/grove?sslmode=verify-full`).
+    #[arg(long, env = "GROVE_DS_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Connections in this replica's PostgreSQL pool.
+    #[arg(long, env = "GROVE_DS_DATABASE_POOL", default_value_t = 16, value_parser = clap::value_parser!(u32).range(2..=1_000))]
+    pub database_pool: u32,
+}
+
+/// The storage backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum StoreKind {
+    /// sled, embedded in the data directory (the default).
+    Sled,
+    /// PostgreSQL at --database-url.
+    Postgres,
 }
 
 /// The connection caps in effect, with the defaults filled in.

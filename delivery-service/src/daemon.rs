@@ -11,10 +11,10 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::AuthState;
-use crate::config::{CheckArgs, Config};
+use crate::config::{CheckArgs, Config, StoreKind};
 use crate::ds::{Ds, Limits};
 use crate::metrics::Metrics;
-use crate::store::{CheckReport, SledStore, Store};
+use crate::store::{CheckReport, PgStore, SledStore, Store};
 
 /// Creates `dir` (owner-only on unix) if it does not exist.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -28,10 +28,18 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens the sled store in `config.data_dir` and builds the domain layer.
-pub fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
+/// Opens the configured store (sled in `config.data_dir`, or PostgreSQL at
+/// `config.database_url`) and builds the domain layer.
+pub async fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
     create_private_dir(&config.data_dir)?;
     let metrics = Arc::new(Metrics::new());
+    if config.store == StoreKind::Postgres {
+        let url = config.database_url.as_deref().context(
+            "--store postgres needs --database-url (or GROVE_DS_DATABASE_URL), e.g. postgres://grove@db/grove",
+        )?;
+        let store = PgStore::open(url, config.database_pool).await.context("opening the PostgreSQL store")?;
+        return build_with_store(config, Arc::new(store), metrics);
+    }
     let observer = {
         let batch = metrics.fsync_batch.clone();
         let secs = metrics.fsync_seconds.clone();
@@ -104,7 +112,12 @@ pub fn build_with_store(config: &Config, store: Arc<dyn Store>, metrics: Arc<Met
     let auth =
         AuthState::new(Duration::from_secs(config.token_ttl_secs), config.rate_limit_per_sec, config.rate_limit_burst);
     let blobs = crate::blobs::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
-    Ok(Arc::new(Ds::new(store, blobs, Limits::from_config(config), auth, metrics)?))
+    let events = store.take_events();
+    let ds = Arc::new(Ds::new(store, blobs, Limits::from_config(config), auth, metrics)?);
+    if let Some(events) = events {
+        tokio::spawn(Arc::clone(&ds).follow(events));
+    }
+    Ok(ds)
 }
 
 /// A Delivery Service serving inside this process, with a shutdown handle.
@@ -129,7 +142,7 @@ impl InProcess {
     /// Opens `config.data_dir` and serves plain HTTP on `config.listen` (use
     /// [`Config::loopback`]).
     pub async fn start(config: Config) -> anyhow::Result<Self> {
-        let ds = open(&config)?;
+        let ds = open(&config).await?;
         Self::start_with(config, ds).await
     }
 
@@ -140,7 +153,7 @@ impl InProcess {
 
     /// Opens `config.data_dir` and serves over TLS with `tls`.
     pub async fn start_tls(config: Config, tls: axum_server::tls_rustls::RustlsConfig) -> anyhow::Result<Self> {
-        let ds = open(&config)?;
+        let ds = open(&config).await?;
         Self::start_serving(config, ds, Some(tls)).await
     }
 

@@ -198,6 +198,10 @@ pub enum DsError {
     /// Storage failed; details are in the server log.
     #[error("storage failure")]
     Storage(#[from] StoreError),
+    /// Another replica kept appending to the group while this one retried;
+    /// nothing was written (details in the server log).
+    #[error("the group is too busy on other replicas right now: retry shortly")]
+    Stale(String),
     /// A bug or an unexpected library failure; details are in the server log.
     #[error("internal error")]
     Internal(String),
@@ -257,6 +261,7 @@ impl DsError {
             BlobTooLarge { .. } => ErrorCode::PayloadTooLarge,
             UnknownBlob => ErrorCode::UnknownBlob,
             ShuttingDown => ErrorCode::ShuttingDown,
+            Storage(StoreError::Unavailable(_)) | Stale(_) => ErrorCode::StorageUnavailable,
             Storage(_) => ErrorCode::StorageError,
             Internal(_) => ErrorCode::InternalError,
         }

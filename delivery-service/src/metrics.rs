@@ -46,6 +46,10 @@ pub struct Metrics {
     pub fsync_seconds: Histogram,
     /// Messages accepted by kind.
     pub accepted: Family<Vec<(String, String)>, Counter>,
+    /// Reloads of a group's cached state because another replica wrote to it.
+    pub group_refreshes: Counter,
+    /// Change notifications received from other replicas.
+    pub notifications: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -71,6 +75,8 @@ impl Metrics {
         let fsync_batch = Histogram::new(exponential_buckets(1.0, 2.0, 12));
         let fsync_seconds = Histogram::new(exponential_buckets(0.0001, 2.0, 16));
         let accepted = Family::<Vec<(String, String)>, Counter>::default();
+        let group_refreshes = Counter::default();
+        let notifications = Counter::default();
         registry.register("http_requests", "HTTP requests by route, method and status", requests.clone());
         registry.register("http_request_duration_seconds", "HTTP request latency by route", latency.clone());
         registry.register("stored_messages", "Group log entries stored", stored_messages.clone());
@@ -82,7 +88,24 @@ impl Metrics {
         );
         registry.register("fsync_duration_seconds", "Duration of each fsync", fsync_seconds.clone());
         registry.register("accepted_messages", "MLS messages accepted, by kind", accepted.clone());
-        Metrics { registry, requests, latency, stored_messages, groups, fsync_batch, fsync_seconds, accepted }
+        registry.register(
+            "group_refreshes",
+            "Reloads of a cached group because another replica wrote to it",
+            group_refreshes.clone(),
+        );
+        registry.register("notifications", "Change notifications received from other replicas", notifications.clone());
+        Metrics {
+            registry,
+            requests,
+            latency,
+            stored_messages,
+            groups,
+            fsync_batch,
+            fsync_seconds,
+            accepted,
+            group_refreshes,
+            notifications,
+        }
     }
 
     /// The registry in the Prometheus text format.

@@ -143,6 +143,9 @@ pub async fn run_with(
         "connection limits"
     );
 
+    if let Err(e) = ds.load_gauges().await {
+        tracing::warn!(error = %e, "reading the store's gauges failed");
+    }
     let retention = {
         let ds = ds.clone();
         let mut stop = ds.shutdown_signal();
@@ -152,7 +155,9 @@ pub async fn run_with(
             loop {
                 tokio::select! {
                     _ = tick.tick() => {
-                        ds.auth.housekeeping();
+                        if let Err(e) = ds.auth.housekeeping(&**ds.store()).await {
+                            tracing::warn!(error = %e, "pruning expired tokens failed");
+                        }
                         match ds.run_retention().await {
                             Ok(n) if n > 0 => tracing::info!(deleted = n, "retention"),
                             Ok(_) => {}

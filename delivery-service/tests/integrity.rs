@@ -23,10 +23,10 @@ fn message(group: &str, seq: u64, len: usize) -> Vec<u8> {
     m
 }
 
-fn group(store: &dyn Store, gid: &str) -> GroupRecord {
+async fn group(store: &dyn Store, gid: &str) -> GroupRecord {
     GroupRecord {
         group_id: gid.as_bytes().to_vec().into(),
-        internal_id: store.next_internal_id().unwrap(),
+        internal_id: store.next_internal_id().await.unwrap(),
         epoch: 0,
         ciphersuite: 1,
         public_state: vec![9; 200].into(),
@@ -48,7 +48,7 @@ fn entry(gid: &str, seq: u64) -> LogEntry {
 
 /// A store in `dir` with users, and two groups whose logs hold `entries`
 /// 1 KiB messages each; closed cleanly (as the probes' DS was stopped).
-fn populate(dir: &Path, entries: u64) -> u64 {
+async fn populate(dir: &Path, entries: u64) -> u64 {
     let store = SledStore::open(dir, None).unwrap();
     for i in 0..USERS {
         let u = UserRecord {
@@ -58,14 +58,14 @@ fn populate(dir: &Path, entries: u64) -> u64 {
             signature_scheme: 0x0807,
             registered_at: 1,
         };
-        store.register_user(&u).unwrap();
+        store.register_user(&u).await.unwrap();
     }
     let mut ids = Vec::new();
     for gid in ["g-a", "g-b"] {
-        let g = group(&store, gid);
-        assert!(store.create_group(&g).unwrap());
+        let g = group(&store, gid).await;
+        assert!(store.create_group(&g).await.unwrap());
         for seq in 1..=entries {
-            store.append_message(g.internal_id, &entry(gid, seq), None).unwrap();
+            store.append_message(g.internal_id, &entry(gid, seq), None).await.unwrap();
         }
         ids.push(g.internal_id);
     }
@@ -120,26 +120,26 @@ fn assert_check_fails(dir: &Path, what: &str) {
     }
 }
 
-#[test]
-fn healthy_store_opens_and_checks_clean() {
+#[tokio::test]
+async fn healthy_store_opens_and_checks_clean() {
     let dir = tempfile::tempdir().unwrap();
-    populate(dir.path(), 20);
+    populate(dir.path(), 20).await;
     let report = retry_lock(|| SledStore::check(dir.path())).unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.users, report.groups, report.log_entries), (USERS as u64, 2, 40));
     assert_eq!(report.format, 2);
     assert!(report.watermark_written_at.is_some());
     let store = reopen(dir.path());
-    assert_eq!(store.load_group(b"g-a").unwrap().unwrap().1, 21);
+    assert_eq!(store.load_group(b"g-a").await.unwrap().unwrap().1, 21);
 }
 
 /// Every damage the probes tried on a cleanly stopped DS's `db/db` (or `conf`)
 /// is refused at open and reported by `check`; before, four of them started a
 /// server that silently served part of the log, or nothing.
-#[test]
-fn damaged_database_file_is_refused() {
+#[tokio::test]
+async fn damaged_database_file_is_refused() {
     let golden = tempfile::tempdir().unwrap();
-    populate(golden.path(), ENTRIES);
+    populate(golden.path(), ENTRIES).await;
     let db_len = std::fs::metadata(golden.path().join("db")).unwrap().len();
     assert!(db_len > 600 * 1024, "the file holds the ~600 KiB of entries ({db_len} bytes)");
     type Damage = (&'static str, fn(&Path, u64));
@@ -181,16 +181,16 @@ fn patch_n(path: &Path, at: u64, n: usize, f: fn(&mut u8)) {
 
 /// A database restored from an older copy while the watermark stayed is
 /// refused; the operator can accept it on purpose, and then it serves again.
-#[test]
-fn rolled_back_database_is_refused_until_accepted() {
+#[tokio::test]
+async fn rolled_back_database_is_refused_until_accepted() {
     let dir = tempfile::tempdir().unwrap();
     let old = tempfile::tempdir().unwrap();
-    let id = populate(dir.path(), 10);
+    let id = populate(dir.path(), 10).await;
     copy_dir(dir.path(), old.path());
     {
         let store = reopen(dir.path());
         for seq in 11..=15 {
-            store.append_message(id, &entry("g-a", seq), None).unwrap();
+            store.append_message(id, &entry("g-a", seq), None).await.unwrap();
         }
         store.close().unwrap();
     }
@@ -206,14 +206,14 @@ fn rolled_back_database_is_refused_until_accepted() {
     let report = retry_lock(|| SledStore::accept_current_state(restored.path())).unwrap();
     assert!(report.ok(), "{report:?}");
     let store = reopen(restored.path());
-    assert_eq!(store.load_group(b"g-a").unwrap().unwrap().1, 11);
+    assert_eq!(store.load_group(b"g-a").await.unwrap().unwrap().1, 11);
 }
 
 /// An entry whose bytes changed but still decode is found by the hash chain.
-#[test]
-fn changed_entry_bytes_fail_the_chain() {
+#[tokio::test]
+async fn changed_entry_bytes_fail_the_chain() {
     let dir = tempfile::tempdir().unwrap();
-    let id = populate(dir.path(), 10);
+    let id = populate(dir.path(), 10).await;
     {
         let db = retry_lock(|| sled::open(dir.path())).unwrap();
         let log = db.open_tree("log_v2").unwrap();
@@ -230,10 +230,10 @@ fn changed_entry_bytes_fail_the_chain() {
 }
 
 /// A missing or damaged watermark is refused for a store that holds data.
-#[test]
-fn missing_or_damaged_watermark_is_refused() {
+#[tokio::test]
+async fn missing_or_damaged_watermark_is_refused() {
     let dir = tempfile::tempdir().unwrap();
-    populate(dir.path(), 3);
+    populate(dir.path(), 3).await;
     let path = dir.path().join(watermark::FILE_NAME);
     let good = std::fs::read(&path).unwrap();
     let mut bad = good.clone();
@@ -255,15 +255,15 @@ fn missing_or_damaged_watermark_is_refused() {
 async fn watermark_follows_persist_and_survives_a_crash() {
     let dir = tempfile::tempdir().unwrap();
     let store = SledStore::open(dir.path(), None).unwrap();
-    let g = group(&store, "g-live");
-    store.create_group(&g).unwrap();
+    let g = group(&store, "g-live").await;
+    store.create_group(&g).await.unwrap();
     for seq in 1..=3 {
-        store.append_message(g.internal_id, &entry("g-live", seq), None).unwrap();
+        store.append_message(g.internal_id, &entry("g-live", seq), None).await.unwrap();
     }
     store.persist().await.unwrap();
     // The next flush after the interval writes the watermark.
     tokio::time::sleep(WATERMARK_INTERVAL + std::time::Duration::from_millis(300)).await;
-    store.append_message(g.internal_id, &entry("g-live", 4), None).unwrap();
+    store.append_message(g.internal_id, &entry("g-live", 4), None).await.unwrap();
     store.persist().await.unwrap();
     let w = wait_for_mark(dir.path(), g.internal_id, 3).await;
     assert!(w >= 3);
@@ -272,7 +272,7 @@ async fn watermark_follows_persist_and_survives_a_crash() {
     let copy = tempfile::tempdir().unwrap();
     copy_dir(dir.path(), copy.path());
     let store = SledStore::open(copy.path(), None).unwrap();
-    assert_eq!(store.load_group(b"g-live").unwrap().unwrap().1, 5, "acknowledged entries are kept");
+    assert_eq!(store.load_group(b"g-live").await.unwrap().unwrap().1, 5, "acknowledged entries are kept");
 }
 
 async fn wait_for_mark(dir: &Path, id: u64, at_least: u64) -> u64 {
@@ -303,20 +303,23 @@ fn fixture_message(group: &str, seq: u64) -> Vec<u8> {
 
 /// A data directory written by the last format-1 release (checked-in
 /// fixture) opens with this build: migrated to format 2, every record kept.
-#[test]
-fn store_migration_from_format_1_keeps_every_record() {
+#[tokio::test]
+async fn store_migration_from_format_1_keeps_every_record() {
     let dir = tempfile::tempdir().unwrap();
     copy_dir(&fixture(), dir.path());
     std::fs::create_dir_all(dir.path().join("blobs")).unwrap();
     for round in 0..2 {
         let store = reopen(dir.path());
         for name in ["alice", "bob", "carol"] {
-            assert!(store.user(name).unwrap().is_some(), "round {round}: user {name}");
+            assert!(store.user(name).await.unwrap().is_some(), "round {round}: user {name}");
         }
-        assert_eq!(store.key_package_counts("alice", 1).unwrap(), KeyPackageCounts { one_time: 3, last_resort: true });
-        let (g1, next) = store.load_group(b"fixture-g1").unwrap().unwrap();
+        assert_eq!(
+            store.key_package_counts("alice", 1).await.unwrap(),
+            KeyPackageCounts { one_time: 3, last_resort: true }
+        );
+        let (g1, next) = store.load_group(b"fixture-g1").await.unwrap().unwrap();
         assert_eq!((g1.epoch, next), (2, 151 + round));
-        let entries = store.fetch_after(g1.internal_id, 0, 150, 1000).unwrap();
+        let entries = store.fetch_after(g1.internal_id, 0, 150, 1000).await.unwrap();
         assert_eq!(entries.len(), 150);
         for e in &entries {
             assert_eq!(e.message, fixture_message("fixture-g1", e.seq), "round {round}: g1 entry {}", e.seq);
@@ -324,17 +327,17 @@ fn store_migration_from_format_1_keeps_every_record() {
         }
         assert_eq!(entries[0].kind, EntryKind::Commit);
         assert_eq!(entries[101].kind, EntryKind::Commit);
-        assert_eq!(store.cursors(g1.internal_id).unwrap(), vec![("bob".to_string(), 50)]);
-        assert_eq!(store.inbox_after("carol", 0, 10).unwrap().len(), 1);
-        let (g2, next) = store.load_group(b"fixture-g2").unwrap().unwrap();
+        assert_eq!(store.cursors(g1.internal_id).await.unwrap(), vec![("bob".to_string(), 50)]);
+        assert_eq!(store.inbox_after("carol", 0, 10).await.unwrap().len(), 1);
+        let (g2, next) = store.load_group(b"fixture-g2").await.unwrap().unwrap();
         assert_eq!(next, 51);
-        let kept = store.fetch_after(g2.internal_id, 0, 50, 1000).unwrap();
+        let kept = store.fetch_after(g2.internal_id, 0, 50, 1000).await.unwrap();
         assert_eq!(kept.iter().map(|e| e.seq).collect::<Vec<_>>(), (21..=50).collect::<Vec<_>>());
         assert_eq!(kept[0].message, fixture_message("fixture-g2", 21));
-        assert_eq!(store.load_group(b"fixture-g3").unwrap().unwrap().1, 1);
+        assert_eq!(store.load_group(b"fixture-g3").await.unwrap().unwrap().1, 1);
         // It keeps working: appends continue the migrated chain.
         let seq = 151 + round;
-        store.append_message(g1.internal_id, &entry("fixture-g1", seq), None).unwrap();
+        store.append_message(g1.internal_id, &entry("fixture-g1", seq), None).await.unwrap();
         store.close().unwrap();
     }
     let report = retry_lock(|| SledStore::check(dir.path())).unwrap();
@@ -348,11 +351,11 @@ fn grove_ds(args: &[&str]) -> std::process::Output {
 
 /// `grove-ds check` on a healthy, a damaged and a missing data directory, and
 /// `grove-ds` itself refusing to serve the damaged one.
-#[test]
-fn check_command_and_refusal_at_startup() {
+#[tokio::test]
+async fn check_command_and_refusal_at_startup() {
     let data = tempfile::tempdir().unwrap();
     let store_dir = data.path().join("db");
-    populate(&store_dir, 5);
+    populate(&store_dir, 5).await;
     let d = data.path().to_str().unwrap();
 
     let ok = grove_ds(&["check", "--data-dir", d]);

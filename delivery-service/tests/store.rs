@@ -15,10 +15,10 @@ fn user(name: &str, key: u8) -> UserRecord {
     }
 }
 
-fn group(store: &dyn Store, gid: &[u8]) -> GroupRecord {
+async fn group(store: &dyn Store, gid: &[u8]) -> GroupRecord {
     GroupRecord {
         group_id: gid.to_vec().into(),
-        internal_id: store.next_internal_id().unwrap(),
+        internal_id: store.next_internal_id().await.unwrap(),
         epoch: 0,
         ciphersuite: 1,
         public_state: vec![9; 100].into(),
@@ -42,128 +42,161 @@ fn welcome(gid: &[u8]) -> WelcomeEntry {
     WelcomeEntry { id: 0, group_id: gid.to_vec().into(), epoch: 1, received_at: 1, message: vec![7; 10].into() }
 }
 
-fn suite(store: Arc<dyn Store>) {
+async fn suite(store: Arc<dyn Store>) {
     // Users: a name binds once; the same key again is idempotent.
-    assert_eq!(store.register_user(&user("alice", 1)).unwrap(), RegisterOutcome::Created);
-    assert_eq!(store.register_user(&user("alice", 1)).unwrap(), RegisterOutcome::AlreadyRegistered);
-    assert_eq!(store.register_user(&user("alice", 2)).unwrap(), RegisterOutcome::NameTaken);
-    assert_eq!(store.user("alice").unwrap().unwrap().signature_key.as_slice(), &[1; 32]);
-    assert!(store.user("bob").unwrap().is_none());
+    assert_eq!(store.register_user(&user("alice", 1)).await.unwrap(), RegisterOutcome::Created);
+    assert_eq!(store.register_user(&user("alice", 1)).await.unwrap(), RegisterOutcome::AlreadyRegistered);
+    assert_eq!(store.register_user(&user("alice", 2)).await.unwrap(), RegisterOutcome::NameTaken);
+    assert_eq!(store.user("alice").await.unwrap().unwrap().signature_key.as_slice(), &[1; 32]);
+    assert!(store.user("bob").await.unwrap().is_none());
 
     // Key packages: cap is all-or-nothing; claims are FIFO; last resort stays.
     let kps: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 8]).collect();
-    let c = store.add_key_packages("alice", 1, &kps, Some(&[99; 8]), 6).unwrap();
+    let c = store.add_key_packages("alice", 1, &kps, Some(&[99; 8]), 6).await.unwrap();
     assert_eq!(c, KeyPackageCounts { one_time: 5, last_resort: true });
-    assert!(matches!(store.add_key_packages("alice", 1, &kps[..2], None, 6), Err(StoreError::Quota(_))));
-    assert_eq!(store.key_package_counts("alice", 1).unwrap().one_time, 5, "a refused batch writes nothing");
-    assert_eq!(store.key_package_counts("alice", 3).unwrap(), KeyPackageCounts::default(), "suites are separate");
-    assert_eq!(store.claim_key_package("alice", 1).unwrap(), Some((vec![0; 8], KeyPackageKind::OneTime)));
+    assert!(matches!(store.add_key_packages("alice", 1, &kps[..2], None, 6).await, Err(StoreError::Quota(_))));
+    assert_eq!(store.key_package_counts("alice", 1).await.unwrap().one_time, 5, "a refused batch writes nothing");
+    assert_eq!(store.key_package_counts("alice", 3).await.unwrap(), KeyPackageCounts::default(), "suites are separate");
+    assert_eq!(store.claim_key_package("alice", 1).await.unwrap(), Some((vec![0; 8], KeyPackageKind::OneTime)));
     // Concurrent claims: each one-time package at most once.
     let handles: Vec<_> = (0..8)
         .map(|_| {
             let s = store.clone();
-            std::thread::spawn(move || s.claim_key_package("alice", 1).unwrap())
+            tokio::spawn(async move { s.claim_key_package("alice", 1).await.unwrap() })
         })
         .collect();
-    let got: Vec<_> = handles.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+    let mut got = Vec::new();
+    for h in handles {
+        got.push(h.await.unwrap().unwrap());
+    }
     let one_time: std::collections::HashSet<_> =
         got.iter().filter(|(_, k)| *k == KeyPackageKind::OneTime).map(|(b, _)| b.clone()).collect();
     assert_eq!(one_time.len(), 4);
     assert_eq!(got.iter().filter(|(_, k)| *k == KeyPackageKind::OneTime).count(), 4, "no package twice");
     assert_eq!(got.iter().filter(|(_, k)| *k == KeyPackageKind::LastResort).count(), 4);
-    assert_eq!(store.claim_key_package("bob", 1).unwrap(), None);
+    assert_eq!(store.claim_key_package("bob", 1).await.unwrap(), None);
 
     // Groups: unique ids; ids never reused.
-    let g = group(&*store, b"g1");
-    assert!(store.create_group(&g).unwrap());
-    assert!(!store.create_group(&group(&*store, b"g1")).unwrap());
-    let (loaded, next) = store.load_group(b"g1").unwrap().unwrap();
+    let g = group(&*store, b"g1").await;
+    assert!(store.create_group(&g).await.unwrap());
+    assert!(!store.create_group(&group(&*store, b"g1").await).await.unwrap());
+    let (loaded, next) = store.load_group(b"g1").await.unwrap().unwrap();
     assert_eq!(loaded, g);
     assert_eq!(next, 1);
-    assert!(store.load_group(b"nope").unwrap().is_none());
-    let g2 = group(&*store, b"g2");
+    assert!(store.load_group(b"nope").await.unwrap().is_none());
+    let g2 = group(&*store, b"g2").await;
     assert_ne!(g2.internal_id, g.internal_id);
 
     // Log: appends, conflicts, ranges.
     for seq in 1..=5 {
-        store.append_message(g.internal_id, &entry(seq, 100 + seq), None).unwrap();
+        store.append_message(g.internal_id, &entry(seq, 100 + seq), None).await.unwrap();
     }
-    assert!(matches!(store.append_message(g.internal_id, &entry(3, 1), None), Err(StoreError::Conflict(_))));
-    let page = store.fetch_after(g.internal_id, 1, 4, 10).unwrap();
+    assert!(matches!(store.append_message(g.internal_id, &entry(3, 1), None).await, Err(StoreError::Conflict(_))));
+    assert!(
+        matches!(store.append_message(g.internal_id, &entry(7, 1), None).await, Err(StoreError::Conflict(_))),
+        "a gap is refused like a taken seq: the writer is behind"
+    );
+    let page = store.fetch_after(g.internal_id, 1, 4, 10).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3, 4]);
     assert_eq!(page[0], entry(2, 102));
-    assert_eq!(store.fetch_after(g.internal_id, 0, 5, 2).unwrap().len(), 2);
-    assert!(store.fetch_after(g.internal_id, 5, 5, 10).unwrap().is_empty());
-    assert!(store.fetch_after(g2.internal_id, 0, 5, 10).unwrap().is_empty(), "groups do not mix");
-    assert_eq!(store.load_group(b"g1").unwrap().unwrap().1, 6);
+    assert_eq!(store.fetch_after(g.internal_id, 0, 5, 2).await.unwrap().len(), 2);
+    assert!(store.fetch_after(g.internal_id, 5, 5, 10).await.unwrap().is_empty());
+    assert!(store.fetch_after(g2.internal_id, 0, 5, 10).await.unwrap().is_empty(), "groups do not mix");
+    assert_eq!(store.load_group(b"g1").await.unwrap().unwrap().1, 6);
 
     // Commit: log + state + welcomes together; a taken seq writes nothing.
     let mut g_next = g.clone();
     g_next.epoch = 1;
     let ids = store
         .append_commit(&g_next, &entry(6, 106), &[("bob".into(), welcome(b"g1")), ("carol".into(), welcome(b"g1"))])
+        .await
         .unwrap();
     assert_eq!(ids.len(), 2);
-    assert_eq!(store.load_group(b"g1").unwrap().unwrap().0.epoch, 1);
+    assert_eq!(store.load_group(b"g1").await.unwrap().unwrap().0.epoch, 1);
     let mut g_bad = g.clone();
     g_bad.epoch = 7;
     assert!(matches!(
-        store.append_commit(&g_bad, &entry(6, 1), &[("dave".into(), welcome(b"g1"))]),
+        store.append_commit(&g_bad, &entry(6, 1), &[("dave".into(), welcome(b"g1"))]).await,
         Err(StoreError::Conflict(_))
     ));
-    assert_eq!(store.load_group(b"g1").unwrap().unwrap().0.epoch, 1, "a refused commit changes no state");
-    assert!(store.inbox_after("dave", 0, 10).unwrap().is_empty(), "a refused commit delivers no welcome");
+    assert_eq!(store.load_group(b"g1").await.unwrap().unwrap().0.epoch, 1, "a refused commit changes no state");
+    assert!(store.inbox_after("dave", 0, 10).await.unwrap().is_empty(), "a refused commit delivers no welcome");
 
     // Inbox: per user, ordered, acknowledged one by one.
-    let bob_inbox = store.inbox_after("bob", 0, 10).unwrap();
+    let bob_inbox = store.inbox_after("bob", 0, 10).await.unwrap();
     assert_eq!(bob_inbox.len(), 1);
     assert_eq!(bob_inbox[0].id, ids[0]);
-    assert!(store.inbox_ack("bob", ids[0]).unwrap());
-    assert!(!store.inbox_ack("bob", ids[0]).unwrap());
-    assert!(store.inbox_after("bob", 0, 10).unwrap().is_empty());
-    assert_eq!(store.inbox_after("carol", 0, 10).unwrap().len(), 1);
+    assert!(store.inbox_ack("bob", ids[0]).await.unwrap());
+    assert!(!store.inbox_ack("bob", ids[0]).await.unwrap());
+    assert!(store.inbox_after("bob", 0, 10).await.unwrap().is_empty());
+    assert_eq!(store.inbox_after("carol", 0, 10).await.unwrap().len(), 1);
 
     // Cursors only move forward.
-    assert_eq!(store.set_cursor(g.internal_id, "alice", 4).unwrap(), 4);
-    assert_eq!(store.set_cursor(g.internal_id, "alice", 2).unwrap(), 4);
-    store.set_cursor(g.internal_id, "bob", 6).unwrap();
-    let mut cursors = store.cursors(g.internal_id).unwrap();
+    assert_eq!(store.set_cursor(g.internal_id, "alice", 4).await.unwrap(), 4);
+    assert_eq!(store.set_cursor(g.internal_id, "alice", 2).await.unwrap(), 4);
+    store.set_cursor(g.internal_id, "bob", 6).await.unwrap();
+    let mut cursors = store.cursors(g.internal_id).await.unwrap();
     cursors.sort();
     assert_eq!(cursors, [("alice".to_string(), 4), ("bob".to_string(), 6)]);
 
     // Commit reports: one per reporter and commit.
-    assert_eq!(store.add_commit_report(g.internal_id, 2, "bob", b"r1").unwrap(), 1);
-    assert_eq!(store.add_commit_report(g.internal_id, 2, "bob", b"r2").unwrap(), 1, "bob's again replaces his");
-    assert_eq!(store.add_commit_report(g.internal_id, 2, "carol", b"r").unwrap(), 2);
-    assert_eq!(store.add_commit_report(g.internal_id, 5, "bob", b"r").unwrap(), 1, "another commit");
-    assert_eq!(store.add_commit_report(g2.internal_id, 2, "bob", b"r").unwrap(), 1, "groups do not mix");
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "bob", b"r1").await.unwrap(), 1);
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "bob", b"r2").await.unwrap(), 1, "bob's again replaces his");
+    assert_eq!(store.add_commit_report(g.internal_id, 2, "carol", b"r").await.unwrap(), 2);
+    assert_eq!(store.add_commit_report(g.internal_id, 5, "bob", b"r").await.unwrap(), 1, "another commit");
+    assert_eq!(store.add_commit_report(g2.internal_id, 2, "bob", b"r").await.unwrap(), 1, "groups do not mix");
 
     // Retention: prune through 3 and by age; sequence numbers keep counting.
-    let before = store.message_count().unwrap();
-    assert_eq!(store.prune_log(g.internal_id, 3, 0).unwrap(), 3);
-    assert_eq!(store.add_commit_report(g.internal_id, 2, "dave", b"r").unwrap(), 1, "reports of pruned commits go");
-    assert_eq!(store.add_commit_report(g.internal_id, 5, "carol", b"r").unwrap(), 2, "later ones stay");
-    assert_eq!(store.add_commit_report(g2.internal_id, 2, "carol", b"r").unwrap(), 2, "other groups' stay");
-    assert_eq!(store.message_count().unwrap(), before - 3);
-    assert_eq!(store.fetch_after(g.internal_id, 0, 10, 10).unwrap()[0].seq, 4);
-    assert_eq!(store.prune_log(g.internal_id, 0, 106).unwrap(), 2, "entries received before 106 go");
-    assert_eq!(store.prune_log(g.internal_id, 6, 0).unwrap(), 1);
-    assert!(store.fetch_after(g.internal_id, 0, 10, 10).unwrap().is_empty());
-    assert_eq!(store.load_group(b"g1").unwrap().unwrap().1, 7, "an emptied log still continues at 7");
-    let mut ids = store.group_ids().unwrap();
+    let before = store.message_count().await.unwrap();
+    assert_eq!(store.prune_log(g.internal_id, 3, 0).await.unwrap(), 3);
+    assert_eq!(
+        store.add_commit_report(g.internal_id, 2, "dave", b"r").await.unwrap(),
+        1,
+        "reports of pruned commits go"
+    );
+    assert_eq!(store.add_commit_report(g.internal_id, 5, "carol", b"r").await.unwrap(), 2, "later ones stay");
+    assert_eq!(store.add_commit_report(g2.internal_id, 2, "carol", b"r").await.unwrap(), 2, "other groups' stay");
+    assert_eq!(store.message_count().await.unwrap(), before - 3);
+    assert_eq!(store.fetch_after(g.internal_id, 0, 10, 10).await.unwrap()[0].seq, 4);
+    assert_eq!(store.prune_log(g.internal_id, 0, 106).await.unwrap(), 2, "entries received before 106 go");
+    assert_eq!(store.prune_log(g.internal_id, 6, 0).await.unwrap(), 1);
+    assert!(store.fetch_after(g.internal_id, 0, 10, 10).await.unwrap().is_empty());
+    assert_eq!(store.load_group(b"g1").await.unwrap().unwrap().1, 7, "an emptied log still continues at 7");
+    let mut ids = store.group_ids().await.unwrap();
     ids.sort();
     assert_eq!(ids, [b"g1".to_vec()]);
+
+    auth(&*store).await;
 }
 
-#[test]
-fn memory_store_suite() {
-    suite(Arc::new(MemoryStore::new()));
+/// Challenges are taken once; tokens are found by hash; expired ones are pruned.
+async fn auth(store: &dyn Store) {
+    let c = [7u8; 32];
+    store.put_challenge(&c, "alice", 100).await.unwrap();
+    let taken = store.take_challenge(&c).await.unwrap().unwrap();
+    assert_eq!(taken, TokenRecord { user: "alice".into(), expires_at: 100 });
+    assert!(store.take_challenge(&c).await.unwrap().is_none(), "a challenge is taken once");
+    let (t1, t2) = ([1u8; 32], [2u8; 32]);
+    store.put_token(&t1, &TokenRecord { user: "alice".into(), expires_at: 50 }).await.unwrap();
+    store.put_token(&t2, &TokenRecord { user: "bob".into(), expires_at: 500 }).await.unwrap();
+    store.put_challenge(&[3; 32], "bob", 60).await.unwrap();
+    assert_eq!(store.token(&t1).await.unwrap().unwrap().user, "alice");
+    assert!(store.token(&[9; 32]).await.unwrap().is_none());
+    assert_eq!(store.prune_auth(100).await.unwrap(), 2, "the expired token and challenge go");
+    assert!(store.token(&t1).await.unwrap().is_none());
+    assert_eq!(store.token(&t2).await.unwrap().unwrap().expires_at, 500);
+    assert!(store.take_challenge(&[3; 32]).await.unwrap().is_none());
 }
 
-#[test]
-fn sled_store_suite() {
+#[tokio::test]
+async fn memory_store_suite() {
+    suite(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn sled_store_suite() {
     let dir = tempfile::tempdir().unwrap();
-    suite(Arc::new(SledStore::open(dir.path(), None).unwrap()));
+    suite(Arc::new(SledStore::open(dir.path(), None).unwrap())).await;
 }
 
 #[tokio::test]
@@ -173,14 +206,14 @@ async fn sled_store_is_durable_across_reopen() {
     let internal;
     {
         let store = SledStore::open(dir.path(), None).unwrap();
-        store.register_user(&user("alice", 1)).unwrap();
-        let g = group(&store, &gid);
+        store.register_user(&user("alice", 1)).await.unwrap();
+        let g = group(&store, &gid).await;
         internal = g.internal_id;
-        store.create_group(&g).unwrap();
+        store.create_group(&g).await.unwrap();
         for seq in 1..=10 {
-            store.append_message(internal, &entry(seq, 1), None).unwrap();
+            store.append_message(internal, &entry(seq, 1), None).await.unwrap();
         }
-        store.prune_log(internal, 10, 0).unwrap();
+        store.prune_log(internal, 10, 0).await.unwrap();
         store.persist().await.unwrap();
         // No close(): the state must already be on disk after persist.
         std::mem::forget(store);
@@ -194,10 +227,10 @@ async fn sled_store_is_durable_across_reopen() {
         std::fs::copy(&e, &to).unwrap();
     }
     let store = SledStore::open(copy.path(), None).unwrap();
-    assert!(store.user("alice").unwrap().is_some());
-    let (_, next) = store.load_group(&gid).unwrap().unwrap();
+    assert!(store.user("alice").await.unwrap().is_some());
+    let (_, next) = store.load_group(&gid).await.unwrap().unwrap();
     assert_eq!(next, 11, "sequence numbers continue after a fully pruned log");
-    assert!(store.next_internal_id().unwrap() > internal, "internal ids are never reused");
+    assert!(store.next_internal_id().await.unwrap() > internal, "internal ids are never reused");
 }
 
 #[test]

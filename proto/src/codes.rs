@@ -122,6 +122,9 @@ error_codes! {
     ShuttingDown = "shutting_down",
     /// Storage failed (details in the server log).
     StorageError = "storage_error",
+    /// The database is unreachable or too busy right now; retry shortly
+    /// (`retry_after_ms` says when).
+    StorageUnavailable = "storage_unavailable",
     /// A server bug (details in the server log).
     InternalError = "internal_error",
 }

@@ -63,7 +63,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         );
     };
 
-    let ds = grove_ds::daemon::open(&config)?;
+    let ds = grove_ds::daemon::open(&config).await?;
     let listener = std::net::TcpListener::bind(config.listen).with_context(|| format!("binding {}", config.listen))?;
     tracing::info!(addr = %listener.local_addr()?, data_dir = %config.data_dir.display(), tls = tls.is_some(), "grove-ds listening");
     let opts = grove_ds::server::ServeOptions::from_config(&config);

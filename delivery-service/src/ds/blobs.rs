@@ -10,11 +10,7 @@ impl Ds {
     /// The internal id of a group `user` is a current member of (removed
     /// members are refused: blobs hold current data).
     async fn member_group(&self, user: &str, gid: &[u8]) -> Result<u64, DsError> {
-        let rt = self.group(gid).await?;
-        if !rt.view()?.members.contains_key(user) {
-            return Err(DsError::NotAMember);
-        }
-        Ok(rt.internal_id)
+        Ok(self.member_rt(user, gid).await?.internal_id)
     }
 
     /// Streams an encrypted blob into the group's blob store.

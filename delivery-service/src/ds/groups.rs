@@ -8,7 +8,7 @@ use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
 use tls_codec::Deserialize as _;
 
-use super::log::{Change, CommitChange};
+use super::log::{Appended, Change, CommitChange};
 use super::runtime::{clone_storage, members_of, serialize_public_state, GroupRt, PublicState};
 use super::validate::{parse_group_info, Committer, ValidatedCommit};
 use super::{now_secs, Ds, MAX_GROUP_ID_LEN, SUPPORTED_SUITES};
@@ -34,7 +34,7 @@ impl Ds {
             return Err(DsError::UnsupportedCiphersuite(suite));
         }
         let key = gid.clone();
-        if self.cached_group(&gid)?.is_some() || self.blocking(move |s| Ok(s.load_group(&key)?.is_some())).await? {
+        if self.cached_group(&gid)?.is_some() || self.store.load_group(&key).await?.is_some() {
             return Err(DsError::GroupExists);
         }
         let storage = MemoryStorage::default();
@@ -42,7 +42,7 @@ impl Ds {
             .map_err(|e| DsError::InvalidGroupInfo(e.to_string()))?;
         let mut creator_found = false;
         for m in group.members() {
-            let who = self.check_registered_member(&m.credential, &m.signature_key)?;
+            let who = self.check_registered_member(&m.credential, &m.signature_key).await?;
             creator_found |= who == user;
         }
         if !creator_found {
@@ -51,7 +51,7 @@ impl Ds {
         let epoch = group.group_context().epoch().as_u64();
         let record = GroupRecord {
             group_id: gid.clone().into(),
-            internal_id: self.store.next_internal_id()?,
+            internal_id: self.store.next_internal_id().await?,
             epoch,
             ciphersuite: suite,
             public_state: serialize_public_state(&storage)?.into(),
@@ -59,7 +59,7 @@ impl Ds {
             removed: Vec::new(),
             created_at: now_secs(),
         };
-        if !self.store.create_group(&record)? {
+        if !self.store.create_group(&record).await? {
             return Err(DsError::GroupExists);
         }
         // Cache before awaiting the fsync, so a concurrent request for this group
@@ -74,33 +74,61 @@ impl Ds {
 
     /// Validates and applies a commit bundle; the log entry, the new public
     /// state and the Welcomes land atomically, and durably before this returns.
+    /// If another replica appended first, the group is reloaded and the
+    /// commit validated again (it then fails as stale if the epoch moved).
     pub async fn post_commit(&self, user: &str, gid: &GroupId, body: &[u8]) -> Result<api::PostedResponse, DsError> {
         let gid = gid.as_bytes();
         let bundle = api::CommitBundleBody::tls_deserialize_exact(body)
             .map_err(|e| DsError::MalformedMessage(format!("not a Grove commit bundle: {e}")))?;
-        let protocol = Self::commit_message(&bundle, gid)?;
         let rt = self.group(gid).await?;
         let mut public = rt.commit_lock.lock().await;
-        let commit = self.validate_commit(user, &rt, &mut public, protocol, &bundle)?;
-        let (epoch, added) = (commit.epoch, commit.added.clone());
-        let (new_storage, change) = self.merge_commit(&rt, &mut public, commit, &bundle)?;
-        let (new_epoch, removed) = (change.epoch, change.removed_now.len());
-        let message = bundle.commit.as_slice().to_vec();
-        let appended =
-            match self.append(&rt, EntryKind::Commit, epoch, message.into(), Change::Commit(change), |_| Ok(())) {
-                Ok(a) => a,
-                Err(e) => {
-                    self.reload_public(&mut public, gid)?;
-                    return Err(e);
+        let mut tries = 0;
+        let (appended, added, new_epoch, removed) = loop {
+            match self.try_commit(user, &rt, &mut public, &bundle).await {
+                Err(e) if self.may_be_stale(&e, tries) => {
+                    tries += 1;
+                    if !self.refresh(&rt, &mut public).await? && !matches!(e, DsError::Stale(_)) {
+                        return Err(e);
+                    }
                 }
-            };
-        public.storage = new_storage;
+                other => break other?,
+            }
+        };
         // New members start reading after the commit that added them.
         self.publish(&rt, &appended, "commit", &added).await?;
         drop(public);
         let seq = appended.seq;
         tracing::info!(group = %api::group_id_to_path(gid), seq, epoch = new_epoch, user, added = added.len(), removed, "commit accepted");
         Ok(api::PostedResponse { seq, epoch: new_epoch })
+    }
+
+    /// One attempt at a commit under the commit lock: validate, merge on a
+    /// copy, append. Returns the append, the added users, the new epoch and
+    /// how many members it removed.
+    async fn try_commit(
+        &self,
+        user: &str,
+        rt: &GroupRt,
+        public: &mut PublicState,
+        bundle: &api::CommitBundleBody,
+    ) -> Result<(Appended, Vec<String>, u64, usize), DsError> {
+        let gid = rt.group_id.as_slice();
+        let protocol = Self::commit_message(bundle, gid)?;
+        let commit = self.validate_commit(user, rt, public, protocol, bundle).await?;
+        let (epoch, added) = (commit.epoch, commit.added.clone());
+        let (new_storage, change) = self.merge_commit(rt, public, commit, bundle)?;
+        let (new_epoch, removed) = (change.epoch, change.removed_now.len());
+        let message = bundle.commit.as_slice().to_vec();
+        match self.append(rt, EntryKind::Commit, epoch, message.into(), Change::Commit(change), |_| Ok(())).await {
+            Ok(a) => {
+                public.storage = new_storage;
+                Ok((a, added, new_epoch, removed))
+            }
+            Err(e) => {
+                self.reload_public(public, gid)?;
+                Err(e)
+            }
+        }
     }
 
     /// Merges a validated commit into a copy of the public state (the cached
@@ -152,6 +180,7 @@ impl Ds {
     pub async fn group_info(&self, user: &str, gid: &GroupId) -> Result<api::GroupResponse, DsError> {
         let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
+        self.refresh_unlocked(&rt).await?;
         let visible = *rt.visible.borrow();
         let view = rt.view()?;
         if !view.members.contains_key(user) {
@@ -182,6 +211,8 @@ impl Ds {
     pub async fn latest_group_info(&self, user: &str, gid: &GroupId) -> Result<Vec<u8>, DsError> {
         let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
+        // A resync builds on it: never hand out an epoch another replica has moved past.
+        self.refresh_unlocked(&rt).await?;
         let view = rt.view()?;
         if !view.members.contains_key(user) {
             return Err(DsError::NotAMember);

@@ -16,22 +16,19 @@ use crate::store::{KeyPackageBatch, KeyPackageCounts, KeyPackageKind, StoreError
 impl Ds {
     /// Validates and stores a batch of KeyPackages of `user`.
     pub async fn upload_key_packages(&self, user: &str, body: &[u8]) -> Result<api::KeyPackageCountResponse, DsError> {
-        let reg = self.registered(user)?;
+        let reg = self.registered(user).await?;
         let upload = api::KeyPackageUploadBody::tls_deserialize_exact(body)
             .map_err(|e| DsError::MalformedMessage(format!("not a Grove key-package upload: {e}")))?;
         if upload.key_packages.is_empty() {
             return Err(DsError::EmptyUpload);
         }
         let batch = self.validate_batch(&reg, &upload)?;
-        let (user_owned, cap) = (user.to_string(), self.limits.key_package_cap);
-        let counts = self
-            .blocking(move |store| {
-                store.put_key_packages(&user_owned, batch.borrowed(), cap).map_err(|e| match e {
-                    StoreError::Quota(q) => DsError::KeyPackageQuota(q),
-                    e => DsError::Storage(e),
-                })
-            })
-            .await?;
+        let counts = self.store.put_key_packages(user, batch.borrowed(), self.limits.key_package_cap).await.map_err(
+            |e| match e {
+                StoreError::Quota(q) => DsError::KeyPackageQuota(q),
+                e => DsError::Storage(e),
+            },
+        )?;
         self.persist().await?;
         Ok(api::KeyPackageCountResponse {
             accepted: upload.key_packages.len(),
@@ -99,9 +96,9 @@ impl Ds {
         if !SUPPORTED_SUITES.contains(&suite) {
             return Err(DsError::UnsupportedCiphersuite(suite));
         }
-        self.registered(target)?;
+        self.registered(target).await?;
         loop {
-            let claimed = self.store.claim_key_package(target, suite)?;
+            let claimed = self.store.claim_key_package(target, suite).await?;
             let Some((kp, kind)) = claimed else { return Err(DsError::NoKeyPackage(target.to_string())) };
             // Packages were validated on upload; this re-check catches the ones
             // whose lifetime has run out since. An expired one-time package was
@@ -130,11 +127,11 @@ impl Ds {
     }
 
     /// How many KeyPackages `user` has left.
-    pub fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, DsError> {
+    pub async fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, DsError> {
         if !SUPPORTED_SUITES.contains(&suite) {
             return Err(DsError::UnsupportedCiphersuite(suite));
         }
-        Ok(self.store.key_package_counts(user, suite)?)
+        Ok(self.store.key_package_counts(user, suite).await?)
     }
 }
 

@@ -11,13 +11,17 @@ use openmls::prelude::*;
 use tls_codec::VLBytes;
 use tokio::sync::watch;
 
-use super::runtime::{clone_storage, serialize_public_state, GroupRt, GroupView, MemberInfo};
+use super::runtime::{clone_storage, serialize_public_state, GroupRt, GroupView, MemberInfo, PublicState};
 use super::validate::{body_name, content_type_name, parse_mls};
 use super::{now_secs, Ds};
 use crate::api;
 use crate::api::GroupId;
 use crate::error::DsError;
-use crate::store::{EntryKind, GroupRecord, LogEntry, RemovedMember, WelcomeEntry};
+use crate::store::{EntryKind, GroupRecord, LogEntry, RemovedMember, StoreError, WelcomeEntry};
+
+/// How often an append is retried after another replica got the sequence
+/// number first.
+const STALE_RETRIES: u32 = 5;
 
 /// A page of a group's log as the domain layer returns it.
 #[derive(Debug, Clone)]
@@ -71,11 +75,14 @@ struct ReadAccess {
 }
 
 impl Ds {
-    /// Appends one entry to a group's log. Under the group's view lock, so
+    /// Appends one entry to a group's log. Under the group's append lock, so
     /// entries get consecutive sequence numbers in store order: `check` the
     /// view, take the next seq, write the entry and its `change` in one store
     /// operation, keep it in the tail, update the view. Then [`Ds::publish`].
-    pub(super) fn append(
+    ///
+    /// [`DsError::Stale`] means another replica appended first (shared
+    /// stores): nothing was written; refresh the group and try again.
+    pub(super) async fn append(
         &self,
         rt: &GroupRt,
         kind: EntryKind,
@@ -84,33 +91,44 @@ impl Ds {
         change: Change,
         check: impl FnOnce(&GroupView) -> Result<(), DsError>,
     ) -> Result<Appended, DsError> {
-        let mut view = rt.view()?;
-        check(&view)?;
-        let seq = view.next_seq;
-        let entry = LogEntry { seq, epoch, kind, received_at: now_secs(), message };
-        let welcome_ids = match change {
-            Change::Log => {
-                self.store.append_message(rt.internal_id, &entry, None)?;
-                Vec::new()
-            }
-            Change::State(state) => {
-                let mut record = view.record.clone();
-                record.public_state = state.into();
-                self.store.append_message(rt.internal_id, &entry, Some(&record))?;
-                view.record = record;
-                Vec::new()
-            }
-            Change::Commit(c) => {
-                let (record, removed) = commit_record(&view, seq, &c);
-                let ids = self.store.append_commit(&record, &entry, &c.welcomes)?;
-                view.record = record;
-                view.members = c.members;
-                view.removed = removed;
-                ids
+        let _order = rt.append_lock.lock().await;
+        let (seq, record, removed) = {
+            let view = rt.view()?;
+            check(&view)?;
+            let seq = view.next_seq;
+            match &change {
+                Change::Log => (seq, None, None),
+                Change::State(state) => {
+                    let mut record = view.record.clone();
+                    record.public_state = state.clone().into();
+                    (seq, Some(record), None)
+                }
+                Change::Commit(c) => {
+                    let (record, removed) = commit_record(&view, seq, c);
+                    (seq, Some(record), Some(removed))
+                }
             }
         };
+        let entry = LogEntry { seq, epoch, kind, received_at: now_secs(), message };
+        let written = match (&change, &record) {
+            (Change::Commit(c), Some(record)) => self.store.append_commit(record, &entry, &c.welcomes).await,
+            _ => self.store.append_message(rt.internal_id, &entry, record.as_ref()).await.map(|()| Vec::new()),
+        };
+        let welcome_ids = match written {
+            Ok(ids) => ids,
+            Err(StoreError::Conflict(why)) => return Err(DsError::Stale(why)),
+            Err(e) => return Err(e.into()),
+        };
+        let mut view = rt.view()?;
+        if let Some(record) = record {
+            view.record = record;
+        }
+        if let (Change::Commit(c), Some(removed)) = (change, removed) {
+            view.members = c.members;
+            view.removed = removed;
+        }
         rt.remember(entry);
-        view.next_seq += 1;
+        view.next_seq = seq + 1;
         Ok(Appended { seq, welcome_ids })
     }
 
@@ -130,7 +148,7 @@ impl Ds {
         }
         let durable = async {
             for u in new_readers {
-                self.store.set_cursor(rt.internal_id, u, appended.seq)?;
+                self.store.set_cursor(rt.internal_id, u, appended.seq).await?;
             }
             self.persist().await
         }
@@ -197,7 +215,7 @@ impl Ds {
         if private {
             self.append_application(user, &rt, protocol.epoch().as_u64(), body).await
         } else {
-            self.append_proposal(user, &rt, protocol, body).await
+            self.append_proposal(user, &rt, body).await
         }
     }
 
@@ -209,48 +227,102 @@ impl Ds {
         message: bytes::Bytes,
     ) -> Result<api::PostedResponse, DsError> {
         let window = self.limits.app_epoch_window;
-        let appended = self.append(rt, EntryKind::Application, epoch, message, Change::Log, |view| {
-            if !view.members.contains_key(user) {
-                return Err(DsError::NotAMember);
+        let mut tries = 0;
+        let appended = loop {
+            let check = |view: &GroupView| {
+                if !view.members.contains_key(user) {
+                    return Err(DsError::NotAMember);
+                }
+                let current = view.record.epoch;
+                if epoch > current {
+                    return Err(DsError::WrongEpoch { current, got: epoch });
+                }
+                if epoch.saturating_add(window) < current {
+                    return Err(DsError::StaleEpoch { current, got: epoch });
+                }
+                Ok(())
+            };
+            match self.append(rt, EntryKind::Application, epoch, message.clone(), Change::Log, check).await {
+                Err(e) if self.may_be_stale(&e, tries) => {
+                    tries += 1;
+                    if !self.refresh_unlocked(rt).await? && !matches!(e, DsError::Stale(_)) {
+                        return Err(e);
+                    }
+                }
+                other => break other?,
             }
-            let current = view.record.epoch;
-            if epoch > current {
-                return Err(DsError::WrongEpoch { current, got: epoch });
-            }
-            if epoch.saturating_add(window) < current {
-                return Err(DsError::StaleEpoch { current, got: epoch });
-            }
-            Ok(())
-        })?;
+        };
         self.publish(rt, &appended, "application", &[]).await?;
         Ok(api::PostedResponse { seq: appended.seq, epoch })
+    }
+
+    /// Whether a refusal may come from this replica's view of the group being
+    /// behind the store (another replica appended), so that a refresh and a
+    /// retry may succeed: always for [`DsError::Stale`] (a few times), once
+    /// for a membership or epoch refusal on a shared store.
+    pub(super) fn may_be_stale(&self, e: &DsError, tries: u32) -> bool {
+        match e {
+            DsError::Stale(_) => tries < STALE_RETRIES,
+            DsError::NotAMember | DsError::WrongEpoch { .. } => tries == 0 && self.store.shared(),
+            _ => false,
+        }
     }
 
     async fn append_proposal(
         &self,
         user: &str,
         rt: &GroupRt,
-        protocol: ProtocolMessage,
         message: bytes::Bytes,
     ) -> Result<api::PostedResponse, DsError> {
         let mut public = rt.commit_lock.lock().await;
-        let (epoch, queued) = self.validate_proposal(user, rt, &mut public, protocol)?;
+        let mut tries = 0;
+        loop {
+            match self.try_proposal(user, rt, &mut public, &message).await {
+                Err(e) if self.may_be_stale(&e, tries) => {
+                    tries += 1;
+                    if !self.refresh(rt, &mut public).await? && !matches!(e, DsError::Stale(_)) {
+                        return Err(e);
+                    }
+                }
+                Ok((appended, epoch)) => {
+                    self.publish(rt, &appended, "proposal", &[]).await?;
+                    return Ok(api::PostedResponse { seq: appended.seq, epoch });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One attempt at a proposal, under the commit lock: validate, queue it
+    /// on a copy of the state, append.
+    async fn try_proposal(
+        &self,
+        user: &str,
+        rt: &GroupRt,
+        public: &mut PublicState,
+        message: &bytes::Bytes,
+    ) -> Result<(Appended, u64), DsError> {
+        let protocol: ProtocolMessage = match parse_mls(message)? {
+            MlsMessageBodyIn::PublicMessage(pm) => pm.into(),
+            _ => return Err(DsError::Internal("a checked proposal no longer parses".into())),
+        };
+        let (epoch, queued) = self.validate_proposal(user, rt, public, protocol).await?;
         let new_storage = clone_storage(&public.storage)?;
         if let Err(e) = public.group.add_proposal(&new_storage, queued) {
-            self.reload_public(&mut public, &rt.group_id)?;
+            self.reload_public(public, &rt.group_id)?;
             return Err(DsError::Internal(format!("queueing proposal: {e}")));
         }
         let state = serialize_public_state(&new_storage)?;
-        let appended = match self.append(rt, EntryKind::Proposal, epoch, message, Change::State(state), |_| Ok(())) {
-            Ok(a) => a,
-            Err(e) => {
-                self.reload_public(&mut public, &rt.group_id)?;
-                return Err(e);
+        match self.append(rt, EntryKind::Proposal, epoch, message.clone(), Change::State(state), |_| Ok(())).await {
+            Ok(a) => {
+                public.storage = new_storage;
+                Ok((a, epoch))
             }
-        };
-        public.storage = new_storage;
-        self.publish(rt, &appended, "proposal", &[]).await?;
-        Ok(api::PostedResponse { seq: appended.seq, epoch })
+            Err(e) => {
+                self.reload_public(public, &rt.group_id)?;
+                Err(e)
+            }
+        }
     }
 
     fn read_access(&self, user: &str, rt: &GroupRt) -> Result<ReadAccess, DsError> {
@@ -262,6 +334,18 @@ impl Ds {
         match view.removed.get(user) {
             Some(&at) => Ok(ReadAccess { up_to: visible.min(at), removed_at: Some(at) }),
             None => Err(DsError::NotAMember),
+        }
+    }
+
+    /// [`Ds::read_access`], after a refresh from the store if this replica's
+    /// view may be behind (a member another replica just added).
+    async fn fresh_access(&self, user: &str, rt: &GroupRt) -> Result<ReadAccess, DsError> {
+        match self.read_access(user, rt) {
+            Err(e) if self.may_be_stale(&e, 0) => {
+                self.refresh_unlocked(rt).await?;
+                self.read_access(user, rt)
+            }
+            other => other,
         }
     }
 
@@ -281,8 +365,10 @@ impl Ds {
         let mut visible_rx = rt.visible.subscribe();
         let mut shutdown = self.shutdown.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
+        let mut first = true;
         loop {
-            let access = self.read_access(user, &rt)?;
+            let access = if first { self.fresh_access(user, &rt).await? } else { self.read_access(user, &rt)? };
+            first = false;
             visible_rx.borrow_and_update();
             let cached = rt.tail.lock().ok().and_then(|t| t.range(after, access.up_to, limit));
             let entries = match cached {
@@ -290,7 +376,7 @@ impl Ds {
                 None => {
                     // Older than the cached tail: a store scan, off the async workers.
                     let (id, up_to) = (rt.internal_id, access.up_to);
-                    let stored = self.blocking(move |s| Ok(s.fetch_after(id, after, up_to, limit)?)).await?;
+                    let stored = self.store.fetch_after(id, after, up_to, limit).await?;
                     stored.into_iter().map(Arc::new).collect()
                 }
             };
@@ -315,7 +401,7 @@ impl Ds {
     pub async fn subscribe(&self, user: &str, gid: &GroupId) -> Result<watch::Receiver<u64>, DsError> {
         let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
-        self.read_access(user, &rt)?;
+        self.fresh_access(user, &rt).await?;
         Ok(rt.visible.subscribe())
     }
 
@@ -323,11 +409,14 @@ impl Ds {
     pub async fn ack(&self, user: &str, gid: &GroupId, seq: u64) -> Result<u64, DsError> {
         let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
-        let access = self.read_access(user, &rt)?;
+        let mut access = self.fresh_access(user, &rt).await?;
+        if seq > access.up_to && self.refresh_unlocked(&rt).await? {
+            access = self.read_access(user, &rt)?;
+        }
         if seq > access.up_to {
             return Err(DsError::AckBeyondLog { seq, last: access.up_to });
         }
-        let c = self.store.set_cursor(rt.internal_id, user, seq)?;
+        let c = self.store.set_cursor(rt.internal_id, user, seq).await?;
         self.persist().await?;
         Ok(c)
     }

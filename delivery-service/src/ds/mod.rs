@@ -5,7 +5,7 @@
 //!
 //! # Layout
 //! - this module: [`Ds`], its [`Limits`], shutdown, and the shared helpers
-//!   (durability, storage work off the async workers, page parameters);
+//!   (durability, page parameters);
 //! - `users`: registration, challenges and tokens, the user directory;
 //! - `key_packages`: KeyPackage upload, claim and counts;
 //! - `runtime`: the per-group runtime (cached public state and its codec, the
@@ -18,12 +18,14 @@
 //! - `blobs`: access control in front of the encrypted blob store;
 //! - `welcomes`: the Welcome inbox;
 //! - `reports`: members' signed reports of commits they cannot process;
+//! - `replicas`: following other replicas' appends on a shared store;
 //! - `retention`: pruning of acknowledged and expired log entries.
 
 mod blobs;
 mod groups;
 mod key_packages;
 mod log;
+mod replicas;
 mod reports;
 mod retention;
 mod runtime;
@@ -51,6 +53,8 @@ use runtime::GroupRt;
 pub const SUPPORTED_SUITES: [u16; 3] = [0x0001, 0x0002, 0x0003];
 /// Longest accepted group id, bytes.
 pub const MAX_GROUP_ID_LEN: usize = 256;
+/// Registered users kept in memory (the cache is emptied when full).
+const USER_CACHE: usize = 100_000;
 
 /// Limits and policies of the domain layer (from [`Config`]).
 #[derive(Debug, Clone)]
@@ -101,6 +105,7 @@ pub struct Ds {
     crypto: RustCrypto,
     limits: Limits,
     groups: Mutex<HashMap<Vec<u8>, Arc<GroupRt>>>,
+    users: Mutex<HashMap<String, crate::store::UserRecord>>,
     /// Authentication state (challenges, tokens, rate limits).
     pub auth: AuthState,
     /// Metrics.
@@ -131,15 +136,21 @@ impl Ds {
             crypto: RustCrypto::default(),
             limits,
             groups: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
             auth,
             metrics,
             shutdown: watch::channel(false).0,
             welcomes: watch::channel(0).0,
             pending_welcomes: Mutex::new(HashSet::new()),
         };
-        ds.metrics.stored_messages.set(ds.store.message_count()? as i64);
-        ds.metrics.groups.set(ds.store.group_ids()?.len() as i64);
         Ok(ds)
+    }
+
+    /// Sets the stored-messages and groups gauges from the store (at start).
+    pub async fn load_gauges(&self) -> Result<(), DsError> {
+        self.metrics.stored_messages.set(self.store.message_count().await? as i64);
+        self.metrics.groups.set(self.store.group_ids().await?.len() as i64);
+        Ok(())
     }
 
     /// The limits in force.
@@ -176,20 +187,6 @@ impl Ds {
     /// Makes every write so far durable.
     async fn persist(&self) -> Result<(), DsError> {
         self.store.persist().await.map_err(DsError::Storage)
-    }
-
-    /// Runs storage work that scans (group loads, KeyPackage batches, pruning,
-    /// log pages older than the cached tail, Welcome inboxes)
-    /// on the blocking pool, so that it never stalls an async worker.
-    async fn blocking<T, F>(&self, work: F) -> Result<T, DsError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn Store) -> Result<T, DsError> + Send + 'static,
-    {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || work(&*store))
-            .await
-            .map_err(|e| DsError::Internal(format!("storage task failed: {e}")))?
     }
 
     /// Checks the page parameters of a fetch or a Welcome poll; returns the limit.

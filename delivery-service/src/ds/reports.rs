@@ -29,16 +29,13 @@ impl Ds {
                 "a report's reason is at most {MAX_REASON} bytes and its committer a user name"
             )));
         }
-        let rt = self.group(gid.as_bytes()).await?;
-        if !rt.view()?.members.contains_key(user) {
-            return Err(DsError::NotAMember);
-        }
-        let reg = self.registered(user)?;
+        let rt = self.member_rt(user, gid.as_bytes()).await?;
+        let reg = self.registered(user).await?;
         let scheme = auth::scheme_from_u16(reg.signature_scheme)
             .ok_or_else(|| DsError::Internal("stored signature scheme unsupported".into()))?;
         auth::verify(&self.crypto, scheme, &req.signed_data(user, gid), reg.signature_key.as_slice(), &req.signature)?;
         let (id, seq) = (rt.internal_id, req.seq);
-        let found = self.blocking(move |s| Ok(s.fetch_after(id, seq.saturating_sub(1), seq, 1)?)).await?;
+        let found = self.store.fetch_after(id, seq.saturating_sub(1), seq, 1).await?;
         if !found.first().is_some_and(|e| e.seq == seq && e.kind == EntryKind::Commit && e.epoch == req.epoch) {
             return Err(DsError::InvalidReport(format!(
                 "log entry {seq} is not a stored commit of this group at epoch {}",
@@ -46,7 +43,7 @@ impl Ds {
             )));
         }
         let stored = serde_json::to_vec(&req).map_err(|e| DsError::Internal(e.to_string()))?;
-        let reporters = self.store.add_commit_report(id, seq, user, &stored)?;
+        let reporters = self.store.add_commit_report(id, seq, user, &stored).await?;
         self.persist().await?;
         self.metrics.count_accepted("commit_report");
         tracing::warn!(

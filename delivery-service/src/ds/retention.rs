@@ -1,5 +1,5 @@
 //! Retention: deletes log entries that every reader has acknowledged, and
-//! entries older than the TTL. The scans run on the blocking pool.
+//! entries older than the TTL.
 
 use std::collections::HashMap;
 
@@ -12,20 +12,16 @@ impl Ds {
     pub async fn run_retention(&self) -> Result<u64, DsError> {
         let cutoff = now_secs().saturating_sub(self.limits.message_ttl_secs);
         let mut total = 0;
-        for gid in self.blocking(|store| Ok(store.group_ids()?)).await? {
+        for gid in self.store.group_ids().await? {
             let rt = self.group(&gid).await?;
             let (members, removed): (Vec<String>, HashMap<String, u64>) = {
                 let view = rt.view()?;
                 (view.members.keys().cloned().collect(), view.removed.clone())
             };
             let internal = rt.internal_id;
-            let n = self
-                .blocking(move |store| {
-                    let cursors: HashMap<String, u64> = store.cursors(internal)?.into_iter().collect();
-                    let through = prunable_through(&members, &removed, &cursors);
-                    Ok(store.prune_log(internal, through, cutoff)?)
-                })
-                .await?;
+            let cursors: HashMap<String, u64> = self.store.cursors(internal).await?.into_iter().collect();
+            let through = prunable_through(&members, &removed, &cursors);
+            let n = self.store.prune_log(internal, through, cutoff).await?;
             if n > 0 {
                 rt.forget_tail();
             }
@@ -33,7 +29,7 @@ impl Ds {
         }
         if total > 0 {
             self.persist().await?;
-            self.metrics.stored_messages.set(self.store.message_count()? as i64);
+            self.metrics.stored_messages.set(self.store.message_count().await? as i64);
         }
         Ok(total)
     }

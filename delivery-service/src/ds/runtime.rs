@@ -52,6 +52,11 @@ const TAIL_BYTES: usize = 4 << 20;
 
 impl Tail {
     fn push(&mut self, e: Arc<LogEntry>) {
+        // Only a contiguous run: entries another replica appended in between
+        // are not here, so an older run is dropped.
+        if self.entries.back().is_some_and(|last| last.seq + 1 != e.seq) {
+            *self = Tail::default();
+        }
         self.bytes += e.message.len();
         self.entries.push_back(e);
         while self.entries.len() > TAIL_ENTRIES || self.bytes > TAIL_BYTES {
@@ -62,10 +67,12 @@ impl Tail {
         }
     }
 
-    /// Entries with `after < seq <= up_to`, if the tail covers `after + 1`.
+    /// Entries with `after < seq <= up_to`, if the tail covers that whole
+    /// range (from `after + 1` through `up_to`).
     pub(super) fn range(&self, after: u64, up_to: u64, limit: usize) -> Option<Vec<Arc<LogEntry>>> {
         let first = self.entries.front()?.seq;
-        if first > after.saturating_add(1) {
+        let last = self.entries.back()?.seq;
+        if first > after.saturating_add(1) || (last < up_to && after < up_to) {
             return None;
         }
         let skip = usize::try_from(after.saturating_add(1).saturating_sub(first)).unwrap_or(usize::MAX);
@@ -80,7 +87,13 @@ pub(super) struct GroupRt {
     pub(super) group_id: Vec<u8>,
     /// The openmls public state; held for the whole of a handshake append, so
     /// that handshake messages of one group are validated one at a time.
+    /// Taken before `append_lock` whenever both are.
     pub(super) commit_lock: tokio::sync::Mutex<PublicState>,
+    /// Held while an entry's sequence number is taken and the entry stored,
+    /// so that this replica's appends reach the store in sequence order.
+    pub(super) append_lock: tokio::sync::Mutex<()>,
+    /// A reload from the store is queued (another replica changed the group).
+    pub(super) refresh_pending: std::sync::atomic::AtomicBool,
     pub(super) view: Mutex<GroupView>,
     /// Highest durable (and so visible) sequence number.
     pub(super) visible: watch::Sender<u64>,
@@ -147,6 +160,20 @@ pub(super) fn clone_storage(storage: &MemoryStorage) -> Result<MemoryStorage, Ds
     Ok(MemoryStorage { values: std::sync::RwLock::new(values.clone()) })
 }
 
+/// The `PublicGroup` in a decoded public state.
+fn load_public(storage: &MemoryStorage, gid: &[u8]) -> Result<PublicGroup, DsError> {
+    PublicGroup::load(storage, &GroupId::from_slice(gid))
+        .map_err(|e| DsError::Storage(StoreError::Corrupt { what: "group public state", detail: e.to_string() }))?
+        .ok_or_else(|| {
+            DsError::Storage(StoreError::Corrupt { what: "group public state", detail: "incomplete".into() })
+        })
+}
+
+/// The removed members of a record, by name.
+fn removed_of(record: &GroupRecord) -> HashMap<String, u64> {
+    record.removed.iter().map(|r| (String::from_utf8_lossy(r.user.as_slice()).into_owned(), r.seq)).collect()
+}
+
 pub(super) fn identity_of(credential: &Credential) -> Option<String> {
     let basic = BasicCredential::try_from(credential.clone()).ok()?;
     String::from_utf8(basic.identity().to_vec()).ok()
@@ -168,8 +195,7 @@ impl Ds {
         Ok(map.get(gid).cloned())
     }
 
-    /// The runtime of a group, loaded from the store (on the blocking pool) on
-    /// first use.
+    /// The runtime of a group, loaded from the store on first use.
     pub(super) async fn group(&self, gid: &[u8]) -> Result<Arc<GroupRt>, DsError> {
         if let Some(rt) = self.cached_group(gid)? {
             return Ok(rt);
@@ -177,18 +203,56 @@ impl Ds {
         if gid.is_empty() || gid.len() > MAX_GROUP_ID_LEN {
             return Err(DsError::UnknownGroup);
         }
-        let key = gid.to_vec();
-        let loaded = self.blocking(move |store| Ok(store.load_group(&key)?)).await?;
+        let loaded = self.store.load_group(gid).await?;
         let Some((record, next_seq)) = loaded else { return Err(DsError::UnknownGroup) };
         let storage = deserialize_public_state(record.public_state.as_slice())?;
-        let group = PublicGroup::load(&storage, &GroupId::from_slice(gid))
-            .map_err(|e| DsError::Storage(StoreError::Corrupt { what: "group public state", detail: e.to_string() }))?
-            .ok_or_else(|| {
-                DsError::Storage(StoreError::Corrupt { what: "group public state", detail: "incomplete".into() })
-            })?;
+        let group = load_public(&storage, gid)?;
         let rt = Arc::new(self.make_rt(record, next_seq, storage, group));
         let mut map = self.groups.lock().map_err(|_| DsError::Internal("group map poisoned".into()))?;
         Ok(map.entry(gid.to_vec()).or_insert(rt).clone())
+    }
+
+    /// Reloads a group from the store if the log has grown since this
+    /// replica last looked (another replica appended: shared stores only).
+    /// The caller holds the commit lock (`public`). Returns whether anything
+    /// changed.
+    pub(super) async fn refresh(&self, rt: &GroupRt, public: &mut PublicState) -> Result<bool, DsError> {
+        let _order = rt.append_lock.lock().await;
+        let (record, next_seq) = self.store.load_group(&rt.group_id).await?.ok_or(DsError::UnknownGroup)?;
+        if next_seq <= rt.view()?.next_seq {
+            return Ok(false);
+        }
+        let storage = deserialize_public_state(record.public_state.as_slice())?;
+        let group = load_public(&storage, &rt.group_id)?;
+        let members = members_of(&group);
+        let removed = removed_of(&record);
+        *rt.view()? = GroupView { record, next_seq, members, removed };
+        *public = PublicState { storage, group };
+        rt.forget_tail();
+        rt.advance_visible(next_seq - 1);
+        self.metrics.group_refreshes.inc();
+        Ok(true)
+    }
+
+    /// The runtime of a group `user` is a current member of. On a shared
+    /// store a refusal is checked again after a refresh.
+    pub(super) async fn member_rt(&self, user: &str, gid: &[u8]) -> Result<Arc<GroupRt>, DsError> {
+        let rt = self.group(gid).await?;
+        let is_member = |rt: &GroupRt| -> Result<bool, DsError> { Ok(rt.view()?.members.contains_key(user)) };
+        if !is_member(&rt)? && !(self.refresh_unlocked(&rt).await? && is_member(&rt)?) {
+            return Err(DsError::NotAMember);
+        }
+        Ok(rt)
+    }
+
+    /// [`Ds::refresh`] for a caller that does not hold the commit lock. A
+    /// no-op on a store that only this process writes.
+    pub(super) async fn refresh_unlocked(&self, rt: &GroupRt) -> Result<bool, DsError> {
+        if !self.store.shared() {
+            return Ok(false);
+        }
+        let mut public = rt.commit_lock.lock().await;
+        self.refresh(rt, &mut public).await
     }
 
     pub(super) fn make_rt(
@@ -199,13 +263,14 @@ impl Ds {
         group: PublicGroup,
     ) -> GroupRt {
         let members = members_of(&group);
-        let removed =
-            record.removed.iter().map(|r| (String::from_utf8_lossy(r.user.as_slice()).into_owned(), r.seq)).collect();
+        let removed = removed_of(&record);
         GroupRt {
             tail: Mutex::new(Tail::default()),
             internal_id: record.internal_id,
             group_id: record.group_id.as_slice().to_vec(),
             commit_lock: tokio::sync::Mutex::new(PublicState { storage, group }),
+            append_lock: tokio::sync::Mutex::new(()),
+            refresh_pending: std::sync::atomic::AtomicBool::new(false),
             visible: watch::channel(next_seq.saturating_sub(1)).0,
             view: Mutex::new(GroupView { record, next_seq, members, removed }),
         }

@@ -61,7 +61,7 @@ impl Ds {
             signature_scheme: k.signature_scheme,
             registered_at: now_secs(),
         };
-        let outcome = self.store.register_user(&record)?;
+        let outcome = self.store.register_user(&record).await?;
         if outcome == RegisterOutcome::NameTaken {
             return Err(DsError::UserExists(k.user));
         }
@@ -74,8 +74,20 @@ impl Ds {
         })
     }
 
-    pub(super) fn registered(&self, user: &str) -> Result<UserRecord, DsError> {
-        self.store.user(user)?.ok_or_else(|| DsError::UnknownUser(user.to_string()))
+    /// A registered user, from the cache or the store. A name is bound once
+    /// and never re-bound, so a cached record stays true on every replica.
+    pub(super) async fn registered(&self, user: &str) -> Result<UserRecord, DsError> {
+        if let Some(u) = self.users.lock().ok().and_then(|m| m.get(user).cloned()) {
+            return Ok(u);
+        }
+        let rec = self.store.user(user).await?.ok_or_else(|| DsError::UnknownUser(user.to_string()))?;
+        if let Ok(mut m) = self.users.lock() {
+            if m.len() >= super::USER_CACHE {
+                m.clear();
+            }
+            m.insert(user.to_string(), rec.clone());
+        }
+        Ok(rec)
     }
 
     /// Checks a scraper's bearer token against `--metrics-token`.
@@ -93,18 +105,18 @@ impl Ds {
     }
 
     /// Issues a one-time challenge for a registered user.
-    pub fn challenge(&self, user: &str) -> Result<api::ChallengeResponse, DsError> {
+    pub async fn challenge(&self, user: &str) -> Result<api::ChallengeResponse, DsError> {
         UserName::parse(user)?;
-        self.registered(user)?;
-        let c = self.auth.new_challenge(user)?;
+        self.registered(user).await?;
+        let c = self.auth.new_challenge(&*self.store, user).await?;
         Ok(api::ChallengeResponse { challenge: c.to_vec(), expires_in: auth::CHALLENGE_TTL.as_secs() })
     }
 
     /// Exchanges a signed challenge for a bearer token.
-    pub fn token(&self, req: &api::TokenRequest) -> Result<api::TokenResponse, DsError> {
+    pub async fn token(&self, req: &api::TokenRequest) -> Result<api::TokenResponse, DsError> {
         UserName::parse(&req.user)?;
-        let user = self.registered(&req.user)?;
-        self.auth.take_challenge(&req.user, &req.challenge)?;
+        let user = self.registered(&req.user).await?;
+        self.auth.take_challenge(&*self.store, &req.user, &req.challenge).await?;
         let scheme = auth::scheme_from_u16(user.signature_scheme)
             .ok_or_else(|| DsError::Internal("stored signature scheme unsupported".into()))?;
         auth::verify(
@@ -114,14 +126,20 @@ impl Ds {
             user.signature_key.as_slice(),
             &req.signature,
         )?;
-        let token = self.auth.issue_token(&req.user)?;
+        let token = self.auth.issue_token(&*self.store, &req.user).await?;
+        self.persist().await?;
         Ok(api::TokenResponse { token, expires_in: self.auth.token_ttl().as_secs() })
     }
 
+    /// The user a bearer token belongs to (any replica's token).
+    pub async fn check_token(&self, token: &str) -> Result<String, DsError> {
+        self.auth.check_token(&*self.store, token).await
+    }
+
     /// A user's registered credential and key.
-    pub fn lookup_user(&self, user: &str) -> Result<api::UserResponse, DsError> {
+    pub async fn lookup_user(&self, user: &str) -> Result<api::UserResponse, DsError> {
         let name = UserName::parse(user)?;
-        let u = self.registered(user)?;
+        let u = self.registered(user).await?;
         Ok(api::UserResponse {
             fingerprint: api::fingerprint(u.signature_key.as_slice()),
             key: api::UserKey {
@@ -134,14 +152,14 @@ impl Ds {
     }
 
     /// Checks that `identity` with `signature_key` is a registered binding.
-    pub(super) fn check_registered_member(
+    pub(super) async fn check_registered_member(
         &self,
         credential: &Credential,
         signature_key: &[u8],
     ) -> Result<String, DsError> {
         let user = identity_of(credential)
             .ok_or_else(|| DsError::UnregisteredMember { user: "<not a UTF-8 BasicCredential>".into() })?;
-        match self.store.user(&user)? {
+        match self.registered(&user).await.ok() {
             Some(rec)
                 if rec.signature_key.as_slice() == signature_key
                     && rec.credential.as_slice()

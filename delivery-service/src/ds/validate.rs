@@ -105,7 +105,7 @@ impl Ds {
     /// Validates a commit bundle under the group's commit lock: membership and
     /// epoch, the commit itself (openmls), its sender, every leaf it brings in,
     /// and that the Welcome and GroupInfo match it.
-    pub(super) fn validate_commit(
+    pub(super) async fn validate_commit(
         &self,
         user: &str,
         rt: &GroupRt,
@@ -119,7 +119,7 @@ impl Ds {
         let committer = match processed.sender() {
             Sender::NewMemberCommit => Committer::Resync(user.to_owned()),
             other => {
-                self.check_sender(user, &public.group, other)?;
+                self.check_sender(user, &public.group, other).await?;
                 let Sender::Member(leaf) = other else { unreachable!("check_sender admits members only") };
                 Committer::Member(*leaf)
             }
@@ -129,9 +129,9 @@ impl Ds {
             _ => return Err(DsError::InvalidCommit("the message is not a commit".into())),
         };
         if let Committer::Resync(_) = committer {
-            self.check_resync(user, &public.group, &staged)?;
+            self.check_resync(user, &public.group, &staged).await?;
         }
-        let (added, added_refs) = self.check_new_leaves(&staged)?;
+        let (added, added_refs) = self.check_new_leaves(&staged).await?;
         check_welcome(bundle.welcome.as_slice(), &added_refs)?;
         let group_info = new_group_info(bundle.group_info.as_slice(), rt.group_id.as_slice(), epoch + 1)?;
         Ok(ValidatedCommit { epoch, committer, staged, added, group_info })
@@ -140,7 +140,7 @@ impl Ds {
     /// Validates a proposal under the group's commit lock: membership and
     /// epoch, the proposal itself (openmls), its sender, and the leaf an Add or
     /// Update brings in. Returns the epoch and the proposal to queue.
-    pub(super) fn validate_proposal(
+    pub(super) async fn validate_proposal(
         &self,
         user: &str,
         rt: &GroupRt,
@@ -152,7 +152,7 @@ impl Ds {
             .group
             .process_message(&self.crypto, protocol)
             .map_err(|e| DsError::InvalidProposal(e.to_string()))?;
-        self.check_sender(user, &public.group, processed.sender())?;
+        self.check_sender(user, &public.group, processed.sender()).await?;
         let queued = match processed.into_content() {
             ProcessedMessageContent::ProposalMessage(q) => *q,
             _ => return Err(DsError::InvalidProposal("the message is not a proposal".into())),
@@ -163,7 +163,7 @@ impl Ds {
             _ => None,
         };
         if let Some(leaf) = leaf {
-            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await?;
         }
         Ok((epoch, queued))
     }
@@ -172,23 +172,23 @@ impl Ds {
     /// registered user with its registered key: a member cannot slip in a key
     /// the server's registry does not vouch for. Returns the added users and
     /// the hash references of their KeyPackages.
-    fn check_new_leaves(&self, staged: &StagedCommit) -> Result<(Vec<String>, HashSet<Vec<u8>>), DsError> {
+    async fn check_new_leaves(&self, staged: &StagedCommit) -> Result<(Vec<String>, HashSet<Vec<u8>>), DsError> {
         let mut added = Vec::new();
         let mut added_refs = HashSet::new();
         for add in staged.add_proposals() {
             let kp = add.add_proposal().key_package();
             let leaf = kp.leaf_node();
-            let who = self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+            let who = self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await?;
             let r = kp.hash_ref(&self.crypto).map_err(|e| DsError::Internal(e.to_string()))?;
             added_refs.insert(r.as_slice().to_vec());
             added.push(who);
         }
         for upd in staged.update_proposals() {
             let leaf = upd.update_proposal().leaf_node();
-            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await?;
         }
         if let Some(leaf) = staged.update_path_leaf_node() {
-            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())?;
+            self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await?;
         }
         Ok((added, added_refs))
     }
@@ -199,7 +199,7 @@ impl Ds {
     /// leaf carries the caller's registered credential and key. So a removed
     /// member (refused earlier, as a non-member) or a stranger cannot join
     /// this way, and no one can replace another member's leaf.
-    fn check_resync(&self, user: &str, group: &PublicGroup, staged: &StagedCommit) -> Result<(), DsError> {
+    async fn check_resync(&self, user: &str, group: &PublicGroup, staged: &StagedCommit) -> Result<(), DsError> {
         let refuse = |why: &str| Err(DsError::InvalidCommit(format!("external commit refused: {why}")));
         let mut removes = staged.remove_proposals();
         let old = match (removes.next(), removes.next()) {
@@ -216,7 +216,7 @@ impl Ds {
         }
         let leaf =
             staged.update_path_leaf_node().ok_or(DsError::InvalidCommit("external commit without a path".into()))?;
-        if self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice())? != user {
+        if self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await? != user {
             return Err(DsError::SenderMismatch);
         }
         Ok(())
@@ -246,14 +246,14 @@ impl Ds {
 
     /// The sender of a handshake message must be the authenticated user's own
     /// leaf, with its registered key.
-    pub(super) fn check_sender(&self, user: &str, group: &PublicGroup, sender: &Sender) -> Result<(), DsError> {
+    pub(super) async fn check_sender(&self, user: &str, group: &PublicGroup, sender: &Sender) -> Result<(), DsError> {
         let Sender::Member(leaf) = sender else {
             return Err(DsError::WrongMessageType(
                 "only members may send handshake messages (no external senders)".into(),
             ));
         };
         let node = group.leaf(*leaf).ok_or(DsError::SenderMismatch)?;
-        let reg = self.registered(user)?;
+        let reg = self.registered(user).await?;
         if identity_of(node.credential()).as_deref() != Some(user)
             || node.signature_key().as_slice() != reg.signature_key.as_slice()
         {

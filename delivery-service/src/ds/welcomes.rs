@@ -25,7 +25,7 @@ impl Ds {
             rx.borrow_and_update();
             let pending = self.pending_welcomes.lock().map(|p| p.clone()).unwrap_or_default();
             let owner = user.to_owned();
-            let stored = self.blocking(move |s| Ok(s.inbox_after(&owner, after, limit)?)).await?;
+            let stored = self.store.inbox_after(&owner, after, limit).await?;
             let list: Vec<api::WelcomeOut> = stored
                 .into_iter()
                 .filter(|w| !pending.contains(&w.id))
@@ -51,7 +51,7 @@ impl Ds {
 
     /// Acknowledges (deletes) one Welcome.
     pub async fn ack_welcome(&self, user: &str, id: u64) -> Result<(), DsError> {
-        if !self.store.inbox_ack(user, id)? {
+        if !self.store.inbox_ack(user, id).await? {
             return Err(DsError::UnknownWelcome);
         }
         self.persist().await

@@ -21,7 +21,7 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RateLimited | TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-        ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        ShuttingDown | StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         StorageError | InternalError | Other(_) => StatusCode::INTERNAL_SERVER_ERROR,
         MalformedMessage
         | WrongWireFormat
@@ -52,13 +52,22 @@ impl IntoResponse for DsError {
             }
             DsError::RateLimited { retry_after_ms } => body.retry_after_ms = Some(*retry_after_ms),
             DsError::InvalidKeyPackage { index, .. } => body.index = Some(*index),
+            DsError::Storage(e @ crate::store::StoreError::Unavailable(_)) => {
+                tracing::warn!(error = %e, "storage unavailable");
+                body.retry_after_ms = Some(1000);
+            }
             DsError::Storage(e) => tracing::error!(error = %e, "storage failure"),
+            DsError::Stale(e) => {
+                tracing::warn!(error = %e, "group busy on other replicas");
+                body.retry_after_ms = Some(100);
+            }
             DsError::Internal(e) => tracing::error!(error = %e, "internal error"),
             _ => {}
         }
+        let retry_after_ms = body.retry_after_ms;
         let mut resp = (status, axum::Json(body)).into_response();
-        if let DsError::RateLimited { retry_after_ms } = self {
-            let secs = retry_after_ms.div_ceil(1000).max(1);
+        if let Some(ms) = retry_after_ms {
+            let secs = ms.div_ceil(1000).max(1);
             if let Ok(v) = HeaderValue::from_str(&secs.to_string()) {
                 resp.headers_mut().insert(header::RETRY_AFTER, v);
             }
@@ -85,7 +94,7 @@ mod tests {
             "method_not_allowed" => 405,
             "rate_limited" | "too_many_streams" => 429,
             "payload_too_large" => 413,
-            "shutting_down" => 503,
+            "shutting_down" | "storage_unavailable" => 503,
             "storage_error" | "internal_error" => 500,
             _ => 400,
         };

@@ -179,7 +179,7 @@ async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, DsError> {
     let token = bearer(&headers).map(str::to_string).or(q.access_token).ok_or(DsError::AuthRequired)?;
-    let user = state.ds.auth.check_token(&token)?;
+    let user = state.ds.check_token(&token).await?;
     state.ds.auth.check_rate(&user)?;
     let gid = group_id(&gid)?;
     // Check access before upgrading, so a refusal is a plain HTTP error.
@@ -220,7 +220,7 @@ async fn run_stream(
     loop {
         rx.borrow_and_update();
         // The token is re-checked before every batch: a stream ends with its token.
-        if let Err(e) = state.ds.auth.check_token(&token) {
+        if let Err(e) = state.ds.check_token(&token).await {
             let reason = e.code().as_str().into();
             let _ = socket.send(Message::Close(Some(CloseFrame { code: 4401, reason }))).await;
             return;

@@ -29,7 +29,7 @@ async fn upload(caller: Caller, headers: HeaderMap, body: Bytes) -> Result<impl 
 }
 
 async fn count(caller: Caller, Query(q): Query<SuiteQuery>) -> Result<Json<api::KeyPackageCountResponse>, DsError> {
-    let c = caller.ds.key_package_counts(&caller.user, q.ciphersuite.unwrap_or(1))?;
+    let c = caller.ds.key_package_counts(&caller.user, q.ciphersuite.unwrap_or(1)).await?;
     Ok(Json(api::KeyPackageCountResponse { accepted: 0, one_time: c.one_time, last_resort: c.last_resort }))
 }
 

@@ -85,7 +85,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or(DsError::AuthRequired)?;
-        let user = state.ds.auth.check_token(token)?;
+        let user = state.ds.check_token(token).await?;
         state.ds.auth.check_rate(&user)?;
         Ok(Caller { ds: state.ds.clone(), user })
     }

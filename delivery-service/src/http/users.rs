@@ -26,13 +26,13 @@ async fn register(peer: Anonymous, Json(req): Json<api::RegisterRequest>) -> Res
 }
 
 async fn challenge(peer: Anonymous, Json(req): Json<api::ChallengeRequest>) -> Result<impl IntoResponse, DsError> {
-    Ok(Json(peer.ds.challenge(&req.user)?))
+    Ok(Json(peer.ds.challenge(&req.user).await?))
 }
 
 async fn token(peer: Anonymous, Json(req): Json<api::TokenRequest>) -> Result<impl IntoResponse, DsError> {
-    Ok(Json(peer.ds.token(&req)?))
+    Ok(Json(peer.ds.token(&req).await?))
 }
 
 async fn lookup(caller: Caller, Path(user): Path<String>) -> Result<Json<api::UserResponse>, DsError> {
-    Ok(Json(caller.ds.lookup_user(&user)?))
+    Ok(Json(caller.ds.lookup_user(&user).await?))
 }

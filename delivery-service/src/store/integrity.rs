@@ -32,6 +32,11 @@ pub(super) struct Trees {
     pub(super) inbox: sled::Tree,
     /// Members' signed reports of commits they could not process.
     pub(super) reports: sled::Tree,
+    /// Bearer tokens by hash, and authentication challenges: what a
+    /// restarted grove-ds needs to keep its sessions.
+    pub(super) tokens: sled::Tree,
+    /// Outstanding authentication challenges.
+    pub(super) challenges: sled::Tree,
 }
 
 /// The name of the log tree since format 2 (entries carry their chain value).
@@ -48,6 +53,8 @@ impl Trees {
             cursors: db.open_tree("cursors")?,
             inbox: db.open_tree("inbox")?,
             reports: db.open_tree("commit_reports")?,
+            tokens: db.open_tree("tokens")?,
+            challenges: db.open_tree("challenges")?,
             db: db.clone(),
         })
     }

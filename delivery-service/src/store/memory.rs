@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture,
-    RegisterOutcome, Store, StoreError, StoreResult, UserRecord, WelcomeEntry,
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome, Store,
+    StoreError, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
 };
 
 /// One client's packages for one suite: one-time packages in upload order, and
@@ -25,7 +25,26 @@ struct Inner {
     cursors: BTreeMap<(u64, String), u64>,
     reports: BTreeMap<(u64, u64, String), Vec<u8>>,
     inbox: BTreeMap<(String, u64), WelcomeEntry>,
+    challenges: HashMap<[u8; 32], TokenRecord>,
+    tokens: HashMap<[u8; 32], TokenRecord>,
     next_id: u64,
+}
+
+impl Inner {
+    /// The next free sequence number of a group's log.
+    fn next_seq(&self, id: u64) -> u64 {
+        let last = self.log.range((id, 0)..=(id, u64::MAX)).next_back().map(|(k, _)| k.1).unwrap_or(0);
+        last.max(self.pruned.get(&id).copied().unwrap_or(0)) + 1
+    }
+
+    /// [`StoreError::Conflict`] unless `seq` is the next free sequence number.
+    fn check_next(&self, id: u64, seq: u64) -> StoreResult<()> {
+        let next = self.next_seq(id);
+        if seq != next {
+            return Err(StoreError::Conflict(format!("log sequence number {seq} is not the next one ({next})")));
+        }
+        Ok(())
+    }
 }
 
 /// The in-memory store. One mutex guards everything, which makes every method
@@ -52,8 +71,9 @@ impl MemoryStore {
     }
 }
 
+#[async_trait::async_trait]
 impl Store for MemoryStore {
-    fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError> {
+    async fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError> {
         let mut g = self.lock()?;
         let name = user.name_str();
         match g.users.get(&name) {
@@ -70,11 +90,16 @@ impl Store for MemoryStore {
         }
     }
 
-    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         Ok(self.lock()?.users.get(name).cloned())
     }
 
-    fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts> {
+    async fn put_key_packages(
+        &self,
+        user: &str,
+        batch: KeyPackageBatch<'_>,
+        cap: u64,
+    ) -> StoreResult<KeyPackageCounts> {
         let KeyPackageBatch { suite, one_time, last_resort } = batch;
         let mut g = self.lock()?;
         let entry = g.key_packages.entry((user.to_string(), suite)).or_default();
@@ -86,7 +111,7 @@ impl Store for MemoryStore {
         Ok(KeyPackageCounts { one_time: entry.0.len() as u64, last_resort: entry.1.is_some() })
     }
 
-    fn claim_key_package(&self, user: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError> {
+    async fn claim_key_package(&self, user: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError> {
         let mut g = self.lock()?;
         let Some(entry) = g.key_packages.get_mut(&(user.to_string(), suite)) else { return Ok(None) };
         if let Some(kp) = entry.0.pop_front() {
@@ -95,7 +120,7 @@ impl Store for MemoryStore {
         Ok(entry.1.clone().map(|kp| (kp, KeyPackageKind::LastResort)))
     }
 
-    fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError> {
+    async fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError> {
         let g = self.lock()?;
         Ok(g.key_packages
             .get(&(user.to_string(), suite))
@@ -103,7 +128,7 @@ impl Store for MemoryStore {
             .unwrap_or_default())
     }
 
-    fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError> {
+    async fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError> {
         let mut g = self.lock()?;
         if g.groups.contains_key(record.group_id.as_slice()) {
             return Ok(false);
@@ -112,31 +137,31 @@ impl Store for MemoryStore {
         Ok(true)
     }
 
-    fn next_internal_id(&self) -> Result<u64, StoreError> {
+    async fn next_internal_id(&self) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
         g.next_id += 1;
         Ok(g.next_id)
     }
 
-    fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
+    async fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
         let g = self.lock()?;
         let Some(rec) = g.groups.get(group_id) else { return Ok(None) };
-        let id = rec.internal_id;
-        let last = g.log.range((id, 0)..=(id, u64::MAX)).next_back().map(|(k, _)| k.1).unwrap_or(0);
-        let pruned = g.pruned.get(&id).copied().unwrap_or(0);
-        Ok(Some((rec.clone(), last.max(pruned) + 1)))
+        Ok(Some((rec.clone(), g.next_seq(rec.internal_id))))
     }
 
-    fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    async fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         Ok(self.lock()?.groups.keys().cloned().collect())
     }
 
-    fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>> {
+    async fn append_commit(
+        &self,
+        record: &GroupRecord,
+        entry: &LogEntry,
+        welcomes: &[Addressed],
+    ) -> StoreResult<Vec<u64>> {
         let mut g = self.lock()?;
         let key = (record.internal_id, entry.seq);
-        if g.log.contains_key(&key) {
-            return Err(StoreError::Conflict(format!("log sequence number {} is taken", entry.seq)));
-        }
+        g.check_next(record.internal_id, entry.seq)?;
         g.log.insert(key, entry.clone());
         g.groups.insert(record.group_id.as_slice().to_vec(), record.clone());
         let mut ids = Vec::new();
@@ -151,12 +176,15 @@ impl Store for MemoryStore {
         Ok(ids)
     }
 
-    fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()> {
+    async fn append_message(
+        &self,
+        internal_id: u64,
+        entry: &LogEntry,
+        new_state: Option<&GroupRecord>,
+    ) -> StoreResult<()> {
         let mut g = self.lock()?;
         let key = (internal_id, entry.seq);
-        if g.log.contains_key(&key) {
-            return Err(StoreError::Conflict(format!("log sequence number {} is taken", entry.seq)));
-        }
+        g.check_next(internal_id, entry.seq)?;
         g.log.insert(key, entry.clone());
         if let Some(rec) = new_state {
             g.groups.insert(rec.group_id.as_slice().to_vec(), rec.clone());
@@ -164,7 +192,13 @@ impl Store for MemoryStore {
         Ok(())
     }
 
-    fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+    async fn fetch_after(
+        &self,
+        internal_id: u64,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
         if after >= up_to {
             return Ok(Vec::new());
         }
@@ -175,14 +209,14 @@ impl Store for MemoryStore {
         Ok(g.log.range((internal_id, after + 1)..=(internal_id, up_to)).take(limit).map(|(_, e)| e.clone()).collect())
     }
 
-    fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError> {
+    async fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
         let c = g.cursors.entry((internal_id, user.to_string())).or_insert(0);
         *c = (*c).max(seq);
         Ok(*c)
     }
 
-    fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    async fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError> {
         let g = self.lock()?;
         Ok(g.cursors
             .range((internal_id, String::new())..)
@@ -191,7 +225,7 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError> {
+    async fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError> {
         let mut g = self.lock()?;
         let doomed: Vec<u64> = g
             .log
@@ -210,17 +244,17 @@ impl Store for MemoryStore {
         Ok(doomed.len() as u64)
     }
 
-    fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64> {
+    async fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64> {
         let mut g = self.lock()?;
         g.reports.insert((internal_id, seq, reporter.to_string()), report.to_vec());
         Ok(g.reports.keys().filter(|(i, s, _)| (*i, *s) == (internal_id, seq)).count() as u64)
     }
 
-    fn message_count(&self) -> Result<u64, StoreError> {
+    async fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self.lock()?.log.len() as u64)
     }
 
-    fn inbox_after(&self, user: &str, after: u64, limit: usize) -> Result<Vec<WelcomeEntry>, StoreError> {
+    async fn inbox_after(&self, user: &str, after: u64, limit: usize) -> Result<Vec<WelcomeEntry>, StoreError> {
         let g = self.lock()?;
         Ok(g.inbox
             .range((user.to_string(), after.saturating_add(1))..=(user.to_string(), u64::MAX))
@@ -229,11 +263,37 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError> {
+    async fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError> {
         Ok(self.lock()?.inbox.remove(&(user.to_string(), id)).is_some())
     }
 
-    fn persist(&self) -> PersistFuture {
-        Box::pin(async { Ok(()) })
+    async fn put_challenge(&self, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()> {
+        self.lock()?.challenges.insert(*challenge, TokenRecord { user: user.to_string(), expires_at });
+        Ok(())
+    }
+
+    async fn take_challenge(&self, challenge: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.lock()?.challenges.remove(challenge))
+    }
+
+    async fn put_token(&self, hash: &[u8; 32], token: &TokenRecord) -> StoreResult<()> {
+        self.lock()?.tokens.insert(*hash, token.clone());
+        Ok(())
+    }
+
+    async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        Ok(self.lock()?.tokens.get(hash).cloned())
+    }
+
+    async fn prune_auth(&self, now: u64) -> StoreResult<u64> {
+        let mut g = self.lock()?;
+        let before = g.tokens.len() + g.challenges.len();
+        g.tokens.retain(|_, t| t.expires_at >= now);
+        g.challenges.retain(|_, c| c.expires_at >= now);
+        Ok((before - g.tokens.len() - g.challenges.len()) as u64)
+    }
+
+    async fn persist(&self) -> StoreResult<()> {
+        Ok(())
     }
 }

@@ -3,8 +3,9 @@
 //! [`Store`] names what the Delivery Service keeps, method by method, and each
 //! method's doc states its atomicity promise. There are two implementations:
 //! [`SledStore`] (the default, on disk, with group commit for fsyncs) and
-//! [`MemoryStore`] (for tests and benchmarks of the layers above). The same test
-//! suite (`tests/store.rs`) runs against both.
+//! [`MemoryStore`] (for tests and benchmarks of the layers above), and
+//! [`PgStore`] (PostgreSQL, for several replicas on one database). The same
+//! test suite (`tests/store.rs`) runs against all three.
 //!
 //! Durability: mutating methods apply their writes atomically but do not wait for
 //! the disk. A caller that is about to acknowledge anything awaits
@@ -19,7 +20,10 @@
 //!
 //! # Layout
 //! - `records`: the stored records and their encoding.
-//! - `sled_store`: [`SledStore`], the on-disk store.
+//! - `sled_store`: [`SledStore`], the on-disk store (open, fsync thread, records);
+//!   `sled_trait`: its [`Store`] implementation and the auth trees.
+//! - [`postgres`]: [`PgStore`], its schema migrations (`pg/*.sql`) and the
+//!   listener for other replicas' changes.
 //! - `memory`: [`MemoryStore`].
 //! - [`chain`], `heads`, [`watermark`], `integrity`, [`check`], `migrate`:
 //!   the sled store's integrity and format machinery.
@@ -30,15 +34,15 @@ mod heads;
 pub(crate) mod integrity;
 mod memory;
 pub(crate) mod migrate;
+pub mod postgres;
 pub(crate) mod records;
 mod sled_store;
+mod sled_trait;
 pub mod watermark;
-
-use std::future::Future;
-use std::pin::Pin;
 
 pub use check::CheckReport;
 pub use memory::MemoryStore;
+pub use postgres::PgStore;
 pub use records::{
     EntryKind, GroupRecord, KeyPackageCounts, KeyPackageKind, LogEntry, RemovedMember, UserRecord, WelcomeEntry,
 };
@@ -104,6 +108,10 @@ pub enum StoreError {
     /// A per-client quota would be exceeded; nothing was written.
     #[error("quota exceeded: {0}")]
     Quota(String),
+    /// The database cannot be reached (a network database that is down or
+    /// restarting). Nothing was written; the request can be retried.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// A record that must be new already exists (for example a log sequence number
     /// that is already taken); nothing was written.
     #[error("conflict: {0}")]
@@ -127,30 +135,59 @@ pub enum RegisterOutcome {
     NameTaken,
 }
 
-/// A boxed future returned by [`Store::persist`].
-pub type PersistFuture = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send>>;
+/// A change another process made to a shared store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// Another replica appended the entry `seq` of `kind` to the group's log.
+    Appended {
+        /// The MLS group id.
+        group_id: Vec<u8>,
+        /// The entry's sequence number.
+        seq: u64,
+        /// What the entry is.
+        kind: EntryKind,
+    },
+    /// Changes may have been missed (the listening connection was lost and
+    /// is back): everything cached must be checked against the store.
+    Missed,
+}
+
+/// A signed-in session: who a bearer token belongs to, and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// The user the token was issued to.
+    pub user: String,
+    /// Expiry, unix seconds.
+    pub expires_at: u64,
+}
 
 /// What the Delivery Service stores. Implementations must be safe to call from
-/// many threads at once.
+/// many tasks at once, and from several processes when the backing database is
+/// shared (PostgreSQL): every promise below then holds across processes.
+///
+/// The methods are async so that a network database fits without blocking
+/// the runtime; the sled store runs its scans on the blocking pool.
+#[async_trait::async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Binds `user.name` to its credential and signature key.
     ///
     /// Atomic: of two concurrent registrations of one name, exactly one gets
     /// [`RegisterOutcome::Created`]; a name is never re-bound to another key.
-    fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError>;
+    async fn register_user(&self, user: &UserRecord) -> StoreResult<RegisterOutcome>;
 
     /// The registration of `name`, if any.
-    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError>;
+    async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>>;
 
     /// Adds a batch of one-time KeyPackages (and optionally replaces the
-    /// last-resort package) for `user` and ciphersuite `suite`.
+    /// last-resort package) for `user` and ciphersuite `batch.suite`.
     ///
     /// All or nothing: if the one-time packages would exceed `cap`, nothing is
     /// written and [`StoreError::Quota`] is returned.
-    fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts>;
+    async fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64)
+        -> StoreResult<KeyPackageCounts>;
 
     /// [`Store::put_key_packages`] with the batch's fields as arguments.
-    fn add_key_packages(
+    async fn add_key_packages(
         &self,
         user: &str,
         suite: u16,
@@ -158,81 +195,122 @@ pub trait Store: Send + Sync + 'static {
         last_resort: Option<&[u8]>,
         cap: u64,
     ) -> StoreResult<KeyPackageCounts> {
-        self.put_key_packages(user, KeyPackageBatch { suite, one_time, last_resort }, cap)
+        self.put_key_packages(user, KeyPackageBatch { suite, one_time, last_resort }, cap).await
     }
 
     /// Hands out one KeyPackage of `user` for `suite`: the oldest one-time
     /// package, or the last-resort package when no one-time package is left.
     ///
     /// A one-time package is handed out at most once, even under concurrent
-    /// claims (it is removed with compare-and-swap). The last-resort package is
-    /// never removed by a claim.
-    fn claim_key_package(&self, user: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError>;
+    /// claims. The last-resort package is never removed by a claim.
+    async fn claim_key_package(&self, user: &str, suite: u16) -> StoreResult<Option<(Vec<u8>, KeyPackageKind)>>;
 
     /// How many packages `user` has left for `suite`.
-    fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError>;
+    async fn key_package_counts(&self, user: &str, suite: u16) -> StoreResult<KeyPackageCounts>;
 
     /// Creates a group whose `internal_id` came from [`Store::next_internal_id`].
     /// Atomic: returns `false` (and writes nothing) if a group with this id exists.
-    fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError>;
+    async fn create_group(&self, record: &GroupRecord) -> StoreResult<bool>;
 
     /// Allocates a fresh internal id for a new group (never reused).
-    fn next_internal_id(&self) -> Result<u64, StoreError>;
+    async fn next_internal_id(&self) -> StoreResult<u64>;
 
     /// Loads a group and the next free sequence number of its log.
-    fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError>;
+    async fn load_group(&self, group_id: &[u8]) -> StoreResult<Option<(GroupRecord, u64)>>;
 
     /// Ids of every group, for maintenance (retention).
-    fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError>;
+    async fn group_ids(&self) -> StoreResult<Vec<Vec<u8>>>;
 
     /// Appends a commit: the log entry, the group's new state and one Welcome
-    /// per new member land together or not at all. Fails with
-    /// [`StoreError::Conflict`] if `entry.seq` is already taken.
+    /// per new member land together or not at all. `entry.seq` must be the
+    /// group's next free sequence number: otherwise (another writer got there
+    /// first) nothing is written and [`StoreError::Conflict`] is returned, and
+    /// the caller must reload the group ([`Store::load_group`]).
     ///
     /// Returns the inbox ids given to the Welcomes, in order.
-    fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>>;
+    async fn append_commit(
+        &self,
+        record: &GroupRecord,
+        entry: &LogEntry,
+        welcomes: &[Addressed],
+    ) -> StoreResult<Vec<u64>>;
 
     /// Appends a non-commit message to a group's log, optionally with a new group
-    /// state (a proposal changes the proposal queue), atomically. Fails with
-    /// [`StoreError::Conflict`] if `entry.seq` is already taken.
-    fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()>;
+    /// state (a proposal changes the proposal queue), atomically. `entry.seq`
+    /// must be the next free sequence number, as for [`Store::append_commit`].
+    async fn append_message(
+        &self,
+        internal_id: u64,
+        entry: &LogEntry,
+        new_state: Option<&GroupRecord>,
+    ) -> StoreResult<()>;
 
     /// Up to `limit` log entries with `after < seq <= up_to`, in order.
-    fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError>;
+    async fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> StoreResult<Vec<LogEntry>>;
 
     /// Records that `user` has processed the group's log through `seq`.
-    /// Cursors only move forward: a lower value is ignored.
-    fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError>;
+    /// Cursors only move forward: a lower value is ignored. Returns the cursor.
+    async fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> StoreResult<u64>;
 
     /// Every stored cursor of a group.
-    fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError>;
+    async fn cursors(&self, internal_id: u64) -> StoreResult<Vec<(String, u64)>>;
 
     /// Deletes log entries with `seq <= through`, and entries received before
     /// `received_before` (unix seconds) in log order, stopping at the first
     /// entry that is kept. Returns how many entries were deleted. The group's
     /// sequence numbers keep counting from where they were.
-    fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError>;
+    async fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> StoreResult<u64>;
 
     /// Stores `reporter`'s signed report (opaque bytes) of the commit at
     /// `seq`, replacing an earlier one of theirs. Returns how many members
     /// have reported that commit. Reports go when the log is pruned past
     /// their commit ([`Store::prune_log`]).
-    fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64>;
+    async fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64>;
 
     /// Number of log entries stored, all groups together.
-    fn message_count(&self) -> Result<u64, StoreError>;
+    async fn message_count(&self) -> StoreResult<u64>;
 
     /// Up to `limit` Welcomes in `user`'s inbox with `id > after`, in id order.
-    fn inbox_after(&self, user: &str, after: u64, limit: usize) -> Result<Vec<WelcomeEntry>, StoreError>;
+    async fn inbox_after(&self, user: &str, after: u64, limit: usize) -> StoreResult<Vec<WelcomeEntry>>;
 
     /// Deletes one entry of `user`'s inbox. Returns whether it existed.
     /// (Entries are acknowledged one by one, never "through an id", so an entry
     /// that lands late with a lower id can never be deleted unseen.)
-    fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError>;
+    async fn inbox_ack(&self, user: &str, id: u64) -> StoreResult<bool>;
+
+    /// Stores a one-time authentication challenge for `user`.
+    async fn put_challenge(&self, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()>;
+
+    /// Removes a challenge and returns whom it was issued to: of concurrent
+    /// takers (on any replica) exactly one gets it.
+    async fn take_challenge(&self, challenge: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
+
+    /// Stores a bearer token by its SHA-256 hash (the token itself is never stored).
+    async fn put_token(&self, hash: &[u8; 32], token: &TokenRecord) -> StoreResult<()>;
+
+    /// The session a token hash belongs to, expired or not.
+    async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
+
+    /// Deletes tokens and challenges that expired before `now` (unix
+    /// seconds). Returns how many were deleted.
+    async fn prune_auth(&self, now: u64) -> StoreResult<u64>;
 
     /// Resolves once every write made before the call is durable on disk.
     /// Concurrent callers share one fsync.
-    fn persist(&self) -> PersistFuture;
+    async fn persist(&self) -> StoreResult<()>;
+
+    /// Whether other processes write to this store too (several replicas on
+    /// one database): a replica's cached view of a group may then be behind.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Other processes' changes to a shared store, once: the first call
+    /// takes the receiver (the domain layer follows it), later calls and
+    /// unshared stores give `None`.
+    fn take_events(&self) -> Option<tokio::sync::mpsc::UnboundedReceiver<StoreEvent>> {
+        None
+    }
 }
 
 /// The one-time count after adding `adding` packages to `existing`, if it

@@ -42,8 +42,8 @@ use super::migrate::{self, FORMAT_VERSION};
 use super::records::{corrupt, decode, encode};
 use super::watermark;
 use super::{
-    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, PersistFuture,
-    RegisterOutcome, Store, StoreError, StoreResult, UserRecord, WelcomeEntry,
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome, StoreError,
+    StoreResult, UserRecord, WelcomeEntry,
 };
 
 /// How long the fsync thread waits for more callers before a flush, when more
@@ -61,10 +61,19 @@ pub type FlushObserver = Arc<dyn Fn(usize, f64) + Send + Sync>;
 
 type FlushReply = oneshot::Sender<Result<(), String>>;
 
-/// The sled-backed [`Store`].
+/// What [`Inner::persist`] returns: resolves once the writes are on disk.
+type PersistFuture = std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>>;
+
+/// The sled-backed [`Store`]: a cheap handle on the open database, whose scans
+/// run on the blocking pool.
 pub struct SledStore {
+    pub(super) inner: Arc<Inner>,
+}
+
+/// The open database and its fsync thread.
+pub(super) struct Inner {
     dir: PathBuf,
-    t: Trees,
+    pub(super) t: Trees,
     heads: Arc<HeadTable>,
     flush_tx: Mutex<Option<mpsc::Sender<FlushReply>>>,
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -74,7 +83,7 @@ pub struct SledStore {
 
 impl std::fmt::Debug for SledStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SledStore").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("SledStore").field("dir", &self.inner.dir).finish_non_exhaustive()
     }
 }
 
@@ -178,7 +187,7 @@ impl SledStore {
             .name("grove-ds-fsync".into())
             .spawn(move || flusher.run(rx))
             .map_err(|e| StoreError::Db(format!("cannot start the fsync thread: {e}")))?;
-        Ok(SledStore {
+        let inner = Inner {
             dir: dir.to_path_buf(),
             t,
             heads,
@@ -186,7 +195,8 @@ impl SledStore {
             flusher: Mutex::new(Some(flusher)),
             kp_lock: Mutex::new(()),
             messages,
-        })
+        };
+        Ok(SledStore { inner: Arc::new(inner) })
     }
 
     /// Verifies the whole store in `dir` without serving it: every record
@@ -231,6 +241,24 @@ impl SledStore {
     /// Flushes everything, writes the watermark and stops the fsync thread.
     /// Later `persist` calls flush synchronously.
     pub fn close(&self) -> Result<(), StoreError> {
+        self.inner.close()
+    }
+
+    /// Runs `work` on the blocking pool (sled scans must not stall an async worker).
+    pub(super) async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Inner) -> StoreResult<T> + Send + 'static,
+    ) -> StoreResult<T> {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || work(&inner))
+            .await
+            .map_err(|e| StoreError::Db(format!("storage task failed: {e}")))?
+    }
+}
+
+impl Inner {
+    /// See [`SledStore::close`].
+    fn close(&self) -> Result<(), StoreError> {
         let tx = self.flush_tx.lock().map_err(|_| StoreError::Db("flush lock poisoned".into()))?.take();
         drop(tx);
         if let Some(h) = self.flusher.lock().map_err(|_| StoreError::Db("flush lock poisoned".into()))?.take() {
@@ -245,7 +273,7 @@ impl SledStore {
     }
 }
 
-impl Drop for SledStore {
+impl Drop for Inner {
     fn drop(&mut self) {
         let _ = self.close();
     }
@@ -348,8 +376,8 @@ fn tx_err(e: TransactionError<StoreError>) -> StoreError {
     }
 }
 
-impl Store for SledStore {
-    fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError> {
+impl Inner {
+    pub(super) fn register_user(&self, user: &UserRecord) -> Result<RegisterOutcome, StoreError> {
         let value = encode("user", user)?;
         match self.t.users.compare_and_swap(user.name.as_slice(), None as Option<&[u8]>, Some(value))? {
             Ok(()) => {
@@ -370,11 +398,16 @@ impl Store for SledStore {
         }
     }
 
-    fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
+    pub(super) fn user(&self, name: &str) -> Result<Option<UserRecord>, StoreError> {
         self.t.users.get(name.as_bytes())?.map(|v| decode("user", &v)).transpose()
     }
 
-    fn put_key_packages(&self, user: &str, batch: KeyPackageBatch<'_>, cap: u64) -> StoreResult<KeyPackageCounts> {
+    pub(super) fn put_key_packages(
+        &self,
+        user: &str,
+        batch: KeyPackageBatch<'_>,
+        cap: u64,
+    ) -> StoreResult<KeyPackageCounts> {
         let KeyPackageBatch { suite, one_time, last_resort } = batch;
         let _guard = self.kp_lock.lock().map_err(|_| StoreError::Db("key package lock poisoned".into()))?;
         let existing = self.t.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64;
@@ -393,7 +426,11 @@ impl Store for SledStore {
         Ok(KeyPackageCounts { one_time: total, last_resort: self.t.key_packages.contains_key(lr_key)? })
     }
 
-    fn claim_key_package(&self, user: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError> {
+    pub(super) fn claim_key_package(
+        &self,
+        user: &str,
+        suite: u16,
+    ) -> Result<Option<(Vec<u8>, KeyPackageKind)>, StoreError> {
         loop {
             let first = self.t.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).next().transpose()?;
             match first {
@@ -415,14 +452,14 @@ impl Store for SledStore {
         }
     }
 
-    fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError> {
+    pub(super) fn key_package_counts(&self, user: &str, suite: u16) -> Result<KeyPackageCounts, StoreError> {
         Ok(KeyPackageCounts {
             one_time: self.t.key_packages.scan_prefix(kp_prefix(user, suite, KP_ONE_TIME)).count() as u64,
             last_resort: self.t.key_packages.contains_key(kp_prefix(user, suite, KP_LAST_RESORT))?,
         })
     }
 
-    fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError> {
+    pub(super) fn create_group(&self, record: &GroupRecord) -> Result<bool, StoreError> {
         let value = encode("group", record)?;
         let created =
             self.t.groups.compare_and_swap(record.group_id.as_slice(), None as Option<&[u8]>, Some(value))?.is_ok();
@@ -432,12 +469,12 @@ impl Store for SledStore {
         Ok(created)
     }
 
-    fn next_internal_id(&self) -> Result<u64, StoreError> {
+    pub(super) fn next_internal_id(&self) -> Result<u64, StoreError> {
         // generate_id is persistent and monotonic across restarts.
         self.t.db.generate_id()?.checked_add(1).ok_or_else(|| corrupt("meta", "id counter at its maximum"))
     }
 
-    fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
+    pub(super) fn load_group(&self, group_id: &[u8]) -> Result<Option<(GroupRecord, u64)>, StoreError> {
         let Some(v) = self.t.groups.get(group_id)? else { return Ok(None) };
         let record: GroupRecord = decode("group", &v)?;
         let seq = heads::lock(&self.head(record.internal_id)?)?.seq;
@@ -445,11 +482,16 @@ impl Store for SledStore {
         Ok(Some((record, next)))
     }
 
-    fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
+    pub(super) fn group_ids(&self) -> Result<Vec<Vec<u8>>, StoreError> {
         self.t.groups.iter().keys().map(|k| k.map(|k| k.to_vec()).map_err(Into::into)).collect()
     }
 
-    fn append_commit(&self, record: &GroupRecord, entry: &LogEntry, welcomes: &[Addressed]) -> StoreResult<Vec<u64>> {
+    pub(super) fn append_commit(
+        &self,
+        record: &GroupRecord,
+        entry: &LogEntry,
+        welcomes: &[Addressed],
+    ) -> StoreResult<Vec<u64>> {
         let group_value = encode("group", record)?;
         let shared = self.head(record.internal_id)?;
         let mut head = heads::lock(&shared)?;
@@ -483,7 +525,12 @@ impl Store for SledStore {
         Ok(ids)
     }
 
-    fn append_message(&self, internal_id: u64, entry: &LogEntry, new_state: Option<&GroupRecord>) -> StoreResult<()> {
+    pub(super) fn append_message(
+        &self,
+        internal_id: u64,
+        entry: &LogEntry,
+        new_state: Option<&GroupRecord>,
+    ) -> StoreResult<()> {
         let shared = self.head(internal_id)?;
         let mut head = heads::lock(&shared)?;
         let (key, entry_value, new_head) = chained(&head, entry, new_state.map_or(0, |r| r.epoch))?;
@@ -514,7 +561,13 @@ impl Store for SledStore {
         Ok(())
     }
 
-    fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> Result<Vec<LogEntry>, StoreError> {
+    pub(super) fn fetch_after(
+        &self,
+        internal_id: u64,
+        after: u64,
+        up_to: u64,
+        limit: usize,
+    ) -> Result<Vec<LogEntry>, StoreError> {
         if after >= up_to || limit == 0 {
             return Ok(Vec::new());
         }
@@ -528,7 +581,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError> {
+    pub(super) fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> Result<u64, StoreError> {
         let key = cursor_key(internal_id, user);
         let mut result = Ok(seq);
         self.t.cursors.fetch_and_update(&key, |old| {
@@ -540,7 +593,7 @@ impl Store for SledStore {
         result
     }
 
-    fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError> {
+    pub(super) fn cursors(&self, internal_id: u64) -> Result<Vec<(String, u64)>, StoreError> {
         let mut out = Vec::new();
         for item in self.t.cursors.scan_prefix(internal_id.to_be_bytes()) {
             let (k, v) = item?;
@@ -550,7 +603,7 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError> {
+    pub(super) fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> Result<u64, StoreError> {
         let mut batch = sled::Batch::default();
         let mut count = 0u64;
         let mut last = None;
@@ -584,7 +637,13 @@ impl Store for SledStore {
         Ok(count)
     }
 
-    fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64> {
+    pub(super) fn add_commit_report(
+        &self,
+        internal_id: u64,
+        seq: u64,
+        reporter: &str,
+        report: &[u8],
+    ) -> StoreResult<u64> {
         let prefix = log_key(internal_id, seq);
         let mut key = prefix.to_vec();
         key.extend_from_slice(reporter.as_bytes());
@@ -592,11 +651,11 @@ impl Store for SledStore {
         Ok(self.t.reports.scan_prefix(prefix).count() as u64)
     }
 
-    fn message_count(&self) -> Result<u64, StoreError> {
+    pub(super) fn message_count(&self) -> Result<u64, StoreError> {
         Ok(self.messages.load(Ordering::Relaxed))
     }
 
-    fn inbox_after(&self, user: &str, after: u64, limit: usize) -> Result<Vec<WelcomeEntry>, StoreError> {
+    pub(super) fn inbox_after(&self, user: &str, after: u64, limit: usize) -> Result<Vec<WelcomeEntry>, StoreError> {
         let start = inbox_key(user, after.saturating_add(1));
         let end = inbox_key(user, u64::MAX);
         let mut out = Vec::new();
@@ -607,11 +666,11 @@ impl Store for SledStore {
         Ok(out)
     }
 
-    fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError> {
+    pub(super) fn inbox_ack(&self, user: &str, id: u64) -> Result<bool, StoreError> {
         Ok(self.t.inbox.remove(inbox_key(user, id))?.is_some())
     }
 
-    fn persist(&self) -> PersistFuture {
+    pub(super) fn persist(&self) -> PersistFuture {
         let (tx, rx) = oneshot::channel();
         let sent = match self.flush_tx.lock() {
             Ok(guard) => guard.as_ref().map(|s| s.send(tx).is_ok()).unwrap_or(false),

@@ -1,0 +1,174 @@
+//! [`Store`] for [`SledStore`]: point reads and writes run inline (sled
+//! answers them from memory), scans run on the blocking pool. Also the auth
+//! trees (`tokens`, `challenges`), whose values are the user name, 0x00, and
+//! the expiry (u64 BE).
+
+use super::sled_store::{Inner, SledStore};
+use super::{
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome, Store,
+    StoreResult, TokenRecord, UserRecord, WelcomeEntry,
+};
+use crate::store::records::corrupt;
+
+fn auth_value(t: &TokenRecord) -> Vec<u8> {
+    let mut v = Vec::with_capacity(t.user.len() + 9);
+    v.extend_from_slice(t.user.as_bytes());
+    v.push(0);
+    v.extend_from_slice(&t.expires_at.to_be_bytes());
+    v
+}
+
+fn auth_record(v: &[u8]) -> StoreResult<TokenRecord> {
+    let at = v.len().checked_sub(9).filter(|&i| v[i] == 0).ok_or_else(|| corrupt("token", "too short"))?;
+    let user = String::from_utf8(v[..at].to_vec()).map_err(|e| corrupt("token", e))?;
+    let expires_at = u64::from_be_bytes(v[at + 1..].try_into().map_err(|_| corrupt("token", "expiry"))?);
+    Ok(TokenRecord { user, expires_at })
+}
+
+impl Inner {
+    fn prune_auth(&self, now: u64) -> StoreResult<u64> {
+        let mut n = 0;
+        for tree in [&self.t.tokens, &self.t.challenges] {
+            for item in tree.iter() {
+                let (k, v) = item?;
+                if auth_record(&v).map_or(true, |t| t.expires_at < now) {
+                    tree.remove(k)?;
+                    n += 1;
+                }
+            }
+        }
+        Ok(n)
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SledStore {
+    async fn register_user(&self, user: &UserRecord) -> StoreResult<RegisterOutcome> {
+        self.inner.register_user(user)
+    }
+
+    async fn user(&self, name: &str) -> StoreResult<Option<UserRecord>> {
+        self.inner.user(name)
+    }
+
+    async fn put_key_packages(
+        &self,
+        user: &str,
+        batch: KeyPackageBatch<'_>,
+        cap: u64,
+    ) -> StoreResult<KeyPackageCounts> {
+        let (user, suite) = (user.to_string(), batch.suite);
+        let one_time = batch.one_time.to_vec();
+        let last_resort = batch.last_resort.map(<[u8]>::to_vec);
+        self.blocking(move |s| {
+            let batch = KeyPackageBatch { suite, one_time: &one_time, last_resort: last_resort.as_deref() };
+            s.put_key_packages(&user, batch, cap)
+        })
+        .await
+    }
+
+    async fn claim_key_package(&self, user: &str, suite: u16) -> StoreResult<Option<(Vec<u8>, KeyPackageKind)>> {
+        self.inner.claim_key_package(user, suite)
+    }
+
+    async fn key_package_counts(&self, user: &str, suite: u16) -> StoreResult<KeyPackageCounts> {
+        let user = user.to_string();
+        self.blocking(move |s| s.key_package_counts(&user, suite)).await
+    }
+
+    async fn create_group(&self, record: &GroupRecord) -> StoreResult<bool> {
+        self.inner.create_group(record)
+    }
+
+    async fn next_internal_id(&self) -> StoreResult<u64> {
+        self.inner.next_internal_id()
+    }
+
+    async fn load_group(&self, group_id: &[u8]) -> StoreResult<Option<(GroupRecord, u64)>> {
+        let gid = group_id.to_vec();
+        self.blocking(move |s| s.load_group(&gid)).await
+    }
+
+    async fn group_ids(&self) -> StoreResult<Vec<Vec<u8>>> {
+        self.blocking(|s| s.group_ids()).await
+    }
+
+    async fn append_commit(
+        &self,
+        record: &GroupRecord,
+        entry: &LogEntry,
+        welcomes: &[Addressed],
+    ) -> StoreResult<Vec<u64>> {
+        self.inner.append_commit(record, entry, welcomes)
+    }
+
+    async fn append_message(
+        &self,
+        internal_id: u64,
+        entry: &LogEntry,
+        new_state: Option<&GroupRecord>,
+    ) -> StoreResult<()> {
+        self.inner.append_message(internal_id, entry, new_state)
+    }
+
+    async fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> StoreResult<Vec<LogEntry>> {
+        self.blocking(move |s| s.fetch_after(internal_id, after, up_to, limit)).await
+    }
+
+    async fn set_cursor(&self, internal_id: u64, user: &str, seq: u64) -> StoreResult<u64> {
+        self.inner.set_cursor(internal_id, user, seq)
+    }
+
+    async fn cursors(&self, internal_id: u64) -> StoreResult<Vec<(String, u64)>> {
+        self.blocking(move |s| s.cursors(internal_id)).await
+    }
+
+    async fn prune_log(&self, internal_id: u64, through: u64, received_before: u64) -> StoreResult<u64> {
+        self.blocking(move |s| s.prune_log(internal_id, through, received_before)).await
+    }
+
+    async fn add_commit_report(&self, internal_id: u64, seq: u64, reporter: &str, report: &[u8]) -> StoreResult<u64> {
+        let (reporter, report) = (reporter.to_string(), report.to_vec());
+        self.blocking(move |s| s.add_commit_report(internal_id, seq, &reporter, &report)).await
+    }
+
+    async fn message_count(&self) -> StoreResult<u64> {
+        self.inner.message_count()
+    }
+
+    async fn inbox_after(&self, user: &str, after: u64, limit: usize) -> StoreResult<Vec<WelcomeEntry>> {
+        let user = user.to_string();
+        self.blocking(move |s| s.inbox_after(&user, after, limit)).await
+    }
+
+    async fn inbox_ack(&self, user: &str, id: u64) -> StoreResult<bool> {
+        self.inner.inbox_ack(user, id)
+    }
+
+    async fn put_challenge(&self, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()> {
+        let v = auth_value(&TokenRecord { user: user.to_string(), expires_at });
+        self.inner.t.challenges.insert(challenge, v)?;
+        Ok(())
+    }
+
+    async fn take_challenge(&self, challenge: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        self.inner.t.challenges.remove(challenge)?.map(|v| auth_record(&v)).transpose()
+    }
+
+    async fn put_token(&self, hash: &[u8; 32], token: &TokenRecord) -> StoreResult<()> {
+        self.inner.t.tokens.insert(hash, auth_value(token))?;
+        Ok(())
+    }
+
+    async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
+        self.inner.t.tokens.get(hash)?.map(|v| auth_record(&v)).transpose()
+    }
+
+    async fn prune_auth(&self, now: u64) -> StoreResult<u64> {
+        self.blocking(move |s| s.prune_auth(now)).await
+    }
+
+    async fn persist(&self) -> StoreResult<()> {
+        self.inner.persist().await
+    }
+}

@@ -109,11 +109,19 @@ impl Ds {
                 }
             }
         };
-        let entry = LogEntry { seq, epoch, kind, received_at: now_secs(), message };
+        let mut entry = LogEntry { seq, epoch, kind, received_at: now_secs(), message };
         let written = match (&change, &record) {
             (Change::Commit(c), Some(record)) => self.store.append_commit(record, &entry, &c.welcomes).await,
+            (Change::Log, None) => {
+                let view_epoch = rt.view()?.record.epoch;
+                self.store.append_application(rt.internal_id, &entry, view_epoch).await.map(|taken| {
+                    entry.seq = taken;
+                    Vec::new()
+                })
+            }
             _ => self.store.append_message(rt.internal_id, &entry, record.as_ref()).await.map(|()| Vec::new()),
         };
+        let seq = entry.seq;
         let welcome_ids = match written {
             Ok(ids) => ids,
             Err(StoreError::Conflict(why)) => return Err(DsError::Stale(why)),
@@ -128,7 +136,7 @@ impl Ds {
             view.removed = removed;
         }
         rt.remember(entry);
-        view.next_seq = seq + 1;
+        view.next_seq = view.next_seq.max(seq + 1);
         Ok(Appended { seq, welcome_ids })
     }
 

@@ -245,6 +245,18 @@ pub trait Store: Send + Sync + 'static {
         new_state: Option<&GroupRecord>,
     ) -> StoreResult<()>;
 
+    /// Appends an application message (no state change) at the log's next
+    /// free sequence number, provided the group is still at `epoch` (the
+    /// epoch the caller checked the sender's membership against); returns
+    /// the sequence number taken. A shared store may take a later number
+    /// than `entry.seq` (other replicas' messages in between); a group that
+    /// moved to another epoch is [`StoreError::Conflict`]. The default
+    /// takes exactly `entry.seq`, like [`Store::append_message`].
+    async fn append_application(&self, internal_id: u64, entry: &LogEntry, epoch: u64) -> StoreResult<u64> {
+        let _ = epoch;
+        self.append_message(internal_id, entry, None).await.map(|()| entry.seq)
+    }
+
     /// Up to `limit` log entries with `after < seq <= up_to`, in order.
     async fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> StoreResult<Vec<LogEntry>>;
 

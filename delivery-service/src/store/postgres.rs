@@ -359,12 +359,13 @@ impl Store for PgStore {
 
     async fn create_group(&self, record: &GroupRecord) -> StoreResult<bool> {
         let n = sqlx::query(
-            "INSERT INTO groups (group_id, internal_id, record, next_seq) VALUES ($1, $2, $3, 1) \
+            "INSERT INTO groups (group_id, internal_id, record, epoch, next_seq) VALUES ($1, $2, $3, $4, 1) \
              ON CONFLICT (group_id) DO NOTHING",
         )
         .bind(record.group_id.as_slice())
         .bind(to_i64(record.internal_id)?)
         .bind(encode("group", record)?)
+        .bind(to_i64(record.epoch)?)
         .execute(&self.pool)
         .await
         .map_err(pg_err)?
@@ -402,15 +403,17 @@ impl Store for PgStore {
     ) -> StoreResult<Vec<u64>> {
         let (id, seq) = (to_i64(record.internal_id)?, to_i64(entry.seq)?);
         let mut tx = self.pool.begin().await.map_err(pg_err)?;
-        let taken =
-            sqlx::query("UPDATE groups SET next_seq = $2 + 1, record = $3 WHERE internal_id = $1 AND next_seq = $2")
-                .bind(id)
-                .bind(seq)
-                .bind(encode("group", record)?)
-                .execute(&mut *tx)
-                .await
-                .map_err(pg_err)?
-                .rows_affected();
+        let taken = sqlx::query(
+            "UPDATE groups SET next_seq = $2 + 1, record = $3, epoch = $4 WHERE internal_id = $1 AND next_seq = $2",
+        )
+        .bind(id)
+        .bind(seq)
+        .bind(encode("group", record)?)
+        .bind(to_i64(record.epoch)?)
+        .execute(&mut *tx)
+        .await
+        .map_err(pg_err)?
+        .rows_affected();
         if taken != 1 {
             drop(tx);
             return Err(self.next_seq_conflict(record.internal_id, entry.seq).await);
@@ -471,6 +474,33 @@ impl Store for PgStore {
         match done {
             Some(_) => Ok(()),
             None => Err(self.next_seq_conflict(internal_id, entry.seq).await),
+        }
+    }
+
+    async fn append_application(&self, internal_id: u64, entry: &LogEntry, epoch: u64) -> StoreResult<u64> {
+        // The row lock orders the appends of all replicas; only a commit
+        // (a new epoch) makes the caller's membership check stale.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "WITH g AS (UPDATE groups SET next_seq = next_seq + 1 \
+                        WHERE internal_id = $1 AND epoch = $2 RETURNING next_seq - 1 AS seq, group_id), \
+                  i AS (INSERT INTO log (internal_id, seq, epoch, kind, received_at, message) \
+                        SELECT $1, g.seq, $3, $4, $5, $6 FROM g RETURNING seq) \
+             SELECT i.seq, pg_notify($7, $8 || i.seq || ' ' || encode(g.group_id, 'hex')) FROM i, g",
+        )
+        .bind(to_i64(internal_id)?)
+        .bind(to_i64(epoch)?)
+        .bind(to_i64(entry.epoch)?)
+        .bind(i16::from(entry.kind.to_u8()))
+        .bind(to_i64(entry.received_at)?)
+        .bind(entry.message.as_ref())
+        .bind(NOTIFY_CHANNEL)
+        .bind(format!("{} {} ", self.replica, entry.kind.to_u8()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        match seq {
+            Some(s) => to_u64("log entry", s),
+            None => Err(StoreError::Conflict(format!("group {internal_id} is no longer at epoch {epoch}"))),
         }
     }
 

@@ -28,7 +28,8 @@ CREATE TABLE groups (
     group_id    BYTEA PRIMARY KEY,
     internal_id BIGINT NOT NULL UNIQUE,
     record      BYTEA NOT NULL,             -- GroupRecord (epoch, public state, GroupInfo, removed)
-    next_seq    BIGINT NOT NULL             -- the log's next free sequence number: the one writer's ticket
+    epoch       BIGINT NOT NULL,            -- the record's epoch: an application message's ticket
+    next_seq    BIGINT NOT NULL             -- the log's next free sequence number: a state change's ticket
 );
 
 CREATE TABLE log (

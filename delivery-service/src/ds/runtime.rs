@@ -239,10 +239,10 @@ impl Ds {
     pub(super) async fn member_rt(&self, user: &str, gid: &[u8]) -> Result<Arc<GroupRt>, DsError> {
         let rt = self.group(gid).await?;
         let is_member = |rt: &GroupRt| -> Result<bool, DsError> { Ok(rt.view()?.members.contains_key(user)) };
-        if !is_member(&rt)? && !(self.refresh_unlocked(&rt).await? && is_member(&rt)?) {
-            return Err(DsError::NotAMember);
+        if is_member(&rt)? || (self.refresh_unlocked(&rt).await? && is_member(&rt)?) {
+            return Ok(rt);
         }
-        Ok(rt)
+        Err(DsError::NotAMember)
     }
 
     /// [`Ds::refresh`] for a caller that does not hold the commit lock. A

@@ -64,7 +64,7 @@ type FlushReply = oneshot::Sender<Result<(), String>>;
 /// What [`Inner::persist`] returns: resolves once the writes are on disk.
 type PersistFuture = std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<()>> + Send>>;
 
-/// The sled-backed [`Store`]: a cheap handle on the open database, whose scans
+/// The sled-backed [`Store`](super::Store): a cheap handle on the open database, whose scans
 /// run on the blocking pool.
 pub struct SledStore {
     pub(super) inner: Arc<Inner>,

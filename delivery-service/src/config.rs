@@ -185,6 +185,27 @@ impl Config {
     }
 }
 
+/// `grove-ds migrate`: copy a sled data directory into PostgreSQL.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "grove-ds migrate",
+    about = "Copy a stopped grove-ds's sled data directory into an empty PostgreSQL database, in one \
+             transaction: users, KeyPackages, groups, logs, cursors, Welcomes, reports and sessions, with \
+             their sequence numbers and ids. The sled directory is verified first and only read. Blobs stay \
+             files: copy <DIR>/blobs to the new replicas' --data-dir."
+)]
+pub struct MigrateArgs {
+    /// The sled data directory, as given to grove-ds --data-dir (stop that grove-ds first).
+    #[arg(long)]
+    pub from_sled: PathBuf,
+    /// The PostgreSQL URL of the new, empty database.
+    #[arg(long, env = "GROVE_DS_DATABASE_URL", hide_env_values = true)]
+    pub to: String,
+    /// Print the counts as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// `grove-ds check`: verify a data directory without serving it.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(

@@ -73,6 +73,24 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<CheckReport> {
     report.with_context(|| format!("checking the database in {}", args.data_dir.display()))
 }
 
+/// `grove-ds migrate`: verifies the sled store in `args.from_sled`, then
+/// copies it into the empty PostgreSQL database at `args.to`.
+pub async fn migrate(args: &crate::config::MigrateArgs) -> anyhow::Result<crate::store::transfer::TransferReport> {
+    let dir = store_dir(&args.from_sled);
+    if !dir.join("conf").exists() {
+        anyhow::bail!("{} holds no grove-ds database (no {})", args.from_sled.display(), dir.display());
+    }
+    let report = SledStore::check(&dir).with_context(|| format!("checking {}", args.from_sled.display()))?;
+    if !report.ok() {
+        anyhow::bail!("the sled store is damaged, nothing was copied:\n{}", render_check(&report, false));
+    }
+    let sled = SledStore::open(&dir, None).with_context(|| format!("opening {}", args.from_sled.display()))?;
+    let pg = PgStore::open(&args.to, 4).await.context("opening the PostgreSQL database")?;
+    let copied = crate::store::transfer::sled_to_postgres(&sled, &pg).await.context("copying into PostgreSQL")?;
+    sled.close().context("closing the sled store")?;
+    Ok(copied)
+}
+
 /// The human-readable form of a [`CheckReport`].
 pub fn render_check(report: &CheckReport, accepted: bool) -> String {
     let mut out = format!(

@@ -108,11 +108,18 @@ async fn suite(store: Arc<dyn Store>) {
     // Commit: log + state + welcomes together; a taken seq writes nothing.
     let mut g_next = g.clone();
     g_next.epoch = 1;
-    let ids = store
+    let (seq, ids) = store
         .append_commit(&g_next, &entry(6, 106), &[("bob".into(), welcome(b"g1")), ("carol".into(), welcome(b"g1"))])
         .await
         .unwrap();
+    assert_eq!(seq, 6);
     assert_eq!(ids.len(), 2);
+    let mut g_later = g_next.clone();
+    g_later.epoch = 2;
+    assert!(
+        matches!(store.append_commit(&g_later, &entry(7, 1), &[]).await, Err(StoreError::Conflict(_))),
+        "a second commit for epoch 0 is refused even at the next seq: one commit per epoch"
+    );
     assert_eq!(store.load_group(b"g1").await.unwrap().unwrap().0.epoch, 1);
     let mut g_bad = g.clone();
     g_bad.epoch = 7;
@@ -211,9 +218,11 @@ async fn postgres_store_suite() {
     assert!(again.user("alice").await.unwrap().is_some());
 }
 
-/// Two writers on one PostgreSQL database (two replicas) race for the same
-/// sequence numbers: each number is taken exactly once, the losers see
-/// Conflict, and the group's state is the winner's.
+/// Two writers on one PostgreSQL database (two replicas): at every epoch
+/// both commit, and both send an application message, at once. Exactly one
+/// commit per epoch lands; application messages land (or see Conflict once
+/// the epoch they were checked at has gone); no seq is taken twice or
+/// skipped; the other store hears every append by notification.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_appends_race_across_stores() {
     let Some(db) = grove_ds::testing::TestDb::create("postgres_appends_race_across_stores").await else { return };
@@ -223,33 +232,48 @@ async fn postgres_appends_race_across_stores() {
     assert!(a.create_group(&g).await.unwrap());
     let mut events = b.take_events().expect("a shared store reports changes");
     assert_eq!(events.recv().await, Some(StoreEvent::Missed), "listening starts by reporting a possible gap");
-    let mut won = 0;
-    for seq in 1..=20u64 {
+    let mut by_a = 0;
+    for epoch in 0..10u64 {
+        let next = a.load_group(b"race").await.unwrap().unwrap().1;
         let mut rec = g.clone();
-        rec.epoch = seq;
-        let (ea, eb) = (LogEntry { kind: EntryKind::Commit, ..entry(seq, 1) }, entry(seq, 2));
-        let (ra, rb) = tokio::join!(a.append_commit(&rec, &ea, &[]), b.append_message(g.internal_id, &eb, None));
-        match (ra, rb) {
-            (Ok(_), Err(StoreError::Conflict(_))) => won += 1,
-            (Err(StoreError::Conflict(_)), Ok(())) => {}
-            other => panic!("seq {seq}: exactly one writer must win, got {other:?}"),
+        rec.epoch = epoch + 1;
+        let commit = LogEntry { kind: EntryKind::Commit, epoch, ..entry(next, 1) };
+        let app = LogEntry { epoch, ..entry(next, 2) };
+        let (ca, cb, xa, xb) = tokio::join!(
+            a.append_commit(&rec, &commit, &[]),
+            b.append_commit(&rec, &commit, &[]),
+            a.append_application(g.internal_id, &app, epoch),
+            b.append_application(g.internal_id, &app, epoch),
+        );
+        match (&ca, &cb) {
+            (Ok(_), Err(StoreError::Conflict(_))) => by_a += 1,
+            (Err(StoreError::Conflict(_)), Ok(_)) => {}
+            other => panic!("epoch {epoch}: exactly one commit must land, got {other:?}"),
         }
+        for x in [&xa, &xb] {
+            assert!(matches!(x, Ok(_) | Err(StoreError::Conflict(_))), "epoch {epoch}: {x:?}");
+        }
+        by_a += usize::from(xa.is_ok());
     }
-    assert_eq!(a.fetch_after(g.internal_id, 0, 100, 100).await.unwrap().len(), 20, "no seq twice, no gap");
-    assert_eq!(b.load_group(b"race").await.unwrap().unwrap().1, 21);
-    // b hears a's appends (its own are not echoed back).
+    let log = a.fetch_after(g.internal_id, 0, 1000, 1000).await.unwrap();
+    assert_eq!(log.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=log.len() as u64).collect::<Vec<_>>());
+    let commits: Vec<u64> = log.iter().filter(|e| e.kind == EntryKind::Commit).map(|e| e.epoch).collect();
+    assert_eq!(commits, (0..10).collect::<Vec<_>>(), "one commit per epoch, in order");
+    let (stored, next) = b.load_group(b"race").await.unwrap().unwrap();
+    assert_eq!((stored.epoch, next), (10, log.len() as u64 + 1));
     let mut heard = 0;
-    while heard < won {
+    while heard < by_a {
         let ev = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv()).await.expect("a notification");
         match ev {
-            Some(StoreEvent::Appended { group_id, kind, .. }) => {
+            Some(StoreEvent::Appended { group_id, .. }) => {
                 assert_eq!(group_id, b"race");
-                assert_eq!(kind, EntryKind::Commit, "only the other replica's appends are reported");
                 heard += 1;
             }
             other => panic!("unexpected event {other:?}"),
         }
     }
+    let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), events.recv()).await;
+    assert!(quiet.is_err(), "only the other store's appends are reported, not b's own: {quiet:?}");
 }
 
 #[tokio::test]

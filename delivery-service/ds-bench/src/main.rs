@@ -2,7 +2,8 @@
 //!
 //! Starts `grove-ds` (the binary next to this one) as a separate process on a
 //! loopback port with a fresh data dir (durable mode: sled + group-commit
-//! fsync), registers clients, forms groups of G members with real openmls
+//! fsync), or with `--store postgres` as `--replicas N` processes on a fresh
+//! PostgreSQL database (members spread round-robin over them), registers clients, forms groups of G members with real openmls
 //! groups, and has C concurrent senders post S-byte application messages for a
 //! fixed duration while every member long-polls the log. Reports accepted
 //! messages/s, deliveries/s, p50/p99 send latency, p50/p99 send-to-receive
@@ -56,6 +57,18 @@ struct Args {
     /// Print one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// The DS's store: `sled` (one process, its own data dir) or `postgres`.
+    #[arg(long, default_value = "sled")]
+    store: String,
+    /// With `--store postgres`: a PostgreSQL URL whose user may create
+    /// databases. Each run creates a fresh database there (with `psql`) and
+    /// drops it afterwards.
+    #[arg(long, env = "GROVE_BENCH_DATABASE_URL")]
+    database_url: Option<String>,
+    /// grove-ds processes on the one database (`--store postgres`); members
+    /// are spread over them round-robin, as behind a load balancer.
+    #[arg(long, default_value_t = 1)]
+    replicas: usize,
 }
 
 struct Client {
@@ -123,11 +136,17 @@ async fn new_client(http: &reqwest::Client, base: &str, name: String) -> anyhow:
     Ok(Client { signer, cwk, provider: OpenMlsRustCrypto::default(), token })
 }
 
-fn cpu_ticks(pid: u32) -> anyhow::Result<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after = stat.rsplit_once(')').context("odd /proc stat")?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    Ok(f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?)
+/// User and system CPU ticks of the DS processes, summed (PostgreSQL's own
+/// processes are not counted).
+fn cpu_ticks(pids: &[u32]) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for pid in pids {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+        let after = stat.rsplit_once(')').context("odd /proc stat")?.1;
+        let f: Vec<&str> = after.split_whitespace().collect();
+        total += f.get(11).context("utime")?.parse::<u64>()? + f.get(12).context("stime")?.parse::<u64>()?;
+    }
+    Ok(total)
 }
 
 fn free_port() -> anyhow::Result<u16> {
@@ -138,24 +157,81 @@ fn free_port() -> anyhow::Result<u16> {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let _ = rustls::crypto::ring::default_provider().install_default();
+    let db = match args.store.as_str() {
+        "sled" if args.replicas == 1 => None,
+        "sled" => bail!("sled serves one process: --replicas needs --store postgres"),
+        "postgres" => {
+            let url = args.database_url.as_deref().context("--store postgres needs --database-url")?;
+            Some(BenchDb::create(url)?)
+        }
+        other => bail!("unknown store {other:?}: sled or postgres"),
+    };
     let exe = std::env::current_exe()?.with_file_name("grove-ds");
     let data = tempfile_dir()?;
-    let port = free_port()?;
-    let mut child = std::process::Command::new(&exe)
-        .args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-per-sec", "0"])
-        .args(["--metrics-token", "ds-bench"])
-        .arg("--data-dir")
-        .arg(&data)
-        .env("RUST_LOG", "warn")
-        .spawn()
-        .with_context(|| {
+    let mut children = Vec::new();
+    let mut bases = Vec::new();
+    for r in 0..args.replicas.max(1) {
+        let port = free_port()?;
+        let mut cmd = std::process::Command::new(&exe);
+        cmd.args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-per-sec", "0"])
+            .args(["--metrics-token", "ds-bench"])
+            .arg("--data-dir")
+            .arg(data.join(format!("r{r}")))
+            .env("RUST_LOG", "warn");
+        if let Some(db) = &db {
+            cmd.args(["--store", "postgres"]).env("GROVE_DS_DATABASE_URL", &db.url);
+        }
+        children.push(cmd.spawn().with_context(|| {
             format!("starting {} (build it with: cargo build --release -p delivery-service -p ds-bench)", exe.display())
-        })?;
-    let result = run(&args, port, child.id()).await;
-    let _ = child.kill();
-    let _ = child.wait();
+        })?);
+        bases.push(format!("http://127.0.0.1:{port}"));
+    }
+    let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
+    let result = run(&args, &bases, &pids).await;
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
     let _ = std::fs::remove_dir_all(&data);
+    drop(db);
     result
+}
+
+/// A database of its own for one run, made and dropped with `psql`.
+struct BenchDb {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl BenchDb {
+    fn create(admin: &str) -> anyhow::Result<Self> {
+        let name = format!("ds_bench_{}", std::process::id());
+        psql(admin, &format!("CREATE DATABASE {name}"))?;
+        let (base, query) = admin.split_once('?').map_or((admin, String::new()), |(b, q)| (b, format!("?{q}")));
+        let host_end = base.rfind('/').filter(|&i| i > base.find("://").map_or(0, |j| j + 2)).unwrap_or(base.len());
+        let url = format!("{}/{name}{query}", &base[..host_end]);
+        Ok(BenchDb { admin: admin.to_string(), name, url })
+    }
+}
+
+impl Drop for BenchDb {
+    fn drop(&mut self) {
+        if let Err(e) = psql(&self.admin, &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)) {
+            eprintln!("warning: could not drop {}: {e:#}", self.name);
+        }
+    }
+}
+
+fn psql(url: &str, sql: &str) -> anyhow::Result<()> {
+    let out = std::process::Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+        .output()
+        .context("running psql (install the PostgreSQL client)")?;
+    if !out.status.success() {
+        bail!("psql: {sql}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(())
 }
 
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
@@ -186,14 +262,16 @@ struct Shared {
     send_hist: Arc<Mutex<Histogram<u64>>>,
 }
 
-async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
-    let base = format!("http://127.0.0.1:{port}");
+async fn run(args: &Args, bases: &[String], pids: &[u32]) -> anyhow::Result<()> {
+    let base = bases[0].clone();
     let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
-    for _ in 0..100 {
-        if http.get(format!("{base}{}", api::routes::HEALTH)).send().await.is_ok() {
-            break;
+    for b in bases {
+        for _ in 0..200 {
+            if http.get(format!("{b}{}", api::routes::HEALTH)).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let g = args.group_size.max(2);
     let n_groups = args.senders.div_ceil(g).max(1);
@@ -214,19 +292,19 @@ async fn run(args: &Args, port: u16, pid: u32) -> anyhow::Result<()> {
         deliveries: Arc::new(AtomicU64::new(0)),
         send_hist: Arc::new(Mutex::new(Histogram::<u64>::new(3)?)),
     };
-    let (tasks, receivers) = spawn_load(args, &http, &base, &groups, &shared);
+    let (tasks, receivers) = spawn_load(args, &http, bases, &groups, &shared);
     // Warm-up: the same load, then every counter starts from here.
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     let (accepted0, deliveries0) = (shared.accepted.load(Ordering::Relaxed), shared.deliveries.load(Ordering::Relaxed));
     if let Ok(mut h) = shared.send_hist.lock() {
         h.reset();
     }
-    let cpu_before = cpu_ticks(pid)?;
+    let cpu_before = cpu_ticks(pids)?;
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.duration)).await;
     shared.stop.store(true, Ordering::Relaxed);
     let elapsed = start.elapsed().as_secs_f64();
-    let cpu_secs = (cpu_ticks(pid)? - cpu_before) as f64 / 100.0; // USER_HZ on Linux
+    let cpu_secs = (cpu_ticks(pids)? - cpu_before) as f64 / 100.0; // USER_HZ on Linux
     let accepted = shared.accepted.load(Ordering::Relaxed) - accepted0;
     let deliveries = shared.deliveries.load(Ordering::Relaxed) - deliveries0;
     for t in tasks {
@@ -349,15 +427,21 @@ type Receiver = tokio::task::JoinHandle<(usize, Vec<(u64, Instant)>)>;
 fn spawn_load(
     args: &Args,
     http: &reqwest::Client,
-    base: &str,
+    bases: &[String],
     groups: &[BenchGroup],
     shared: &Shared,
 ) -> (Vec<tokio::task::JoinHandle<()>>, Vec<Receiver>) {
     let mut tasks = Vec::new();
     let mut receivers = Vec::new();
+    // Round-robin over the replicas, as behind a load balancer.
+    let mut next = 0usize;
+    let mut pick = || {
+        next += 1;
+        bases[next % bases.len()].clone()
+    };
     for (gidx, group) in groups.iter().enumerate() {
         for m in &group.members {
-            let (http, base, gid, token) = (http.clone(), base.to_string(), group.gid.clone(), m.token.clone());
+            let (http, base, gid, token) = (http.clone(), pick(), group.gid.clone(), m.token.clone());
             let (shared, use_ws) = (shared.clone(), args.receive == "ws");
             receivers.push(tokio::spawn(async move {
                 let seen = if use_ws {
@@ -370,7 +454,7 @@ fn spawn_load(
         }
         for (token, pool) in &group.pools {
             let (token, pool) = (token.clone(), pool.clone());
-            let (http, base, gid, shared) = (http.clone(), base.to_string(), group.gid.clone(), shared.clone());
+            let (http, base, gid, shared) = (http.clone(), pick(), group.gid.clone(), shared.clone());
             tasks.push(tokio::spawn(async move { send_loop(&http, &base, &gid, &token, &pool, gidx, &shared).await }));
         }
     }
@@ -496,6 +580,7 @@ fn report(args: &Args, run: &Run, sh: &Histogram<u64>, e2e: &Histogram<u64>, met
     let fsync_secs = metric("grove_ds_fsync_duration_seconds_sum");
     let Run { g, n_groups, elapsed, cpu_secs, accepted: acc, deliveries: del, lost, accepted_all } = *run;
     let out = serde_json::json!({
+        "store": args.store, "replicas": args.replicas,
         "group_size": g, "senders": args.senders, "groups": n_groups, "size": args.size, "duration_s": elapsed,
         "accepted_per_s": acc / elapsed, "deliveries_per_s": del / elapsed,
         "send_p50_ms": sh.value_at_quantile(0.5) as f64 / 1000.0, "send_p99_ms": sh.value_at_quantile(0.99) as f64 / 1000.0,
@@ -515,8 +600,8 @@ fn report(args: &Args, run: &Run, sh: &Histogram<u64>, e2e: &Histogram<u64>, met
     }
     let f = |k: &str| out[k].as_f64().unwrap_or(0.0);
     println!(
-        "G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; lost {lost} of {} deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
-        args.senders, args.size, acc / elapsed, del / elapsed,
+        "{} x{} G={g} C={} S={} groups={n_groups}: accepted {:.0} msg/s, deliveries {:.0}/s, send p50 {:.2} ms p99 {:.2} ms, send-to-receive p50 {:.2} ms p99 {:.2} ms, server CPU {:.3} s per 1000 deliveries; lost {lost} of {} deliveries; {:.0} fsyncs (whole run), mean batch {:.1}, mean fsync {:.2} ms",
+        args.store, args.replicas, args.senders, args.size, acc / elapsed, del / elapsed,
         f("send_p50_ms"), f("send_p99_ms"), f("e2e_p50_ms"), f("e2e_p99_ms"),
         f("server_cpu_s_per_1000_deliveries"), accepted_all * g as u64, fsyncs, f("mean_fsync_batch"), f("mean_fsync_ms")
     );

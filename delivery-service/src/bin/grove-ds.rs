@@ -9,6 +9,9 @@ fn main() -> anyhow::Result<()> {
     if std::env::args_os().nth(1).is_some_and(|a| a == "check") {
         std::process::exit(check(grove_ds::config::CheckArgs::parse_from(std::env::args_os().skip(1))));
     }
+    if std::env::args_os().nth(1).is_some_and(|a| a == "migrate") {
+        return migrate(grove_ds::config::MigrateArgs::parse_from(std::env::args_os().skip(1)));
+    }
     serve(Config::parse())
 }
 
@@ -35,6 +38,22 @@ fn check(args: grove_ds::config::CheckArgs) -> i32 {
             2
         }
     }
+}
+
+/// `grove-ds migrate --from-sled DIR --to URL`.
+#[tokio::main]
+async fn migrate(args: grove_ds::config::MigrateArgs) -> anyhow::Result<()> {
+    let r = grove_ds::daemon::migrate(&args).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&r)?);
+    } else {
+        println!(
+            "copied {} users, {} KeyPackages, {} groups, {} log entries, {} cursors, {} Welcomes, {} reports, \
+             {} sessions into PostgreSQL",
+            r.users, r.key_packages, r.groups, r.log_entries, r.cursors, r.welcomes, r.reports, r.sessions
+        );
+    }
+    Ok(())
 }
 
 #[tokio::main]

@@ -92,49 +92,49 @@ impl Ds {
         check: impl FnOnce(&GroupView) -> Result<(), DsError>,
     ) -> Result<Appended, DsError> {
         let _order = rt.append_lock.lock().await;
-        let (seq, record, removed) = {
+        let (seq, record) = {
             let view = rt.view()?;
             check(&view)?;
             let seq = view.next_seq;
-            match &change {
-                Change::Log => (seq, None, None),
+            let record = match &change {
+                Change::Log => None,
                 Change::State(state) => {
                     let mut record = view.record.clone();
                     record.public_state = state.clone().into();
-                    (seq, Some(record), None)
+                    Some(record)
                 }
-                Change::Commit(c) => {
-                    let (record, removed) = commit_record(&view, seq, c);
-                    (seq, Some(record), Some(removed))
-                }
-            }
+                Change::Commit(c) => Some(commit_record(&view, seq, c).0),
+            };
+            (seq, record)
         };
         let mut entry = LogEntry { seq, epoch, kind, received_at: now_secs(), message };
+        // Shared stores may take a later seq than the view's next (other
+        // replicas' application messages came first).
         let written = match (&change, &record) {
             (Change::Commit(c), Some(record)) => self.store.append_commit(record, &entry, &c.welcomes).await,
             (Change::Log, None) => {
                 let view_epoch = rt.view()?.record.epoch;
-                self.store.append_application(rt.internal_id, &entry, view_epoch).await.map(|taken| {
-                    entry.seq = taken;
-                    Vec::new()
-                })
+                self.store.append_application(rt.internal_id, &entry, view_epoch).await.map(|s| (s, Vec::new()))
             }
-            _ => self.store.append_message(rt.internal_id, &entry, record.as_ref()).await.map(|()| Vec::new()),
+            _ => self.store.append_message(rt.internal_id, &entry, record.as_ref()).await.map(|()| (seq, Vec::new())),
         };
-        let seq = entry.seq;
-        let welcome_ids = match written {
-            Ok(ids) => ids,
+        let (taken, welcome_ids) = match written {
+            Ok(w) => w,
             Err(StoreError::Conflict(why)) => return Err(DsError::Stale(why)),
             Err(e) => return Err(e.into()),
         };
+        entry.seq = taken;
         let mut view = rt.view()?;
-        if let Some(record) = record {
+        if let Change::Commit(c) = change {
+            // Computed again: the removal seqs name the seq the commit took.
+            let (record, removed) = commit_record(&view, taken, &c);
             view.record = record;
-        }
-        if let (Change::Commit(c), Some(removed)) = (change, removed) {
             view.members = c.members;
             view.removed = removed;
+        } else if let Some(record) = record {
+            view.record = record;
         }
+        let seq = taken;
         rt.remember(entry);
         view.next_seq = view.next_seq.max(seq + 1);
         Ok(Appended { seq, welcome_ids })

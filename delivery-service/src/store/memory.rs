@@ -158,10 +158,15 @@ impl Store for MemoryStore {
         record: &GroupRecord,
         entry: &LogEntry,
         welcomes: &[Addressed],
-    ) -> StoreResult<Vec<u64>> {
+    ) -> StoreResult<(u64, Vec<u64>)> {
         let mut g = self.lock()?;
         let key = (record.internal_id, entry.seq);
         g.check_next(record.internal_id, entry.seq)?;
+        if let Some(current) = g.groups.get(record.group_id.as_slice()).map(|r| r.epoch) {
+            if current != entry.epoch {
+                return Err(super::sled_store::epoch_moved(current, entry.epoch));
+            }
+        }
         g.log.insert(key, entry.clone());
         g.groups.insert(record.group_id.as_slice().to_vec(), record.clone());
         let mut ids = Vec::new();
@@ -173,7 +178,7 @@ impl Store for MemoryStore {
             g.inbox.insert((user.clone(), id), w);
             ids.push(id);
         }
-        Ok(ids)
+        Ok((entry.seq, ids))
     }
 
     async fn append_message(

@@ -24,6 +24,7 @@
 //!   `sled_trait`: its [`Store`] implementation and the auth trees.
 //! - [`postgres`]: [`PgStore`], its schema migrations (`pg/*.sql`) and the
 //!   listener for other replicas' changes.
+//! - [`transfer`]: `grove-ds migrate`, a sled store copied into PostgreSQL.
 //! - `memory`: [`MemoryStore`].
 //! - [`chain`], `heads`, [`watermark`], `integrity`, [`check`], `migrate`:
 //!   the sled store's integrity and format machinery.
@@ -38,6 +39,7 @@ pub mod postgres;
 pub(crate) mod records;
 mod sled_store;
 mod sled_trait;
+pub mod transfer;
 pub mod watermark;
 
 pub use check::CheckReport;
@@ -222,18 +224,23 @@ pub trait Store: Send + Sync + 'static {
     async fn group_ids(&self) -> StoreResult<Vec<Vec<u8>>>;
 
     /// Appends a commit: the log entry, the group's new state and one Welcome
-    /// per new member land together or not at all. `entry.seq` must be the
-    /// group's next free sequence number: otherwise (another writer got there
-    /// first) nothing is written and [`StoreError::Conflict`] is returned, and
-    /// the caller must reload the group ([`Store::load_group`]).
+    /// per new member land together or not at all. Exactly one commit per
+    /// (group, epoch): if the group is no longer at `entry.epoch` (another
+    /// writer committed first), nothing is written, the result is
+    /// [`StoreError::Conflict`], and the caller must reload the group
+    /// ([`Store::load_group`]). An unshared store also requires `entry.seq`
+    /// to be the next free sequence number; a shared one takes the next free
+    /// number (application messages of other replicas may come first) and
+    /// writes it for `entry.seq` into the record's removed members.
     ///
-    /// Returns the inbox ids given to the Welcomes, in order.
+    /// Returns the sequence number taken and the inbox ids given to the
+    /// Welcomes, in order.
     async fn append_commit(
         &self,
         record: &GroupRecord,
         entry: &LogEntry,
         welcomes: &[Addressed],
-    ) -> StoreResult<Vec<u64>>;
+    ) -> StoreResult<(u64, Vec<u64>)>;
 
     /// Appends a non-commit message to a group's log, optionally with a new group
     /// state (a proposal changes the proposal queue), atomically. `entry.seq`

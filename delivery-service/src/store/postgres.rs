@@ -77,9 +77,13 @@ impl std::fmt::Debug for PgStore {
 /// [`StoreError::Unavailable`], a unique violation a conflict.
 pub(crate) fn pg_err(e: sqlx::Error) -> StoreError {
     match &e {
-        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-            StoreError::Unavailable(e.to_string())
-        }
+        // A connection that broke mid-query shows up as I/O or protocol errors.
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
         sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict(d.to_string()),
         // Class 08 (connection exception), 57P01..03 (shutting down, cannot connect now).
         sqlx::Error::Database(d) if d.code().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")) => {
@@ -400,25 +404,38 @@ impl Store for PgStore {
         record: &GroupRecord,
         entry: &LogEntry,
         welcomes: &[Addressed],
-    ) -> StoreResult<Vec<u64>> {
-        let (id, seq) = (to_i64(record.internal_id)?, to_i64(entry.seq)?);
+    ) -> StoreResult<(u64, Vec<u64>)> {
+        let id = to_i64(record.internal_id)?;
         let mut tx = self.pool.begin().await.map_err(pg_err)?;
-        let taken = sqlx::query(
-            "UPDATE groups SET next_seq = $2 + 1, record = $3, epoch = $4 WHERE internal_id = $1 AND next_seq = $2",
-        )
-        .bind(id)
-        .bind(seq)
-        .bind(encode("group", record)?)
-        .bind(to_i64(record.epoch)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(pg_err)?
-        .rows_affected();
-        if taken != 1 {
-            drop(tx);
-            return Err(self.next_seq_conflict(record.internal_id, entry.seq).await);
+        // The row lock: one commit per (group, epoch), and the next seq.
+        let row: Option<(i64, i64)> =
+            sqlx::query_as("SELECT next_seq, epoch FROM groups WHERE internal_id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(pg_err)?;
+        let Some((next, epoch)) = row else {
+            return Err(StoreError::Conflict(format!("group {} has no log", record.internal_id)));
+        };
+        let epoch = to_u64("group", epoch)?;
+        if epoch != entry.epoch {
+            return Err(super::sled_store::epoch_moved(epoch, entry.epoch));
         }
-        insert_entry(&mut tx, id, entry).await?;
+        let seq = to_u64("group", next)?;
+        let mut record = record.clone();
+        for r in record.removed.iter_mut().filter(|r| r.seq == entry.seq) {
+            r.seq = seq;
+        }
+        sqlx::query("UPDATE groups SET next_seq = $2 + 1, record = $3, epoch = $4 WHERE internal_id = $1")
+            .bind(id)
+            .bind(next)
+            .bind(encode("group", &record)?)
+            .bind(to_i64(record.epoch)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg_err)?;
+        let entry = LogEntry { seq, ..entry.clone() };
+        insert_entry(&mut tx, id, &entry).await?;
         let mut ids = Vec::with_capacity(welcomes.len());
         for (user, w) in welcomes {
             let mut w = w.clone();
@@ -435,12 +452,12 @@ impl Store for PgStore {
         }
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(NOTIFY_CHANNEL)
-            .bind(self.payload(entry.kind, entry.seq, record.group_id.as_slice()))
+            .bind(self.payload(entry.kind, seq, record.group_id.as_slice()))
             .execute(&mut *tx)
             .await
             .map_err(pg_err)?;
         tx.commit().await.map_err(pg_err)?;
-        Ok(ids)
+        Ok((seq, ids))
     }
 
     async fn append_message(

@@ -244,6 +244,11 @@ impl SledStore {
         self.inner.close()
     }
 
+    /// The trees, for a transfer to another store.
+    pub(super) fn trees(&self) -> &Trees {
+        &self.inner.t
+    }
+
     /// Runs `work` on the blocking pool (sled scans must not stall an async worker).
     pub(super) async fn blocking<T: Send + 'static>(
         &self,
@@ -511,6 +516,12 @@ impl Inner {
                 if log.get(key)?.is_some() {
                     return Err(ConflictableTransactionError::Abort(seq_taken(entry.seq)));
                 }
+                if let Some(current) = groups.get(record.group_id.as_slice())? {
+                    let (_, epoch) = GroupRecord::peek_ids(&current).map_err(ConflictableTransactionError::Abort)?;
+                    if epoch != entry.epoch {
+                        return Err(ConflictableTransactionError::Abort(epoch_moved(epoch, entry.epoch)));
+                    }
+                }
                 log.insert(&key[..], entry_value.as_slice())?;
                 groups.insert(record.group_id.as_slice(), group_value.as_slice())?;
                 for (k, v) in &inbox_rows {
@@ -714,6 +725,11 @@ fn chained(head: &Head, entry: &LogEntry, epoch: u64) -> StoreResult<([u8; 16], 
     let new_head =
         Head { internal_id: head.internal_id, seq: entry.seq, epoch: head.epoch.max(epoch).max(entry.epoch), chain: c };
     Ok((log_key(head.internal_id, entry.seq), LogEntry::push_chain(encoded, &c), new_head))
+}
+
+/// The error of a commit for an epoch the group has left.
+pub(super) fn epoch_moved(current: u64, commit: u64) -> StoreError {
+    StoreError::Conflict(format!("the group is at epoch {current}, the commit is for epoch {commit}"))
 }
 
 /// The error of an append whose sequence number is already in the log.

@@ -18,7 +18,7 @@ fn auth_value(t: &TokenRecord) -> Vec<u8> {
     v
 }
 
-fn auth_record(v: &[u8]) -> StoreResult<TokenRecord> {
+pub(super) fn auth_record(v: &[u8]) -> StoreResult<TokenRecord> {
     let at = v.len().checked_sub(9).filter(|&i| v[i] == 0).ok_or_else(|| corrupt("token", "too short"))?;
     let user = String::from_utf8(v[..at].to_vec()).map_err(|e| corrupt("token", e))?;
     let expires_at = u64::from_be_bytes(v[at + 1..].try_into().map_err(|_| corrupt("token", "expiry"))?);
@@ -98,8 +98,8 @@ impl Store for SledStore {
         record: &GroupRecord,
         entry: &LogEntry,
         welcomes: &[Addressed],
-    ) -> StoreResult<Vec<u64>> {
-        self.inner.append_commit(record, entry, welcomes)
+    ) -> StoreResult<(u64, Vec<u64>)> {
+        self.inner.append_commit(record, entry, welcomes).map(|ids| (entry.seq, ids))
     }
 
     async fn append_message(

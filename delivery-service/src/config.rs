@@ -191,8 +191,8 @@ impl Config {
     name = "grove-ds migrate",
     about = "Copy a stopped grove-ds's sled data directory into an empty PostgreSQL database, in one \
              transaction: users, KeyPackages, groups, logs, cursors, Welcomes, reports and sessions, with \
-             their sequence numbers and ids. The sled directory is verified first and only read. Blobs stay \
-             files: copy <DIR>/blobs to the new replicas' --data-dir."
+             their sequence numbers and ids, and the encrypted blobs. The sled directory is verified first and \
+             only read."
 )]
 pub struct MigrateArgs {
     /// The sled data directory, as given to grove-ds --data-dir (stop that grove-ds first).

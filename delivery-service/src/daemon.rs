@@ -11,6 +11,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::auth::AuthState;
+use crate::blobs::{BlobStore, PgBlobs};
 use crate::config::{CheckArgs, Config, StoreKind};
 use crate::ds::{Ds, Limits};
 use crate::metrics::Metrics;
@@ -38,7 +39,8 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
             "--store postgres needs --database-url (or GROVE_DS_DATABASE_URL), e.g. postgres://grove@db/grove",
         )?;
         let store = PgStore::open(url, config.database_pool).await.context("opening the PostgreSQL store")?;
-        return build_with_store(config, Arc::new(store), metrics);
+        let blobs = BlobStore::Postgres(PgBlobs::new(store.pool().clone(), config.max_blob_bytes));
+        return build_with_parts(config, Arc::new(store), blobs, metrics);
     }
     let observer = {
         let batch = metrics.fsync_batch.clone();
@@ -86,7 +88,9 @@ pub async fn migrate(args: &crate::config::MigrateArgs) -> anyhow::Result<crate:
     }
     let sled = SledStore::open(&dir, None).with_context(|| format!("opening {}", args.from_sled.display()))?;
     let pg = PgStore::open(&args.to, 4).await.context("opening the PostgreSQL database")?;
-    let copied = crate::store::transfer::sled_to_postgres(&sled, &pg).await.context("copying into PostgreSQL")?;
+    let copied = crate::store::transfer::sled_to_postgres(&sled, &args.from_sled.join("blobs"), &pg)
+        .await
+        .context("copying into PostgreSQL")?;
     sled.close().context("closing the sled store")?;
     Ok(copied)
 }
@@ -127,9 +131,20 @@ pub fn render_check(report: &CheckReport, accepted: bool) -> String {
 
 /// Builds the domain layer over any store.
 pub fn build_with_store(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Ds>> {
+    let blobs = BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
+    build_with_parts(config, store, blobs, metrics)
+}
+
+/// Builds the domain layer over a store and a blob store, and follows the
+/// store's changes if other replicas share it.
+fn build_with_parts(
+    config: &Config,
+    store: Arc<dyn Store>,
+    blobs: BlobStore,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Ds>> {
     let auth =
         AuthState::new(Duration::from_secs(config.token_ttl_secs), config.rate_limit_per_sec, config.rate_limit_burst);
-    let blobs = crate::blobs::BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
     let events = store.take_events();
     let ds = Arc::new(Ds::new(store, blobs, Limits::from_config(config), auth, metrics)?);
     if let Some(events) = events {

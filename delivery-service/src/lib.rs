@@ -13,7 +13,7 @@
 //! - [`auth`]: proof of possession, challenges, tokens, rate limits.
 //! - [`ds`]: the domain layer (validation, ordering, membership), one module
 //!   per job (see its docs).
-//! - [`blobs`]: the encrypted blob store (streamed files, fsynced before 2xx).
+//! - [`blobs`]: the encrypted blob store (files fsynced before 2xx, or chunks in PostgreSQL).
 //! - [`store`]: storage behind a domain trait, sled and in-memory.
 //! - [`http`]: the axum router, one module per route group.
 //! - [`server`]: `run(listener, ...)` with TLS, timeouts and graceful shutdown.

@@ -51,6 +51,16 @@ async fn a_sled_data_dir_moves_to_postgres_and_clients_notice_nothing() {
     // Carol is added but has not fetched her Welcome yet.
     assert_eq!(alice.add(&mut ag, &gid, &["carol"]).await.status, 201);
     let before = seqs(&alice, &gid).await;
+    let blob = vec![42u8; (1 << 20) + 17];
+    let up = send(
+        alice
+            .post(&format!("/v1/groups/{gid}/blobs"))
+            .header("content-type", "application/octet-stream")
+            .body(blob.clone()),
+    )
+    .await;
+    assert_eq!(up.status, 201);
+    let blob_id = up.json()["blob_id"].as_str().unwrap().to_string();
     ds.shutdown().await.unwrap();
 
     let out = migrate(dir.path(), &db.url);
@@ -60,6 +70,7 @@ async fn a_sled_data_dir_moves_to_postgres_and_clients_notice_nothing() {
     assert_eq!(report["groups"], 1);
     assert_eq!(report["log_entries"].as_u64().unwrap(), before.len() as u64);
     assert_eq!(report["welcomes"], 1, "carol's Welcome waits");
+    assert_eq!(report["blobs"], 1);
 
     let dir2 = tempfile::tempdir().unwrap();
     let ds = start_with(dir2.path(), |c| {
@@ -74,6 +85,9 @@ async fn a_sled_data_dir_moves_to_postgres_and_clients_notice_nothing() {
     let mut carol = carol;
     carol.base = url.clone();
     assert_eq!(seqs(&bob, &gid).await, before, "the same log, at the same seqs, with bob's old token");
+    let down = send(bob.get(&format!("/v1/groups/{gid}/blobs/{blob_id}"))).await;
+    assert_eq!(down.status, 200);
+    assert!(down.body == blob, "the blob moved into PostgreSQL byte for byte");
     let mut cg = carol.accept_welcome(&gid).await;
     let r = alice.send_text(&mut ag, &gid, "after").await;
     assert_eq!(r.status, 201);

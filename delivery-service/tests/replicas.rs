@@ -2,7 +2,8 @@
 //! PostgreSQL database: an 8-way commit race spread over the replicas has
 //! exactly one winner and every member converges; a message accepted on one
 //! replica wakes a long-poll on another; a client moves between replicas
-//! with the token it got from the first; kill -9 of one replica under load
+//! with the token it got from the first; a blob uploaded through one replica
+//! downloads through another; kill -9 of one replica under load
 //! loses no acknowledged message while the others keep serving.
 //! Skipped (with `SKIPPED`) without `GROVE_TEST_DATABASE_URL`, except under CI.
 
@@ -175,6 +176,21 @@ async fn commit_race_push_and_moving_clients_across_three_replicas() {
     }
     assert!(logs.iter().all(|l| *l == logs[0]), "every replica serves the same log: {logs:?}");
     assert_eq!(logs[0], (1..=logs[0].len() as u64).collect::<Vec<_>>(), "no gap, no duplicate");
+
+    // A blob uploaded through replica 0 downloads through replica 1.
+    let blob: Vec<u8> = (0..3u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+    let up = send(
+        peers[0]
+            .post(&format!("/v1/groups/{gid}/blobs"))
+            .header("content-type", "application/octet-stream")
+            .body(blob.clone()),
+    )
+    .await;
+    assert_eq!(up.status, 201, "{}", String::from_utf8_lossy(&up.body));
+    let id = up.json()["blob_id"].as_str().unwrap().to_string();
+    let down = send(m1.get(&format!("/v1/groups/{gid}/blobs/{id}"))).await;
+    assert_eq!(down.status, 200);
+    assert!(down.body == blob, "the blob read through another replica differs");
 }
 
 /// (d) kill -9 of one replica while members send through all three: every

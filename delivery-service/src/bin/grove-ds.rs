@@ -49,8 +49,8 @@ async fn migrate(args: grove_ds::config::MigrateArgs) -> anyhow::Result<()> {
     } else {
         println!(
             "copied {} users, {} KeyPackages, {} groups, {} log entries, {} cursors, {} Welcomes, {} reports, \
-             {} sessions into PostgreSQL",
-            r.users, r.key_packages, r.groups, r.log_entries, r.cursors, r.welcomes, r.reports, r.sessions
+             {} sessions, {} blobs into PostgreSQL",
+            r.users, r.key_packages, r.groups, r.log_entries, r.cursors, r.welcomes, r.reports, r.sessions, r.blobs
         );
     }
     Ok(())

@@ -16,7 +16,7 @@ impl Ds {
     /// Streams an encrypted blob into the group's blob store.
     pub async fn put_blob<S, E>(&self, user: &str, gid: &GroupId, body: S) -> Result<api::BlobCreatedResponse, DsError>
     where
-        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin + Send,
         E: std::fmt::Display,
     {
         let gid = gid.as_bytes();
@@ -27,7 +27,12 @@ impl Ds {
     }
 
     /// Opens a blob of the group for a current member.
-    pub async fn get_blob(&self, user: &str, gid: &GroupId, id: &str) -> Result<(tokio::fs::File, u64), DsError> {
+    pub async fn get_blob(
+        &self,
+        user: &str,
+        gid: &GroupId,
+        id: &str,
+    ) -> Result<(crate::blobs::BlobBody, u64), DsError> {
         let gid = gid.as_bytes();
         let internal = self.member_group(user, gid).await?;
         self.blobs.open_blob(internal, id).await?.ok_or(DsError::UnknownBlob)

@@ -24,8 +24,7 @@ async fn upload(caller: Caller, GroupPath(gid): GroupPath, body: Body) -> Result
 }
 
 async fn download(caller: Caller, Path((gid, blob_id)): Path<(String, String)>) -> Result<Response, DsError> {
-    let (file, len) = caller.ds.get_blob(&caller.user, &group_id(&gid)?, &blob_id).await?;
-    let stream = tokio_util::io::ReaderStream::with_capacity(file, crate::blobs::READ_BUFFER);
+    let (stream, len) = caller.ds.get_blob(&caller.user, &group_id(&gid)?, &blob_id).await?;
     let headers =
         [(header::CONTENT_TYPE, "application/octet-stream".to_string()), (header::CONTENT_LENGTH, len.to_string())];
     Ok((headers, Body::from_stream(stream)).into_response())

@@ -41,10 +41,11 @@ pub const NOTIFY_CHANNEL: &str = "grove_ds_log";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The schema migrations, in order. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "initial schema", include_str!("pg/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "initial schema", include_str!("pg/0001_init.sql")), (2, "blobs", include_str!("pg/0002_blobs.sql"))];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 #[derive(Debug)]
 struct Embedded;

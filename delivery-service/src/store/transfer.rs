@@ -4,8 +4,11 @@
 //! the groups' next sequence numbers carry over, so clients notice nothing
 //! but a new server. The sled store is only read (and verified first).
 
+use std::path::Path;
+
 use serde::Serialize;
 use sqlx::Connection as _;
+use tokio::io::AsyncReadExt as _;
 
 use super::integrity::{be_u64, key_tail, Trees};
 use super::postgres::{pg_err, PgStore};
@@ -31,6 +34,8 @@ pub struct TransferReport {
     pub reports: u64,
     /// Unexpired bearer tokens (hashes) and challenges.
     pub sessions: u64,
+    /// Encrypted blobs (files of the data directory's `blobs/`).
+    pub blobs: u64,
 }
 
 /// Splits a `user 0x00 rest` key.
@@ -44,9 +49,9 @@ fn i64_of(v: u64) -> StoreResult<i64> {
     i64::try_from(v).map_err(|_| StoreError::Db(format!("{v} does not fit the database's BIGINT")))
 }
 
-/// Copies everything in `sled` into `pg`, which must hold no user and no
-/// group yet.
-pub async fn sled_to_postgres(sled: &SledStore, pg: &PgStore) -> StoreResult<TransferReport> {
+/// Copies everything in `sled`, and the blob files under `blob_root`, into
+/// `pg`, which must hold no user and no group yet.
+pub async fn sled_to_postgres(sled: &SledStore, blob_root: &Path, pg: &PgStore) -> StoreResult<TransferReport> {
     let mut conn = pg.pool().acquire().await.map_err(pg_err)?;
     let mut tx = conn.begin().await.map_err(pg_err)?;
     let (users, groups): (i64, i64) =
@@ -88,6 +93,7 @@ pub async fn sled_to_postgres(sled: &SledStore, pg: &PgStore) -> StoreResult<Tra
     r.welcomes = welcomes;
     r.reports = copy_reports(t, &mut tx).await?;
     r.sessions = copy_sessions(t, &mut tx).await?;
+    r.blobs = copy_blobs(blob_root, &mut tx).await?;
     // New ids continue after the copied ones (sled's counter is shared by
     // groups and inbox entries, so both start past the larger).
     let next_id = i64_of(max_internal.max(max_inbox).max(sled.next_internal_id().await?))?;
@@ -232,6 +238,53 @@ async fn copy_sessions(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
                 .bind(k.as_ref())
                 .bind(rec.user)
                 .bind(i64_of(rec.expires_at)?)
+                .execute(&mut **tx)
+                .await
+                .map_err(pg_err)?;
+            n += 1;
+        }
+    }
+    Ok(n)
+}
+
+/// Copies the blob files (`<root>/<internal id hex>/<blob id>`) in the
+/// PostgreSQL blob store's layout: 1 MiB chunks, then the `blobs` row.
+async fn copy_blobs(root: &Path, tx: &mut Tx<'_>) -> StoreResult<u64> {
+    let io = |what: &str, e: std::io::Error| StoreError::Db(format!("blob files: {what}: {e}"));
+    let Ok(groups) = std::fs::read_dir(root) else { return Ok(0) };
+    let mut n = 0;
+    for g in groups {
+        let g = g.map_err(|e| io("listing", e))?;
+        let Ok(internal_id) = u64::from_str_radix(&g.file_name().to_string_lossy(), 16) else { continue };
+        for f in std::fs::read_dir(g.path()).map_err(|e| io("listing", e))? {
+            let f = f.map_err(|e| io("listing", e))?;
+            let id = f.file_name().to_string_lossy().into_owned();
+            if !crate::blobs::valid_blob_id(&id) {
+                continue; // an interrupted upload's temporary file
+            }
+            let mut file = tokio::fs::File::open(f.path()).await.map_err(|e| io("opening", e))?;
+            let (mut size, mut chunk_no) = (0i64, 0i32);
+            loop {
+                let mut buf = Vec::with_capacity(1 << 20);
+                let read = (&mut file).take(1 << 20).read_to_end(&mut buf).await.map_err(|e| io("reading", e))?;
+                if read == 0 {
+                    break;
+                }
+                sqlx::query("INSERT INTO blob_chunks (internal_id, blob_id, n, data) VALUES ($1, $2, $3, $4)")
+                    .bind(i64_of(internal_id)?)
+                    .bind(&id)
+                    .bind(chunk_no)
+                    .bind(buf)
+                    .execute(&mut **tx)
+                    .await
+                    .map_err(pg_err)?;
+                size += read as i64;
+                chunk_no += 1;
+            }
+            sqlx::query("INSERT INTO blobs (internal_id, blob_id, size) VALUES ($1, $2, $3)")
+                .bind(i64_of(internal_id)?)
+                .bind(&id)
+                .bind(size)
                 .execute(&mut **tx)
                 .await
                 .map_err(pg_err)?;

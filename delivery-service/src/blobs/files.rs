@@ -1,5 +1,5 @@
-//! The encrypted blob store: opaque ciphertext of resource versions, one file
-//! per blob under `<data dir>/blobs/<group internal id>/<blob id>`.
+//! The file blob store: one file per blob under
+//! `<data dir>/blobs/<group internal id>/<blob id>`.
 //!
 //! Blobs are streamed to disk, never held whole in memory. An upload is
 //! written to a temporary file, fsynced, renamed into place and the directory
@@ -10,7 +10,6 @@
 use std::path::{Path, PathBuf};
 
 use futures_util::{Stream, StreamExt as _};
-use rand::RngCore as _;
 
 use crate::error::DsError;
 
@@ -23,11 +22,11 @@ const SYNC_EVERY: usize = 8 << 20;
 /// Read size of a download: one blocking-pool hop and one HTTP frame each.
 pub const READ_BUFFER: usize = 256 * 1024;
 
-pub use grove_proto::valid_blob_id;
+use super::valid_blob_id;
 
 /// The filesystem blob store.
 #[derive(Debug, Clone)]
-pub struct BlobStore {
+pub struct FileBlobs {
     root: PathBuf,
     max_bytes: u64,
 }
@@ -36,7 +35,7 @@ fn io(what: &str, e: std::io::Error) -> DsError {
     DsError::Storage(crate::store::StoreError::Db(format!("blob store: {what}: {e}")))
 }
 
-impl BlobStore {
+impl FileBlobs {
     /// Opens (creates) the store in `root`; removes temporary files left by
     /// uploads that a crash interrupted.
     pub fn open(root: &Path, max_bytes: u64) -> Result<Self, DsError> {
@@ -52,12 +51,7 @@ impl BlobStore {
                 }
             }
         }
-        Ok(BlobStore { root: root.to_path_buf(), max_bytes })
-    }
-
-    /// Largest accepted blob.
-    pub fn max_bytes(&self) -> u64 {
-        self.max_bytes
+        Ok(FileBlobs { root: root.to_path_buf(), max_bytes })
     }
 
     fn dir(&self, internal_id: u64) -> PathBuf {
@@ -71,6 +65,11 @@ impl BlobStore {
         Ok(self.dir(internal_id).join(id))
     }
 
+    /// Largest accepted blob.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_bytes
+    }
+
     /// Streams `body` into a new blob of the group; returns its id and size.
     /// Refuses (and deletes) a blob larger than the limit.
     pub async fn put<S, E>(&self, internal_id: u64, mut body: S) -> Result<(String, u64), DsError>
@@ -80,9 +79,7 @@ impl BlobStore {
     {
         let dir = self.dir(internal_id);
         tokio::fs::create_dir_all(&dir).await.map_err(|e| io("creating the group's blob directory", e))?;
-        let mut raw = [0u8; 16];
-        rand::rng().fill_bytes(&mut raw);
-        let id = hex::encode(raw);
+        let id = super::new_blob_id();
         let tmp = dir.join(format!(".tmp-{id}"));
         // Deletes the partial file however this future ends, including when
         // it is dropped because the client disconnected mid-upload.

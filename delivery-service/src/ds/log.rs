@@ -91,7 +91,11 @@ impl Ds {
         change: Change,
         check: impl FnOnce(&GroupView) -> Result<(), DsError>,
     ) -> Result<Appended, DsError> {
-        let _order = rt.append_lock.lock().await;
+        // Application messages on a shared store are ordered by the database
+        // (batched there), so several may be in flight; everything else
+        // takes its seq under the append lock.
+        let unordered = matches!(change, Change::Log) && self.store.shared();
+        let _order = if unordered { None } else { Some(rt.append_lock.lock().await) };
         let (seq, record) = {
             let view = rt.view()?;
             check(&view)?;

@@ -27,13 +27,13 @@ impl Ds {
             let Some(event) = event else { return };
             self.metrics.notifications.inc();
             match event {
-                StoreEvent::Appended { group_id, seq, kind } => {
+                StoreEvent::Appended { group_id, first, seq, kind } => {
                     if kind == EntryKind::Commit {
                         // A commit may have put Welcomes in inboxes polled here.
                         self.welcomes.send_modify(|v| *v += 1);
                     }
                     let Ok(Some(rt)) = self.cached_group(&group_id) else { continue };
-                    if kind == EntryKind::Application && advance_remote(&rt, seq) {
+                    if kind == EntryKind::Application && advance_remote(&rt, first, seq) {
                         continue;
                     }
                     self.spawn_refresh(rt);
@@ -66,20 +66,20 @@ impl Ds {
     }
 }
 
-/// An application message another replica appended right after what this
-/// replica has seen: the view moves on without a reload (the entry is read
-/// from the store when asked for). False if a reload is needed.
-fn advance_remote(rt: &GroupRt, seq: u64) -> bool {
-    let Ok(_order) = rt.append_lock.try_lock() else { return false };
+/// Application messages `first..=last` another replica appended right
+/// after what this replica has seen: the view moves on without a reload (the
+/// entries are read from the store when asked for). False if a reload is
+/// needed (something in between was missed).
+fn advance_remote(rt: &GroupRt, first: u64, last: u64) -> bool {
     let Ok(mut view) = rt.view() else { return false };
-    if view.next_seq > seq {
+    if view.next_seq > last {
         return true;
     }
-    if view.next_seq != seq {
+    if view.next_seq < first {
         return false;
     }
-    view.next_seq = seq + 1;
+    view.next_seq = last + 1;
     drop(view);
-    rt.advance_visible(seq);
+    rt.advance_visible(last);
     true
 }

@@ -212,16 +212,23 @@ impl Ds {
         Ok(map.entry(gid.to_vec()).or_insert(rt).clone())
     }
 
-    /// Reloads a group from the store if the log has grown since this
-    /// replica last looked (another replica appended: shared stores only).
+    /// Reloads a group from the store if its stored state or log moved on
+    /// since this replica last looked (another replica wrote: shared stores).
     /// The caller holds the commit lock (`public`). Returns whether anything
     /// changed.
     pub(super) async fn refresh(&self, rt: &GroupRt, public: &mut PublicState) -> Result<bool, DsError> {
         let _order = rt.append_lock.lock().await;
-        let (record, next_seq) = self.store.load_group(&rt.group_id).await?.ok_or(DsError::UnknownGroup)?;
-        if next_seq <= rt.view()?.next_seq {
-            return Ok(false);
-        }
+        let (record, stored_next) = self.store.load_group(&rt.group_id).await?.ok_or(DsError::UnknownGroup)?;
+        // The record (epoch, public state, roster) decides: this replica's
+        // next seq may be ahead of entries it never saw (its own application
+        // messages take later seqs), so it alone cannot.
+        let next_seq = {
+            let view = rt.view()?;
+            if record == view.record && stored_next <= view.next_seq {
+                return Ok(false);
+            }
+            stored_next.max(view.next_seq)
+        };
         let storage = deserialize_public_state(record.public_state.as_slice())?;
         let group = load_public(&storage, &rt.group_id)?;
         let members = members_of(&group);

@@ -23,7 +23,8 @@
 //! - `sled_store`: [`SledStore`], the on-disk store (open, fsync thread, records);
 //!   `sled_trait`: its [`Store`] implementation and the auth trees.
 //! - [`postgres`]: [`PgStore`], its schema migrations (`pg/*.sql`) and the
-//!   listener for other replicas' changes.
+//!   listener for other replicas' changes; `pg_batch`: group commit of
+//!   application messages.
 //! - [`transfer`]: `grove-ds migrate`, a sled store copied into PostgreSQL.
 //! - `memory`: [`MemoryStore`].
 //! - [`chain`], `heads`, [`watermark`], `integrity`, [`check`], `migrate`:
@@ -35,6 +36,7 @@ mod heads;
 pub(crate) mod integrity;
 mod memory;
 pub(crate) mod migrate;
+mod pg_batch;
 pub mod postgres;
 pub(crate) mod records;
 mod sled_store;
@@ -68,7 +70,7 @@ pub struct KeyPackageBatch<'a> {
 }
 
 /// Errors of the storage layer.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The underlying database failed (I/O error, corruption reported by sled).
     #[error("database error: {0}")]
@@ -144,7 +146,10 @@ pub enum StoreEvent {
     Appended {
         /// The MLS group id.
         group_id: Vec<u8>,
-        /// The entry's sequence number.
+        /// The first sequence number appended (a batch of application
+        /// messages appends a range).
+        first: u64,
+        /// The last sequence number appended.
         seq: u64,
         /// What the entry is.
         kind: EntryKind,

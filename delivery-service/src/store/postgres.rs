@@ -27,6 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use tokio::sync::mpsc;
 
+use super::pg_batch::{Batcher, Target};
 use super::records::{corrupt, decode, encode};
 use super::{
     Addressed, EntryKind, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome,
@@ -66,6 +67,7 @@ pub struct PgStore {
     pool: PgPool,
     replica: String,
     events: Mutex<Option<mpsc::UnboundedReceiver<StoreEvent>>>,
+    batcher: Batcher,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -131,7 +133,7 @@ impl PgStore {
         let replica = format!("{:016x}", rand::random::<u64>());
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(listen(pool.clone(), replica.clone(), tx));
-        Ok(PgStore { pool, replica, events: Mutex::new(Some(rx)) })
+        Ok(PgStore { pool, replica, events: Mutex::new(Some(rx)), batcher: Batcher::default() })
     }
 
     /// The pool (for tools and tests).
@@ -139,8 +141,9 @@ impl PgStore {
         &self.pool
     }
 
+    /// A notification: `replica kind first last group-id-hex`.
     fn payload(&self, kind: EntryKind, seq: u64, group_id: &[u8]) -> String {
-        format!("{} {} {seq} {}", self.replica, kind.to_u8(), hex::encode(group_id))
+        format!("{} {} {seq} {seq} {}", self.replica, kind.to_u8(), hex::encode(group_id))
     }
 
     async fn next_seq_conflict(&self, internal_id: u64, seq: u64) -> StoreError {
@@ -208,15 +211,17 @@ async fn listen(pool: PgPool, replica: String, tx: mpsc::UnboundedSender<StoreEv
     }
 }
 
-/// A notification from another replica: `replica kind seq group-id-hex`.
+/// A notification from another replica: `replica kind first last
+/// group-id-hex` (a batch of application messages names its range).
 fn parse_payload(payload: &str, own: &str) -> Option<StoreEvent> {
     let mut parts = payload.split(' ');
-    let (replica, kind, seq, gid) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let (replica, kind, first, last, gid) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     if replica == own {
         return None;
     }
     let kind = EntryKind::from_u8(kind.parse().ok()?)?;
-    Some(StoreEvent::Appended { group_id: hex::decode(gid).ok()?, seq: seq.parse().ok()?, kind })
+    let (first, seq) = (first.parse().ok()?, last.parse().ok()?);
+    Some(StoreEvent::Appended { group_id: hex::decode(gid).ok()?, first, seq, kind })
 }
 
 fn row_entry(row: &sqlx::postgres::PgRow) -> StoreResult<LogEntry> {
@@ -496,30 +501,9 @@ impl Store for PgStore {
     }
 
     async fn append_application(&self, internal_id: u64, entry: &LogEntry, epoch: u64) -> StoreResult<u64> {
-        // The row lock orders the appends of all replicas; only a commit
-        // (a new epoch) makes the caller's membership check stale.
-        let seq: Option<i64> = sqlx::query_scalar(
-            "WITH g AS (UPDATE groups SET next_seq = next_seq + 1 \
-                        WHERE internal_id = $1 AND epoch = $2 RETURNING next_seq - 1 AS seq, group_id), \
-                  i AS (INSERT INTO log (internal_id, seq, epoch, kind, received_at, message) \
-                        SELECT $1, g.seq, $3, $4, $5, $6 FROM g RETURNING seq) \
-             SELECT i.seq, pg_notify($7, $8 || i.seq || ' ' || encode(g.group_id, 'hex')) FROM i, g",
-        )
-        .bind(to_i64(internal_id)?)
-        .bind(to_i64(epoch)?)
-        .bind(to_i64(entry.epoch)?)
-        .bind(i16::from(entry.kind.to_u8()))
-        .bind(to_i64(entry.received_at)?)
-        .bind(entry.message.as_ref())
-        .bind(NOTIFY_CHANNEL)
-        .bind(format!("{} {} ", self.replica, entry.kind.to_u8()))
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(pg_err)?;
-        match seq {
-            Some(s) => to_u64("log entry", s),
-            None => Err(StoreError::Conflict(format!("group {internal_id} is no longer at epoch {epoch}"))),
-        }
+        // Batched with the group's other concurrent appends (`pg_batch`).
+        let target = Target { pool: self.pool.clone(), replica: self.replica.clone() };
+        self.batcher.append(&target, internal_id, entry, epoch).await
     }
 
     async fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> StoreResult<Vec<LogEntry>> {

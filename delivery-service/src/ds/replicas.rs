@@ -33,7 +33,7 @@ impl Ds {
                         self.welcomes.send_modify(|v| *v += 1);
                     }
                     let Ok(Some(rt)) = self.cached_group(&group_id) else { continue };
-                    if kind == EntryKind::Application && advance_remote(&rt, first, seq) {
+                    if kind == EntryKind::Application && self.pull_remote(&rt, first, seq).await {
                         continue;
                     }
                     self.spawn_refresh(rt);
@@ -66,20 +66,34 @@ impl Ds {
     }
 }
 
-/// Application messages `first..=last` another replica appended right
-/// after what this replica has seen: the view moves on without a reload (the
-/// entries are read from the store when asked for). False if a reload is
-/// needed (something in between was missed).
-fn advance_remote(rt: &GroupRt, first: u64, last: u64) -> bool {
-    let Ok(mut view) = rt.view() else { return false };
-    if view.next_seq > last {
-        return true;
+impl Ds {
+    /// Application messages `first..=last` another replica appended right
+    /// after what this replica has seen: the view moves on without a reload.
+    /// If members here follow the group, the entries are read once into the
+    /// tail, so that their long-polls and streams do not each read them from
+    /// the database. False if a reload is needed (something was missed).
+    async fn pull_remote(&self, rt: &GroupRt, first: u64, last: u64) -> bool {
+        {
+            let Ok(view) = rt.view() else { return false };
+            if view.next_seq > last {
+                return true;
+            }
+            if view.next_seq < first {
+                return false;
+            }
+        }
+        if rt.visible.receiver_count() > 0 {
+            let want = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
+            if let Ok(entries) = self.store.fetch_after(rt.internal_id, first - 1, last, want).await {
+                for e in entries {
+                    rt.remember(e);
+                }
+            }
+        }
+        let Ok(mut view) = rt.view() else { return false };
+        view.next_seq = view.next_seq.max(last + 1);
+        drop(view);
+        rt.advance_visible(last);
+        true
     }
-    if view.next_seq < first {
-        return false;
-    }
-    view.next_seq = last + 1;
-    drop(view);
-    rt.advance_visible(last);
-    true
 }

@@ -52,10 +52,16 @@ const TAIL_BYTES: usize = 4 << 20;
 
 impl Tail {
     fn push(&mut self, e: Arc<LogEntry>) {
-        // Only a contiguous run: entries another replica appended in between
-        // are not here, so an older run is dropped.
-        if self.entries.back().is_some_and(|last| last.seq + 1 != e.seq) {
-            *self = Tail::default();
+        // Only a contiguous run: an entry at or before the newest is already
+        // covered or too old; after a gap (entries another replica appended
+        // in between) the older run is dropped.
+        if let Some(last) = self.entries.back() {
+            if e.seq <= last.seq {
+                return;
+            }
+            if e.seq != last.seq + 1 {
+                *self = Tail::default();
+            }
         }
         self.bytes += e.message.len();
         self.entries.push_back(e);
@@ -100,8 +106,8 @@ pub(super) struct GroupRt {
 }
 
 impl GroupRt {
-    /// Adds a just-stored entry to the tail. Called under the view lock, so
-    /// entries arrive in sequence order.
+    /// Adds a stored entry to the tail (this replica's appends, and other
+    /// replicas' application messages read once when a notification comes).
     pub(super) fn remember(&self, entry: LogEntry) {
         if let Ok(mut t) = self.tail.lock() {
             t.push(Arc::new(entry));

@@ -38,31 +38,48 @@ pub(super) struct PublicState {
 /// Most recent log entries of a group, kept in memory so that the members
 /// following the group (long-poll, WebSocket) are served without a storage scan.
 /// It holds a contiguous run of the log's newest entries, at most
-/// [`TAIL_ENTRIES`] entries and [`TAIL_BYTES`] bytes.
+/// [`TAIL_ENTRIES`] entries and [`TAIL_BYTES`] bytes. On a shared store,
+/// appends complete out of order (the database orders them): an entry past a
+/// gap waits in `early` until the gap fills, or starts a new run if the gap
+/// stays (entries another replica appended).
 #[derive(Default)]
 pub(super) struct Tail {
     entries: std::collections::VecDeque<Arc<LogEntry>>,
     bytes: usize,
+    early: std::collections::BTreeMap<u64, Arc<LogEntry>>,
 }
 
 /// Entries kept per group in the in-memory tail.
 const TAIL_ENTRIES: usize = 1024;
 /// Bytes of messages kept per group in the in-memory tail.
 const TAIL_BYTES: usize = 4 << 20;
+/// Entries past a gap kept waiting for it to fill.
+const TAIL_EARLY: usize = 256;
 
 impl Tail {
     fn push(&mut self, e: Arc<LogEntry>) {
-        // Only a contiguous run: an entry at or before the newest is already
-        // covered or too old; after a gap (entries another replica appended
-        // in between) the older run is dropped.
-        if let Some(last) = self.entries.back() {
-            if e.seq <= last.seq {
+        match self.entries.back().map(|last| last.seq) {
+            Some(last) if e.seq <= last => return, // covered already, or too old
+            Some(last) if e.seq != last + 1 => {
+                self.early.insert(e.seq, e);
+                if self.early.len() > TAIL_EARLY {
+                    // The gap is not filling: start over from the waiting run.
+                    let early = std::mem::take(&mut self.early);
+                    *self = Tail::default();
+                    for (_, e) in early {
+                        self.push(e);
+                    }
+                }
                 return;
             }
-            if e.seq != last.seq + 1 {
-                *self = Tail::default();
-            }
+            _ => self.append(e),
         }
+        while let Some(next) = self.entries.back().and_then(|l| self.early.remove(&(l.seq + 1))) {
+            self.append(next);
+        }
+    }
+
+    fn append(&mut self, e: Arc<LogEntry>) {
         self.bytes += e.message.len();
         self.entries.push_back(e);
         while self.entries.len() > TAIL_ENTRIES || self.bytes > TAIL_BYTES {
@@ -297,5 +314,39 @@ impl Ds {
             .ok_or_else(|| DsError::Internal("public group vanished".into()))?;
         public.group = group;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::EntryKind;
+
+    fn e(seq: u64) -> Arc<LogEntry> {
+        Arc::new(LogEntry { seq, epoch: 0, kind: EntryKind::Application, received_at: 0, message: vec![1].into() })
+    }
+
+    fn seqs(t: &Tail, after: u64, up_to: u64) -> Option<Vec<u64>> {
+        t.range(after, up_to, 1000).map(|v| v.iter().map(|e| e.seq).collect())
+    }
+
+    #[test]
+    fn the_tail_is_a_contiguous_run_even_when_appends_complete_out_of_order() {
+        let mut t = Tail::default();
+        for s in [1, 2, 4, 3, 2] {
+            t.push(e(s));
+        }
+        assert_eq!(seqs(&t, 0, 4), Some(vec![1, 2, 3, 4]), "3 filled the gap, 2 again is ignored");
+        t.push(e(6));
+        assert_eq!(seqs(&t, 0, 6), None, "5 is missing: the tail does not cover through 6");
+        assert_eq!(seqs(&t, 2, 4), Some(vec![3, 4]));
+        t.push(e(5));
+        assert_eq!(seqs(&t, 4, 6), Some(vec![5, 6]));
+        // A gap that never fills (another replica's entries): the waiting run takes over.
+        for s in 8..8 + TAIL_EARLY as u64 + 1 {
+            t.push(e(s));
+        }
+        assert_eq!(seqs(&t, 7, 8 + TAIL_EARLY as u64), Some((8..=8 + TAIL_EARLY as u64).collect()));
+        assert_eq!(seqs(&t, 5, 8), None, "7 never came: nothing before 8 is served from memory");
     }
 }

@@ -171,7 +171,17 @@ impl Ds {
             }
         }
         durable?;
-        rt.advance_visible(appended.seq);
+        let mut visible = appended.seq;
+        if self.store.shared() {
+            // A batch's appends complete together (`store::pg_batch`): let
+            // the others record theirs, then make everything this replica
+            // has appended visible at once, so that followers wake once per
+            // batch rather than once per message. Everything below the
+            // view's next seq is committed.
+            tokio::task::yield_now().await;
+            visible = visible.max(rt.view()?.next_seq.saturating_sub(1));
+        }
+        rt.advance_visible(visible);
         if !ids.is_empty() {
             self.welcomes.send_modify(|v| *v += 1);
         }

@@ -67,24 +67,27 @@ impl Ds {
 }
 
 impl Ds {
-    /// Application messages `first..=last` another replica appended right
-    /// after what this replica has seen: the view moves on without a reload.
-    /// If members here follow the group, the entries are read once into the
-    /// tail, so that their long-polls and streams do not each read them from
-    /// the database. False if a reload is needed (something was missed).
+    /// Application messages `first..=last` another replica appended: the
+    /// view moves on without a reload when nothing between what this replica
+    /// has seen and `last` changes the group's state (the gap may hold this
+    /// replica's own appends still completing, or messages of a third
+    /// replica). The new entries are read once into the tail when members
+    /// here follow the group, so that their long-polls and streams do not
+    /// each read them from the database. False if a reload is needed.
     async fn pull_remote(&self, rt: &GroupRt, first: u64, last: u64) -> bool {
-        {
-            let Ok(view) = rt.view() else { return false };
-            if view.next_seq > last {
-                return true;
-            }
-            if view.next_seq < first {
+        let from = match rt.view() {
+            Ok(view) if view.next_seq > last => return true,
+            Ok(view) => view.next_seq.min(first),
+            Err(_) => return false,
+        };
+        let following = rt.visible.receiver_count() > 0;
+        if following || from < first {
+            let want = usize::try_from(last - from + 1).unwrap_or(usize::MAX);
+            let Ok(entries) = self.store.fetch_after(rt.internal_id, from - 1, last, want).await else { return false };
+            if entries.iter().any(|e| e.kind != EntryKind::Application) {
                 return false;
             }
-        }
-        if rt.visible.receiver_count() > 0 {
-            let want = usize::try_from(last - first + 1).unwrap_or(usize::MAX);
-            if let Ok(entries) = self.store.fetch_after(rt.internal_id, first - 1, last, want).await {
+            if following {
                 for e in entries {
                     rt.remember(e);
                 }

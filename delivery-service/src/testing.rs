@@ -78,3 +78,18 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// Retries `open` while sled's background threads of a database this process
+/// just closed or dropped still hold its file lock (they let go within
+/// moments); gives up after 10 s.
+pub fn retry_sled_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open() {
+            Err(e) if e.to_string().contains("acquire lock") && std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(50))
+            }
+            other => return other,
+        }
+    }
+}

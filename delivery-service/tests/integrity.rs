@@ -73,22 +73,8 @@ async fn populate(dir: &Path, entries: u64) -> u64 {
     ids[0]
 }
 
-/// Retries `open` while sled's background threads of a store this process just
-/// closed still hold the file lock (they let go within moments).
-fn retry_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match open() {
-            Err(e) if e.to_string().contains("acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            other => return other,
-        }
-    }
-}
-
 fn reopen(dir: &Path) -> SledStore {
-    retry_lock(|| SledStore::open(dir, None)).unwrap()
+    grove_ds::testing::retry_sled_lock(|| SledStore::open(dir, None)).unwrap()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -106,7 +92,7 @@ fn copy_dir(from: &Path, to: &Path) {
 
 /// Asserts that opening refuses the store, naming it and what to do.
 fn assert_refused(dir: &Path, what: &str) -> String {
-    let err = retry_lock(|| SledStore::open(dir, None).map(|_| ())).unwrap_err().to_string();
+    let err = grove_ds::testing::retry_sled_lock(|| SledStore::open(dir, None).map(|_| ())).unwrap_err().to_string();
     assert!(err.contains(&dir.display().to_string()), "{what}: the error names the store: {err}");
     assert!(err.contains("backup"), "{what}: the error says to restore from a backup: {err}");
     err
@@ -114,7 +100,7 @@ fn assert_refused(dir: &Path, what: &str) -> String {
 
 /// Asserts that the full check does not call the store healthy.
 fn assert_check_fails(dir: &Path, what: &str) {
-    match retry_lock(|| SledStore::check(dir)) {
+    match grove_ds::testing::retry_sled_lock(|| SledStore::check(dir)) {
         Ok(report) => assert!(!report.ok(), "{what}: check must report problems: {report:?}"),
         Err(e) => assert!(e.to_string().contains("backup"), "{what}: {e}"),
     }
@@ -124,7 +110,7 @@ fn assert_check_fails(dir: &Path, what: &str) {
 async fn healthy_store_opens_and_checks_clean() {
     let dir = tempfile::tempdir().unwrap();
     populate(dir.path(), 20).await;
-    let report = retry_lock(|| SledStore::check(dir.path())).unwrap();
+    let report = grove_ds::testing::retry_sled_lock(|| SledStore::check(dir.path())).unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.users, report.groups, report.log_entries), (USERS as u64, 2, 40));
     assert_eq!(report.format, 2);
@@ -203,7 +189,7 @@ async fn rolled_back_database_is_refused_until_accepted() {
     assert!(err.contains("ends at seq 10") && err.contains("recorded seq 15"), "{err}");
     assert_check_fails(restored.path(), "rollback");
 
-    let report = retry_lock(|| SledStore::accept_current_state(restored.path())).unwrap();
+    let report = grove_ds::testing::retry_sled_lock(|| SledStore::accept_current_state(restored.path())).unwrap();
     assert!(report.ok(), "{report:?}");
     let store = reopen(restored.path());
     assert_eq!(store.load_group(b"g-a").await.unwrap().unwrap().1, 11);
@@ -215,7 +201,7 @@ async fn changed_entry_bytes_fail_the_chain() {
     let dir = tempfile::tempdir().unwrap();
     let id = populate(dir.path(), 10).await;
     {
-        let db = retry_lock(|| sled::open(dir.path())).unwrap();
+        let db = grove_ds::testing::retry_sled_lock(|| sled::open(dir.path())).unwrap();
         let log = db.open_tree("log_v2").unwrap();
         let mut key = id.to_be_bytes().to_vec();
         key.extend_from_slice(&5u64.to_be_bytes());
@@ -225,7 +211,7 @@ async fn changed_entry_bytes_fail_the_chain() {
         log.insert(&key, v).unwrap();
         db.flush().unwrap();
     }
-    let report = retry_lock(|| SledStore::check(dir.path())).unwrap();
+    let report = grove_ds::testing::retry_sled_lock(|| SledStore::check(dir.path())).unwrap();
     assert!(report.problems.iter().any(|p| p.contains("entry 5") && p.contains("hash chain")), "{:?}", report.problems);
 }
 
@@ -340,7 +326,7 @@ async fn store_migration_from_format_1_keeps_every_record() {
         store.append_message(g1.internal_id, &entry("fixture-g1", seq), None).await.unwrap();
         store.close().unwrap();
     }
-    let report = retry_lock(|| SledStore::check(dir.path())).unwrap();
+    let report = grove_ds::testing::retry_sled_lock(|| SledStore::check(dir.path())).unwrap();
     assert!(report.ok(), "{report:?}");
     assert_eq!((report.format, report.users, report.groups, report.log_entries), (2, 3, 3, 152 + 30));
 }

@@ -245,20 +245,7 @@ async fn kill_9_of_one_replica_loses_nothing_and_the_others_keep_serving() {
     let _ = replicas[1].child.wait();
 
     let reader = &peers[0];
-    let mut stored = std::collections::BTreeMap::new();
-    let mut after = 0;
-    loop {
-        let page = reader.fetch(&gid, after).await;
-        assert_eq!(page.status, 200);
-        let msgs = page.json()["messages"].as_array().cloned().unwrap_or_default();
-        if msgs.is_empty() {
-            break;
-        }
-        for m in msgs {
-            after = m["seq"].as_u64().unwrap();
-            stored.insert(after, unb64(m["message"].as_str().unwrap()));
-        }
-    }
+    let stored = reader.whole_log(&gid).await;
     let mut total = 0;
     for (base, acked, after_kill_ok) in &results {
         total += acked.len();

@@ -314,7 +314,7 @@ async fn sled_store_is_durable_across_reopen() {
 fn sled_store_refuses_unknown_format_and_corrupt_records() {
     let dir = tempfile::tempdir().unwrap();
     {
-        let db = retry_lock(|| sled::open(dir.path())).unwrap();
+        let db = grove_ds::testing::retry_sled_lock(|| sled::open(dir.path())).unwrap();
         db.open_tree("meta").unwrap().insert("format", &99u32.to_be_bytes()).unwrap();
         db.open_tree("groups").unwrap().insert(b"g", b"\xff\xff garbage").unwrap();
         db.flush().unwrap();
@@ -322,7 +322,7 @@ fn sled_store_refuses_unknown_format_and_corrupt_records() {
     let err = open_retrying(dir.path()).unwrap_err();
     assert!(matches!(err, StoreError::Version { found: 99, supported: 2 }), "{err}");
     {
-        let db = retry_lock(|| sled::open(dir.path())).unwrap();
+        let db = grove_ds::testing::retry_sled_lock(|| sled::open(dir.path())).unwrap();
         db.open_tree("meta").unwrap().insert("format", &1u32.to_be_bytes()).unwrap();
         db.flush().unwrap();
     }
@@ -332,22 +332,8 @@ fn sled_store_refuses_unknown_format_and_corrupt_records() {
     assert!(matches!(err, StoreError::Corrupt { what: "group", .. }), "{err}");
 }
 
-/// Retries while sled's background threads of a database this process just
-/// dropped still hold the file lock (they let go within moments).
-fn retry_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result<T, E>) -> Result<T, E> {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match open() {
-            Err(e) if e.to_string().contains("acquire lock") && std::time::Instant::now() < deadline => {
-                std::thread::sleep(std::time::Duration::from_millis(50))
-            }
-            other => return other,
-        }
-    }
-}
-
 fn open_retrying(dir: &std::path::Path) -> Result<SledStore, StoreError> {
-    retry_lock(|| SledStore::open(dir, None))
+    grove_ds::testing::retry_sled_lock(|| SledStore::open(dir, None))
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

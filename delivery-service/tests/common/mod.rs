@@ -348,6 +348,24 @@ impl Peer {
         send(self.get(&api::routes::fetch(&gid_of(gid), after, 500, None))).await
     }
 
+    /// Every stored log entry of the group, page by page: seq -> bytes.
+    pub async fn whole_log(&self, gid: &str) -> std::collections::BTreeMap<u64, Vec<u8>> {
+        let mut stored = std::collections::BTreeMap::new();
+        let mut after = 0;
+        loop {
+            let page = self.fetch(gid, after).await;
+            assert_eq!(page.status, 200, "{}", String::from_utf8_lossy(&page.body));
+            let msgs = page.json()["messages"].as_array().cloned().unwrap_or_default();
+            if msgs.is_empty() {
+                return stored;
+            }
+            for m in msgs {
+                after = m["seq"].as_u64().unwrap();
+                stored.insert(after, unb64(m["message"].as_str().unwrap()));
+            }
+        }
+    }
+
     /// Joins from the first pending Welcome for `gid`; acknowledges it.
     pub async fn accept_welcome(&self, gid: &str) -> MlsGroup {
         let r = send(self.get(api::routes::WELCOMES)).await;

@@ -272,6 +272,33 @@ async fn postgres_appends_race_across_stores() {
             other => panic!("unexpected event {other:?}"),
         }
     }
+    // Proposals: the stored state is their ticket. Both replicas propose on
+    // the same state, after an application message from b: exactly one lands.
+    let (base, next) = a.load_group(b"race").await.unwrap().unwrap();
+    let app = LogEntry { epoch: 10, ..entry(next, 3) };
+    let taken = b.append_application(g.internal_id, &app, 10).await.unwrap();
+    assert_eq!(taken, next);
+    let proposal = LogEntry { kind: EntryKind::Proposal, epoch: 10, ..entry(next, 4) };
+    let (mut pa, mut pb) = (base.clone(), base.clone());
+    pa.public_state = b"state with a's proposal".to_vec().into();
+    pb.public_state = b"state with b's proposal".to_vec().into();
+    let (ra, rb) = tokio::join!(a.append_proposal(&base, &pa, &proposal), b.append_proposal(&base, &pb, &proposal));
+    let stored = a.load_group(b"race").await.unwrap().unwrap().0;
+    let a_won = match (ra, rb) {
+        (Ok(s), Err(StoreError::Conflict(_))) => {
+            assert_eq!((s, &stored), (next + 1, &pa), "a's proposal took the seq after b's message");
+            true
+        }
+        (Err(StoreError::Conflict(_)), Ok(s)) => {
+            assert_eq!((s, &stored), (next + 1, &pb));
+            false
+        }
+        other => panic!("exactly one proposal on one state must land, got {other:?}"),
+    };
+    if a_won {
+        let ev = tokio::time::timeout(std::time::Duration::from_secs(5), events.recv()).await.expect("a notification");
+        assert!(matches!(ev, Some(StoreEvent::Appended { kind: EntryKind::Proposal, .. })), "{ev:?}");
+    }
     let quiet = tokio::time::timeout(std::time::Duration::from_millis(300), events.recv()).await;
     assert!(quiet.is_err(), "only the other store's appends are reported, not b's own: {quiet:?}");
 }

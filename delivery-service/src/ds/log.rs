@@ -120,6 +120,10 @@ impl Ds {
                 let view_epoch = rt.view()?.record.epoch;
                 self.store.append_application(rt.internal_id, &entry, view_epoch).await.map(|s| (s, Vec::new()))
             }
+            (Change::State(_), Some(record)) => {
+                let base = rt.view()?.record.clone();
+                self.store.append_proposal(&base, record, &entry).await.map(|s| (s, Vec::new()))
+            }
             _ => self.store.append_message(rt.internal_id, &entry, record.as_ref()).await.map(|()| (seq, Vec::new())),
         };
         let (taken, welcome_ids) = match written {

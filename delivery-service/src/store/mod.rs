@@ -269,6 +269,19 @@ pub trait Store: Send + Sync + 'static {
         self.append_message(internal_id, entry, None).await.map(|()| entry.seq)
     }
 
+    /// Appends a proposal with the group's new state (`record`, the proposal
+    /// queued), provided the stored state is still `base` (the state the
+    /// proposal was validated against); returns the sequence number taken.
+    /// On a shared store, if another writer changed the state, nothing is
+    /// written and the result is [`StoreError::Conflict`]; it may take a
+    /// later number than `entry.seq` (application messages of other
+    /// replicas in between). The default, for a store with one writer (whose
+    /// caller holds the group's locks), takes exactly `entry.seq`.
+    async fn append_proposal(&self, base: &GroupRecord, record: &GroupRecord, entry: &LogEntry) -> StoreResult<u64> {
+        let _ = base;
+        self.append_message(record.internal_id, entry, Some(record)).await.map(|()| entry.seq)
+    }
+
     /// Up to `limit` log entries with `after < seq <= up_to`, in order.
     async fn fetch_after(&self, internal_id: u64, after: u64, up_to: u64, limit: usize) -> StoreResult<Vec<LogEntry>>;
 

@@ -500,6 +500,37 @@ impl Store for PgStore {
         }
     }
 
+    async fn append_proposal(&self, base: &GroupRecord, record: &GroupRecord, entry: &LogEntry) -> StoreResult<u64> {
+        // The stored state itself is the ticket: application messages of
+        // other replicas may come in between, another state change may not.
+        let seq: Option<i64> = sqlx::query_scalar(
+            "WITH g AS (UPDATE groups SET next_seq = next_seq + 1, record = $6 \
+                        WHERE internal_id = $1 AND record = $7 RETURNING next_seq - 1 AS seq, group_id), \
+                  i AS (INSERT INTO log (internal_id, seq, epoch, kind, received_at, message) \
+                        SELECT $1, g.seq, $2, $3, $4, $5 FROM g RETURNING seq) \
+             SELECT i.seq, pg_notify($8, $9 || i.seq || ' ' || i.seq || ' ' || encode(g.group_id, 'hex')) FROM i, g",
+        )
+        .bind(to_i64(record.internal_id)?)
+        .bind(to_i64(entry.epoch)?)
+        .bind(i16::from(entry.kind.to_u8()))
+        .bind(to_i64(entry.received_at)?)
+        .bind(entry.message.as_ref())
+        .bind(encode("group", record)?)
+        .bind(encode("group", base)?)
+        .bind(NOTIFY_CHANNEL)
+        .bind(format!("{} {} ", self.replica, entry.kind.to_u8()))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(pg_err)?;
+        match seq {
+            Some(s) => to_u64("log entry", s),
+            None => Err(StoreError::Conflict(format!(
+                "the state of group {} changed since the proposal was checked",
+                record.internal_id
+            ))),
+        }
+    }
+
     async fn append_application(&self, internal_id: u64, entry: &LogEntry, epoch: u64) -> StoreResult<u64> {
         // Batched with the group's other concurrent appends (`pg_batch`).
         let target = Target { pool: self.pool.clone(), replica: self.replica.clone() };

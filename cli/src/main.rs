@@ -57,6 +57,10 @@ enum Cmd {
         /// Ciphersuite: 1 (X25519/AES-128-GCM/Ed25519) or 3 (X25519/ChaCha20/Ed25519).
         #[arg(long, default_value_t = 1)]
         ciphersuite: u16,
+        /// The app's login for this user (a JWT from the app's auth server),
+        /// for a DS that binds users to the app's login. Used once, never stored.
+        #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
+        login_token: Option<String>,
     },
     /// Show the user, server and own key fingerprint.
     Whoami,
@@ -92,6 +96,9 @@ enum Cmd {
         #[arg(long)]
         confirm: bool,
     },
+    /// Contact codes: hand your key over out of band, and verify others'.
+    #[command(subcommand)]
+    Contact(ContactCmd),
     /// Accept a changed key for a user.
     Trust {
         /// The user.
@@ -102,6 +109,19 @@ enum Cmd {
     },
     /// Run a DS in-process and walk alice, bob and carol through a group.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum ContactCmd {
+    /// Print your contact code on the first line (and, on a terminal, as a QR
+    /// code) for others to import.
+    Export,
+    /// Import another user's contact code: pins their key (if the DS serves
+    /// the same one) and marks them verified.
+    Import {
+        /// The code, as `grove contact export` printed it.
+        code: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -206,10 +226,15 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            let code = e.downcast_ref::<grove_client::Error>().map(error_code).unwrap_or("error");
+            let client_err = e.downcast_ref::<grove_client::Error>();
+            let code = client_err.map(error_code).unwrap_or("error");
             let line = format!("{e:#}").replace('\n', " ");
             if json_mode {
-                println!("{}", json!({ "error": line, "code": code }));
+                let mut out = json!({ "error": line, "code": code });
+                if let Some(grove_client::Error::Server { code: server_code, .. }) = client_err {
+                    out["server_code"] = json!(server_code.as_str());
+                }
+                println!("{out}");
             } else {
                 eprintln!("grove: {line}");
             }
@@ -243,6 +268,8 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::ResourceCorrupt { .. } => "resource_corrupt",
         E::ResourceIo { .. } => "resource_io",
         E::InvalidArgument(_) => "invalid_argument",
+        E::VerificationRequired { .. } => "verification_required",
+        E::ContactCodeMismatch { .. } => "contact_code_mismatch",
         _ => "error",
     }
 }
@@ -266,7 +293,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
     }
     let home = home(cli.home)?;
     let out = match cli.cmd {
-        Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite } => {
+        Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite, login_token } => {
             let trust = match (ca_cert, server_cert_sha256) {
                 (Some(path), _) => TrustMode::CaPem(
                     std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
@@ -277,6 +304,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             let mut config = ClientConfig::new(server, user);
             config.trust = trust;
             config.ciphersuite = ciphersuite;
+            config.login_token = login_token;
             let c = Client::create(&home, config).await?;
             let w = c.whoami();
             Out {
@@ -331,9 +359,34 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
                 json: serde_json::to_value(&info)?,
             }
         }
+        Cmd::Contact(cc) => contact_cmd(Client::open(&home)?, cc, cli.json).await?,
         Cmd::Demo => unreachable!("handled above"),
     };
     Ok(out)
+}
+
+async fn contact_cmd(c: Client, cc: ContactCmd, json_mode: bool) -> anyhow::Result<Out> {
+    Ok(match cc {
+        ContactCmd::Export => {
+            let code = c.contact_code();
+            let w = c.whoami();
+            let mut text = code.clone();
+            // The QR code only for a person at a terminal: scripts read line one.
+            if !json_mode && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                let qr = qrcode::QrCode::new(code.as_bytes()).context("drawing the QR code")?;
+                text.push('\n');
+                text.push_str(&qr.render::<qrcode::render::unicode::Dense1x2>().quiet_zone(true).build());
+            }
+            Out { text, json: json!({ "code": code, "user": w.user, "fingerprint": w.fingerprint }) }
+        }
+        ContactCmd::Import { code } => {
+            let info = c.import_contact(&code).await?;
+            Out {
+                text: format!("{} is pinned to {} and verified", info.user, info.fingerprint),
+                json: serde_json::to_value(&info)?,
+            }
+        }
+    })
 }
 
 async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {

@@ -295,3 +295,118 @@ async fn cli_successor_group() {
     .unwrap();
     ds.shutdown().await.unwrap();
 }
+
+/// `grove init --login-token` (or `GROVE_LOGIN_TOKEN`) against a DS that
+/// binds users to the app's login: refused without a token, with the DS's
+/// code in `--json`; accepted with a real JWT for that user.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_init_with_a_login_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = grove_ds::testing::AuthServer::ed25519();
+    let key_dir = dir.path().to_path_buf();
+    let ds = common::start_ds_with(dir.path(), |c| app.configure(c, &key_dir)).await;
+    let url = ds.url();
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (alice_jwt, bob_jwt) = (app.login("alice"), app.login("bob"));
+    tokio::task::spawn_blocking(move || {
+        let r = grove(&a, &["init", "--server", &url, "--user", "alice"]);
+        assert!(!r.ok);
+        assert_eq!(r.json["server_code"], "login_token_required", "{}", r.json);
+        let r = grove(&a, &["init", "--server", &url, "--user", "alice", "--login-token", &bob_jwt]);
+        assert_eq!(r.json["server_code"], "login_token_subject_mismatch", "{}", r.json);
+        // The failed attempts left a resumable home: the right token finishes it.
+        let init = ok(&a, &["init", "--server", &url, "--user", "alice", "--login-token", &alice_jwt]);
+        assert_eq!(init["user"], "alice");
+        // The environment variable works the same way.
+        let out = Command::new(env!("CARGO_BIN_EXE_grove"))
+            .args(["--json", "--home"])
+            .arg(&b)
+            .args(["init", "--server", &url, "--user", "bob"])
+            .env("GROVE_LOGIN_TOKEN", &bob_jwt)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}
+
+/// `grove contact export` / `import`: the code pins and verifies the key the
+/// DS serves only if it is the one in the code; a verified contact's changed
+/// key is refused by `trust` until a new code is imported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_contact_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let (proxy_url, evil, fp_mallory) = common::evil::start(&url).await;
+    let (a, b) = (dir.path().join("a"), dir.path().join("b"));
+    let (b2, url2) = (b.clone(), url.clone());
+    let (code, fp_bob) = tokio::task::spawn_blocking(move || {
+        let init = ok(&b2, &["init", "--server", &url2, "--user", "bob"]);
+        let out = Command::new(env!("CARGO_BIN_EXE_grove")).arg("--home").arg(&b2).args(["contact", "export"]).output();
+        let out = out.unwrap();
+        assert!(out.status.success());
+        let text = String::from_utf8(out.stdout).unwrap();
+        let first = text.lines().next().unwrap().to_owned();
+        assert_eq!(text.lines().count(), 1, "no QR code when stdout is not a terminal: {text}");
+        let j = ok(&b2, &["contact", "export"]);
+        assert_eq!(j["code"], first.as_str());
+        assert!(first.starts_with("grove-contact-v1:bob:"), "{first}");
+        (first, init["fingerprint"].as_str().unwrap().to_owned())
+    })
+    .await
+    .unwrap();
+    let a2 = a.clone();
+    tokio::task::spawn_blocking(move || ok(&a2, &["init", "--server", &proxy_url, "--user", "alice"])).await.unwrap();
+
+    // The DS serves mallory's key: the import is refused and pins nothing.
+    evil.lookup(true);
+    let (a2, c2, m) = (a.clone(), code.clone(), fp_mallory.clone());
+    tokio::task::spawn_blocking(move || {
+        let r = grove(&a2, &["contact", "import", &c2]);
+        assert!(!r.ok);
+        assert_eq!(r.json["code"], "contact_code_mismatch", "{}", r.json);
+        assert!(r.json["error"].as_str().unwrap().contains(&m));
+        for bad in ["grove-contact-v1:bob:1234", "hello", "grove-contact-v1::abc"] {
+            assert_eq!(grove(&a2, &["contact", "import", bad]).json["code"], "invalid_argument", "{bad}");
+        }
+    })
+    .await
+    .unwrap();
+    evil.lookup(false);
+    let (a2, c2, fb) = (a.clone(), code.clone(), fp_bob.clone());
+    tokio::task::spawn_blocking(move || {
+        let i = ok(&a2, &["contact", "import", &c2]);
+        assert_eq!((i["fingerprint"].as_str().unwrap(), &i["verified"]), (fb.as_str(), &Value::Bool(true)));
+        assert_eq!(ok(&a2, &["verify", "bob"])["verified"], true);
+    })
+    .await
+    .unwrap();
+
+    // Now bob's key "changes" (the DS serves mallory's): the verified contact
+    // cannot be re-trusted with --accept-new-key, only re-verified.
+    evil.lookup(true);
+    let a2 = a.clone();
+    tokio::task::spawn_blocking(move || {
+        assert_eq!(grove(&a2, &["verify", "bob"]).json["code"], "key_changed");
+        let t = grove(&a2, &["trust", "bob", "--accept-new-key"]);
+        assert_eq!(t.json["code"], "verification_required", "{}", t.json);
+    })
+    .await
+    .unwrap();
+    evil.lookup(false);
+    let (a2, c2, fb) = (a.clone(), code.clone(), fp_bob.clone());
+    tokio::task::spawn_blocking(move || {
+        // Importing bob's real code clears the pending key: back to verified.
+        let i = ok(&a2, &["contact", "import", &c2]);
+        assert_eq!(i["fingerprint"], fb.as_str());
+        assert_eq!(i["verified"], true);
+        assert!(i["pending_fingerprint"].is_null(), "{i}");
+        assert_eq!(ok(&a2, &["verify", "bob"])["verified"], true);
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}

@@ -129,6 +129,27 @@ pub enum Error {
     /// Nothing is pinned or pending for this user.
     #[error("no key known for {0}")]
     UnknownContact(String),
+    /// A verified contact's key changed: accepting it needs a new
+    /// verification, not just a trust decision.
+    #[error("{user} was verified, and their key changed (pinned {pinned}, now seen {seen}); verify again: import {user}'s new contact code (`grove contact import CODE`)")]
+    VerificationRequired {
+        /// The user.
+        user: String,
+        /// Fingerprint of the pinned (verified) key.
+        pinned: String,
+        /// Fingerprint of the key now presented.
+        seen: String,
+    },
+    /// A contact code names another key than the DS serves for that user.
+    #[error("the contact code of {user} says key {expected}, but the DS serves {served}: the code is outdated or the DS is not honest; ask {user} for a fresh code. Nothing was pinned")]
+    ContactCodeMismatch {
+        /// The user.
+        user: String,
+        /// Fingerprint in the code.
+        expected: String,
+        /// Fingerprint the DS serves.
+        served: String,
+    },
     /// An MLS operation failed: what was being done, why, and what to do.
     #[error("{op} failed: {cause}; {remedy}")]
     Mls {

@@ -158,13 +158,19 @@ impl DsHttp {
     }
 
     /// Registers the identity (idempotent: `created` is false the second time).
-    pub(crate) async fn register(&self, credential: Vec<u8>, scheme: u16) -> Result<proto::RegisterResponse> {
+    pub(crate) async fn register(
+        &self,
+        credential: Vec<u8>,
+        scheme: u16,
+        login_token: Option<String>,
+    ) -> Result<proto::RegisterResponse> {
         let key = self.signer.public().to_vec();
         let proof = self.sign(&proto::signed_bytes(proto::REGISTER_LABEL, &self.user, &key))?;
         let req = proto::RegisterRequest {
             key: proto::UserKey { user: self.user.clone(), credential, signature_key: key, signature_scheme: scheme },
             proof,
             registration_token: None,
+            login_token,
         };
         let v = serde_json::to_value(&req).map_err(|e| Error::Protocol(format!("encoding the registration: {e}")))?;
         self.call_public(Method::POST, routes::USERS, Body::Json(v)).await?.json()

@@ -43,6 +43,21 @@ pub struct Config {
     #[arg(long, env = "GROVE_DS_REGISTRATION_TOKEN", hide_env_values = true)]
     pub registration_token: Option<String>,
 
+    /// Binds registration to the app's login: a PEM public key (Ed25519 or
+    /// P-256/ES256) of the app's auth server. Repeat the flag (or separate
+    /// files by commas in the environment variable) to accept several keys
+    /// while the auth server rotates. Needs --auth-issuer and --auth-audience.
+    #[arg(long, env = "GROVE_DS_AUTH_JWT_KEY", value_delimiter = ',', requires_all = ["auth_issuer", "auth_audience"])]
+    pub auth_jwt_key: Vec<PathBuf>,
+
+    /// The `iss` that login tokens must carry (with --auth-jwt-key).
+    #[arg(long, env = "GROVE_DS_AUTH_ISSUER", requires = "auth_jwt_key")]
+    pub auth_issuer: Option<String>,
+
+    /// The `aud` that login tokens must carry (with --auth-jwt-key).
+    #[arg(long, env = "GROVE_DS_AUTH_AUDIENCE", requires = "auth_jwt_key")]
+    pub auth_audience: Option<String>,
+
     /// Bearer token that `GET /metrics` requires. Without it `/metrics` is
     /// refused (403): only health and registration work without authentication.
     #[arg(long, env = "GROVE_DS_METRICS_TOKEN", hide_env_values = true)]

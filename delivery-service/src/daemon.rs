@@ -145,8 +145,21 @@ fn build_with_parts(
 ) -> anyhow::Result<Arc<Ds>> {
     let auth =
         AuthState::new(Duration::from_secs(config.token_ttl_secs), config.rate_limit_per_sec, config.rate_limit_burst);
+    let mut limits = Limits::from_config(config);
+    limits.login = crate::login::LoginVerifier::from_config(config)?.map(Arc::new);
+    match (&limits.login, &limits.registration_token) {
+        (Some(v), _) => tracing::info!(verifier = ?v, "registration requires a login token from the app's auth server"),
+        (None, Some(_)) => tracing::warn!(
+            "registration needs the shared registration token but is not bound to the app's login: anyone with \
+             the token can take any free user name (set --auth-jwt-key, --auth-issuer and --auth-audience)"
+        ),
+        (None, None) => tracing::warn!(
+            "registration is OPEN: anyone who reaches this server can take any free user name. Bind it to the \
+             app's login with --auth-jwt-key, --auth-issuer and --auth-audience"
+        ),
+    }
     let events = store.take_events();
-    let ds = Arc::new(Ds::new(store, blobs, Limits::from_config(config), auth, metrics)?);
+    let ds = Arc::new(Ds::new(store, blobs, limits, auth, metrics)?);
     if let Some(events) = events {
         tokio::spawn(Arc::clone(&ds).follow(events));
     }

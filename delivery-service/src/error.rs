@@ -141,6 +141,9 @@ pub enum DsError {
     /// A signature did not verify.
     #[error("signature does not verify with the registered key")]
     BadSignature,
+    /// The registration's login token was refused (see [`LoginRefusal`](crate::login::LoginRefusal)).
+    #[error("{0}")]
+    Login(#[from] crate::login::LoginRefusal),
     /// Registration needs a valid registration token on this server.
     #[error("registration is closed: a valid registration token is required")]
     RegistrationClosed,
@@ -246,6 +249,18 @@ impl DsError {
             ChallengeInvalid => ErrorCode::ChallengeInvalid,
             BadSignature => ErrorCode::BadSignature,
             RegistrationClosed => ErrorCode::RegistrationClosed,
+            Login(r) => {
+                use crate::login::LoginRefusal as L;
+                match r {
+                    L::Required => ErrorCode::LoginTokenRequired,
+                    L::Malformed => ErrorCode::LoginTokenMalformed,
+                    L::Expired => ErrorCode::LoginTokenExpired,
+                    L::WrongIssuer => ErrorCode::LoginTokenWrongIssuer,
+                    L::WrongAudience => ErrorCode::LoginTokenWrongAudience,
+                    L::BadSignature => ErrorCode::LoginTokenBadSignature,
+                    L::SubjectMismatch => ErrorCode::LoginTokenSubjectMismatch,
+                }
+            }
             NotAMember => ErrorCode::NotAMember,
             MetricsDisabled => ErrorCode::MetricsDisabled,
             SenderMismatch => ErrorCode::SenderMismatch,

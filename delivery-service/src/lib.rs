@@ -11,6 +11,7 @@
 //! - [`config`]: the daemon's configuration (flags and environment).
 //! - [`api`]: wire types of HTTP API v1 (re-export of `grove_proto`).
 //! - [`auth`]: proof of possession, challenges, tokens, rate limits.
+//! - [`login`]: binding registration to the app's login (JWT from its auth server).
 //! - [`ds`]: the domain layer (validation, ordering, membership), one module
 //!   per job (see its docs).
 //! - [`blobs`]: the encrypted blob store (files fsynced before 2xx, or chunks in PostgreSQL).
@@ -38,6 +39,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod http;
+pub mod login;
 pub mod metrics;
 pub mod server;
 pub mod store;

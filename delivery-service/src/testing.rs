@@ -93,3 +93,82 @@ pub fn retry_sled_lock<T, E: std::fmt::Display>(mut open: impl FnMut() -> Result
         }
     }
 }
+
+/// A stand-in for the app's auth server: a real signing key (Ed25519 or
+/// P-256) whose public half is written as PEM for `--auth-jwt-key`, and real
+/// signed JWTs with whatever claims a test needs.
+pub struct AuthServer {
+    private_pem: String,
+    /// The public key, PEM (`-----BEGIN PUBLIC KEY-----`).
+    pub public_pem: String,
+    alg: jsonwebtoken::Algorithm,
+}
+
+impl std::fmt::Debug for AuthServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthServer").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+/// The issuer the test auth servers use.
+pub const TEST_ISSUER: &str = "https://auth.app.example";
+/// The audience the test auth servers use.
+pub const TEST_AUDIENCE: &str = "grove";
+
+impl AuthServer {
+    /// A new Ed25519 (EdDSA) signing key.
+    pub fn ed25519() -> Self {
+        Self::generate(&rcgen::PKCS_ED25519, jsonwebtoken::Algorithm::EdDSA)
+    }
+
+    /// A new P-256 (ES256) signing key.
+    pub fn es256() -> Self {
+        Self::generate(&rcgen::PKCS_ECDSA_P256_SHA256, jsonwebtoken::Algorithm::ES256)
+    }
+
+    /// A new P-384 key: one the DS must refuse to load.
+    pub fn p384_public_pem() -> String {
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).expect("P-384 key").public_key_pem()
+    }
+
+    fn generate(alg: &'static rcgen::SignatureAlgorithm, jwt_alg: jsonwebtoken::Algorithm) -> Self {
+        let kp = rcgen::KeyPair::generate_for(alg).expect("generate a test auth key");
+        AuthServer { private_pem: kp.serialize_pem(), public_pem: kp.public_key_pem(), alg: jwt_alg }
+    }
+
+    /// Writes the public key to `dir/name` and returns the path.
+    pub fn write_public(&self, dir: &std::path::Path, name: &str) -> std::path::PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, &self.public_pem).expect("write the test JWT key");
+        p
+    }
+
+    /// A JWT with exactly `claims`, signed by this key.
+    pub fn sign(&self, claims: &serde_json::Value) -> String {
+        let key = match self.alg {
+            jsonwebtoken::Algorithm::EdDSA => jsonwebtoken::EncodingKey::from_ed_pem(self.private_pem.as_bytes()),
+            _ => jsonwebtoken::EncodingKey::from_ec_pem(self.private_pem.as_bytes()),
+        }
+        .expect("test signing key");
+        jsonwebtoken::encode(&jsonwebtoken::Header::new(self.alg), claims, &key).expect("sign a test JWT")
+    }
+
+    /// A good login of `user`: the test issuer and audience, valid for 10 minutes.
+    pub fn login(&self, user: &str) -> String {
+        self.sign(&Self::claims(user))
+    }
+
+    /// The claims of [`AuthServer::login`], to alter.
+    pub fn claims(user: &str) -> serde_json::Value {
+        let now = crate::ds::now_secs();
+        serde_json::json!({ "sub": user, "iss": TEST_ISSUER, "aud": TEST_AUDIENCE, "iat": now, "exp": now + 600 })
+    }
+
+    /// Sets `--auth-jwt-key` (adding this key), `--auth-issuer` and `--auth-audience`.
+    pub fn configure(&self, config: &mut crate::config::Config, dir: &std::path::Path) {
+        let n = config.auth_jwt_key.len();
+        config.auth_jwt_key.push(self.write_public(dir, &format!("auth-key-{n}.pem")));
+        config.auth_issuer = Some(TEST_ISSUER.into());
+        config.auth_audience = Some(TEST_AUDIENCE.into());
+    }
+}

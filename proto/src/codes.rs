@@ -86,6 +86,23 @@ error_codes! {
     BadSignature = "bad_signature",
     /// Registration needs a registration token.
     RegistrationClosed = "registration_closed",
+    /// This server binds users to the app's login: send a login token (a JWT
+    /// from the app's auth server) with the registration.
+    LoginTokenRequired = "login_token_required",
+    /// The login token is not a well-formed JWT, or lacks a required claim
+    /// (`sub`, `exp`, `iss`, `aud`).
+    LoginTokenMalformed = "login_token_malformed",
+    /// The login token has expired (or is not valid yet): log in to the app again.
+    LoginTokenExpired = "login_token_expired",
+    /// The login token was issued by another issuer than the server expects.
+    LoginTokenWrongIssuer = "login_token_wrong_issuer",
+    /// The login token is for another audience than the server expects.
+    LoginTokenWrongAudience = "login_token_wrong_audience",
+    /// The login token's signature does not verify with any configured key
+    /// (or it uses an algorithm the server does not accept).
+    LoginTokenBadSignature = "login_token_bad_signature",
+    /// The login token's `sub` is another user than the one registering.
+    LoginTokenSubjectMismatch = "login_token_subject_mismatch",
     /// Not a current member of the group.
     NotAMember = "not_a_member",
     /// `/metrics` is disabled.

@@ -102,6 +102,10 @@ pub struct RegisterRequest {
     /// Required when the server was started with a registration token.
     #[serde(default)]
     pub registration_token: Option<String>,
+    /// The app's login for this user: a JWT whose `sub` is `user`, required
+    /// when the server was started with `--auth-jwt-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_token: Option<String>,
 }
 
 /// Response of `POST /v1/users`.

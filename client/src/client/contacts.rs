@@ -87,6 +87,12 @@ impl Client {
 
     /// The pinned key of `user`, checked against what the DS says now.
     pub(super) async fn pinned_key(&self, user: &str) -> Result<Vec<u8>> {
+        let key = self.served_key(user).await?;
+        self.check_key(user, &key)
+    }
+
+    /// The key the DS serves for `user` (its answer checked for the right user).
+    async fn served_key(&self, user: &str) -> Result<Vec<u8>> {
         let r = match self.ds.get_user(user).await {
             Ok(r) => r,
             Err(Error::Server { status: 404, code: proto::ErrorCode::UnknownUser, .. })
@@ -104,7 +110,7 @@ impl Client {
         if r.key.user != user || identity_of(&cred) != user {
             return Err(Error::Protocol(format!("the DS answered a lookup of {user} with {}", r.key.user)));
         }
-        self.check_key(user, &r.key.signature_key)
+        Ok(r.key.signature_key)
     }
 
     /// Checks `seen` against the pinned key of `user`; pins it if nothing is
@@ -162,12 +168,22 @@ impl Client {
 
     /// Accepts the new key of `user` (after checking it out of band): the key
     /// seen most recently (or the DS's current key) replaces the pin, and the
-    /// user is no longer verified.
+    /// user is no longer verified. A verified contact's new key is refused
+    /// ([`Error::VerificationRequired`]): it is accepted only by verifying
+    /// again ([`import_contact`](Self::import_contact)).
     pub async fn trust_new_key(&self, user: &str) -> Result<ContactInfo> {
-        let pending = match self.contact(user)?.and_then(|c| c.pending) {
+        let current = self.contact(user)?;
+        let pending = match current.as_ref().and_then(|c| c.pending.clone()) {
             Some(k) => k,
             None => self.ds.get_user(user).await?.key.signature_key,
         };
+        if let Some(c) = current.filter(|c| c.verified && c.key != pending) {
+            return Err(Error::VerificationRequired {
+                user: user.to_owned(),
+                pinned: proto::fingerprint(&c.key),
+                seen: proto::fingerprint(&pending),
+            });
+        }
         let contact = Contact { key: pending, verified: false, pending: None };
         self.provider.transaction(|p| Repo::of(p).contacts().put(user, &contact))?;
         self.contact_info(user)
@@ -183,5 +199,57 @@ impl Client {
         }
         let verified = self.contact(user)?.is_some_and(|c| c.verified);
         Ok(SafetyNumber { user: user.to_owned(), number, verified })
+    }
+}
+
+/// The prefix of a contact code (the format's version is part of it).
+pub const CONTACT_CODE_PREFIX: &str = "grove-contact-v1";
+
+/// A contact code: `grove-contact-v1:USER:FINGERPRINT`, one line (and a QR
+/// code), to hand over out of band (a share sheet, a QR scan, a message).
+pub fn contact_code(user: &str, key: &[u8]) -> String {
+    format!("{CONTACT_CODE_PREFIX}:{user}:{}", proto::fingerprint(key))
+}
+
+/// The user and key fingerprint of a contact code.
+pub fn parse_contact_code(code: &str) -> Result<(String, String)> {
+    let bad = |why: &str| {
+        Error::InvalidArgument(format!(
+            "not a Grove contact code ({why}); a code looks like {CONTACT_CODE_PREFIX}:alice:<64 hex digits>"
+        ))
+    };
+    let rest = code.trim().strip_prefix(CONTACT_CODE_PREFIX).and_then(|r| r.strip_prefix(':'));
+    let (user, fp) = rest.and_then(|r| r.rsplit_once(':')).ok_or_else(|| bad("wrong prefix or shape"))?;
+    proto::UserName::parse(user).map_err(|_| bad("the user name is not valid"))?;
+    let fp = fp.to_ascii_lowercase();
+    if fp.len() != 64 || !fp.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(bad("the fingerprint is not 64 hex digits"));
+    }
+    Ok((user.to_owned(), fp))
+}
+
+impl Client {
+    /// This user's contact code ([`contact_code`]).
+    pub fn contact_code(&self) -> String {
+        contact_code(&self.id.user, self.signer.public())
+    }
+
+    /// Imports another user's contact code, received out of band: the key
+    /// the DS serves for that user must be the one the code names. It is then
+    /// pinned (replacing an older pin, and any pending key change) and marked
+    /// verified. Nothing is pinned if the keys differ
+    /// ([`Error::ContactCodeMismatch`]).
+    pub async fn import_contact(&self, code: &str) -> Result<ContactInfo> {
+        let (user, expected) = parse_contact_code(code)?;
+        if user == self.id.user {
+            return Err(Error::InvalidArgument("that is your own contact code".into()));
+        }
+        let served = self.served_key(&user).await?;
+        if proto::fingerprint(&served) != expected {
+            return Err(Error::ContactCodeMismatch { user, expected, served: proto::fingerprint(&served) });
+        }
+        let contact = Contact { key: served, verified: true, pending: None };
+        self.provider.transaction(|p| Repo::of(p).contacts().put(&user, &contact))?;
+        self.contact_info(&user)
     }
 }

@@ -65,7 +65,7 @@ impl Client {
         };
         let client = Self::assemble(home, provider, signer, id)?;
         let credential = client.credential().tls_serialize_detached().mls("encode the credential")?;
-        client.ds.register(credential, suite.signature_algorithm() as u16).await?;
+        client.ds.register(credential, suite.signature_algorithm() as u16, config.login_token.clone()).await?;
         client.ds.login().await?;
         client.ensure_key_packages().await?;
         Ok(client)

@@ -74,7 +74,7 @@ mod sync;
 mod tests;
 mod types;
 
-pub use contacts::safety_number;
+pub use contacts::{contact_code, parse_contact_code, safety_number, CONTACT_CODE_PREFIX};
 pub use fork::ForkInfo;
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 pub use resync::ResyncInfo;

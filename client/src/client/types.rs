@@ -8,7 +8,7 @@ use crate::records::GroupState;
 use crate::tls::TrustMode;
 
 /// Settings for [`Client::create`](super::Client::create).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClientConfig {
     /// DS base URL (`https://...`, or `http://` to loopback only).
     pub server: String,
@@ -20,6 +20,23 @@ pub struct ClientConfig {
     pub ciphersuite: u16,
     /// One-time KeyPackages to keep on the DS.
     pub key_packages: u64,
+    /// The app's login for this user (a JWT from the app's auth server),
+    /// sent with the registration when the DS binds users to the app's login.
+    /// Used once and never stored.
+    pub login_token: Option<String>,
+}
+
+impl std::fmt::Debug for ClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientConfig")
+            .field("server", &self.server)
+            .field("user", &self.user)
+            .field("trust", &self.trust)
+            .field("ciphersuite", &self.ciphersuite)
+            .field("key_packages", &self.key_packages)
+            .field("login_token", &self.login_token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl ClientConfig {
@@ -31,6 +48,7 @@ impl ClientConfig {
             trust: TrustMode::SystemRoots,
             ciphersuite: 1,
             key_packages: DEFAULT_KEY_PACKAGES,
+            login_token: None,
         }
     }
 }

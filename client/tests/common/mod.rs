@@ -16,9 +16,15 @@ pub const SUITES: [u16; 2] = [1, 3];
 pub type TestResult<T = ()> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 pub async fn start_ds(dir: &Path) -> TestServer {
+    start_ds_with(dir, |_| {}).await
+}
+
+/// [`start_ds`] with the configuration changed by `f` first.
+pub async fn start_ds_with(dir: &Path, f: impl FnOnce(&mut Config)) -> TestServer {
     grove_ds::server::install_crypto_provider();
     let mut c = Config::for_tests(dir.join("ds"));
     c.rate_limit_per_sec = 0;
+    f(&mut c);
     TestServer::start(c).await.expect("start test DS")
 }
 

@@ -71,6 +71,8 @@ pub struct Limits {
     pub key_package_max_secs: u64,
     /// Registration token, if sign-up is closed.
     pub registration_token: Option<String>,
+    /// The app-login check of registrations (`--auth-jwt-key`), if any.
+    pub login: Option<Arc<crate::login::LoginVerifier>>,
     /// Bearer token of `GET /metrics`; `None` refuses every scrape.
     pub metrics_token: Option<String>,
     /// Message TTL, seconds.
@@ -87,6 +89,7 @@ impl Limits {
             key_package_cap: c.key_package_cap,
             key_package_max_secs: c.key_package_max_days.saturating_mul(86_400),
             registration_token: c.registration_token.clone(),
+            login: None,
             metrics_token: c.metrics_token.clone(),
             message_ttl_secs: c.message_ttl_secs,
         }

@@ -16,8 +16,11 @@ use crate::store::{RegisterOutcome, UserRecord};
 impl Ds {
     /// Registers a user after checking the proof of possession.
     pub async fn register(&self, req: api::RegisterRequest) -> Result<api::RegisterResponse, DsError> {
-        let api::RegisterRequest { key: k, proof, registration_token } = req;
+        let api::RegisterRequest { key: k, proof, registration_token, login_token } = req;
         UserName::parse(&k.user)?;
+        if let Some(login) = &self.limits.login {
+            login.verify(login_token.as_deref(), &k.user)?;
+        }
         if let Some(expected) = &self.limits.registration_token {
             use sha2::Digest as _;
             let given = registration_token.as_deref().unwrap_or("");

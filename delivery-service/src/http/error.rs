@@ -15,7 +15,18 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
     match code {
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         StaleEpoch | UserExists | GroupExists | KeyPackageQuota => StatusCode::CONFLICT,
-        AuthRequired | TokenInvalid | TokenExpired | ChallengeInvalid | BadSignature => StatusCode::UNAUTHORIZED,
+        AuthRequired
+        | TokenInvalid
+        | TokenExpired
+        | ChallengeInvalid
+        | BadSignature
+        | LoginTokenRequired
+        | LoginTokenMalformed
+        | LoginTokenExpired
+        | LoginTokenWrongIssuer
+        | LoginTokenWrongAudience
+        | LoginTokenBadSignature
+        | LoginTokenSubjectMismatch => StatusCode::UNAUTHORIZED,
         RegistrationClosed | NotAMember | MetricsDisabled | SenderMismatch => StatusCode::FORBIDDEN,
         UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -87,6 +98,7 @@ mod tests {
             "unsupported_media_type" => 415,
             "stale_epoch" | "user_exists" | "group_exists" | "key_package_quota" => 409,
             "auth_required" | "token_invalid" | "token_expired" | "challenge_invalid" | "bad_signature" => 401,
+            c if c.starts_with("login_token_") => 401,
             "registration_closed" | "not_a_member" | "metrics_disabled" | "sender_mismatch" => 403,
             "unknown_user" | "unknown_group" | "no_key_package" | "unknown_welcome" | "unknown_blob" | "not_found" => {
                 404

@@ -12,10 +12,12 @@
 //! - TLS bodies: [`GroupCreateBody`], [`CommitBundleBody`], [`KeyPackageUploadBody`];
 //! - [`signed_bytes`] and its labels;
 //! - [`ids`]: the validated identifiers [`GroupId`] and [`UserName`];
+//! - [`identity`]: identity keys, device certificates and signed device lists;
 //! - [`codes`]: error codes ([`ErrorCode`], [`ErrorBody`]) and [`EntryKind`];
 //! - [`routes`]: every route template and path builder.
 
 pub mod codes;
+pub mod identity;
 pub mod ids;
 pub mod routes;
 

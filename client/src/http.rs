@@ -171,6 +171,7 @@ impl DsHttp {
             proof,
             registration_token: None,
             login_token,
+            device_list: None,
         };
         let v = serde_json::to_value(&req).map_err(|e| Error::Protocol(format!("encoding the registration: {e}")))?;
         self.call_public(Method::POST, routes::USERS, Body::Json(v)).await?.json()

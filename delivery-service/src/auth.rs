@@ -141,18 +141,20 @@ impl AuthState {
         }
     }
 
-    /// Issues a bearer token for `user`; the store keeps only its hash. The
-    /// caller persists it before handing it out.
-    pub async fn issue_token(&self, store: &dyn Store, user: &str) -> Result<String, DsError> {
+    /// Issues a bearer token for `user` (and its device, if it has a device
+    /// list); the store keeps only its hash. The caller persists it before
+    /// handing it out.
+    pub async fn issue_token(&self, store: &dyn Store, user: &str, device: Option<String>) -> Result<String, DsError> {
         use base64::Engine as _;
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(random32());
-        let record = TokenRecord { user: user.to_string(), expires_at: now_secs() + self.token_ttl.as_secs() };
+        let record = TokenRecord { user: user.to_string(), expires_at: now_secs() + self.token_ttl.as_secs(), device };
         store.put_token(&token_hash(&token), &record).await?;
         Ok(token)
     }
 
-    /// The user a bearer token belongs to: from this replica's cache, or the store.
-    pub async fn check_token(&self, store: &dyn Store, token: &str) -> Result<String, DsError> {
+    /// The session (user, device) a bearer token belongs to: from this
+    /// replica's cache, or the store.
+    pub async fn check_token(&self, store: &dyn Store, token: &str) -> Result<TokenRecord, DsError> {
         let hash = token_hash(token);
         let now = now_secs();
         let cached = self.cache.lock().ok().and_then(|m| m.get(&hash).cloned());
@@ -172,7 +174,7 @@ impl AuthState {
         if record.expires_at <= now {
             return Err(DsError::TokenExpired);
         }
-        Ok(record.user)
+        Ok(record)
     }
 
     /// Test hook: makes every token this replica has cached look expired

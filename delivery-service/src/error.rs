@@ -141,6 +141,18 @@ pub enum DsError {
     /// A signature did not verify.
     #[error("signature does not verify with the registered key")]
     BadSignature,
+    /// The device is not in its user's latest device list.
+    #[error("this device is not in {user}'s device list (it was revoked, or never added): link it again from another device of {user}")]
+    DeviceRevoked {
+        /// The user.
+        user: String,
+    },
+    /// A device list or certificate does not verify.
+    #[error("invalid device list: {0}")]
+    DeviceListInvalid(String),
+    /// A device list is not the successor of the latest stored one.
+    #[error("device list conflict: {0}; fetch the user's device lists, then publish the next version")]
+    DeviceListConflict(String),
     /// The registration's login token was refused (see [`LoginRefusal`](crate::login::LoginRefusal)).
     #[error("{0}")]
     Login(#[from] crate::login::LoginRefusal),
@@ -249,6 +261,9 @@ impl DsError {
             ChallengeInvalid => ErrorCode::ChallengeInvalid,
             BadSignature => ErrorCode::BadSignature,
             RegistrationClosed => ErrorCode::RegistrationClosed,
+            DeviceRevoked { .. } => ErrorCode::DeviceRevoked,
+            DeviceListInvalid(_) => ErrorCode::DeviceListInvalid,
+            DeviceListConflict(_) => ErrorCode::DeviceListConflict,
             Login(r) => {
                 use crate::login::LoginRefusal as L;
                 match r {

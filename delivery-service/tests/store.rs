@@ -182,18 +182,40 @@ async fn auth(store: &dyn Store) {
     let c = [7u8; 32];
     store.put_challenge(&c, "alice", 100).await.unwrap();
     let taken = store.take_challenge(&c).await.unwrap().unwrap();
-    assert_eq!(taken, TokenRecord { user: "alice".into(), expires_at: 100 });
+    assert_eq!(taken, TokenRecord { user: "alice".into(), expires_at: 100, device: None });
     assert!(store.take_challenge(&c).await.unwrap().is_none(), "a challenge is taken once");
     let (t1, t2) = ([1u8; 32], [2u8; 32]);
-    store.put_token(&t1, &TokenRecord { user: "alice".into(), expires_at: 50 }).await.unwrap();
-    store.put_token(&t2, &TokenRecord { user: "bob".into(), expires_at: 500 }).await.unwrap();
+    store.put_token(&t1, &TokenRecord { user: "alice".into(), expires_at: 50, device: None }).await.unwrap();
+    let bob =
+        TokenRecord { user: "bob".into(), expires_at: 500, device: Some("0123456789abcdef0123456789abcdef".into()) };
+    store.put_token(&t2, &bob).await.unwrap();
     store.put_challenge(&[3; 32], "bob", 60).await.unwrap();
     assert_eq!(store.token(&t1).await.unwrap().unwrap().user, "alice");
     assert!(store.token(&[9; 32]).await.unwrap().is_none());
     assert_eq!(store.prune_auth(100).await.unwrap(), 2, "the expired token and challenge go");
     assert!(store.token(&t1).await.unwrap().is_none());
-    assert_eq!(store.token(&t2).await.unwrap().unwrap().expires_at, 500);
+    assert_eq!(store.token(&t2).await.unwrap().unwrap(), bob, "a device's token keeps its device");
     assert!(store.take_challenge(&[3; 32]).await.unwrap().is_none());
+    device_lists(store).await;
+}
+
+/// Device lists: version 1 first, then each next version once; never a gap,
+/// never an overwrite; read back in order.
+async fn device_lists(store: &dyn Store) {
+    assert_eq!(store.latest_device_list("carol").await.unwrap(), None);
+    assert!(!store.append_device_list("carol", 2, b"v2").await.unwrap(), "no version 2 before version 1");
+    assert!(!store.append_device_list("carol", 0, b"v0").await.unwrap());
+    assert!(store.append_device_list("carol", 1, b"v1").await.unwrap());
+    assert!(!store.append_device_list("carol", 1, b"other v1").await.unwrap(), "a stored version is never replaced");
+    assert!(!store.append_device_list("carol", 3, b"v3").await.unwrap(), "no gap");
+    assert!(store.append_device_list("carol", 2, b"v2").await.unwrap());
+    assert!(store.append_device_list("dave", 1, b"d1").await.unwrap());
+    assert_eq!(store.latest_device_list("carol").await.unwrap().as_deref(), Some(&b"v2"[..]));
+    assert_eq!(store.device_lists("carol", 0).await.unwrap(), [b"v1".to_vec(), b"v2".to_vec()]);
+    assert_eq!(store.device_lists("carol", 1).await.unwrap(), [b"v2".to_vec()]);
+    assert!(store.device_lists("carol", 2).await.unwrap().is_empty());
+    assert_eq!(store.device_lists("dave", 0).await.unwrap(), [b"d1".to_vec()]);
+    assert!(store.device_lists("nobody", 0).await.unwrap().is_empty());
 }
 
 #[tokio::test]

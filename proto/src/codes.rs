@@ -103,6 +103,15 @@ error_codes! {
     LoginTokenBadSignature = "login_token_bad_signature",
     /// The login token's `sub` is another user than the one registering.
     LoginTokenSubjectMismatch = "login_token_subject_mismatch",
+    /// The token's (or the signing) device is not in the user's latest
+    /// device list: it was revoked, or never added.
+    DeviceRevoked = "device_revoked",
+    /// A device list or device certificate does not verify (signature,
+    /// shape, user, identity key, or chain).
+    DeviceListInvalid = "device_list_invalid",
+    /// A device list is not the successor of the latest stored one (another
+    /// version won, or it goes back, or forks): fetch the lists and redo.
+    DeviceListConflict = "device_list_conflict",
     /// Not a current member of the group.
     NotAMember = "not_a_member",
     /// `/metrics` is disabled.

@@ -431,7 +431,7 @@ mod tests {
         assert!(matches!(c.verify_for("alice", &mk, b"d"), Err(IdentityError::WrongIdentity(_))));
         assert!(matches!(c.verify_for("alice", &ik, b"e"), Err(IdentityError::WrongIdentity(_))));
         // A device key changed after signing.
-        let mut moved = c.clone();
+        let mut moved = c;
         moved.tbs.device_key = b"e".to_vec().into();
         assert_eq!(moved.verify_for("alice", &ik, b"e"), Err(IdentityError::BadSignature));
         // Garbage after the prefix.
@@ -465,7 +465,7 @@ mod tests {
         let mut wrong_prev = list(&id, 3, Some(&v1), &[b"phone"]);
         assert_eq!(v2.check_successor(&wrong_prev), Err(IdentityError::NotASuccessor { have: 2, got: 3 }));
         // The server adds a device to a signed list: the signature breaks.
-        wrong_prev = v2.clone();
+        wrong_prev = v2;
         wrong_prev.tbs.devices.push(entry(b"server-device"));
         assert_eq!(wrong_prev.verify("alice", &ik), Err(IdentityError::BadSignature));
         // Another identity key's list.

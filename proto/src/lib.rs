@@ -58,6 +58,28 @@ pub mod b64 {
     }
 }
 
+/// Standard base64 for `Option<Vec<u8>>` fields in JSON (absent or null: `None`).
+pub mod b64_opt {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Serializes bytes as standard base64 (`None` as null).
+    pub fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(v) => super::b64::serialize(v, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes standard base64, or null.
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<u8>>, D::Error> {
+        use base64::Engine as _;
+        match Option::<&str>::deserialize(d).map_err(|_| serde::de::Error::custom("expected a base64 string"))? {
+            Some(s) => base64::engine::general_purpose::STANDARD.decode(s).map(Some).map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 /// Encodes a group id for a URL path segment (base64url, no padding).
 pub fn group_id_to_path(id: &[u8]) -> String {
     use base64::Engine as _;
@@ -108,6 +130,12 @@ pub struct RegisterRequest {
     /// when the server was started with `--auth-jwt-key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub login_token: Option<String>,
+    /// A user with an identity key (`docs/identity.md`): the first signed
+    /// device list (version 1, TLS-encoded `DeviceList`). `signature_key` is
+    /// then the identity key, `credential` the first device's credential
+    /// (carrying its certificate), and `proof` is by the identity key.
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub device_list: Option<Vec<u8>>,
 }
 
 /// Response of `POST /v1/users`.
@@ -149,6 +177,10 @@ pub struct TokenRequest {
     /// Signature over `"grove-v1-auth" 0x00 user 0x00 challenge`.
     #[serde(with = "b64")]
     pub signature: Vec<u8>,
+    /// The signing device's key, for a user with a device list (the
+    /// signature is then by that key, which must be in the latest list).
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub device_key: Option<Vec<u8>>,
 }
 
 /// Response of `POST /v1/auth/token`.
@@ -168,7 +200,38 @@ pub struct UserResponse {
     pub key: UserKey,
     /// Hex SHA-256 of the signature key.
     pub fingerprint: String,
+    /// The latest signed device list (TLS-encoded `DeviceList`), for a user
+    /// with an identity key; `signature_key` is then that identity key.
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub device_list: Option<Vec<u8>>,
 }
+
+/// `POST /v1/users/{user}/devices`: the next version of the caller's device list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceListRequest {
+    /// The TLS-encoded, signed `DeviceList`.
+    #[serde(with = "b64")]
+    pub device_list: Vec<u8>,
+}
+
+/// Response of `POST /v1/users/{user}/devices`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceListPublished {
+    /// The version now current.
+    pub version: u64,
+}
+
+/// Response of `GET /v1/users/{user}/devices?after=N`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceListsResponse {
+    /// The TLS-encoded signed lists with a version above `after`, oldest first.
+    pub lists: Vec<DeviceListBytes>,
+}
+
+/// One base64 device list.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct DeviceListBytes(#[serde(with = "b64")] pub Vec<u8>);
 
 /// Response of a KeyPackage upload or count.
 #[derive(Debug, Clone, Serialize, Deserialize)]

@@ -12,6 +12,8 @@ pub const METRICS: &str = "/metrics";
 pub const USERS: &str = "/v1/users";
 /// `GET`: a user's credential and key.
 pub const USER: &str = "/v1/users/{user}";
+/// `GET` (`?after=N`): a user's device lists; `POST`: the next version of one's own.
+pub const USER_DEVICES: &str = "/v1/users/{user}/devices";
 /// `POST`: a one-time challenge.
 pub const AUTH_CHALLENGE: &str = "/v1/auth/challenge";
 /// `POST`: a signed challenge for a bearer token.
@@ -48,6 +50,11 @@ pub const WELCOME: &str = "/v1/welcomes/{id}";
 /// `/v1/users/{user}`.
 pub fn user(user: &UserName) -> String {
     format!("/v1/users/{user}")
+}
+
+/// `/v1/users/{user}/devices?after={after}`.
+pub fn user_devices(user: &UserName, after: u64) -> String {
+    format!("/v1/users/{user}/devices?after={after}")
 }
 
 /// `/v1/key-packages?ciphersuite={suite}`.

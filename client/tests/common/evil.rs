@@ -45,6 +45,7 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
                 signature_scheme: 0x0807,
             },
             fingerprint: grove_proto::fingerprint(&st.fake_key),
+            device_list: None,
         })
         .unwrap();
         return ([("content-type", "application/json")], body).into_response();

@@ -11,12 +11,28 @@ use super::{now_secs, Ds, SUPPORTED_SUITES};
 use crate::api;
 use crate::api::UserName;
 use crate::error::DsError;
-use crate::store::{KeyPackageBatch, KeyPackageCounts, KeyPackageKind, StoreError, UserRecord};
+use crate::store::{KeyPackageBatch, KeyPackageCounts, KeyPackageKind, StoreError};
+
+use super::devices::{Binding, Session};
+
+/// Who uploads: the user, how its leaves are checked, and its device.
+struct Uploader<'a> {
+    user: &'a str,
+    binding: &'a Binding,
+    device: Option<&'a str>,
+}
 
 impl Ds {
-    /// Validates and stores a batch of KeyPackages of `user`.
-    pub async fn upload_key_packages(&self, user: &str, body: &[u8]) -> Result<api::KeyPackageCountResponse, DsError> {
-        let reg = self.registered(user).await?;
+    /// Validates and stores a batch of KeyPackages of the caller (for a
+    /// user with devices: of the caller's own device).
+    pub async fn upload_key_packages(
+        &self,
+        caller: &Session,
+        body: &[u8],
+    ) -> Result<api::KeyPackageCountResponse, DsError> {
+        let user = caller.user.as_str();
+        let binding = self.binding(user).await?;
+        let reg = Uploader { user, binding: &binding, device: caller.device.as_deref() };
         let upload = api::KeyPackageUploadBody::tls_deserialize_exact(body)
             .map_err(|e| DsError::MalformedMessage(format!("not a Grove key-package upload: {e}")))?;
         if upload.key_packages.is_empty() {
@@ -40,7 +56,7 @@ impl Ds {
     /// Validates every KeyPackage of an upload: one suite, the uploader's
     /// registered credential and key, a bounded lifetime, no duplicates, at most
     /// one last-resort package.
-    fn validate_batch(&self, reg: &UserRecord, upload: &api::KeyPackageUploadBody) -> Result<Batch, DsError> {
+    fn validate_batch(&self, reg: &Uploader<'_>, upload: &api::KeyPackageUploadBody) -> Result<Batch, DsError> {
         let mut batch = Batch { suite: 1, one_time: Vec::new(), last_resort: None };
         let mut suite = None;
         let mut seen = HashSet::new();
@@ -63,7 +79,7 @@ impl Ds {
 
     /// One KeyPackage of an upload (whose suite must be `suite`, once set); the
     /// error is the reason.
-    fn validate_one(&self, reg: &UserRecord, raw: &[u8], suite: &mut Option<u16>) -> Result<KeyPackage, String> {
+    fn validate_one(&self, reg: &Uploader<'_>, raw: &[u8], suite: &mut Option<u16>) -> Result<KeyPackage, String> {
         let kp_in = match parse_mls(raw).map_err(|e| e.to_string())? {
             MlsMessageBodyIn::KeyPackage(kp) => kp,
             other => return Err(format!("expected a KeyPackage, got a {}", body_name(&other))),
@@ -77,9 +93,14 @@ impl Ds {
             return Err("all KeyPackages of one upload must have the same ciphersuite".into());
         }
         let leaf = kp.leaf_node();
-        let cred = leaf.credential().tls_serialize_detached().map_err(|e| e.to_string())?;
-        if cred != reg.credential.as_slice() || leaf.signature_key().as_slice() != reg.signature_key.as_slice() {
-            return Err("its credential or signature key is not the one registered for you".into());
+        let key = leaf.signature_key().as_slice();
+        reg.binding
+            .check_leaf(reg.user, leaf.credential(), key)
+            .map_err(|why| format!("its credential or signature key is not one registered for you: {why}"))?;
+        if let Some(device) = reg.device {
+            if grove_proto::identity::device_id(key) != device {
+                return Err("it is another device's: each device uploads its own KeyPackages".into());
+            }
         }
         if kp.life_time().not_after() > now_secs().saturating_add(self.limits.key_package_max_secs) {
             return Err(format!(

@@ -7,6 +7,8 @@
 //! - this module: [`Ds`], its [`Limits`], shutdown, and the shared helpers
 //!   (durability, page parameters);
 //! - `users`: registration, challenges and tokens, the user directory;
+//! - `devices`: identity keys and signed device lists, the check that a leaf
+//!   is a current device of its user, device-bound sessions ([`Session`]);
 //! - `key_packages`: KeyPackage upload, claim and counts;
 //! - `runtime`: the per-group runtime (cached public state and its codec, the
 //!   roster, the in-memory tail of the log);
@@ -22,6 +24,7 @@
 //! - `retention`: pruning of acknowledged and expired log entries.
 
 mod blobs;
+mod devices;
 mod groups;
 mod key_packages;
 mod log;
@@ -46,6 +49,7 @@ use crate::error::DsError;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+pub use devices::Session;
 pub use log::LogPage;
 use runtime::GroupRt;
 
@@ -109,6 +113,8 @@ pub struct Ds {
     limits: Limits,
     groups: Mutex<HashMap<Vec<u8>, Arc<GroupRt>>>,
     users: Mutex<HashMap<String, crate::store::UserRecord>>,
+    /// Latest device list per user, and when it was read (`devices`).
+    device_lists: Mutex<HashMap<String, (Option<grove_proto::identity::DeviceList>, u64)>>,
     /// Authentication state (challenges, tokens, rate limits).
     pub auth: AuthState,
     /// Metrics.
@@ -140,6 +146,7 @@ impl Ds {
             limits,
             groups: Mutex::new(HashMap::new()),
             users: Mutex::new(HashMap::new()),
+            device_lists: Mutex::new(HashMap::new()),
             auth,
             metrics,
             shutdown: watch::channel(false).0,

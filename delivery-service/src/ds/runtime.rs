@@ -197,9 +197,10 @@ fn removed_of(record: &GroupRecord) -> HashMap<String, u64> {
     record.removed.iter().map(|r| (String::from_utf8_lossy(r.user.as_slice()).into_owned(), r.seq)).collect()
 }
 
+/// The user a credential names: a device certificate's user, or a legacy
+/// BasicCredential's UTF-8 identity.
 pub(super) fn identity_of(credential: &Credential) -> Option<String> {
-    let basic = BasicCredential::try_from(credential.clone()).ok()?;
-    String::from_utf8(basic.identity().to_vec()).ok()
+    super::devices::credential_identity(credential).ok().map(|i| i.user())
 }
 
 pub(super) fn members_of(group: &PublicGroup) -> HashMap<String, MemberInfo> {

@@ -3,7 +3,7 @@
 //! a tree, commit or KeyPackage is a registered binding.
 
 use openmls::prelude::*;
-use tls_codec::{Deserialize as _, Serialize as _};
+use tls_codec::Deserialize as _;
 
 use super::runtime::identity_of;
 use super::{now_secs, Ds};
@@ -16,7 +16,7 @@ use crate::store::{RegisterOutcome, UserRecord};
 impl Ds {
     /// Registers a user after checking the proof of possession.
     pub async fn register(&self, req: api::RegisterRequest) -> Result<api::RegisterResponse, DsError> {
-        let api::RegisterRequest { key: k, proof, registration_token, login_token } = req;
+        let api::RegisterRequest { key: k, proof, registration_token, login_token, device_list } = req;
         UserName::parse(&k.user)?;
         if let Some(login) = &self.limits.login {
             login.verify(login_token.as_deref(), &k.user)?;
@@ -33,6 +33,15 @@ impl Ds {
             auth::scheme_from_u16(k.signature_scheme).ok_or(DsError::UnsupportedSignatureScheme(k.signature_scheme))?;
         let credential = Credential::tls_deserialize_exact(&k.credential)
             .map_err(|e| DsError::InvalidCredential(format!("credential is not a TLS-encoded MLS Credential: {e}")))?;
+        let first_list = match &device_list {
+            Some(list) => {
+                if k.signature_scheme != grove_proto::identity::ED25519 {
+                    return Err(DsError::DeviceListInvalid("an identity key is Ed25519 (scheme 0x0807)".into()));
+                }
+                Some(self.check_first_list(&k.user, &k.signature_key, &credential, list)?)
+            }
+            None => None,
+        };
         match identity_of(&credential) {
             Some(id) if id == k.user => {}
             Some(id) => {
@@ -67,6 +76,17 @@ impl Ds {
         let outcome = self.store.register_user(&record).await?;
         if outcome == RegisterOutcome::NameTaken {
             return Err(DsError::UserExists(k.user));
+        }
+        if let (Some(list), Some(bytes)) = (&first_list, &device_list) {
+            // A retried registration finds version 1 stored already: the
+            // same one is fine, another is a conflict.
+            if !self.store.append_device_list(&k.user, 1, bytes).await? {
+                let stored = self.store.device_lists(&k.user, 0).await?;
+                if stored.first() != Some(bytes) {
+                    return Err(DsError::UserExists(k.user));
+                }
+            }
+            self.cache_list(&k.user, Some(list.clone()));
         }
         self.persist().await?;
         tracing::info!(user = %k.user, created = (outcome == RegisterOutcome::Created), "registration");
@@ -118,32 +138,29 @@ impl Ds {
     /// Exchanges a signed challenge for a bearer token.
     pub async fn token(&self, req: &api::TokenRequest) -> Result<api::TokenResponse, DsError> {
         UserName::parse(&req.user)?;
-        let user = self.registered(&req.user).await?;
+        let (key, scheme, device) = self.login_key(&req.user, req.device_key.as_deref()).await?;
         self.auth.take_challenge(&*self.store, &req.user, &req.challenge).await?;
-        let scheme = auth::scheme_from_u16(user.signature_scheme)
+        let scheme = auth::scheme_from_u16(scheme)
             .ok_or_else(|| DsError::Internal("stored signature scheme unsupported".into()))?;
         auth::verify(
             &self.crypto,
             scheme,
             &auth::signed_bytes(auth::AUTH_LABEL, &req.user, &req.challenge),
-            user.signature_key.as_slice(),
+            &key,
             &req.signature,
         )?;
-        let token = self.auth.issue_token(&*self.store, &req.user).await?;
+        let token = self.auth.issue_token(&*self.store, &req.user, device).await?;
         self.persist().await?;
         Ok(api::TokenResponse { token, expires_in: self.auth.token_ttl().as_secs() })
-    }
-
-    /// The user a bearer token belongs to (any replica's token).
-    pub async fn check_token(&self, token: &str) -> Result<String, DsError> {
-        self.auth.check_token(&*self.store, token).await
     }
 
     /// A user's registered credential and key.
     pub async fn lookup_user(&self, user: &str) -> Result<api::UserResponse, DsError> {
         let name = UserName::parse(user)?;
         let u = self.registered(user).await?;
+        let device_list = self.store.latest_device_list(user).await?;
         Ok(api::UserResponse {
+            device_list,
             fingerprint: api::fingerprint(u.signature_key.as_slice()),
             key: api::UserKey {
                 user: name.as_str().to_owned(),
@@ -154,26 +171,23 @@ impl Ds {
         })
     }
 
-    /// Checks that `identity` with `signature_key` is a registered binding.
+    /// Checks that a leaf (credential, signature key) is a registered
+    /// binding: a legacy user's registered credential and key, or a current
+    /// certified device of a user with a device list. Returns the user.
     pub(super) async fn check_registered_member(
         &self,
         credential: &Credential,
         signature_key: &[u8],
     ) -> Result<String, DsError> {
         let user = identity_of(credential)
-            .ok_or_else(|| DsError::UnregisteredMember { user: "<not a UTF-8 BasicCredential>".into() })?;
-        match self.registered(&user).await.ok() {
-            Some(rec)
-                if rec.signature_key.as_slice() == signature_key
-                    && rec.credential.as_slice()
-                        == credential
-                            .tls_serialize_detached()
-                            .map_err(|e| DsError::Internal(e.to_string()))?
-                            .as_slice() =>
-            {
-                Ok(user)
+            .ok_or_else(|| DsError::UnregisteredMember { user: "<not a Grove credential>".into() })?;
+        let Ok(binding) = self.binding(&user).await else { return Err(DsError::UnregisteredMember { user }) };
+        match binding.check_leaf(&user, credential, signature_key) {
+            Ok(()) => Ok(user),
+            Err(why) => {
+                tracing::debug!(user, why, "leaf refused");
+                Err(DsError::UnregisteredMember { user })
             }
-            _ => Err(DsError::UnregisteredMember { user }),
         }
     }
 }

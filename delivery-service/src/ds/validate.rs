@@ -9,10 +9,12 @@ use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::*;
 use tls_codec::{Deserialize as _, Serialize as _};
 
+use super::devices::{credential_identity, Binding};
 use super::runtime::{identity_of, GroupRt, PublicState};
 use super::Ds;
 use crate::api;
 use crate::error::DsError;
+use grove_proto::identity::CredentialIdentity;
 
 /// Decodes a TLS-encoded MLSMessage.
 pub(super) fn parse_mls(bytes: &[u8]) -> Result<MlsMessageBodyIn, DsError> {
@@ -253,13 +255,23 @@ impl Ds {
             ));
         };
         let node = group.leaf(*leaf).ok_or(DsError::SenderMismatch)?;
-        let reg = self.registered(user).await?;
-        if identity_of(node.credential()).as_deref() != Some(user)
-            || node.signature_key().as_slice() != reg.signature_key.as_slice()
-        {
+        if identity_of(node.credential()).as_deref() != Some(user) {
             return Err(DsError::SenderMismatch);
         }
-        Ok(())
+        let key = node.signature_key().as_slice();
+        match self.binding(user).await? {
+            Binding::Legacy(rec) if key == rec.signature_key.as_slice() => Ok(()),
+            // An upgraded user's old single-key leaf may still send (the
+            // commit that replaces it, say) until its device replaces it.
+            Binding::Devices(rec, _)
+                if key == rec.signature_key.as_slice()
+                    && matches!(credential_identity(node.credential()), Ok(CredentialIdentity::Legacy(_))) =>
+            {
+                Ok(())
+            }
+            b @ Binding::Devices(..) if b.check_leaf(user, node.credential(), key).is_ok() => Ok(()),
+            _ => Err(DsError::SenderMismatch),
+        }
     }
 
     /// The GroupInfo of the new epoch must describe exactly the state the DS

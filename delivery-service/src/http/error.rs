@@ -14,7 +14,7 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        StaleEpoch | UserExists | GroupExists | KeyPackageQuota => StatusCode::CONFLICT,
+        StaleEpoch | UserExists | GroupExists | KeyPackageQuota | DeviceListConflict => StatusCode::CONFLICT,
         AuthRequired
         | TokenInvalid
         | TokenExpired
@@ -26,7 +26,8 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         | LoginTokenWrongIssuer
         | LoginTokenWrongAudience
         | LoginTokenBadSignature
-        | LoginTokenSubjectMismatch => StatusCode::UNAUTHORIZED,
+        | LoginTokenSubjectMismatch
+        | DeviceRevoked => StatusCode::UNAUTHORIZED,
         RegistrationClosed | NotAMember | MetricsDisabled | SenderMismatch => StatusCode::FORBIDDEN,
         UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | NotFound => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -48,7 +49,8 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         | GroupIdMismatch
         | WelcomeMismatch
         | UnregisteredMember
-        | WrongEpoch => StatusCode::BAD_REQUEST,
+        | WrongEpoch
+        | DeviceListInvalid => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -96,9 +98,9 @@ mod tests {
         // docs/api.md, "Errors": the status of each code.
         let expect = |c: &ErrorCode| match c.as_str() {
             "unsupported_media_type" => 415,
-            "stale_epoch" | "user_exists" | "group_exists" | "key_package_quota" => 409,
+            "stale_epoch" | "user_exists" | "group_exists" | "key_package_quota" | "device_list_conflict" => 409,
             "auth_required" | "token_invalid" | "token_expired" | "challenge_invalid" | "bad_signature" => 401,
-            c if c.starts_with("login_token_") => 401,
+            c if c.starts_with("login_token_") || c == "device_revoked" => 401,
             "registration_closed" | "not_a_member" | "metrics_disabled" | "sender_mismatch" => 403,
             "unknown_user" | "unknown_group" | "no_key_package" | "unknown_welcome" | "unknown_blob" | "not_found" => {
                 404

@@ -179,7 +179,7 @@ async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, DsError> {
     let token = bearer(&headers).map(str::to_string).or(q.access_token).ok_or(DsError::AuthRequired)?;
-    let user = state.ds.check_token(&token).await?;
+    let user = state.ds.check_token(&token).await?.user;
     state.ds.auth.check_rate(&user)?;
     let gid = group_id(&gid)?;
     // Check access before upgrading, so a refusal is a plain HTTP error.

@@ -25,7 +25,7 @@ struct SuiteQuery {
 
 async fn upload(caller: Caller, headers: HeaderMap, body: Bytes) -> Result<impl IntoResponse, DsError> {
     require_media(&headers, api::MEDIA_KEY_PACKAGES)?;
-    Ok((StatusCode::CREATED, Json(caller.ds.upload_key_packages(&caller.user, &body).await?)))
+    Ok((StatusCode::CREATED, Json(caller.ds.upload_key_packages(&caller.session, &body).await?)))
 }
 
 async fn count(caller: Caller, Query(q): Query<SuiteQuery>) -> Result<Json<api::KeyPackageCountResponse>, DsError> {

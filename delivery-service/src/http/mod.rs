@@ -78,6 +78,8 @@ pub struct Caller {
     pub ds: Arc<Ds>,
     /// The authenticated user.
     pub user: String,
+    /// The authenticated session (user and device).
+    pub session: crate::ds::Session,
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -85,9 +87,9 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         let token = bearer(&parts.headers).ok_or(DsError::AuthRequired)?;
-        let user = state.ds.check_token(token).await?;
-        state.ds.auth.check_rate(&user)?;
-        Ok(Caller { ds: state.ds.clone(), user })
+        let session = state.ds.check_token(token).await?;
+        state.ds.auth.check_rate(&session.user)?;
+        Ok(Caller { ds: state.ds.clone(), user: session.user.clone(), session })
     }
 }
 

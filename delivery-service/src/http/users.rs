@@ -1,6 +1,6 @@
 //! Registration, authentication and identity lookup.
 
-use axum::extract::Path;
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -15,6 +15,7 @@ pub(super) fn router() -> Router<AppState> {
     Router::new()
         .route(routes::USERS, post(register))
         .route(routes::USER, get(lookup))
+        .route(routes::USER_DEVICES, get(device_lists).post(publish_devices))
         .route(routes::AUTH_CHALLENGE, post(challenge))
         .route(routes::AUTH_TOKEN, post(token))
 }
@@ -35,4 +36,26 @@ async fn token(peer: Anonymous, Json(req): Json<api::TokenRequest>) -> Result<im
 
 async fn lookup(caller: Caller, Path(user): Path<String>) -> Result<Json<api::UserResponse>, DsError> {
     Ok(Json(caller.ds.lookup_user(&user).await?))
+}
+
+#[derive(Debug, serde::Deserialize)]
+struct DevicesQuery {
+    after: Option<u64>,
+}
+
+async fn device_lists(
+    caller: Caller,
+    Path(user): Path<String>,
+    Query(q): Query<DevicesQuery>,
+) -> Result<Json<api::DeviceListsResponse>, DsError> {
+    Ok(Json(caller.ds.device_lists_of(&user, q.after.unwrap_or(0)).await?))
+}
+
+async fn publish_devices(
+    caller: Caller,
+    Path(user): Path<String>,
+    Json(req): Json<api::DeviceListRequest>,
+) -> Result<impl IntoResponse, DsError> {
+    let published = caller.ds.publish_device_list(&caller.session, &user, &req.device_list).await?;
+    Ok((StatusCode::CREATED, Json(published)))
 }

@@ -37,6 +37,8 @@ pub(super) struct Trees {
     pub(super) tokens: sled::Tree,
     /// Outstanding authentication challenges.
     pub(super) challenges: sled::Tree,
+    /// Users' signed device lists, every version (`user 0x00 version`).
+    pub(super) device_lists: sled::Tree,
 }
 
 /// The name of the log tree since format 2 (entries carry their chain value).
@@ -55,6 +57,7 @@ impl Trees {
             reports: db.open_tree("commit_reports")?,
             tokens: db.open_tree("tokens")?,
             challenges: db.open_tree("challenges")?,
+            device_lists: db.open_tree("device_lists")?,
             db: db.clone(),
         })
     }

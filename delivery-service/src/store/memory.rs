@@ -27,6 +27,7 @@ struct Inner {
     inbox: BTreeMap<(String, u64), WelcomeEntry>,
     challenges: HashMap<[u8; 32], TokenRecord>,
     tokens: HashMap<[u8; 32], TokenRecord>,
+    device_lists: HashMap<String, Vec<Vec<u8>>>,
     next_id: u64,
 }
 
@@ -273,7 +274,7 @@ impl Store for MemoryStore {
     }
 
     async fn put_challenge(&self, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()> {
-        self.lock()?.challenges.insert(*challenge, TokenRecord { user: user.to_string(), expires_at });
+        self.lock()?.challenges.insert(*challenge, TokenRecord { user: user.to_string(), expires_at, device: None });
         Ok(())
     }
 
@@ -288,6 +289,26 @@ impl Store for MemoryStore {
 
     async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
         Ok(self.lock()?.tokens.get(hash).cloned())
+    }
+
+    async fn append_device_list(&self, user: &str, version: u64, list: &[u8]) -> StoreResult<bool> {
+        let mut g = self.lock()?;
+        let lists = g.device_lists.entry(user.to_string()).or_default();
+        if version != lists.len() as u64 + 1 {
+            return Ok(false);
+        }
+        lists.push(list.to_vec());
+        Ok(true)
+    }
+
+    async fn device_lists(&self, user: &str, after: u64) -> StoreResult<Vec<Vec<u8>>> {
+        let g = self.lock()?;
+        let all = g.device_lists.get(user).map(Vec::as_slice).unwrap_or_default();
+        Ok(all.iter().skip(usize::try_from(after).unwrap_or(usize::MAX)).cloned().collect())
+    }
+
+    async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>> {
+        Ok(self.lock()?.device_lists.get(user).and_then(|l| l.last().cloned()))
     }
 
     async fn prune_auth(&self, now: u64) -> StoreResult<u64> {

@@ -36,6 +36,7 @@ mod heads;
 pub(crate) mod integrity;
 mod memory;
 pub(crate) mod migrate;
+mod pg_auth;
 mod pg_batch;
 pub mod postgres;
 pub(crate) mod records;
@@ -166,6 +167,10 @@ pub struct TokenRecord {
     pub user: String,
     /// Expiry, unix seconds.
     pub expires_at: u64,
+    /// The device (its id, `grove_proto::identity::device_id`) the token was
+    /// issued to, for a user with a device list; `None` for a user without
+    /// one (and for challenges).
+    pub device: Option<String>,
 }
 
 /// What the Delivery Service stores. Implementations must be safe to call from
@@ -327,6 +332,20 @@ pub trait Store: Send + Sync + 'static {
 
     /// The session a token hash belongs to, expired or not.
     async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>>;
+
+    /// Stores `list` (a TLS-encoded, signed device list, already verified)
+    /// as version `version` of `user`'s device list, if it is the next one:
+    /// version 1 when none is stored, otherwise the latest stored version
+    /// plus one. Returns `false`, writing nothing, when that version exists
+    /// already or the one before it does not (another replica got there
+    /// first, or a version was skipped). Stored lists are never changed.
+    async fn append_device_list(&self, user: &str, version: u64, list: &[u8]) -> StoreResult<bool>;
+
+    /// The device lists of `user` with a version above `after`, oldest first.
+    async fn device_lists(&self, user: &str, after: u64) -> StoreResult<Vec<Vec<u8>>>;
+
+    /// The latest device list of `user` (`None`: the user has none).
+    async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>>;
 
     /// Deletes tokens and challenges that expired before `now` (unix
     /// seconds). Returns how many were deleted.

@@ -27,6 +27,7 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use tokio::sync::mpsc;
 
+use super::pg_auth;
 use super::pg_batch::{Batcher, Target};
 use super::records::{corrupt, decode, encode};
 use super::{
@@ -42,11 +43,14 @@ pub const NOTIFY_CHANNEL: &str = "grove_ds_log";
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The schema migrations, in order. Never edit one that has shipped: add the next.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "initial schema", include_str!("pg/0001_init.sql")), (2, "blobs", include_str!("pg/0002_blobs.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "initial schema", include_str!("pg/0001_init.sql")),
+    (2, "blobs", include_str!("pg/0002_blobs.sql")),
+    (3, "device lists", include_str!("pg/0003_devices.sql")),
+];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 #[derive(Debug)]
 struct Embedded;
@@ -96,11 +100,11 @@ pub(crate) fn pg_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-fn to_i64(v: u64) -> StoreResult<i64> {
+pub(super) fn to_i64(v: u64) -> StoreResult<i64> {
     i64::try_from(v).map_err(|_| StoreError::Db(format!("{v} does not fit the database's BIGINT")))
 }
 
-fn to_u64(what: &'static str, v: i64) -> StoreResult<u64> {
+pub(super) fn to_u64(what: &'static str, v: i64) -> StoreResult<u64> {
     u64::try_from(v).map_err(|_| corrupt(what, format!("negative value {v}")))
 }
 
@@ -657,58 +661,35 @@ impl Store for PgStore {
     }
 
     async fn put_challenge(&self, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()> {
-        sqlx::query("INSERT INTO challenges (challenge, user_name, expires_at) VALUES ($1, $2, $3)")
-            .bind(challenge.as_slice())
-            .bind(user)
-            .bind(to_i64(expires_at)?)
-            .execute(&self.pool)
-            .await
-            .map_err(pg_err)?;
-        Ok(())
+        pg_auth::put_challenge(&self.pool, challenge, user, expires_at).await
     }
 
     async fn take_challenge(&self, challenge: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
-        let row: Option<(String, i64)> =
-            sqlx::query_as("DELETE FROM challenges WHERE challenge = $1 RETURNING user_name, expires_at")
-                .bind(challenge.as_slice())
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(pg_err)?;
-        row.map(|(user, at)| Ok(TokenRecord { user, expires_at: to_u64("challenge", at)? })).transpose()
+        pg_auth::take_challenge(&self.pool, challenge).await
     }
 
     async fn put_token(&self, hash: &[u8; 32], token: &TokenRecord) -> StoreResult<()> {
-        sqlx::query("INSERT INTO tokens (hash, user_name, expires_at) VALUES ($1, $2, $3)")
-            .bind(hash.as_slice())
-            .bind(&token.user)
-            .bind(to_i64(token.expires_at)?)
-            .execute(&self.pool)
-            .await
-            .map_err(pg_err)?;
-        Ok(())
+        pg_auth::put_token(&self.pool, hash, token).await
     }
 
     async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
-        let row: Option<(String, i64)> = sqlx::query_as("SELECT user_name, expires_at FROM tokens WHERE hash = $1")
-            .bind(hash.as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(pg_err)?;
-        row.map(|(user, at)| Ok(TokenRecord { user, expires_at: to_u64("token", at)? })).transpose()
+        pg_auth::token(&self.pool, hash).await
+    }
+
+    async fn append_device_list(&self, user: &str, version: u64, list: &[u8]) -> StoreResult<bool> {
+        pg_auth::append_device_list(&self.pool, user, version, list).await
+    }
+
+    async fn device_lists(&self, user: &str, after: u64) -> StoreResult<Vec<Vec<u8>>> {
+        pg_auth::device_lists(&self.pool, user, after).await
+    }
+
+    async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>> {
+        pg_auth::latest_device_list(&self.pool, user).await
     }
 
     async fn prune_auth(&self, now: u64) -> StoreResult<u64> {
-        let now = to_i64(now)?;
-        let mut n = 0;
-        for table in ["tokens", "challenges"] {
-            n += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
-                .bind(now)
-                .execute(&self.pool)
-                .await
-                .map_err(pg_err)?
-                .rows_affected();
-        }
-        Ok(n)
+        pg_auth::prune_auth(&self.pool, now).await
     }
 
     async fn persist(&self) -> StoreResult<()> {

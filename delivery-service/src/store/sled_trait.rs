@@ -1,7 +1,8 @@
 //! [`Store`] for [`SledStore`]: point reads and writes run inline (sled
 //! answers them from memory), scans run on the blocking pool. Also the auth
-//! trees (`tokens`, `challenges`), whose values are the user name, 0x00, and
-//! the expiry (u64 BE).
+//! trees (`tokens`, `challenges`), whose values are the user name, 0x00, the
+//! expiry (u64 BE), and for a device's token the device id (absent in
+//! records written before devices existed), and the `device_lists` tree.
 
 use super::sled_store::{Inner, SledStore};
 use super::{
@@ -11,18 +12,34 @@ use super::{
 use crate::store::records::corrupt;
 
 fn auth_value(t: &TokenRecord) -> Vec<u8> {
-    let mut v = Vec::with_capacity(t.user.len() + 9);
+    let device = t.device.as_deref().unwrap_or("");
+    let mut v = Vec::with_capacity(t.user.len() + 9 + device.len());
     v.extend_from_slice(t.user.as_bytes());
     v.push(0);
     v.extend_from_slice(&t.expires_at.to_be_bytes());
+    v.extend_from_slice(device.as_bytes());
     v
 }
 
 pub(super) fn auth_record(v: &[u8]) -> StoreResult<TokenRecord> {
-    let at = v.len().checked_sub(9).filter(|&i| v[i] == 0).ok_or_else(|| corrupt("token", "too short"))?;
+    // User names never contain 0x00, so the first one ends the name.
+    let at = v.iter().position(|b| *b == 0).ok_or_else(|| corrupt("token", "no user name"))?;
     let user = String::from_utf8(v[..at].to_vec()).map_err(|e| corrupt("token", e))?;
-    let expires_at = u64::from_be_bytes(v[at + 1..].try_into().map_err(|_| corrupt("token", "expiry"))?);
-    Ok(TokenRecord { user, expires_at })
+    let exp = v.get(at + 1..at + 9).ok_or_else(|| corrupt("token", "too short"))?;
+    let expires_at = u64::from_be_bytes(exp.try_into().map_err(|_| corrupt("token", "expiry"))?);
+    let rest = &v[at + 9..];
+    let device =
+        if rest.is_empty() { None } else { Some(String::from_utf8(rest.to_vec()).map_err(|e| corrupt("token", e))?) };
+    Ok(TokenRecord { user, expires_at, device })
+}
+
+/// The `device_lists` key of a user's version: `user 0x00 version (u64 BE)`.
+fn device_list_key(user: &str, version: u64) -> Vec<u8> {
+    let mut k = Vec::with_capacity(user.len() + 9);
+    k.extend_from_slice(user.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&version.to_be_bytes());
+    k
 }
 
 impl Inner {
@@ -146,7 +163,7 @@ impl Store for SledStore {
     }
 
     async fn put_challenge(&self, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()> {
-        let v = auth_value(&TokenRecord { user: user.to_string(), expires_at });
+        let v = auth_value(&TokenRecord { user: user.to_string(), expires_at, device: None });
         self.inner.t.challenges.insert(challenge, v)?;
         Ok(())
     }
@@ -162,6 +179,32 @@ impl Store for SledStore {
 
     async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
         self.inner.t.tokens.get(hash)?.map(|v| auth_record(&v)).transpose()
+    }
+
+    async fn append_device_list(&self, user: &str, version: u64, list: &[u8]) -> StoreResult<bool> {
+        let tree = &self.inner.t.device_lists;
+        if version == 0 || (version > 1 && tree.get(device_list_key(user, version - 1))?.is_none()) {
+            return Ok(false);
+        }
+        // Compare-and-swap from nothing: of two writers of one version, one wins.
+        let swapped = tree.compare_and_swap(device_list_key(user, version), None as Option<&[u8]>, Some(list))?;
+        Ok(swapped.is_ok())
+    }
+
+    async fn device_lists(&self, user: &str, after: u64) -> StoreResult<Vec<Vec<u8>>> {
+        let tree = &self.inner.t.device_lists;
+        let (from, to) = (device_list_key(user, after.saturating_add(1)), device_list_key(user, u64::MAX));
+        let mut out = Vec::new();
+        for item in tree.range(from..=to) {
+            out.push(item?.1.to_vec());
+        }
+        Ok(out)
+    }
+
+    async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>> {
+        let tree = &self.inner.t.device_lists;
+        let (from, to) = (device_list_key(user, 1), device_list_key(user, u64::MAX));
+        Ok(tree.range(from..=to).next_back().transpose()?.map(|(_, v)| v.to_vec()))
     }
 
     async fn prune_auth(&self, now: u64) -> StoreResult<u64> {

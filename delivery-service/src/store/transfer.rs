@@ -34,6 +34,8 @@ pub struct TransferReport {
     pub reports: u64,
     /// Unexpired bearer tokens (hashes) and challenges.
     pub sessions: u64,
+    /// Versions of users' device lists.
+    pub device_lists: u64,
     /// Encrypted blobs (files of the data directory's `blobs/`).
     pub blobs: u64,
 }
@@ -93,6 +95,7 @@ pub async fn sled_to_postgres(sled: &SledStore, blob_root: &Path, pg: &PgStore) 
     r.welcomes = welcomes;
     r.reports = copy_reports(t, &mut tx).await?;
     r.sessions = copy_sessions(t, &mut tx).await?;
+    r.device_lists = copy_device_lists(t, &mut tx).await?;
     r.blobs = copy_blobs(blob_root, &mut tx).await?;
     // New ids continue after the copied ones (sled's counter is shared by
     // groups and inbox entries, so both start past the larger).
@@ -227,22 +230,37 @@ async fn copy_reports(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
 
 async fn copy_sessions(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
     let mut n = 0;
-    for (tree, sql) in [
-        (&t.tokens, "INSERT INTO tokens (hash, user_name, expires_at) VALUES ($1, $2, $3)"),
-        (&t.challenges, "INSERT INTO challenges (challenge, user_name, expires_at) VALUES ($1, $2, $3)"),
+    for (tree, sql, with_device) in [
+        (&t.tokens, "INSERT INTO tokens (hash, user_name, expires_at, device) VALUES ($1, $2, $3, $4)", true),
+        (&t.challenges, "INSERT INTO challenges (challenge, user_name, expires_at) VALUES ($1, $2, $3)", false),
     ] {
         for item in tree.iter() {
             let (k, v) = item?;
             let rec = super::sled_trait::auth_record(&v)?;
-            sqlx::query(sql)
-                .bind(k.as_ref())
-                .bind(rec.user)
-                .bind(i64_of(rec.expires_at)?)
-                .execute(&mut **tx)
-                .await
-                .map_err(pg_err)?;
+            let mut q = sqlx::query(sql).bind(k.as_ref()).bind(rec.user).bind(i64_of(rec.expires_at)?);
+            if with_device {
+                q = q.bind(rec.device);
+            }
+            q.execute(&mut **tx).await.map_err(pg_err)?;
             n += 1;
         }
+    }
+    Ok(n)
+}
+
+async fn copy_device_lists(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
+    let mut n = 0;
+    for item in t.device_lists.iter() {
+        let (k, v) = item?;
+        let (user, version) = user_key("device list", &k)?;
+        sqlx::query("INSERT INTO device_lists (user_name, version, list) VALUES ($1, $2, $3)")
+            .bind(user)
+            .bind(i64_of(be_u64("device list", version)?)?)
+            .bind(v.as_ref())
+            .execute(&mut **tx)
+            .await
+            .map_err(pg_err)?;
+        n += 1;
     }
     Ok(n)
 }

@@ -72,6 +72,57 @@ pub struct Peer {
     pub provider: OpenMlsRustCrypto,
     pub token: String,
     pub suite: Ciphersuite,
+    /// The identity key of a user with devices (`None`: a legacy user, whose
+    /// one key signs leaves and logins).
+    pub identity: Option<ed25519_dalek::SigningKey>,
+    /// The latest device list this peer signed.
+    pub devices: Option<grove_proto::identity::DeviceList>,
+}
+
+/// Signs with an identity key (raw Ed25519).
+pub fn id_sign(k: &ed25519_dalek::SigningKey) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+    use ed25519_dalek::Signer as _;
+    move |m| k.sign(m).to_bytes().to_vec()
+}
+
+/// A device certificate by `identity` for `device_key`, as a credential.
+pub fn device_credential(identity: &ed25519_dalek::SigningKey, user: &str, device_key: &[u8]) -> Credential {
+    use grove_proto::identity::{DeviceCertificate, DeviceCertificateTbs, ED25519};
+    let tbs = DeviceCertificateTbs {
+        user: user.as_bytes().to_vec().into(),
+        identity_key: identity.verifying_key().to_bytes().to_vec().into(),
+        device_key: device_key.to_vec().into(),
+        signature_scheme: ED25519,
+        created_at: 1,
+    };
+    BasicCredential::new(DeviceCertificate::new(tbs, id_sign(identity)).to_credential_identity()).into()
+}
+
+/// A device list signed by `identity`, following `prev` (version 1 without).
+pub fn device_list(
+    identity: &ed25519_dalek::SigningKey,
+    user: &str,
+    prev: Option<&grove_proto::identity::DeviceList>,
+    devices: &[&[u8]],
+) -> grove_proto::identity::DeviceList {
+    use grove_proto::identity::{DeviceEntry, DeviceList, DeviceListTbs, ED25519};
+    let tbs = DeviceListTbs {
+        user: user.as_bytes().to_vec().into(),
+        identity_key: identity.verifying_key().to_bytes().to_vec().into(),
+        version: prev.map_or(1, |p| p.version() + 1),
+        previous: prev.map(|p| p.hash()).unwrap_or_default().into(),
+        devices: devices
+            .iter()
+            .map(|d| DeviceEntry {
+                device_key: d.to_vec().into(),
+                signature_scheme: ED25519,
+                added_at: 1,
+                label: vec![].into(),
+            })
+            .collect(),
+        issued_at: 1,
+    };
+    DeviceList::new(tbs, id_sign(identity))
 }
 
 pub struct Resp {
@@ -112,7 +163,30 @@ impl Peer {
             provider: OpenMlsRustCrypto::default(),
             token: String::new(),
             suite,
+            identity: None,
+            devices: None,
         }
+    }
+
+    /// A user with an identity key and this peer as its one device.
+    pub fn with_identity(base: &str, name: &str, suite: Ciphersuite) -> Self {
+        let identity = ed25519_dalek::SigningKey::from_bytes(&rand_bytes());
+        Self::device_of(base, name, suite, identity)
+    }
+
+    /// A new device (own signature key, certified by `identity`) of `name`.
+    pub fn device_of(base: &str, name: &str, suite: Ciphersuite, identity: ed25519_dalek::SigningKey) -> Self {
+        let mut p = Self::new(base, name, suite);
+        p.cwk.credential = device_credential(&identity, name, p.signer.public());
+        p.devices = Some(device_list(&identity, name, None, &[p.signer.public()]));
+        p.identity = Some(identity);
+        p
+    }
+
+    /// Publishes `list` as the next device list; returns the response.
+    pub async fn publish_devices(&self, list: &grove_proto::identity::DeviceList) -> Resp {
+        let path = format!("/v1/users/{}/devices", self.name);
+        send(self.post(&path).json(&serde_json::json!({ "device_list": b64(&list.encode()) }))).await
     }
 
     /// Registers and logs in; panics on failure.
@@ -130,6 +204,17 @@ impl Peer {
     }
 
     pub fn register_body(&self) -> Value {
+        let credential = b64(&self.cwk.credential.tls_serialize_detached().unwrap());
+        if let Some(identity) = &self.identity {
+            let key = identity.verifying_key().to_bytes().to_vec();
+            let proof =
+                id_sign(identity)(&grove_ds::auth::signed_bytes(grove_ds::auth::REGISTER_LABEL, &self.name, &key));
+            let list = self.devices.as_ref().expect("a device list").encode();
+            return serde_json::json!({
+                "user": self.name, "credential": credential, "signature_key": b64(&key),
+                "signature_scheme": 0x0807, "proof": b64(&proof), "device_list": b64(&list),
+            });
+        }
         let key = self.signer.public().to_vec();
         let proof = self
             .signer
@@ -137,7 +222,7 @@ impl Peer {
             .expect("sign");
         serde_json::json!({
             "user": self.name,
-            "credential": b64(&self.cwk.credential.tls_serialize_detached().unwrap()),
+            "credential": credential,
             "signature_key": b64(&key),
             "signature_scheme": 0x0807,
             "proof": b64(&proof),
@@ -149,6 +234,13 @@ impl Peer {
     }
 
     pub async fn login(&mut self) {
+        let t = self.try_login().await;
+        assert_eq!(t.status, 200, "token: {}", String::from_utf8_lossy(&t.body));
+        self.token = t.json()["token"].as_str().unwrap().to_string();
+    }
+
+    /// Challenge, then token (with the device key for a user with devices).
+    pub async fn try_login(&self) -> Resp {
         let c = send(
             self.http
                 .post(format!("{}{}", self.base, api::routes::AUTH_CHALLENGE))
@@ -161,12 +253,13 @@ impl Peer {
             .signer
             .sign(&grove_ds::auth::signed_bytes(grove_ds::auth::AUTH_LABEL, &self.name, &challenge))
             .unwrap();
-        let t = send(self.http.post(format!("{}{}", self.base, api::routes::AUTH_TOKEN)).json(&serde_json::json!({
+        let mut body = serde_json::json!({
             "user": self.name, "challenge": b64(&challenge), "signature": b64(&sig)
-        })))
-        .await;
-        assert_eq!(t.status, 200, "token: {}", String::from_utf8_lossy(&t.body));
-        self.token = t.json()["token"].as_str().unwrap().to_string();
+        });
+        if self.identity.is_some() {
+            body["device_key"] = serde_json::json!(b64(self.signer.public()));
+        }
+        send(self.http.post(format!("{}{}", self.base, api::routes::AUTH_TOKEN)).json(&body)).await
     }
 
     pub fn get(&self, path: &str) -> reqwest::RequestBuilder {
@@ -454,4 +547,11 @@ pub fn gid_of(path: &str) -> api::GroupId {
 /// A user name (tests use valid ones).
 pub fn user_name(user: &str) -> api::UserName {
     api::UserName::parse(user).expect("a valid user name")
+}
+
+pub fn rand_bytes() -> [u8; 32] {
+    use rand::RngCore as _;
+    let mut b = [0u8; 32];
+    rand::rng().fill_bytes(&mut b);
+    b
 }

@@ -52,6 +52,7 @@ pub(crate) struct DsHttp {
     base: String,
     user: String,
     signer: Arc<SignatureKeyPair>,
+    device_login: bool,
     token: Mutex<Option<String>>,
 }
 
@@ -66,12 +67,21 @@ fn b64(v: &[u8]) -> String {
 }
 
 impl DsHttp {
-    pub(crate) fn new(http: reqwest::Client, base: &str, user: &str, signer: Arc<SignatureKeyPair>) -> Self {
+    /// `device_login`: the user has a device list, so logins name the
+    /// signing device's key.
+    pub(crate) fn new(
+        http: reqwest::Client,
+        base: &str,
+        user: &str,
+        signer: Arc<SignatureKeyPair>,
+        device_login: bool,
+    ) -> Self {
         Self {
             http,
             base: base.trim_end_matches('/').to_owned(),
             user: user.to_owned(),
             signer,
+            device_login,
             token: Mutex::new(None),
         }
     }
@@ -158,22 +168,8 @@ impl DsHttp {
     }
 
     /// Registers the identity (idempotent: `created` is false the second time).
-    pub(crate) async fn register(
-        &self,
-        credential: Vec<u8>,
-        scheme: u16,
-        login_token: Option<String>,
-    ) -> Result<proto::RegisterResponse> {
-        let key = self.signer.public().to_vec();
-        let proof = self.sign(&proto::signed_bytes(proto::REGISTER_LABEL, &self.user, &key))?;
-        let req = proto::RegisterRequest {
-            key: proto::UserKey { user: self.user.clone(), credential, signature_key: key, signature_scheme: scheme },
-            proof,
-            registration_token: None,
-            login_token,
-            device_list: None,
-        };
-        let v = serde_json::to_value(&req).map_err(|e| Error::Protocol(format!("encoding the registration: {e}")))?;
+    pub(crate) async fn register(&self, req: &proto::RegisterRequest) -> Result<proto::RegisterResponse> {
+        let v = serde_json::to_value(req).map_err(|e| Error::Protocol(format!("encoding the registration: {e}")))?;
         self.call_public(Method::POST, routes::USERS, Body::Json(v)).await?.json()
     }
 
@@ -184,16 +180,14 @@ impl DsHttp {
             .await?
             .json()?;
         let sig = self.sign(&proto::signed_bytes(proto::AUTH_LABEL, &self.user, &c.challenge))?;
-        let t: proto::TokenResponse = self
-            .call_public(
-                Method::POST,
-                routes::AUTH_TOKEN,
-                Body::Json(serde_json::json!({
-                    "user": self.user, "challenge": b64(&c.challenge), "signature": b64(&sig),
-                })),
-            )
-            .await?
-            .json()?;
+        let mut body = serde_json::json!({
+            "user": self.user, "challenge": b64(&c.challenge), "signature": b64(&sig),
+        });
+        if self.device_login {
+            body["device_key"] = serde_json::json!(b64(self.signer.public()));
+        }
+        let t: proto::TokenResponse =
+            self.call_public(Method::POST, routes::AUTH_TOKEN, Body::Json(body)).await?.json()?;
         self.set_token(Some(t.token.clone()));
         Ok(t.token)
     }

@@ -13,8 +13,42 @@ pub(crate) struct IdentityRecord {
     pub(crate) server: String,
     pub(crate) ciphersuite: u16,
     pub(crate) trust: TrustMode,
+    /// This device's MLS signature key (public).
     pub(crate) signature_key: Vec<u8>,
     pub(crate) key_packages: u64,
+    /// The user's identity key (Ed25519, public; `docs/identity.md`).
+    /// Empty for a home made before identity keys, whose one signature key
+    /// is its identity.
+    #[serde(default)]
+    pub(crate) identity_key: Vec<u8>,
+    /// The identity key's secret (32 bytes); empty when `identity_key` is.
+    #[serde(default)]
+    pub(crate) identity_secret: IdentitySecret,
+    /// The user's latest device list this device has published or verified
+    /// (TLS-encoded `DeviceList`); empty when `identity_key` is.
+    #[serde(default)]
+    pub(crate) device_list: Vec<u8>,
+    /// This device's credential identity (`grove-device-v1:` and its
+    /// certificate); empty when `identity_key` is.
+    #[serde(default)]
+    pub(crate) device_credential: Vec<u8>,
+}
+
+/// The identity key's secret: zeroed when dropped, never printed.
+#[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(transparent)]
+pub(crate) struct IdentitySecret(pub(crate) Vec<u8>);
+
+impl Drop for IdentitySecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
+impl std::fmt::Debug for IdentitySecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_empty() { "IdentitySecret(none)" } else { "IdentitySecret(<redacted>)" })
+    }
 }
 
 /// Membership state of a group, as this client sees it.

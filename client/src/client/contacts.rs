@@ -6,6 +6,7 @@ use openmls::prelude::*;
 use sha2::Digest as _;
 use tls_codec::Deserialize as _;
 
+use super::devices::pin_key_of;
 use super::{identity_of, Client, ContactInfo, SafetyNumber};
 use crate::error::{Error, Result};
 use crate::records::Contact;
@@ -131,7 +132,7 @@ impl Client {
         for m in group.members() {
             let user = identity_of(&m.credential);
             if user != self.id.user {
-                pin(Repo::of(p), &user, &m.signature_key)?;
+                pin(Repo::of(p), &user, &pin_key_of(&user, &m.credential, &m.signature_key))?;
             }
         }
         Ok(())
@@ -147,7 +148,8 @@ impl Client {
                 continue;
             }
             if let Some(c) = self.contact(&user)? {
-                let seen = if c.key != m.signature_key { Some(m.signature_key.clone()) } else { c.pending.clone() };
+                let key = pin_key_of(&user, &m.credential, &m.signature_key);
+                let seen = if c.key != key { Some(key) } else { c.pending.clone() };
                 if let Some(seen) = seen {
                     return Err(key_changed(&user, &c.key, &seen));
                 }
@@ -193,7 +195,7 @@ impl Client {
     /// `confirm`, marks the user verified.
     pub async fn verify(&self, user: &str, confirm: bool) -> Result<SafetyNumber> {
         let key = self.pinned_key(user).await?;
-        let number = safety_number(&self.id.user, self.signer.public(), user, &key);
+        let number = safety_number(&self.id.user, self.identity_public(), user, &key);
         if confirm {
             self.provider.transaction(|p| Repo::of(p).contacts().update(user, |c| c.verified = true))?;
         }
@@ -231,7 +233,7 @@ pub fn parse_contact_code(code: &str) -> Result<(String, String)> {
 impl Client {
     /// This user's contact code ([`contact_code`]).
     pub fn contact_code(&self) -> String {
-        contact_code(&self.id.user, self.signer.public())
+        contact_code(&self.id.user, self.identity_public())
     }
 
     /// Imports another user's contact code, received out of band: the key

@@ -152,7 +152,8 @@ impl Client {
             let pinned = self.pinned_key(user).await?;
             let bytes = self.ds.claim(user, self.id.ciphersuite).await?;
             let kp = self.check_key_package(user, &bytes, suite)?;
-            let seen = kp.leaf_node().signature_key().as_slice().to_vec();
+            let leaf = kp.leaf_node();
+            let seen = super::devices::pin_key_of(user, leaf.credential(), leaf.signature_key().as_slice());
             if seen != pinned {
                 self.check_key(user, &seen)?;
             }

@@ -65,7 +65,22 @@ impl Client {
         };
         let client = Self::assemble(home, provider, signer, id)?;
         let credential = client.credential().tls_serialize_detached().mls("encode the credential")?;
-        client.ds.register(credential, suite.signature_algorithm() as u16, config.login_token.clone()).await?;
+        let super::devices::Registration { key, proof, device_list } = client.registration()?;
+        let scheme =
+            if device_list.is_some() { grove_proto::identity::ED25519 } else { suite.signature_algorithm() as u16 };
+        let req = proto::RegisterRequest {
+            key: proto::UserKey {
+                user: client.id.user.clone(),
+                credential,
+                signature_key: key,
+                signature_scheme: scheme,
+            },
+            proof,
+            registration_token: None,
+            login_token: config.login_token.clone(),
+            device_list,
+        };
+        client.ds.register(&req).await?;
         client.ds.login().await?;
         client.ensure_key_packages().await?;
         Ok(client)
@@ -78,14 +93,21 @@ impl Client {
         suite: Ciphersuite,
     ) -> Result<(SignatureKeyPair, IdentityRecord)> {
         let signer = SignatureKeyPair::new(suite.signature_algorithm()).mls("generate the signature key")?;
-        let id = IdentityRecord {
+        let mut id = IdentityRecord {
             user: config.user.clone(),
             server: config.server.trim_end_matches('/').to_owned(),
             ciphersuite: config.ciphersuite,
             trust: config.trust.clone(),
             signature_key: signer.public().to_vec(),
             key_packages: config.key_packages,
+            identity_key: Vec::new(),
+            identity_secret: Default::default(),
+            device_list: Vec::new(),
+            device_credential: Vec::new(),
         };
+        // A new home gets an identity key, and this device is its first.
+        let (identity, cert, list) = super::devices::first_device(&config.user, &signer);
+        super::devices::set_identity(&mut id, &identity, &cert, &list);
         provider.transaction(|p| -> Result<()> {
             signer.store(p.storage())?;
             Repo::of(p).meta().set_identity(&id)
@@ -127,7 +149,7 @@ impl Client {
     ) -> Result<Client> {
         let http = tls::http_client(&id.server, &id.trust)?;
         let signer = Arc::new(signer);
-        let ds = DsHttp::new(http, &id.server, &id.user, signer.clone());
+        let ds = DsHttp::new(http, &id.server, &id.user, signer.clone(), !id.identity_key.is_empty());
         let retry_budget_ms = std::sync::atomic::AtomicU64::new(super::DEFAULT_RETRY_BUDGET.as_millis() as u64);
         Ok(Client {
             home,
@@ -147,8 +169,14 @@ impl Client {
         Ciphersuite::try_from(self.id.ciphersuite).unwrap_or(Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519)
     }
 
-    fn credential(&self) -> Credential {
-        BasicCredential::new(self.id.user.as_bytes().to_vec()).into()
+    /// This device's credential: its certificate, or (a home made before
+    /// identity keys) the bare user name.
+    pub(super) fn credential(&self) -> Credential {
+        if self.id.device_credential.is_empty() {
+            BasicCredential::new(self.id.user.as_bytes().to_vec()).into()
+        } else {
+            BasicCredential::new(self.id.device_credential.clone()).into()
+        }
     }
 
     pub(super) fn cwk(&self) -> CredentialWithKey {
@@ -160,7 +188,7 @@ impl Client {
         WhoAmI {
             user: self.id.user.clone(),
             server: self.id.server.clone(),
-            fingerprint: proto::fingerprint(self.signer.public()),
+            fingerprint: proto::fingerprint(self.identity_public()),
             ciphersuite: self.id.ciphersuite,
         }
     }

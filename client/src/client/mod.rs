@@ -12,7 +12,8 @@
 //!
 //! `Client` is one struct; its methods live in the module of their job:
 //! `types` (the public value types), `identity` (home, registration,
-//! KeyPackages), `contacts` (pinning, safety numbers), `groups` (lookup,
+//! KeyPackages), `devices` (identity key, device certificate and list, the
+//! key a member is pinned by), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
 //! `resync` (rejoining by an external commit), `successor` (replacing a
@@ -56,6 +57,7 @@ use crate::storage::{GroveProvider, SledStorage};
 
 mod commit;
 mod contacts;
+mod devices;
 mod fork;
 mod groups;
 mod identity;
@@ -101,10 +103,16 @@ fn hash(bytes: &[u8]) -> Vec<u8> {
     sha2::Sha256::digest(bytes).to_vec()
 }
 
+/// The user a credential names: a device certificate's user, or the bare
+/// user name of a single-key user's credential.
 fn identity_of(credential: &Credential) -> String {
-    BasicCredential::try_from(credential.clone())
-        .map(|c| String::from_utf8_lossy(c.identity()).into_owned())
-        .unwrap_or_else(|_| "<non-basic credential>".to_owned())
+    match BasicCredential::try_from(credential.clone()) {
+        Ok(c) => match grove_proto::identity::device_credential_identity(c.identity()) {
+            Ok(i) => i.user(),
+            Err(_) => String::from_utf8_lossy(c.identity()).into_owned(),
+        },
+        Err(_) => "<non-basic credential>".to_owned(),
+    }
 }
 
 /// One user's Grove client. See the [module docs](self).

@@ -37,21 +37,17 @@ impl Client {
         let mut out = Vec::new();
         for m in g.members() {
             let user = identity_of(&m.credential);
+            let pin_key = super::devices::pin_key_of(&user, &m.credential, &m.signature_key);
             let key = if user == self.id.user {
                 KeyStatus::Own
             } else {
                 match self.contact(&user)? {
-                    Some(c) if c.key != m.signature_key || c.pending.is_some() => KeyStatus::Changed,
+                    Some(c) if c.key != pin_key || c.pending.is_some() => KeyStatus::Changed,
                     Some(c) if c.verified => KeyStatus::Verified,
                     _ => KeyStatus::Pinned,
                 }
             };
-            out.push(MemberInfo {
-                user,
-                leaf_index: m.index.u32(),
-                fingerprint: proto::fingerprint(&m.signature_key),
-                key,
-            });
+            out.push(MemberInfo { user, leaf_index: m.index.u32(), fingerprint: proto::fingerprint(&pin_key), key });
         }
         Ok(out)
     }

@@ -197,7 +197,8 @@ impl Client {
         let user = identity_of(&m.credential);
         let own = m.index == group.own_leaf_index();
         let in_group = known.iter().any(|(u, k)| *u == user && *k == m.signature_key);
-        let pinned = Repo::of(p).contacts().get(&user)?.is_some_and(|c| c.key == m.signature_key);
+        let pin_key = super::devices::pin_key_of(&user, &m.credential, &m.signature_key);
+        let pinned = Repo::of(p).contacts().get(&user)?.is_some_and(|c| c.key == pin_key);
         if own || in_group || pinned {
             return Ok(());
         }

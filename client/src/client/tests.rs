@@ -5,8 +5,8 @@ use openmls::prelude::SignatureScheme;
 use openmls_basic_credential::SignatureKeyPair;
 use openmls_traits::OpenMlsProvider as _;
 
-use super::Client;
-use crate::records::{GroupRecord, GroupState, HistoryPolicy, IdentityRecord, OutboxEntry};
+use super::{identity_of, Client};
+use crate::records::{GroupRecord, GroupState, HistoryPolicy, OutboxEntry};
 use crate::storage::GroveProvider;
 use crate::tls::TrustMode;
 
@@ -16,7 +16,18 @@ fn write_last_release_home(home: &std::path::Path) {
     let provider = GroveProvider::open(home).unwrap();
     let signer = SignatureKeyPair::new(SignatureScheme::ED25519).unwrap();
     signer.store(provider.storage()).unwrap();
-    let id = IdentityRecord {
+    // The identity record as the last release wrote it: six fields, no
+    // identity key (a single-key home).
+    #[derive(serde::Serialize)]
+    struct LastReleaseIdentity {
+        user: String,
+        server: String,
+        ciphersuite: u16,
+        trust: TrustMode,
+        signature_key: Vec<u8>,
+        key_packages: u64,
+    }
+    let id = LastReleaseIdentity {
         user: "alice".into(),
         server: "http://127.0.0.1:9".into(),
         ciphersuite: 1,
@@ -48,7 +59,11 @@ fn a_home_of_the_last_release_opens_and_finds_its_groups_by_name() {
         // The first open migrates; the second finds the home current.
         let client = Client::open(&home).unwrap();
         assert_eq!(client.user(), "alice");
-        assert_eq!(client.resolve_group("ops").unwrap(), b"gid-1");
+        // A single-key home: its one key stays its identity (and credential).
+        assert!(client.id.identity_key.is_empty() && client.id.device_credential.is_empty());
+        assert_eq!(client.whoami().fingerprint, grove_proto::fingerprint(client.signer.public()));
+        assert_eq!(client.identity_public(), client.signer.public());
+        assert_eq!(identity_of(&client.credential()), "alice");
         assert_eq!(client.group_state("dev").unwrap(), (GroupState::Active, 5));
         let id = grove_proto::group_id_to_path(b"gid-3");
         assert_eq!(client.resolve_group(&id).unwrap(), b"gid-3");

@@ -77,7 +77,8 @@ pub struct WhoAmI {
     pub user: String,
     /// DS URL.
     pub server: String,
-    /// Hex SHA-256 of the own signature key.
+    /// Hex SHA-256 of the own identity key (of the one signature key, for a
+    /// home made before identity keys): what contacts pin.
     pub fingerprint: String,
     /// Ciphersuite code point.
     pub ciphersuite: u16,
@@ -127,7 +128,8 @@ pub struct MemberInfo {
     pub user: String,
     /// Leaf index.
     pub leaf_index: u32,
-    /// Hex SHA-256 of the member's signature key.
+    /// Hex SHA-256 of the member's identity key (from its verified device
+    /// certificate; a single-key user's leaf key).
     pub fingerprint: String,
     /// Pinning status.
     pub key: KeyStatus,

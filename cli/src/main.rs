@@ -96,6 +96,9 @@ enum Cmd {
         #[arg(long)]
         confirm: bool,
     },
+    /// This user's devices.
+    #[command(subcommand)]
+    Device(DeviceCmd),
     /// Contact codes: hand your key over out of band, and verify others'.
     #[command(subcommand)]
     Contact(ContactCmd),
@@ -109,6 +112,12 @@ enum Cmd {
     },
     /// Run a DS in-process and walk alice, bob and carol through a group.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum DeviceCmd {
+    /// List this user's devices (from the latest device list, verified).
+    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -270,6 +279,7 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::InvalidArgument(_) => "invalid_argument",
         E::VerificationRequired { .. } => "verification_required",
         E::ContactCodeMismatch { .. } => "contact_code_mismatch",
+        E::DeviceListRejected { .. } => "device_list_rejected",
         _ => "error",
     }
 }
@@ -360,9 +370,32 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
         }
         Cmd::Contact(cc) => contact_cmd(Client::open(&home)?, cc, cli.json).await?,
+        Cmd::Device(DeviceCmd::List) => {
+            let devices = Client::open(&home)?.devices().await?;
+            let text = if devices.is_empty() {
+                "this home has a single key and no device list (it was made before devices existed)".to_owned()
+            } else {
+                devices
+                    .iter()
+                    .map(|d| {
+                        format!("{}{}{}", d.id, if d.this_device { "  (this device)" } else { "" }, label(&d.label))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            };
+            Out { text, json: json!({ "devices": devices }) }
+        }
         Cmd::Demo => unreachable!("handled above"),
     };
     Ok(out)
+}
+
+fn label(l: &str) -> String {
+    if l.is_empty() {
+        String::new()
+    } else {
+        format!("  {l}")
+    }
 }
 
 async fn contact_cmd(c: Client, cc: ContactCmd, json_mode: bool) -> anyhow::Result<Out> {

@@ -317,6 +317,14 @@ async fn cli_init_with_a_login_token() {
         // The failed attempts left a resumable home: the right token finishes it.
         let init = ok(&a, &["init", "--server", &url, "--user", "alice", "--login-token", &alice_jwt]);
         assert_eq!(init["user"], "alice");
+        // One device: this one.
+        let d = ok(&a, &["device", "list"]);
+        let devices = d["devices"].as_array().unwrap();
+        assert_eq!(devices.len(), 1, "{d}");
+        assert_eq!(
+            (devices[0]["this_device"].as_bool(), devices[0]["id"].as_str().map(str::len)),
+            (Some(true), Some(32))
+        );
         // The environment variable works the same way.
         let out = Command::new(env!("CARGO_BIN_EXE_grove"))
             .args(["--json", "--home"])

@@ -140,6 +140,16 @@ pub enum Error {
         /// Fingerprint of the key now presented.
         seen: String,
     },
+    /// The DS served a device list that does not follow the one this client
+    /// verified before (a rollback, a fork, a broken chain) or that the
+    /// user's identity key did not sign. Nothing was changed.
+    #[error("the DS serves a device list of {user} that this client refuses: {reason}. The DS may be attacking, or {user}'s identity changed; nothing was changed")]
+    DeviceListRejected {
+        /// The user.
+        user: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// A contact code names another key than the DS serves for that user.
     #[error("the contact code of {user} says key {expected}, but the DS serves {served}: the code is outdated or the DS is not honest; ask {user} for a fresh code. Nothing was pinned")]
     ContactCodeMismatch {

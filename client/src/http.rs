@@ -192,6 +192,10 @@ impl DsHttp {
         Ok(t.token)
     }
 
+    pub(crate) async fn device_lists(&self, user: &str, after: u64) -> Result<proto::DeviceListsResponse> {
+        self.call(Method::GET, &routes::user_devices(&user_name(user)?, after), Body::Empty).await?.json()
+    }
+
     pub(crate) async fn get_user(&self, user: &str) -> Result<proto::UserResponse> {
         self.call(Method::GET, &routes::user(&user_name(user)?), Body::Empty).await?.json()
     }

@@ -339,12 +339,17 @@ pub(crate) struct OutboxEntry {
 /// A pinned contact key (trust on first use).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Contact {
-    /// The pinned signature key.
+    /// The pinned key: the identity key (a single-key user's one key).
     pub(crate) key: Vec<u8>,
     /// Confirmed out of band (safety number compared).
     pub(crate) verified: bool,
     /// A different key seen later, waiting for an explicit decision.
     pub(crate) pending: Option<Vec<u8>>,
+    /// The latest device list of this contact this client verified
+    /// (TLS-encoded, signed by the pinned identity key); empty for none yet,
+    /// and emptied whenever the pin changes.
+    #[serde(default)]
+    pub(crate) device_list: Vec<u8>,
 }
 
 /// One message of a group's history, as stored locally.

@@ -57,3 +57,46 @@ async fn a_new_home_is_the_first_device_of_its_identity() {
 async fn registered_key(ds: &grove_ds::testing::TestServer, user: &str) -> Vec<u8> {
     ds.ds.store().user(user).await.unwrap().unwrap().signature_key.as_slice().to_vec()
 }
+
+/// A malicious DS serves bob's device list with a device of its own (a list
+/// it signed itself, since it has no identity key), or takes bob's list
+/// away: alice refuses to add bob, says why, and nothing changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_device_list_the_identity_key_did_not_sign_is_refused() {
+    use grove_proto::identity::{DeviceList, DeviceListTbs};
+    let dir = tempfile::tempdir().unwrap();
+    let ds = common::start_ds(dir.path()).await;
+    let (proxy, evil, _) = common::evil::start(&ds.url()).await;
+    let alice =
+        grove_client::Client::create(dir.path().join("alice"), common::config(&proxy, "alice", 1)).await.unwrap();
+    let bob = common::new_client(dir.path(), &ds.url(), "bob", 1).await;
+    alice.create_group("one").await.unwrap();
+    alice.add_members("one", &["bob"]).await.unwrap();
+    bob.sync().await.unwrap();
+
+    // Version 2 "signed" by a key the DS controls, adding its own device.
+    let real = DeviceList::decode(&ds.ds.store().latest_device_list("bob").await.unwrap().unwrap()).unwrap();
+    let dsk = ed25519_dalek::SigningKey::from_bytes(&[9; 32]);
+    let mut tbs: DeviceListTbs = real.tbs.clone();
+    tbs.version = 2;
+    tbs.previous = real.hash().into();
+    tbs.devices.push(grove_proto::identity::DeviceEntry { device_key: vec![7; 32].into(), ..tbs.devices[0].clone() });
+    let forged = DeviceList::new(tbs, |m| ed25519_dalek::Signer::sign(&dsk, m).to_bytes().to_vec());
+    *evil.fake_bob_list.lock().unwrap() = Some(Some(forged.encode()));
+    alice.create_group("two").await.unwrap();
+    let e = alice.add_members("two", &["bob"]).await.unwrap_err();
+    assert!(matches!(e, grove_client::Error::DeviceListRejected { ref user, .. } if user == "bob"), "{e}");
+    assert!(e.to_string().contains("signature"), "{e}");
+
+    // The DS takes bob's list away (as if bob were a single-key user again).
+    *evil.fake_bob_list.lock().unwrap() = Some(None);
+    let e = alice.add_members("two", &["bob"]).await.unwrap_err();
+    assert!(e.to_string().contains("rollback"), "{e}");
+
+    // Honest again: the add goes through, and bob is in.
+    *evil.fake_bob_list.lock().unwrap() = None;
+    alice.add_members("two", &["bob"]).await.unwrap();
+    bob.sync().await.unwrap();
+    assert!(alice.members("two").unwrap().iter().any(|m| m.user == "bob"));
+    ds.shutdown().await.unwrap();
+}

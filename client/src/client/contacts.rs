@@ -54,7 +54,8 @@ fn pin<K: Kv>(repo: Repo<'_, K>, user: &str, seen: &[u8]) -> Result<Seen> {
     let contacts = repo.contacts();
     match contacts.get(user)? {
         None => {
-            contacts.put(user, &Contact { key: seen.to_vec(), verified: false, pending: None })?;
+            contacts
+                .put(user, &Contact { key: seen.to_vec(), verified: false, pending: None, device_list: Vec::new() })?;
             Ok(Seen::New)
         }
         Some(c) if c.key == seen => match c.pending {
@@ -186,7 +187,7 @@ impl Client {
                 seen: proto::fingerprint(&pending),
             });
         }
-        let contact = Contact { key: pending, verified: false, pending: None };
+        let contact = Contact { key: pending, verified: false, pending: None, device_list: Vec::new() };
         self.provider.transaction(|p| Repo::of(p).contacts().put(user, &contact))?;
         self.contact_info(user)
     }
@@ -250,7 +251,7 @@ impl Client {
         if proto::fingerprint(&served) != expected {
             return Err(Error::ContactCodeMismatch { user, expected, served: proto::fingerprint(&served) });
         }
-        let contact = Contact { key: served, verified: true, pending: None };
+        let contact = Contact { key: served, verified: true, pending: None, device_list: Vec::new() };
         self.provider.transaction(|p| Repo::of(p).contacts().put(&user, &contact))?;
         self.contact_info(&user)
     }

@@ -165,3 +165,182 @@ impl Client {
         }
     }
 }
+
+/// Checks what the DS serves of `user`'s device lists (`latest`, and the
+/// versions after the one verified before, `history`) against `stored`, the
+/// list this client verified before: every list signed by `identity_key`,
+/// each the successor of the one before, ending at `latest`. A lower
+/// version than `stored` is a rollback, another list of its version a fork.
+/// Returns the list now verified; the error is the reason for refusing.
+pub(crate) fn advance_list(
+    user: &str,
+    identity_key: &[u8],
+    stored: Option<&DeviceList>,
+    latest: Option<&[u8]>,
+    history: &[Vec<u8>],
+) -> std::result::Result<Option<DeviceList>, String> {
+    let Some(latest) = latest else {
+        return match stored {
+            Some(s) => Err(format!("it serves no list, after version {} was verified (a rollback)", s.version())),
+            None => Ok(None),
+        };
+    };
+    let latest = DeviceList::decode(latest).map_err(|e| e.to_string())?;
+    latest.verify(user, identity_key).map_err(|e| e.to_string())?;
+    if let Some(s) = stored {
+        if latest.version() <= s.version() {
+            return s.check_successor(&latest).map(|()| Some(s.clone())).map_err(|e| e.to_string());
+        }
+    }
+    let mut prev = stored.cloned();
+    for bytes in history {
+        let next = DeviceList::decode(bytes).map_err(|e| e.to_string())?;
+        next.verify(user, identity_key).map_err(|e| e.to_string())?;
+        match &prev {
+            Some(p) => p.check_successor(&next).map_err(|e| e.to_string())?,
+            None if next.version() != 1 => return Err(format!("its history starts at version {}", next.version())),
+            None => {}
+        }
+        prev = Some(next);
+    }
+    match prev {
+        Some(p) if p == latest => Ok(Some(latest)),
+        _ => Err(format!("its history does not lead to its latest list (version {})", latest.version())),
+    }
+}
+
+/// One device of this user, for [`Client::devices`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct DeviceInfo {
+    /// The device id (32 hex characters).
+    pub id: String,
+    /// Whether it is the device this client runs on.
+    pub this_device: bool,
+    /// When it was added, unix seconds.
+    pub added_at: u64,
+    /// The name it was given, if any.
+    pub label: String,
+}
+
+impl Client {
+    /// The latest device list of `user` (this user too), verified against
+    /// the pinned identity key and the list verified before, and remembered.
+    /// `None`: a single-key user.
+    pub(crate) async fn device_list_of(&self, user: &str) -> Result<Option<DeviceList>> {
+        let own = user == self.id.user;
+        let (identity_key, stored) = if own {
+            (self.identity_public().to_vec(), self.id.device_list.clone())
+        } else {
+            let key = self.pinned_key(user).await?;
+            (key, self.contact(user)?.map(|c| c.device_list).unwrap_or_default())
+        };
+        let stored = if stored.is_empty() {
+            None
+        } else {
+            Some(DeviceList::decode(&stored).map_err(|e| crate::repo::corrupt("stored device list", e.to_string()))?)
+        };
+        let latest = self.ds.get_user(user).await?.device_list;
+        let behind = match (&stored, &latest) {
+            (_, None) => None,
+            (Some(s), Some(l)) if DeviceList::decode(l).is_ok_and(|l| l.version() <= s.version()) => None,
+            (s, Some(_)) => Some(s.as_ref().map_or(0, DeviceList::version)),
+        };
+        let history = match behind {
+            Some(after) => self.ds.device_lists(user, after).await?.lists.into_iter().map(|l| l.0).collect(),
+            None => Vec::new(),
+        };
+        let verified = advance_list(user, &identity_key, stored.as_ref(), latest.as_deref(), &history)
+            .map_err(|reason| Error::DeviceListRejected { user: user.to_owned(), reason })?;
+        if let (Some(v), false) = (&verified, own) {
+            if stored.as_ref() != Some(v) {
+                let bytes = v.encode();
+                self.provider.transaction(|p| {
+                    crate::repo::Repo::of(p).contacts().update(user, |c| c.device_list = bytes).map(|_| ())
+                })?;
+            }
+        }
+        Ok(verified)
+    }
+
+    /// This user's devices, from the latest device list (verified against
+    /// the identity key and the list this device knows). Empty for a
+    /// single-key home.
+    pub async fn devices(&self) -> Result<Vec<DeviceInfo>> {
+        let Some(list) = self.device_list_of(&self.id.user.clone()).await? else { return Ok(Vec::new()) };
+        Ok(list
+            .tbs
+            .devices
+            .iter()
+            .map(|d| DeviceInfo {
+                id: d.id(),
+                this_device: d.device_key.as_slice() == self.signer.public(),
+                added_at: d.added_at,
+                label: String::from_utf8_lossy(d.label.as_slice()).into_owned(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(seed: u8) -> ed25519_dalek::SigningKey {
+        ed25519_dalek::SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn list(id: &ed25519_dalek::SigningKey, prev: Option<&DeviceList>, devices: &[&[u8]]) -> DeviceList {
+        DeviceList::new(
+            DeviceListTbs {
+                user: b"bob".to_vec().into(),
+                identity_key: id.verifying_key().to_bytes().to_vec().into(),
+                version: prev.map_or(1, |p| p.version() + 1),
+                previous: prev.map(DeviceList::hash).unwrap_or_default().into(),
+                devices: devices
+                    .iter()
+                    .map(|d| DeviceEntry {
+                        device_key: d.to_vec().into(),
+                        signature_scheme: 0x0807,
+                        added_at: 1,
+                        label: Vec::new().into(),
+                    })
+                    .collect(),
+                issued_at: 1,
+            },
+            signer(id),
+        )
+    }
+
+    #[test]
+    fn the_client_follows_the_chain_and_refuses_rollbacks_forks_and_forgeries() {
+        let id = key(1);
+        let ik = id.verifying_key().to_bytes();
+        let v1 = list(&id, None, &[b"phone"]);
+        let v2 = list(&id, Some(&v1), &[b"phone", b"laptop"]);
+        let v3 = list(&id, Some(&v2), &[b"phone"]);
+        let enc = |l: &DeviceList| l.encode();
+        // First sight: the whole history from version 1.
+        let got = advance_list("bob", &ik, None, Some(&enc(&v2)), &[enc(&v1), enc(&v2)]).unwrap();
+        assert_eq!(got.as_ref(), Some(&v2));
+        // Later: only what follows the stored version.
+        assert_eq!(advance_list("bob", &ik, Some(&v2), Some(&enc(&v3)), &[enc(&v3)]).unwrap(), Some(v3.clone()));
+        assert_eq!(advance_list("bob", &ik, Some(&v3), Some(&enc(&v3)), &[]).unwrap(), Some(v3.clone()));
+        // A rollback, to an older list or to none.
+        let e = advance_list("bob", &ik, Some(&v3), Some(&enc(&v2)), &[]).unwrap_err();
+        assert!(e.contains("older"), "{e}");
+        assert!(advance_list("bob", &ik, Some(&v3), None, &[]).unwrap_err().contains("rollback"));
+        // A fork: another version 3.
+        let other_v3 = list(&id, Some(&v2), &[b"phone", b"tablet"]);
+        assert!(advance_list("bob", &ik, Some(&v3), Some(&enc(&other_v3)), &[]).unwrap_err().contains("forked"));
+        // A history that skips a version, or ends elsewhere than the latest.
+        assert!(advance_list("bob", &ik, Some(&v1), Some(&enc(&v3)), &[enc(&v3)]).is_err());
+        assert!(advance_list("bob", &ik, None, Some(&enc(&v3)), &[enc(&v1), enc(&v2)]).is_err());
+        assert!(advance_list("bob", &ik, None, Some(&enc(&v2)), &[enc(&v2)]).is_err());
+        // A list signed by another key than the pinned identity key (the DS
+        // adding a device of its own).
+        let forged = list(&key(2), Some(&v3), &[b"phone", b"server"]);
+        assert!(advance_list("bob", &ik, Some(&v3), Some(&enc(&forged)), &[enc(&forged)]).is_err());
+        // A single-key user stays one.
+        assert_eq!(advance_list("bob", &ik, None, None, &[]).unwrap(), None);
+    }
+}

@@ -157,6 +157,17 @@ impl Client {
             if seen != pinned {
                 self.check_key(user, &seen)?;
             }
+            // A user with devices: the package must be of a device in the
+            // user's latest list as this client verified it (the DS cannot
+            // sign a list, so it cannot slip in a device the user revoked).
+            if let Some(list) = self.device_list_of(user).await? {
+                if !list.contains(leaf.signature_key().as_slice()) {
+                    return Err(Error::BadKeyPackage {
+                        user: (*user).to_owned(),
+                        reason: format!("its device is not in {user}'s device list (version {})", list.version()),
+                    });
+                }
+            }
             kps.push(kp);
         }
         let outcome = self.commit(&gid, "add", CommitOp::Add(kps)).await?;

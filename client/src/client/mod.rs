@@ -77,6 +77,7 @@ mod tests;
 mod types;
 
 pub use contacts::{contact_code, parse_contact_code, safety_number, CONTACT_CODE_PREFIX};
+pub use devices::DeviceInfo;
 pub use fork::ForkInfo;
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 pub use resync::ResyncInfo;

@@ -29,6 +29,10 @@ pub struct Evil {
     pub hide_commits: AtomicBool,
     /// A GroupInfo served instead of the group's (one the DS made up).
     pub fake_group_info: std::sync::Mutex<Option<Vec<u8>>>,
+    /// bob's device list as served instead of the real one: `Some(None)`
+    /// serves none (a rollback to a single key), `Some(Some(list))` that
+    /// list, as the latest and as the whole history.
+    pub fake_bob_list: std::sync::Mutex<Option<Option<Vec<u8>>>>,
     pub fake_key: Vec<u8>,
     pub fake_credential: Vec<u8>,
     pub fake_kp: Vec<u8>,
@@ -58,6 +62,21 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
         let posted = grove_proto::PostedResponse { seq: u64::MAX, epoch: u64::MAX };
         return (StatusCode::CREATED, [("content-type", "application/json")], serde_json::to_vec(&posted).unwrap())
             .into_response();
+    }
+    let fake_list = st.fake_bob_list.lock().unwrap().clone();
+    if let (Some(list), true) = (fake_list, req.method() == "GET") {
+        if path.starts_with("/v1/users/bob/devices") {
+            let lists: Vec<String> = list.iter().map(|l| b64(l)).collect();
+            return ([("content-type", "application/json")], serde_json::json!({ "lists": lists }).to_string())
+                .into_response();
+        }
+        if path == "/v1/users/bob" {
+            let r = st.http.get(format!("{}{}", st.upstream, path));
+            let r = r.header("authorization", req.headers().get("authorization").unwrap().as_bytes());
+            let mut j: serde_json::Value = r.send().await.unwrap().json().await.unwrap();
+            j["device_list"] = list.map_or(serde_json::Value::Null, |l| b64(&l).into());
+            return ([("content-type", "application/json")], j.to_string()).into_response();
+        }
     }
     if req.method() == "GET" && path.ends_with("/group-info") {
         if let Some(gi) = st.fake_group_info.lock().unwrap().clone() {
@@ -118,6 +137,7 @@ pub async fn start(upstream: &str) -> (String, Arc<Evil>, String) {
         fake_commit: AtomicBool::new(false),
         hide_commits: AtomicBool::new(false),
         fake_group_info: std::sync::Mutex::new(None),
+        fake_bob_list: std::sync::Mutex::new(None),
         fake_key: mallory.public().to_vec(),
         fake_credential: cred.tls_serialize_detached().unwrap(),
         fake_kp: MlsMessageOut::from(kp.key_package().clone()).tls_serialize_detached().unwrap(),
@@ -150,4 +170,9 @@ impl Evil {
     pub fn claim(&self, on: bool) {
         self.fake_claim.store(on, Ordering::SeqCst);
     }
+}
+
+fn b64(v: &[u8]) -> String {
+    // grove_proto's base64 (standard, padded), through its serde form.
+    serde_json::to_value(grove_proto::DeviceListBytes(v.to_vec())).unwrap().as_str().unwrap().to_owned()
 }

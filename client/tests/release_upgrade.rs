@@ -1,0 +1,65 @@
+//! Upgrading from the last release, from a checked-in fixture
+//! (`tests/fixtures/release-1`, made by `tests/fixtures/make-release-fixture.sh`
+//! with that release's binaries): its DS data dir and its two client homes
+//! (alice and bob, single-key users in a group "ops" with two messages) open
+//! with this build, keep their history, keep talking, and talk to a user
+//! with an identity key and a device list (carol, made by this build).
+
+mod common;
+
+use std::path::Path;
+
+use grove_client::{Client, KeyStatus};
+use grove_ds::config::Config;
+use grove_ds::testing::TestServer;
+
+/// The address the fixture's homes keep for their DS.
+const FIXTURE_DS: &str = "127.0.0.1:47811";
+
+fn fixture() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-1")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_release_opens_keeps_its_history_and_meets_device_users() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&fixture(), dir.path()).unwrap();
+    grove_ds::server::install_crypto_provider();
+    let mut c = Config::for_tests(dir.path().join("ds"));
+    c.listen = FIXTURE_DS.parse().unwrap();
+    c.rate_limit_per_sec = 0;
+    let ds = TestServer::start(c).await.expect("serve the fixture's data dir on its address");
+    let url = ds.url();
+
+    let alice = Client::open(dir.path().join("alice")).unwrap();
+    let bob = Client::open(dir.path().join("bob")).unwrap();
+    let history = ["alice: before the upgrade, from alice", "bob: before the upgrade, from bob"];
+    assert_eq!(common::texts(&alice, "ops"), history);
+    assert_eq!(common::texts(&bob, "ops"), history);
+    // They stay single-key users: the fingerprints their contacts pinned
+    // are unchanged, and nothing warns.
+    let members = alice.members("ops").unwrap();
+    assert!(members.iter().all(|m| matches!(m.key, KeyStatus::Own | KeyStatus::Pinned)), "{members:?}");
+    assert_eq!(alice.devices().await.unwrap(), []);
+
+    // They keep talking after the upgrade.
+    alice.send("ops", "after the upgrade").await.unwrap();
+    bob.sync().await.unwrap();
+    assert_eq!(common::texts(&bob, "ops").last().unwrap(), "alice: after the upgrade");
+
+    // A user of this build (identity key, device list) joins their group.
+    let carol = common::new_client(dir.path(), &url, "carol", 1).await;
+    alice.add_members("ops", &["carol"]).await.unwrap();
+    carol.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    carol.send("ops", "hello from a device").await.unwrap();
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    for c in [&alice, &bob] {
+        assert_eq!(common::texts(c, "ops").last().unwrap(), "carol: hello from a device");
+    }
+    let seen_by_bob = bob.members("ops").unwrap();
+    let carol_row = seen_by_bob.iter().find(|m| m.user == "carol").unwrap();
+    assert_eq!(carol_row.fingerprint, carol.whoami().fingerprint, "carol is pinned by her identity key");
+    ds.shutdown().await.unwrap();
+}

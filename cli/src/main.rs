@@ -99,6 +99,9 @@ enum Cmd {
     /// This user's devices.
     #[command(subcommand)]
     Device(DeviceCmd),
+    /// The identity key: backups.
+    #[command(subcommand)]
+    Identity(IdentityCmd),
     /// Contact codes: hand your key over out of band, and verify others'.
     #[command(subcommand)]
     Contact(ContactCmd),
@@ -112,6 +115,20 @@ enum Cmd {
     },
     /// Run a DS in-process and walk alice, bob and carol through a group.
     Demo,
+}
+
+#[derive(Debug, Subcommand)]
+enum IdentityCmd {
+    /// Write the identity key and the contact pins, sealed under a
+    /// passphrase (Argon2id, XChaCha20-Poly1305), to a new owner-only file.
+    Backup {
+        /// The backup file to write (replaced if it exists).
+        #[arg(long)]
+        out: PathBuf,
+        /// A file whose first line is the passphrase (at least 12 characters).
+        #[arg(long)]
+        passphrase_file: PathBuf,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -370,6 +387,17 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
         }
         Cmd::Contact(cc) => contact_cmd(Client::open(&home)?, cc, cli.json).await?,
+        Cmd::Identity(IdentityCmd::Backup { out, passphrase_file }) => {
+            let pass = read_passphrase(&passphrase_file)?;
+            let c = Client::open(&home)?;
+            let bytes = c.identity_backup(&pass)?;
+            write_private(&out, &bytes)?;
+            let fp = c.whoami().fingerprint;
+            Out {
+                text: format!("identity {fp} and its contact pins written to {}", out.display()),
+                json: json!({ "out": out.display().to_string(), "fingerprint": fp }),
+            }
+        }
         Cmd::Device(DeviceCmd::List) => {
             let devices = Client::open(&home)?.devices().await?;
             let text = if devices.is_empty() {
@@ -388,6 +416,28 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Demo => unreachable!("handled above"),
     };
     Ok(out)
+}
+
+/// The first line of a passphrase file (without its line end).
+fn read_passphrase(path: &std::path::Path) -> anyhow::Result<String> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading the passphrase file {}", path.display()))?;
+    Ok(text.lines().next().unwrap_or("").to_owned())
+}
+
+/// Writes `bytes` to a new owner-only file beside `path`, then renames it
+/// over `path`, so a crash leaves the old file or the new one, never half.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let tmp = path.with_extension("tmp");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
+    Ok(())
 }
 
 fn label(l: &str) -> String {

@@ -325,6 +325,18 @@ async fn cli_init_with_a_login_token() {
             (devices[0]["this_device"].as_bool(), devices[0]["id"].as_str().map(str::len)),
             (Some(true), Some(32))
         );
+        // A backup of the identity, to an owner-only file.
+        let pass = a.with_extension("pass");
+        std::fs::write(&pass, "a long enough passphrase\n").unwrap();
+        let out = a.with_extension("backup");
+        let args = ["identity", "backup", "--out", out.to_str().unwrap(), "--passphrase-file", pass.to_str().unwrap()];
+        assert_eq!(ok(&a, &args)["fingerprint"], init["fingerprint"]);
+        let opened = grove_client::open_identity_backup(&std::fs::read(&out).unwrap(), "a long enough passphrase");
+        assert_eq!(opened.unwrap().user, "alice");
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o600);
+        std::fs::write(&pass, "short\n").unwrap();
+        assert_eq!(grove(&a, &args).json["code"], "invalid_argument");
         // The environment variable works the same way.
         let out = Command::new(env!("CARGO_BIN_EXE_grove"))
             .args(["--json", "--home"])

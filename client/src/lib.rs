@@ -91,9 +91,9 @@ pub mod tls;
 #[cfg(feature = "fault-injection")]
 pub use client::Fault;
 pub use client::{
-    contact_code, parse_contact_code, safety_number, Client, ClientConfig, CommitOutcome, ContactInfo, DeviceInfo,
-    ForkInfo, GroupSummary, KeyStatus, MemberInfo, Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo,
-    SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus, WhoAmI,
+    contact_code, open_identity_backup, parse_contact_code, safety_number, Client, ClientConfig, CommitOutcome,
+    ContactInfo, DeviceInfo, ForkInfo, GroupSummary, IdentityBackup, KeyStatus, MemberInfo, Progress,
+    ResourceHistoryEntry, ResourceInfo, ResyncInfo, SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus, WhoAmI,
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};

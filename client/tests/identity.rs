@@ -100,3 +100,38 @@ async fn a_device_list_the_identity_key_did_not_sign_is_refused() {
     assert!(alice.members("two").unwrap().iter().any(|m| m.user == "bob"));
     ds.shutdown().await.unwrap();
 }
+
+/// `Client::identity_backup`: the identity key and pins sealed under a
+/// passphrase; nothing readable in the file; only the passphrase opens it;
+/// a changed header or ciphertext is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_identity_backup_opens_only_with_its_passphrase() {
+    use base64::Engine as _;
+    let dir = tempfile::tempdir().unwrap();
+    let (ds, alice, bob) = ds_with_pair(dir.path(), 1, "ops").await;
+    let pass = "correct horse battery staple";
+    assert!(alice.identity_backup("short").is_err(), "a short passphrase is refused");
+    let file = alice.identity_backup(pass).unwrap();
+    let text = String::from_utf8(file.clone()).unwrap();
+    let ik = registered_key(&ds, "alice").await;
+    for needle in [hex::encode(&ik), base64::engine::general_purpose::STANDARD.encode(&ik), alice.whoami().fingerprint]
+    {
+        assert!(!text.contains(&needle), "the backup shows {needle} in the clear");
+    }
+    let b = grove_client::open_identity_backup(&file, pass).unwrap();
+    assert_eq!((b.user.as_str(), b.identity_key.as_slice()), ("alice", ik.as_slice()));
+    assert!(b.is_consistent());
+    let bob_key = registered_key(&ds, "bob").await;
+    assert!(b.contacts.iter().any(|(u, k, _)| u == "bob" && *k == bob_key), "{b:?}");
+
+    let wrong = grove_client::open_identity_backup(&file, "not the passphrase at all").unwrap_err();
+    assert!(wrong.to_string().contains("wrong passphrase"), "{wrong}");
+    // The header is bound to the ciphertext: weaker KDF costs are refused.
+    let mut j: serde_json::Value = serde_json::from_slice(&file).unwrap();
+    j["t_cost"] = serde_json::json!(1);
+    let e = grove_client::open_identity_backup(&serde_json::to_vec(&j).unwrap(), pass).unwrap_err();
+    assert!(e.to_string().contains("wrong passphrase, or the backup file was changed"), "{e}");
+    assert!(grove_client::open_identity_backup(b"{}", pass).is_err());
+    drop(bob);
+    ds.shutdown().await.unwrap();
+}

@@ -13,7 +13,8 @@
 //! `Client` is one struct; its methods live in the module of their job:
 //! `types` (the public value types), `identity` (home, registration,
 //! KeyPackages), `devices` (identity key, device certificate and list, the
-//! key a member is pinned by), `contacts` (pinning, safety numbers), `groups` (lookup,
+//! key a member is pinned by), `backup` (the identity key and pins sealed
+//! under a passphrase), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
 //! `resync` (rejoining by an external commit), `successor` (replacing a
@@ -55,6 +56,7 @@ use crate::records::IdentityRecord;
 use crate::repo::Repo;
 use crate::storage::{GroveProvider, SledStorage};
 
+mod backup;
 mod commit;
 mod contacts;
 mod devices;
@@ -76,6 +78,7 @@ mod sync;
 mod tests;
 mod types;
 
+pub use backup::{open_identity_backup, IdentityBackup, BACKUP_FORMAT, MIN_PASSPHRASE_CHARS};
 pub use contacts::{contact_code, parse_contact_code, safety_number, CONTACT_CODE_PREFIX};
 pub use devices::DeviceInfo;
 pub use fork::ForkInfo;

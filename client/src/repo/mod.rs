@@ -268,6 +268,12 @@ impl<K: Kv> Contacts<'_, K> {
         self.0.put(ns::CONTACTS, user.as_bytes(), contact)
     }
 
+    /// Every contact, by user name.
+    pub(crate) fn all(&self) -> Result<Vec<(String, Contact)>> {
+        let rows: Vec<(Vec<u8>, Contact)> = self.0.scan(ns::CONTACTS, b"", "contact")?;
+        Ok(rows.into_iter().map(|(k, c)| (String::from_utf8_lossy(&k).into_owned(), c)).collect())
+    }
+
     /// Changes the contact of `user` with `f`; [`Error::UnknownContact`] if none.
     pub(crate) fn update(&self, user: &str, f: impl FnOnce(&mut Contact)) -> Result<Contact> {
         let mut c = self.get(user)?.ok_or_else(|| Error::UnknownContact(user.to_owned()))?;

@@ -29,7 +29,13 @@
 //!   - `client/types.rs`: the public value types ([`ClientConfig`],
 //!     [`SyncReport`], [`CommitOutcome`], ...).
 //!   - `client/identity.rs`: create and open a home, register, KeyPackages.
-//!   - `client/contacts.rs`: key pinning, key changes, safety numbers.
+//!   - `client/devices.rs`: the identity key a new home makes, this device's
+//!     certificate and the first device list, verified device lists of
+//!     contacts ([`Client::devices`]), and the key a member is pinned by.
+//!   - `client/backup.rs`: identity backups under a passphrase
+//!     ([`Client::identity_backup`], [`open_identity_backup`]).
+//!   - `client/contacts.rs`: key pinning, key changes, safety numbers,
+//!     contact codes ([`Client::import_contact`]).
 //!   - `client/groups.rs`: finding and creating groups; add, remove, update, leave.
 //!   - `client/commit.rs`: the commit machinery (pending commit, merge only
 //!     after the DS's 201, redo on 409); `client/retry.rs`: the jittered

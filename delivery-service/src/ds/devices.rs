@@ -115,7 +115,7 @@ impl Ds {
     }
 
     /// The session of a bearer token; a device's token stops working once
-    /// its device is no longer in the list (within [`LIST_CACHE_SECS`] on
+    /// its device is no longer in the list (within 30 s, the list cache, on
     /// other replicas).
     pub async fn check_token(&self, token: &str) -> Result<Session, DsError> {
         let t = self.auth.check_token(&*self.store, token).await?;

@@ -1,5 +1,6 @@
 //! `grove demo`: a Delivery Service in-process on an ephemeral port with a
-//! temporary data directory, and alice, bob and carol in temporary homes.
+//! temporary data directory, and alice (with a phone and, for a while, a
+//! laptop), bob and carol in temporary homes.
 
 use anyhow::Context as _;
 use grove_client::{Client, ClientConfig, TrustMode};
@@ -48,13 +49,15 @@ pub(crate) async fn run(_json: bool) -> anyhow::Result<Out> {
         log.note(format!("{}: fingerprint {}", c.user(), c.whoami().fingerprint));
     }
     let gid = converse(&mut log, &alice, &bob, &carol).await?;
+    let laptop = second_device(&mut log, tmp.path(), &url, &alice, &bob, &gid).await?;
     let secret = "the launch code is 0000 (carol must not see this)";
     let (carol_has, carol_decrypt) = remove_carol(&mut log, &alice, &bob, &carol, &gid, secret).await?;
     let entries = show_ds_log(&mut log, &alice, &gid).await?;
 
     server.shutdown().await?;
     // Everything the DS wrote to disk, searched for the plaintexts.
-    let needles: [&[u8]; 4] = [secret.as_bytes(), b"hello bob and carol", b"hi all, carol here", b"project-x"];
+    let needles: [&[u8]; 5] =
+        [secret.as_bytes(), b"hello bob and carol", b"hi all, carol here", b"project-x", LAPTOP_SECRET.as_bytes()];
     let (files, hits) = scan_dir(&tmp.path().join("ds"), &needles)?;
     log.step(
         format!("the DS data directory after shutdown: {files} files, plaintext found in {hits}"),
@@ -67,6 +70,7 @@ pub(crate) async fn run(_json: bool) -> anyhow::Result<Out> {
             "ds_log": entries,
             "carol_has_message": carol_has,
             "carol_can_decrypt": carol_decrypt,
+            "laptop": laptop,
             "ds_files": files,
             "ds_files_with_plaintext": hits,
         }),
@@ -125,6 +129,79 @@ async fn converse(log: &mut Log, alice: &Client, bob: &Client, carol: &Client) -
         log.note(format!("{} reads: {}", c.user(), msgs.join(" | ")));
     }
     Ok(gid)
+}
+
+/// What bob sends after alice revoked her laptop.
+const LAPTOP_SECRET: &str = "sent after the laptop was revoked";
+
+/// alice links a laptop (the link code, the approval on her phone after the
+/// codes match, the laptop's sync joining the group), bob writes to both
+/// devices, then alice revokes the laptop from her phone and bob writes
+/// again: the laptop is refused and never gets it. Returns what happened.
+async fn second_device(
+    log: &mut Log,
+    tmp: &std::path::Path,
+    url: &str,
+    alice: &Client,
+    bob: &Client,
+    gid: &str,
+) -> anyhow::Result<Value> {
+    let mut cfg = ClientConfig::new(url, "alice");
+    cfg.key_packages = 3;
+    let (_, codes) = Client::request_link(tmp.join("alice-laptop"), cfg, "laptop").await?;
+    log.step("alice's laptop asked to be linked", json!({ "compare": codes.compare }));
+    log.note(format!("link code {} and comparison code {}", codes.link_code, codes.compare));
+    let shown = alice.approve_link(&codes.link_code, false).await?;
+    log.note(format!(
+        "alice's phone shows comparison code {} (same: {})",
+        shown.compare,
+        shown.compare == codes.compare
+    ));
+    alice.approve_link(&codes.link_code, true).await?;
+    let (laptop, done) = Client::open(tmp.join("alice-laptop"))?.finish_link().await?;
+    let joined = done.map_or(0, |d| d.joined.len());
+    alice.sync().await?;
+    bob.sync().await?;
+    let devices = alice.devices().await?.len();
+    log.step(
+        format!(
+            "the phone approved; the laptop synced: alice has {devices} devices, the laptop joined {joined} group(s)"
+        ),
+        json!({ "devices": devices }),
+    );
+
+    bob.send(gid, "for both of alice's devices").await?;
+    let read = |c: &Client| -> anyhow::Result<bool> {
+        Ok(c.messages(gid)?.iter().any(|m| m.text == "for both of alice's devices"))
+    };
+    alice.sync().await?;
+    laptop.sync().await?;
+    let (phone_read, laptop_read) = (read(alice)?, read(&laptop)?);
+    log.step("bob wrote to the group", json!({ "phone_read": phone_read, "laptop_read": laptop_read }));
+    log.note(format!("read on the phone: {phone_read}, on the laptop: {laptop_read}"));
+
+    let laptop_id = laptop.devices().await?.into_iter().find(|d| d.this_device).map(|d| d.id).unwrap_or_default();
+    let r = alice.revoke_device(&laptop_id).await?;
+    bob.sync().await?;
+    bob.send(gid, LAPTOP_SECRET).await?;
+    alice.sync().await?;
+    let refused = match laptop.sync().await {
+        Ok(_) => "the DS still served it".to_owned(),
+        Err(e) => e.to_string(),
+    };
+    let laptop_has = laptop.messages(gid)?.iter().any(|m| m.text == LAPTOP_SECRET);
+    let phone_has = alice.messages(gid)?.iter().any(|m| m.text == LAPTOP_SECRET);
+    log.step(
+        format!(
+            "alice revoked the laptop from her phone (removed from {} group(s)); bob wrote again",
+            r.removed_from.len()
+        ),
+        json!({ "phone_has": phone_has, "laptop_has": laptop_has }),
+    );
+    log.note(format!("the phone reads it: {phone_has}; the laptop has it: {laptop_has}; the laptop's sync: {refused}"));
+    Ok(
+        json!({ "phone_read": phone_read, "laptop_read": laptop_read, "phone_has_after_revoke": phone_has, "laptop_has_after_revoke": laptop_has }),
+    )
 }
 
 /// alice removes carol and sends `secret`; shows that carol neither has it

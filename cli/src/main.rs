@@ -9,10 +9,13 @@
 //! - this file: the command tree (clap), opening the home, running a command,
 //!   printing its output or error;
 //! - `demo`: `grove demo` (an in-process DS and three users, step by step);
+//! - `device`: `grove device ...` and `grove init --link` (linking, approving
+//!   and revoking devices);
 //! - `resource`: `grove resource ...` (encrypted, versioned resources, progress
 //!   bars).
 
 mod demo;
+mod device;
 mod resource;
 
 use std::path::PathBuf;
@@ -61,6 +64,14 @@ enum Cmd {
         /// for a DS that binds users to the app's login. Used once, never stored.
         #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
         login_token: Option<String>,
+        /// Make this home a new device of an existing user: prints a link
+        /// code to approve on another device of the user (`grove device
+        /// approve CODE`); `grove sync` here then completes the link.
+        #[arg(long)]
+        link: bool,
+        /// A name for this device in the device list ("laptop"), with --link.
+        #[arg(long, default_value = "", requires = "link")]
+        device_name: String,
     },
     /// Show the user, server and own key fingerprint.
     Whoami,
@@ -96,9 +107,9 @@ enum Cmd {
         #[arg(long)]
         confirm: bool,
     },
-    /// This user's devices.
+    /// This user's devices: list, approve a new one, revoke one.
     #[command(subcommand)]
-    Device(DeviceCmd),
+    Device(device::DeviceCmd),
     /// The identity key: backups.
     #[command(subcommand)]
     Identity(IdentityCmd),
@@ -129,12 +140,6 @@ enum IdentityCmd {
         #[arg(long)]
         passphrase_file: PathBuf,
     },
-}
-
-#[derive(Debug, Subcommand)]
-enum DeviceCmd {
-    /// List this user's devices (from the latest device list, verified).
-    List,
 }
 
 #[derive(Debug, Subcommand)]
@@ -297,6 +302,8 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::VerificationRequired { .. } => "verification_required",
         E::ContactCodeMismatch { .. } => "contact_code_mismatch",
         E::DeviceListRejected { .. } => "device_list_rejected",
+        E::LinkPending { .. } => "link_pending",
+        E::LinkRefused(_) => "link_refused",
         _ => "error",
     }
 }
@@ -320,7 +327,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
     }
     let home = home(cli.home)?;
     let out = match cli.cmd {
-        Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite, login_token } => {
+        Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite, login_token, link, device_name } => {
             let trust = match (ca_cert, server_cert_sha256) {
                 (Some(path), _) => TrustMode::CaPem(
                     std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
@@ -332,6 +339,9 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             config.trust = trust;
             config.ciphersuite = ciphersuite;
             config.login_token = login_token;
+            if link {
+                return device::init_link(&home, config, &device_name).await;
+            }
             let c = Client::create(&home, config).await?;
             let w = c.whoami();
             Out {
@@ -364,9 +374,19 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             Out { text: format!("sent (seq {seq})"), json: json!({ "group": group, "seq": seq }) }
         }
         Cmd::Sync => {
-            let c = Client::open(&home)?;
+            // A new device waiting to be linked completes the link first.
+            let (c, linked) = Client::open(&home)?.finish_link().await?;
             let r = c.sync().await?;
-            Out { text: sync_summary(&r), json: serde_json::to_value(&r)? }
+            let mut text = sync_summary(&r);
+            let mut json = serde_json::to_value(&r)?;
+            if let Some(l) = linked {
+                text = format!("linked: this is device {} (joined {} group(s))\n{text}", l.device, l.joined.len());
+                for f in &l.failed {
+                    text.push_str(&format!("\ncould not join {f}"));
+                }
+                json["linked"] = serde_json::to_value(&l)?;
+            }
+            Out { text, json }
         }
         Cmd::Read { group } => read_group(&Client::open(&home)?, &group)?,
         Cmd::Verify { user, confirm } => {
@@ -398,21 +418,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
                 json: json!({ "out": out.display().to_string(), "fingerprint": fp }),
             }
         }
-        Cmd::Device(DeviceCmd::List) => {
-            let devices = Client::open(&home)?.devices().await?;
-            let text = if devices.is_empty() {
-                "this home has a single key and no device list (it was made before devices existed)".to_owned()
-            } else {
-                devices
-                    .iter()
-                    .map(|d| {
-                        format!("{}{}{}", d.id, if d.this_device { "  (this device)" } else { "" }, label(&d.label))
-                    })
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            };
-            Out { text, json: json!({ "devices": devices }) }
-        }
+        Cmd::Device(d) => device::run(Client::open(&home)?, d, cli.json).await?,
         Cmd::Demo => unreachable!("handled above"),
     };
     Ok(out)
@@ -438,14 +444,6 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.write_all(bytes).and_then(|()| f.sync_all()).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, path).with_context(|| format!("renaming {} to {}", tmp.display(), path.display()))?;
     Ok(())
-}
-
-fn label(l: &str) -> String {
-    if l.is_empty() {
-        String::new()
-    } else {
-        format!("  {l}")
-    }
 }
 
 async fn contact_cmd(c: Client, cc: ContactCmd, json_mode: bool) -> anyhow::Result<Out> {
@@ -517,8 +515,9 @@ async fn group_cmd(c: Client, g: GroupCmd) -> anyhow::Result<Out> {
             let text = ms
                 .iter()
                 .map(|m| {
+                    let devices = if m.devices > 1 { format!(", {} devices", m.devices) } else { String::new() };
                     format!(
-                        "{} (leaf {}, {}, {:?})",
+                        "{} (leaf {}, {}, {:?}{devices})",
                         m.user,
                         m.leaf_index,
                         m.fingerprint.get(..16).unwrap_or_default(),

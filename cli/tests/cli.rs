@@ -174,6 +174,11 @@ fn demo_shows_ciphertext_only() {
     let d = ok(dir.path(), &["demo"]);
     assert_eq!(d["carol_has_message"], false);
     assert_eq!(d["carol_can_decrypt"], false);
+    // alice's laptop read while linked, and nothing after it was revoked.
+    let laptop = &d["laptop"];
+    assert_eq!((laptop["phone_read"].as_bool(), laptop["laptop_read"].as_bool()), (Some(true), Some(true)), "{laptop}");
+    assert_eq!(laptop["phone_has_after_revoke"], true);
+    assert_eq!(laptop["laptop_has_after_revoke"], false);
     assert!(d["ds_files"].as_u64().unwrap() > 0);
     assert_eq!(d["ds_files_with_plaintext"], 0);
     let log = d["ds_log"].as_array().unwrap();

@@ -160,6 +160,16 @@ pub enum Error {
         /// Fingerprint the DS serves.
         served: String,
     },
+    /// This home waits for its link to be approved on another device.
+    #[error("this device is waiting to be linked: on another device of the same user run `grove device approve {code}`, compare the codes, then run `grove sync` here")]
+    LinkPending {
+        /// The link code to approve.
+        code: String,
+    },
+    /// A link code, request or approval was refused: it is malformed,
+    /// expired, or does not match (the DS, or someone, changed it).
+    #[error("link refused: {0}")]
+    LinkRefused(String),
     /// An MLS operation failed: what was being done, why, and what to do.
     #[error("{op} failed: {cause}; {remedy}")]
     Mls {

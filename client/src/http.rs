@@ -53,6 +53,8 @@ pub(crate) struct DsHttp {
     user: String,
     signer: Arc<SignatureKeyPair>,
     device_login: bool,
+    /// The link code of a device waiting to be linked: it cannot log in.
+    pending_link: Option<String>,
     token: Mutex<Option<String>>,
 }
 
@@ -82,8 +84,16 @@ impl DsHttp {
             user: user.to_owned(),
             signer,
             device_login,
+            pending_link: None,
             token: Mutex::new(None),
         }
+    }
+
+    /// This device waits for the link with `code` to be approved: every
+    /// call that needs a login fails with [`Error::LinkPending`].
+    pub(crate) fn pending_link(mut self, code: &str) -> Self {
+        self.pending_link = Some(code.to_owned());
+        self
     }
 
     fn sign(&self, data: &[u8]) -> Result<Vec<u8>> {
@@ -175,6 +185,9 @@ impl DsHttp {
 
     /// Challenge → token (§3.4). Returns the new token and keeps it.
     pub(crate) async fn login(&self) -> Result<String> {
+        if let Some(code) = &self.pending_link {
+            return Err(Error::LinkPending { code: code.clone() });
+        }
         let c: proto::ChallengeResponse = self
             .call_public(Method::POST, routes::AUTH_CHALLENGE, Body::Json(serde_json::json!({ "user": self.user })))
             .await?
@@ -194,6 +207,34 @@ impl DsHttp {
 
     pub(crate) async fn device_lists(&self, user: &str, after: u64) -> Result<proto::DeviceListsResponse> {
         self.call(Method::GET, &routes::user_devices(&user_name(user)?, after), Body::Empty).await?.json()
+    }
+
+    /// Publishes the next version of this user's device list.
+    pub(crate) async fn publish_device_list(&self, list: &[u8]) -> Result<proto::DeviceListPublished> {
+        let body = serde_json::json!({ "device_list": b64(list) });
+        self.call(Method::POST, &routes::user_devices(&user_name(&self.user)?, 0), Body::Json(body)).await?.json()
+    }
+
+    /// Posts a new device's link request (no token: the device has none yet).
+    pub(crate) async fn create_link(&self, req: &proto::LinkCreateRequest) -> Result<proto::LinkCreated> {
+        let v = serde_json::to_value(req).map_err(|e| Error::Protocol(format!("encoding the link request: {e}")))?;
+        self.call_public(Method::POST, &routes::user_links(&user_name(&self.user)?), Body::Json(v)).await?.json()
+    }
+
+    /// A link request and its approval, by id (no token needed).
+    pub(crate) async fn get_link(&self, id: &str) -> Result<proto::LinkResponse> {
+        self.call_public(Method::GET, &routes::link(&link_id(id)?), Body::Empty).await?.json()
+    }
+
+    /// Approves a link request with the sealed approval.
+    pub(crate) async fn approve_link(&self, id: &str, approval: &[u8]) -> Result<()> {
+        let body = serde_json::json!({ "approval": b64(approval) });
+        self.call(Method::POST, &routes::link_approval(&link_id(id)?), Body::Json(body)).await.map(|_| ())
+    }
+
+    /// Claims one KeyPackage of each current device of `user`.
+    pub(crate) async fn claim_devices(&self, user: &str, suite: u16) -> Result<proto::DeviceKeyPackagesResponse> {
+        self.call(Method::POST, &routes::key_package_claim_devices(&user_name(user)?, suite), Body::Empty).await?.json()
     }
 
     pub(crate) async fn get_user(&self, user: &str) -> Result<proto::UserResponse> {
@@ -324,6 +365,15 @@ impl DsHttp {
 /// A group id from the client's records or the caller (its URL form).
 fn group_id(gid: &str) -> Result<proto::GroupId> {
     proto::GroupId::from_path(gid).map_err(|e| Error::InvalidArgument(e.to_string()))
+}
+
+/// A link id from a link code: base64url of 16 bytes, nothing else (it
+/// goes into a URL path).
+fn link_id(id: &str) -> Result<String> {
+    match base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(id) {
+        Ok(b) if b.len() == 16 => Ok(id.to_owned()),
+        _ => Err(Error::LinkRefused(format!("{id:?} is not a link request id"))),
+    }
 }
 
 /// A user name from the caller.

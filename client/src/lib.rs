@@ -32,6 +32,8 @@
 //!   - `client/devices.rs`: the identity key a new home makes, this device's
 //!     certificate and the first device list, verified device lists of
 //!     contacts ([`Client::devices`]), and the key a member is pinned by.
+//!   - `client/link.rs`: linking a new device (the request, its approval
+//!     on another device, and the new device joining the user's groups).
 //!   - `client/backup.rs`: identity backups under a passphrase
 //!     ([`Client::identity_backup`], [`open_identity_backup`]).
 //!   - `client/contacts.rs`: key pinning, key changes, safety numbers,
@@ -97,9 +99,10 @@ pub mod tls;
 #[cfg(feature = "fault-injection")]
 pub use client::Fault;
 pub use client::{
-    contact_code, open_identity_backup, parse_contact_code, safety_number, Client, ClientConfig, CommitOutcome,
-    ContactInfo, DeviceInfo, ForkInfo, GroupSummary, IdentityBackup, KeyStatus, MemberInfo, Progress,
-    ResourceHistoryEntry, ResourceInfo, ResyncInfo, SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus, WhoAmI,
+    comparison_code, contact_code, open_identity_backup, parse_contact_code, safety_number, Client, ClientConfig,
+    CommitOutcome, ContactInfo, DeviceInfo, ForkInfo, GroupSummary, IdentityBackup, KeyStatus, LinkApprovalInfo,
+    LinkCodes, LinkFinished, MemberInfo, Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo, RevokeOutcome,
+    SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus, WhoAmI,
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};

@@ -32,6 +32,25 @@ pub(crate) struct IdentityRecord {
     /// certificate); empty when `identity_key` is.
     #[serde(default)]
     pub(crate) device_credential: Vec<u8>,
+    /// A home made by `grove init --link` that waits for its approval
+    /// (`client/link.rs`); `None` once linked, and for every other home.
+    #[serde(default)]
+    pub(crate) link: Option<PendingLink>,
+}
+
+/// A new device's link request, waiting for its approval.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct PendingLink {
+    /// The link code shown to the user.
+    pub(crate) code: String,
+    /// The request's id at the DS.
+    pub(crate) id: String,
+    /// The secret the code carries (16 bytes).
+    pub(crate) secret: IdentitySecret,
+    /// The private HPKE key the approval is sealed to.
+    pub(crate) hpke_secret: IdentitySecret,
+    /// When the request expires, unix seconds.
+    pub(crate) expires_at: u64,
 }
 
 /// The identity key's secret: zeroed when dropped, never printed.

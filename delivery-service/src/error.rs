@@ -153,6 +153,15 @@ pub enum DsError {
     /// A device list is not the successor of the latest stored one.
     #[error("device list conflict: {0}; fetch the user's device lists, then publish the next version")]
     DeviceListConflict(String),
+    /// No link request with this id, or it expired.
+    #[error("no link request with this id (it expired, or never existed): make a new one on the new device (`grove init --link`)")]
+    UnknownLink,
+    /// The link request was approved already.
+    #[error("this link request was approved already: a link code works once; make a new one on the new device")]
+    LinkUsed,
+    /// A link request or approval was refused.
+    #[error("link refused: {0}")]
+    LinkInvalid(String),
     /// The registration's login token was refused (see [`LoginRefusal`](crate::login::LoginRefusal)).
     #[error("{0}")]
     Login(#[from] crate::login::LoginRefusal),
@@ -264,6 +273,9 @@ impl DsError {
             DeviceRevoked { .. } => ErrorCode::DeviceRevoked,
             DeviceListInvalid(_) => ErrorCode::DeviceListInvalid,
             DeviceListConflict(_) => ErrorCode::DeviceListConflict,
+            UnknownLink => ErrorCode::UnknownLink,
+            LinkUsed => ErrorCode::LinkUsed,
+            LinkInvalid(_) => ErrorCode::LinkInvalid,
             Login(r) => {
                 use crate::login::LoginRefusal as L;
                 match r {

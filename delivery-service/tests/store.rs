@@ -197,6 +197,26 @@ async fn auth(store: &dyn Store) {
     assert_eq!(store.token(&t2).await.unwrap().unwrap(), bob, "a device's token keeps its device");
     assert!(store.take_challenge(&[3; 32]).await.unwrap().is_none());
     device_lists(store).await;
+    links(store).await;
+}
+
+/// Link requests: stored once per id, approved once, gone at expiry.
+async fn links(store: &dyn Store) {
+    let rec = LinkRecord { user: "carol".into(), expires_at: 1_000, request: b"req".to_vec(), approval: None };
+    let id = [5u8; 16];
+    assert!(store.link(&id).await.unwrap().is_none());
+    assert!(!store.approve_link(&id, b"a").await.unwrap(), "no approval of an unknown request");
+    assert!(store.put_link(&id, &rec).await.unwrap());
+    assert!(!store.put_link(&id, &LinkRecord { user: "mallory".into(), ..rec.clone() }).await.unwrap());
+    assert_eq!(store.link(&id).await.unwrap().unwrap(), rec, "an id is never re-bound");
+    assert!(store.approve_link(&id, b"sealed").await.unwrap());
+    assert!(!store.approve_link(&id, b"other").await.unwrap(), "approved once");
+    assert_eq!(store.link(&id).await.unwrap().unwrap().approval.as_deref(), Some(&b"sealed"[..]));
+    let old = [6u8; 16];
+    assert!(store.put_link(&old, &LinkRecord { expires_at: 10, ..rec }).await.unwrap());
+    assert_eq!(store.prune_auth(500).await.unwrap(), 1, "the expired request goes");
+    assert!(store.link(&old).await.unwrap().is_none());
+    assert!(store.link(&id).await.unwrap().is_some());
 }
 
 /// Device lists: version 1 first, then each next version once; never a gap,

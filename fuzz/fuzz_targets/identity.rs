@@ -1,6 +1,7 @@
-//! Identity data from the network (`grove_proto::identity`): device lists
-//! (served by the DS, published by clients) and credential identities (in
-//! every leaf), decoded, verified and compared. Nothing may panic; a list
+//! Identity data from the network (`grove_proto::identity`, `grove_proto::link`):
+//! device lists (served by the DS, published by clients), credential
+//! identities (in every leaf), mailboxes, and link requests and approvals
+//! (parsed by the DS and by clients), decoded, verified and compared. Nothing may panic; a list
 //! that decodes must verify or be refused, never accepted by accident.
 #![no_main]
 use grove_proto::identity::{device_credential_identity, DeviceList};
@@ -21,6 +22,18 @@ fuzz_target!(|data: &[u8]| {
             let _ = cert.device_id();
         }
     }
+    if let Ok(req) = grove_proto::link::LinkRequest::decode(data) {
+        let _ = req.user();
+    }
+    let _ = <grove_proto::link::SealedApproval as tls_codec::Deserialize>::tls_deserialize_exact(data);
+    let _ = <grove_proto::link::LinkApproval as tls_codec::Deserialize>::tls_deserialize_exact(data);
+    if let Ok(s) = std::str::from_utf8(data) {
+        let (user, device) = grove_proto::identity::split_mailbox(s);
+        assert_eq!(grove_proto::identity::mailbox(user, device), s);
+    }
+    let _ = serde_json::from_slice::<grove_proto::LinkResponse>(data);
+    let _ = serde_json::from_slice::<grove_proto::LinkCreateRequest>(data);
+    let _ = serde_json::from_slice::<grove_proto::DeviceKeyPackagesResponse>(data);
     let _ = serde_json::from_slice::<grove_proto::DeviceListsResponse>(data);
     let _ = serde_json::from_slice::<grove_proto::DeviceListRequest>(data);
 });

@@ -112,6 +112,13 @@ error_codes! {
     /// A device list is not the successor of the latest stored one (another
     /// version won, or it goes back, or forks): fetch the lists and redo.
     DeviceListConflict = "device_list_conflict",
+    /// No link request with that id (never made, or expired): make a new
+    /// one on the new device.
+    UnknownLink = "unknown_link",
+    /// The link request was approved already (a link code works once).
+    LinkUsed = "link_used",
+    /// A link request or approval was refused (see the message).
+    LinkInvalid = "link_invalid",
     /// Not a current member of the group.
     NotAMember = "not_a_member",
     /// `/metrics` is disabled.

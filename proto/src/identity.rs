@@ -207,6 +207,38 @@ impl CredentialIdentity {
             CredentialIdentity::Legacy(u) => u.clone(),
         }
     }
+
+    /// The [`mailbox`] of the leaf this credential is in: its device's, or
+    /// the bare user name of a legacy credential.
+    pub fn mailbox(&self) -> String {
+        match self {
+            CredentialIdentity::Device(c) => mailbox(&c.user(), Some(&c.device_id())),
+            CredentialIdentity::Legacy(u) => u.clone(),
+        }
+    }
+}
+
+/// Separates the user from the device in a [`mailbox`]. A user name cannot
+/// contain it, so a mailbox never collides with a user name.
+pub const MAILBOX_SEP: char = '/';
+
+/// Where the Delivery Service keeps what belongs to one device rather than
+/// to its user: its Welcome inbox, its KeyPackages, its read cursors and its
+/// leaves' membership. `user/device_id` for a device, the bare user name for
+/// a user without a device list (one key, one "device").
+pub fn mailbox(user: &str, device: Option<&str>) -> String {
+    match device {
+        Some(d) => format!("{user}{MAILBOX_SEP}{d}"),
+        None => user.to_owned(),
+    }
+}
+
+/// The user and device a [`mailbox`] names.
+pub fn split_mailbox(mailbox: &str) -> (&str, Option<&str>) {
+    match mailbox.split_once(MAILBOX_SEP) {
+        Some((u, d)) => (u, Some(d)),
+        None => (mailbox, None),
+    }
 }
 
 /// Parses a BasicCredential identity: a device certificate after

@@ -13,12 +13,14 @@
 //! - [`signed_bytes`] and its labels;
 //! - [`ids`]: the validated identifiers [`GroupId`] and [`UserName`];
 //! - [`identity`]: identity keys, device certificates and signed device lists;
+//! - [`link`]: linking a new device (request, sealed approval);
 //! - [`codes`]: error codes ([`ErrorCode`], [`ErrorBody`]) and [`EntryKind`];
 //! - [`routes`]: every route template and path builder.
 
 pub mod codes;
 pub mod identity;
 pub mod ids;
+pub mod link;
 pub mod routes;
 
 pub use codes::{EntryKind, ErrorBody, ErrorCode};
@@ -233,6 +235,79 @@ pub struct DeviceListsResponse {
 #[serde(transparent)]
 pub struct DeviceListBytes(#[serde(with = "b64")] pub Vec<u8>);
 
+/// One claimed KeyPackage of one device.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClaimedKeyPackage {
+    /// The device it belongs to (absent for a user without devices).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// Whether it is the device's last-resort package (handed out again
+    /// until replaced).
+    pub last_resort: bool,
+    /// The KeyPackage, a TLS-encoded MLSMessage.
+    #[serde(with = "b64")]
+    pub key_package: Vec<u8>,
+}
+
+/// Response of `POST /v1/key-packages/{user}/claim-devices`: one package
+/// per current device of the user.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceKeyPackagesResponse {
+    /// The claimed packages, in the order of the user's device list.
+    pub key_packages: Vec<ClaimedKeyPackage>,
+    /// Devices in the list that had no package to hand out.
+    #[serde(default)]
+    pub missing: Vec<String>,
+}
+
+/// `POST /v1/users/{user}/links`: a new device asks to be linked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkCreateRequest {
+    /// TLS-encoded [`link::LinkRequest`].
+    #[serde(with = "b64")]
+    pub request: Vec<u8>,
+    /// Signature by the request's device key over
+    /// `LINK_PROOF_LABEL || 0x00 || request`.
+    #[serde(with = "b64")]
+    pub proof: Vec<u8>,
+    /// The app's login for this user, required when the server was started
+    /// with `--auth-jwt-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_token: Option<String>,
+}
+
+/// Response of `POST /v1/users/{user}/links`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkCreated {
+    /// The request's id (base64url, no padding), named in the link code.
+    pub id: String,
+    /// Seconds the request waits for its approval.
+    pub expires_in: u64,
+}
+
+/// Response of `GET /v1/links/{id}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkResponse {
+    /// The user the request is for.
+    pub user: String,
+    /// TLS-encoded [`link::LinkRequest`].
+    #[serde(with = "b64")]
+    pub request: Vec<u8>,
+    /// TLS-encoded [`link::SealedApproval`], once approved.
+    #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
+    pub approval: Option<Vec<u8>>,
+    /// Seconds until the request expires.
+    pub expires_in: u64,
+}
+
+/// `POST /v1/links/{id}/approval`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LinkApproveRequest {
+    /// TLS-encoded [`link::SealedApproval`].
+    #[serde(with = "b64")]
+    pub approval: Vec<u8>,
+}
+
 /// Response of a KeyPackage upload or count.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct KeyPackageCountResponse {
@@ -365,8 +440,12 @@ pub struct WelcomesPage {
 /// A member in [`GroupResponse`].
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemberOut {
-    /// User name (the BasicCredential identity).
+    /// User name (the BasicCredential identity, or its device certificate's user).
     pub user: UserName,
+    /// The device id of a leaf with a device certificate (absent for a
+    /// single-key user's leaf). A user has one entry per device in the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
     /// Leaf index in the ratchet tree.
     pub leaf_index: u32,
     /// Fingerprint of the member's signature key.

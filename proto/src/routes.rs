@@ -14,6 +14,12 @@ pub const USERS: &str = "/v1/users";
 pub const USER: &str = "/v1/users/{user}";
 /// `GET` (`?after=N`): a user's device lists; `POST`: the next version of one's own.
 pub const USER_DEVICES: &str = "/v1/users/{user}/devices";
+/// `POST`: a new device's link request.
+pub const USER_LINKS: &str = "/v1/users/{user}/links";
+/// `GET`: a link request and its approval.
+pub const LINK: &str = "/v1/links/{id}";
+/// `POST`: approve a link request (a device of its user).
+pub const LINK_APPROVAL: &str = "/v1/links/{id}/approval";
 /// `POST`: a one-time challenge.
 pub const AUTH_CHALLENGE: &str = "/v1/auth/challenge";
 /// `POST`: a signed challenge for a bearer token.
@@ -22,6 +28,8 @@ pub const AUTH_TOKEN: &str = "/v1/auth/token";
 pub const KEY_PACKAGES: &str = "/v1/key-packages";
 /// `POST ?ciphersuite=`: claim one KeyPackage of a user.
 pub const KEY_PACKAGE_CLAIM: &str = "/v1/key-packages/{user}/claim";
+/// `POST ?ciphersuite=`: claim one KeyPackage of each current device of a user.
+pub const KEY_PACKAGE_CLAIM_DEVICES: &str = "/v1/key-packages/{user}/claim-devices";
 /// `POST`: create a group.
 pub const GROUPS: &str = "/v1/groups";
 /// `GET`: a group's roster.
@@ -57,6 +65,21 @@ pub fn user_devices(user: &UserName, after: u64) -> String {
     format!("/v1/users/{user}/devices?after={after}")
 }
 
+/// `/v1/users/{user}/links`.
+pub fn user_links(user: &UserName) -> String {
+    format!("/v1/users/{user}/links")
+}
+
+/// `/v1/links/{id}`.
+pub fn link(id: &str) -> String {
+    format!("/v1/links/{id}")
+}
+
+/// `/v1/links/{id}/approval`.
+pub fn link_approval(id: &str) -> String {
+    format!("/v1/links/{id}/approval")
+}
+
 /// `/v1/key-packages?ciphersuite={suite}`.
 pub fn key_package_counts(suite: u16) -> String {
     format!("{KEY_PACKAGES}?ciphersuite={suite}")
@@ -65,6 +88,11 @@ pub fn key_package_counts(suite: u16) -> String {
 /// `/v1/key-packages/{user}/claim?ciphersuite={suite}`.
 pub fn key_package_claim(user: &UserName, suite: u16) -> String {
     format!("/v1/key-packages/{user}/claim?ciphersuite={suite}")
+}
+
+/// `/v1/key-packages/{user}/claim-devices?ciphersuite={suite}`.
+pub fn key_package_claim_devices(user: &UserName, suite: u16) -> String {
+    format!("/v1/key-packages/{user}/claim-devices?ciphersuite={suite}")
 }
 
 /// `/v1/groups/{group_id}`.

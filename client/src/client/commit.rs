@@ -15,10 +15,12 @@ use crate::storage::TxnProvider;
 
 /// What a commit does.
 pub(super) enum CommitOp {
-    /// Add the owners of these KeyPackages (those not members yet).
+    /// Add the devices of these KeyPackages (those not members yet).
     Add(Vec<KeyPackage>),
-    /// Remove these users (those still members).
+    /// Remove these users, every leaf of each (those still members).
     Remove(Vec<String>),
+    /// Remove the leaves of these devices (by device id), if still there.
+    RemoveDevices(Vec<String>),
     /// Update the own leaf.
     Update,
     /// Commit the pending proposals (if any).
@@ -120,10 +122,12 @@ impl Client {
         let signer = self.signer.as_ref();
         let built = match op {
             CommitOp::Add(kps) => {
-                let present: Vec<String> = g.members().map(|m| identity_of(&m.credential)).collect();
+                // By signature key: a redo after a lost race skips the devices
+                // another member added meanwhile.
+                let present: Vec<Vec<u8>> = g.members().map(|m| m.signature_key).collect();
                 let todo: Vec<KeyPackage> = kps
                     .iter()
-                    .filter(|kp| !present.contains(&identity_of(kp.leaf_node().credential())))
+                    .filter(|kp| !present.iter().any(|k| k.as_slice() == kp.leaf_node().signature_key().as_slice()))
                     .cloned()
                     .collect();
                 if todo.is_empty() {
@@ -139,6 +143,17 @@ impl Client {
                     return Ok(None);
                 }
                 g.remove_members(p, signer, &leaves).mls("remove members")?
+            }
+            CommitOp::RemoveDevices(ids) => {
+                let leaves: Vec<LeafNodeIndex> = g
+                    .members()
+                    .filter(|m| ids.contains(&grove_proto::identity::device_id(&m.signature_key)))
+                    .map(|m| m.index)
+                    .collect();
+                if leaves.is_empty() {
+                    return Ok(None);
+                }
+                g.remove_members(p, signer, &leaves).mls("remove a device's leaves")?
             }
             CommitOp::Update => {
                 let b = g.self_update(p, signer, LeafNodeParameters::default()).mls("self update")?;

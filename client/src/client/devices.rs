@@ -23,7 +23,7 @@ pub(super) fn new_identity_key() -> ed25519_dalek::SigningKey {
     key
 }
 
-fn signer(key: &ed25519_dalek::SigningKey) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
+pub(super) fn signer(key: &ed25519_dalek::SigningKey) -> impl Fn(&[u8]) -> Vec<u8> + '_ {
     use ed25519_dalek::Signer as _;
     move |m| key.sign(m).to_bytes().to_vec()
 }
@@ -278,6 +278,72 @@ impl Client {
                 label: String::from_utf8_lossy(d.label.as_slice()).into_owned(),
             })
             .collect())
+    }
+}
+
+/// What [`Client::revoke_device`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RevokeOutcome {
+    /// The revoked device's id.
+    pub device: String,
+    /// The version of the device list without it (`None`: it was not in
+    /// the list any more, a retry that only removed leaves).
+    pub list_version: Option<u64>,
+    /// Groups whose leaves of the device were removed (base64url ids).
+    pub removed_from: Vec<String>,
+    /// Groups where the removal failed, with why (run it again).
+    pub failed: Vec<String>,
+}
+
+impl Client {
+    /// Revokes one of this user's other devices: publishes the device list
+    /// without it (the DS stops accepting its token at once) and commits,
+    /// in every group, the removal of its leaves, so it cannot read what is
+    /// sent afterwards. Run again after a failure, it finishes the removals.
+    pub async fn revoke_device(&self, device: &str) -> Result<RevokeOutcome> {
+        let _op = self.ops.lock().await;
+        let identity = self.identity_signer()?.ok_or_else(|| {
+            Error::InvalidArgument("this home has a single key and no devices (it was made before devices)".into())
+        })?;
+        if device == id::device_id(self.signer.public()) {
+            return Err(Error::InvalidArgument(
+                "that is this device: revoke it from another of your devices (or reset the identity when none is left)"
+                    .into(),
+            ));
+        }
+        let user = self.id.user.clone();
+        let current = self
+            .device_list_of(&user)
+            .await?
+            .ok_or_else(|| Error::InvalidArgument("the DS has no device list of this user".into()))?;
+        let mut out = RevokeOutcome { device: device.to_owned(), ..Default::default() };
+        if current.device(device).is_some() {
+            let devices = current.tbs.devices.iter().filter(|d| d.id() != device).cloned().collect();
+            let next = super::link::signed_list(&identity, &current, devices)?;
+            self.publish_own_list(&next).await?;
+            out.list_version = Some(next.version());
+        }
+        for gid in self.repo().groups().ids()? {
+            if self.group_record(&gid)?.state != crate::records::GroupState::Active {
+                continue;
+            }
+            let has_leaf = self.group(&gid)?.members().any(|m| id::device_id(&m.signature_key) == device);
+            if !has_leaf {
+                continue;
+            }
+            let op = super::commit::CommitOp::RemoveDevices(vec![device.to_owned()]);
+            match self.commit(&gid, "remove a revoked device", op).await {
+                Ok(_) => out.removed_from.push(super::b64url(&gid)),
+                Err(e) => out.failed.push(format!("{}: {e}", super::b64url(&gid))),
+            }
+        }
+        if out.list_version.is_none() && out.removed_from.is_empty() && out.failed.is_empty() {
+            return Err(Error::InvalidArgument(format!(
+                "no device {device} in your device list or your groups (see `grove device list`)"
+            )));
+        }
+        tracing::info!(device, groups = out.removed_from.len(), "device revoked");
+        Ok(out)
     }
 }
 

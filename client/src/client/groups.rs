@@ -139,36 +139,19 @@ impl Client {
         })
     }
 
-    /// Adds `users` to the group: claims one KeyPackage per user, checks each
-    /// package's signature and that its credential and key are the pinned key
-    /// of that user, commits, and posts the commit with the Welcome.
+    /// Adds `users` to the group, each with all of their current devices:
+    /// claims one KeyPackage per device (one for a single-key user), checks
+    /// each package's signature, that its key is the pinned identity of that
+    /// user, and that its device is in the user's verified device list,
+    /// commits once, and posts the commit with the Welcome. A device without
+    /// a package left is skipped: it joins later on its own (`client/link.rs`).
     pub async fn add_members(&self, group: &str, users: &[&str]) -> Result<CommitOutcome> {
         let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
-        let suite = self.suite();
         let mut kps = Vec::new();
         for user in users {
-            let pinned = self.pinned_key(user).await?;
-            let bytes = self.ds.claim(user, self.id.ciphersuite).await?;
-            let kp = self.check_key_package(user, &bytes, suite)?;
-            let leaf = kp.leaf_node();
-            let seen = super::devices::pin_key_of(user, leaf.credential(), leaf.signature_key().as_slice());
-            if seen != pinned {
-                self.check_key(user, &seen)?;
-            }
-            // A user with devices: the package must be of a device in the
-            // user's latest list as this client verified it (the DS cannot
-            // sign a list, so it cannot slip in a device the user revoked).
-            if let Some(list) = self.device_list_of(user).await? {
-                if !list.contains(leaf.signature_key().as_slice()) {
-                    return Err(Error::BadKeyPackage {
-                        user: (*user).to_owned(),
-                        reason: format!("its device is not in {user}'s device list (version {})", list.version()),
-                    });
-                }
-            }
-            kps.push(kp);
+            kps.extend(self.claim_user(user).await?);
         }
         let outcome = self.commit(&gid, "add", CommitOp::Add(kps)).await?;
         if outcome.committed {
@@ -176,6 +159,52 @@ impl Client {
             self.announce_to_new_members(&gid, &added).await?;
         }
         Ok(outcome)
+    }
+
+    /// One checked KeyPackage of each current device of `user`.
+    async fn claim_user(&self, user: &str) -> Result<Vec<KeyPackage>> {
+        let suite = self.suite();
+        let pinned = self.pinned_key(user).await?;
+        let list = self.device_list_of(user).await?;
+        let claimed = match &list {
+            Some(_) => self.ds.claim_devices(user, self.id.ciphersuite).await?.key_packages,
+            None => vec![proto::ClaimedKeyPackage {
+                device: None,
+                last_resort: false,
+                key_package: self.ds.claim(user, self.id.ciphersuite).await?,
+            }],
+        };
+        let mut kps = Vec::new();
+        for c in claimed {
+            let kp = self.check_key_package(user, &c.key_package, suite)?;
+            let leaf = kp.leaf_node();
+            let seen = super::devices::pin_key_of(user, leaf.credential(), leaf.signature_key().as_slice());
+            if seen != pinned {
+                self.check_key(user, &seen)?;
+            }
+            // The device must be in the user's latest list as this client
+            // verified it: the DS cannot sign a list, so it cannot slip in
+            // a device the user never added, or one it revoked.
+            if let Some(list) = &list {
+                if !list.contains(leaf.signature_key().as_slice()) {
+                    tracing::warn!(
+                        user,
+                        version = list.version(),
+                        "skipping a KeyPackage of a device not in the verified list"
+                    );
+                    continue;
+                }
+            }
+            kps.push(kp);
+        }
+        if kps.is_empty() {
+            let version = list.as_ref().map_or(0, |l| l.version());
+            return Err(Error::BadKeyPackage {
+                user: user.to_owned(),
+                reason: format!("none of its KeyPackages is of a device in {user}'s device list (version {version})"),
+            });
+        }
+        Ok(kps)
     }
 
     fn check_key_package(&self, user: &str, bytes: &[u8], suite: Ciphersuite) -> Result<KeyPackage> {

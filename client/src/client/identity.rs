@@ -29,15 +29,7 @@ impl Client {
     /// home lost.
     pub async fn create(home: impl AsRef<Path>, config: ClientConfig) -> Result<Client> {
         let home = home.as_ref().to_path_buf();
-        tls::check_url(&config.server)?;
-        let suite = Ciphersuite::try_from(config.ciphersuite)
-            .map_err(|_| Error::InvalidArgument(format!("unknown ciphersuite {}", config.ciphersuite)))?;
-        if !matches!(config.ciphersuite, 1 | 3) {
-            return Err(Error::InvalidArgument(format!(
-                "ciphersuite {} is not supported by this client (use 1 or 3)",
-                config.ciphersuite
-            )));
-        }
+        let suite = check_config(&config)?;
         let provider = open_store(&home)?;
         let existing = Repo::new(provider.storage()).meta().identity()?;
         let (signer, id) = match existing {
@@ -63,7 +55,7 @@ impl Client {
             }
             None => Self::new_identity(&provider, &config, suite)?,
         };
-        let client = Self::assemble(home, provider, signer, id)?;
+        let client = Self::assemble(home, provider, Arc::new(signer), id)?;
         let credential = client.credential().tls_serialize_detached().mls("encode the credential")?;
         let super::devices::Registration { key, proof, device_list } = client.registration()?;
         let scheme =
@@ -104,6 +96,7 @@ impl Client {
             identity_secret: Default::default(),
             device_list: Vec::new(),
             device_credential: Vec::new(),
+            link: None,
         };
         // A new home gets an identity key, and this device is its first.
         let (identity, cert, list) = super::devices::first_device(&config.user, &signer);
@@ -127,29 +120,31 @@ impl Client {
             .identity()?
             .ok_or_else(|| Error::NotInitialized(home.display().to_string()))?;
         let signer = Self::read_signer(&provider, &id, &home)?;
-        Self::assemble(home, provider, signer, id)
+        Self::assemble(home, provider, Arc::new(signer), id)
     }
 
-    fn read_signer(provider: &GroveProvider, id: &IdentityRecord, home: &Path) -> Result<SignatureKeyPair> {
+    pub(super) fn read_signer(provider: &GroveProvider, id: &IdentityRecord, home: &Path) -> Result<SignatureKeyPair> {
         let suite = Self::suite_of(id)?;
         SignatureKeyPair::read(provider.storage(), &id.signature_key, suite.signature_algorithm())
             .ok_or_else(|| repo::corrupt(&format!("signature key in {}", home.display()), "missing"))
     }
 
-    fn suite_of(id: &IdentityRecord) -> Result<Ciphersuite> {
+    pub(super) fn suite_of(id: &IdentityRecord) -> Result<Ciphersuite> {
         Ciphersuite::try_from(id.ciphersuite)
             .map_err(|_| Error::InvalidArgument(format!("unknown ciphersuite {}", id.ciphersuite)))
     }
 
-    fn assemble(
+    pub(super) fn assemble(
         home: PathBuf,
         provider: GroveProvider,
-        signer: SignatureKeyPair,
+        signer: Arc<SignatureKeyPair>,
         id: IdentityRecord,
     ) -> Result<Client> {
         let http = tls::http_client(&id.server, &id.trust)?;
-        let signer = Arc::new(signer);
-        let ds = DsHttp::new(http, &id.server, &id.user, signer.clone(), !id.identity_key.is_empty());
+        let mut ds = DsHttp::new(http, &id.server, &id.user, signer.clone(), !id.identity_key.is_empty());
+        if let Some(link) = &id.link {
+            ds = ds.pending_link(&link.code);
+        }
         let retry_budget_ms = std::sync::atomic::AtomicU64::new(super::DEFAULT_RETRY_BUDGET.as_millis() as u64);
         Ok(Client {
             home,
@@ -239,8 +234,22 @@ impl Client {
     }
 }
 
+/// Checks a configuration's server URL and ciphersuite; returns the suite.
+pub(super) fn check_config(config: &ClientConfig) -> Result<Ciphersuite> {
+    tls::check_url(&config.server)?;
+    let suite = Ciphersuite::try_from(config.ciphersuite)
+        .map_err(|_| Error::InvalidArgument(format!("unknown ciphersuite {}", config.ciphersuite)))?;
+    if !matches!(config.ciphersuite, 1 | 3) {
+        return Err(Error::InvalidArgument(format!(
+            "ciphersuite {} is not supported by this client (use 1 or 3)",
+            config.ciphersuite
+        )));
+    }
+    Ok(suite)
+}
+
 /// Opens the store of `home` and brings its app records up to date.
-fn open_store(home: &Path) -> Result<GroveProvider> {
+pub(super) fn open_store(home: &Path) -> Result<GroveProvider> {
     let provider = GroveProvider::open(home)?;
     repo::migrate(&provider)?;
     Ok(provider)

@@ -13,7 +13,7 @@
 //! `Client` is one struct; its methods live in the module of their job:
 //! `types` (the public value types), `identity` (home, registration,
 //! KeyPackages), `devices` (identity key, device certificate and list, the
-//! key a member is pinned by), `backup` (the identity key and pins sealed
+//! key a member is pinned by), `link` (linking a new device), `backup` (the identity key and pins sealed
 //! under a passphrase), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
@@ -63,6 +63,7 @@ mod devices;
 mod fork;
 mod groups;
 mod identity;
+mod link;
 mod outbox;
 mod queries;
 mod resources;
@@ -80,8 +81,9 @@ mod types;
 
 pub use backup::{open_identity_backup, IdentityBackup, BACKUP_FORMAT, MIN_PASSPHRASE_CHARS};
 pub use contacts::{contact_code, parse_contact_code, safety_number, CONTACT_CODE_PREFIX};
-pub use devices::DeviceInfo;
+pub use devices::{DeviceInfo, RevokeOutcome};
 pub use fork::ForkInfo;
+pub use link::{comparison_code, LinkApprovalInfo, LinkCodes, LinkFinished};
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
 pub use resync::ResyncInfo;
 pub use retry::DEFAULT_RETRY_BUDGET;

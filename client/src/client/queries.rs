@@ -30,14 +30,23 @@ impl Client {
         Ok(out)
     }
 
-    /// The group's members as this client's MLS state sees them.
+    /// The group's members (users, with how many devices each has in the
+    /// group) as this client's MLS state sees them, in leaf order.
     pub fn members(&self, group: &str) -> Result<Vec<MemberInfo>> {
         let gid = self.resolve_group(group)?;
         let g = self.try_group(&gid)?.ok_or_else(|| Error::UnknownGroup(group.to_owned()))?;
-        let mut out = Vec::new();
+        let mut out: Vec<MemberInfo> = Vec::new();
         for m in g.members() {
             let user = identity_of(&m.credential);
             let pin_key = super::devices::pin_key_of(&user, &m.credential, &m.signature_key);
+            if let Some(seen) = out.iter_mut().find(|o| o.user == user) {
+                seen.devices += 1;
+                // Every device of a user stands for the same identity key.
+                if seen.fingerprint != proto::fingerprint(&pin_key) && seen.key != KeyStatus::Own {
+                    seen.key = KeyStatus::Changed;
+                }
+                continue;
+            }
             let key = if user == self.id.user {
                 KeyStatus::Own
             } else {
@@ -47,7 +56,13 @@ impl Client {
                     _ => KeyStatus::Pinned,
                 }
             };
-            out.push(MemberInfo { user, leaf_index: m.index.u32(), fingerprint: proto::fingerprint(&pin_key), key });
+            out.push(MemberInfo {
+                user,
+                leaf_index: m.index.u32(),
+                fingerprint: proto::fingerprint(&pin_key),
+                key,
+                devices: 1,
+            });
         }
         Ok(out)
     }

@@ -327,7 +327,7 @@ impl Client {
 /// The leaf index of a GroupInfo's signer. openmls does not expose it, so it
 /// is read from the encoding (RFC 9420 §12.4.3: the group context, the
 /// extensions, the confirmation tag, then the signer).
-fn group_info_signer(vgi: &openmls::messages::group_info::VerifiableGroupInfo) -> Result<u32> {
+pub(super) fn group_info_signer(vgi: &openmls::messages::group_info::VerifiableGroupInfo) -> Result<u32> {
     use tls_codec::Size as _;
     let all = vgi.tls_serialize_detached().mls("encode")?;
     let skip = vgi.group_context().tls_serialized_len() + vgi.extensions().tls_serialized_len();

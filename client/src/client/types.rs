@@ -133,6 +133,8 @@ pub struct MemberInfo {
     pub fingerprint: String,
     /// Pinning status.
     pub key: KeyStatus,
+    /// How many leaves (devices) the user has in the group.
+    pub devices: u32,
 }
 
 /// A contact's pinned key.

@@ -56,6 +56,17 @@ async fn proxy(State(st): State<Arc<Evil>>, req: Request) -> Response {
     }
     if st.fake_claim.load(Ordering::SeqCst) && req.method() == "POST" && path.starts_with("/v1/key-packages/bob/claim")
     {
+        if path.starts_with("/v1/key-packages/bob/claim-devices") {
+            let claimed = grove_proto::DeviceKeyPackagesResponse {
+                key_packages: vec![grove_proto::ClaimedKeyPackage {
+                    device: Some(grove_proto::identity::device_id(&st.fake_key)),
+                    last_resort: false,
+                    key_package: st.fake_kp.clone(),
+                }],
+                missing: Vec::new(),
+            };
+            return ([("content-type", "application/json")], serde_json::to_vec(&claimed).unwrap()).into_response();
+        }
         return ([("content-type", grove_proto::MEDIA_MLS)], st.fake_kp.clone()).into_response();
     }
     if st.fake_commit.load(Ordering::SeqCst) && req.method() == "POST" && path.ends_with("/commits") {

@@ -32,6 +32,13 @@ pub struct Session {
     pub device: Option<String>,
 }
 
+impl Session {
+    /// The session's mailbox (`grove_proto::identity::mailbox`).
+    pub fn mailbox(&self) -> String {
+        id::mailbox(&self.user, self.device.as_deref())
+    }
+}
+
 /// How a user's leaves are checked.
 pub(super) enum Binding {
     /// No device list: the registered credential and key.
@@ -151,6 +158,19 @@ impl Ds {
                     .ok_or_else(|| DsError::DeviceRevoked { user: user.to_string() })?;
                 Ok((key.to_vec(), entry.signature_scheme, Some(entry.id())))
             }
+        }
+    }
+
+    /// The signature key of `user`'s `device` (from its latest list), or the
+    /// registered key of a user without devices, with its scheme.
+    pub(super) async fn signing_key(&self, user: &str, device: Option<&str>) -> Result<(Vec<u8>, u16), DsError> {
+        match (self.binding(user).await?, device) {
+            (Binding::Legacy(rec), None) => Ok((rec.signature_key.into(), rec.signature_scheme)),
+            (Binding::Devices(_, list), Some(d)) => list
+                .device(d)
+                .map(|e| (e.device_key.as_slice().to_vec(), e.signature_scheme))
+                .ok_or_else(|| DsError::DeviceRevoked { user: user.to_owned() }),
+            _ => Err(DsError::DeviceRevoked { user: user.to_owned() }),
         }
     }
 

@@ -9,7 +9,7 @@ use openmls_memory_storage::MemoryStorage;
 use tls_codec::Deserialize as _;
 
 use super::log::{Appended, Change, CommitChange};
-use super::runtime::{clone_storage, members_of, serialize_public_state, GroupRt, PublicState};
+use super::runtime::{clone_storage, members_of, serialize_public_state, user_in, GroupRt, PublicState};
 use super::validate::{parse_group_info, Committer, ValidatedCommit};
 use super::{now_secs, Ds, MAX_GROUP_ID_LEN, SUPPORTED_SUITES};
 use crate::api::GroupId;
@@ -151,7 +151,7 @@ impl Ds {
         let members = members_of(&public.group);
         let signer = match &commit.committer {
             Committer::Member(leaf) => Some(*leaf),
-            Committer::Resync(user) => members.get(user).map(|m| LeafNodeIndex::new(m.leaf)),
+            Committer::External(mailbox) => members.get(mailbox).map(|m| LeafNodeIndex::new(m.leaf)),
         };
         let checked = match signer {
             Some(signer) => self.verify_group_info(&public.group, signer, commit.group_info),
@@ -176,22 +176,25 @@ impl Ds {
         Ok((new_storage, CommitChange { epoch, state, group_info, members, removed_now, welcomes }))
     }
 
-    /// The group's roster as the DS sees it (members only).
+    /// The group's roster as the DS sees it, one entry per leaf (for
+    /// members and their users' other devices).
     pub async fn group_info(&self, user: &str, gid: &GroupId) -> Result<api::GroupResponse, DsError> {
         let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
         self.refresh_unlocked(&rt).await?;
         let visible = *rt.visible.borrow();
         let view = rt.view()?;
-        if !view.members.contains_key(user) {
+        if !user_in(&view.members, grove_proto::identity::split_mailbox(user).0) {
             return Err(DsError::NotAMember);
         }
         let mut members = view
             .members
             .iter()
-            .map(|(u, m)| {
+            .map(|(mailbox, m)| {
+                let (u, device) = grove_proto::identity::split_mailbox(mailbox);
                 Ok(api::MemberOut {
                     user: UserName::parse(u)?,
+                    device: device.map(str::to_owned),
                     leaf_index: m.leaf,
                     fingerprint: api::fingerprint(&m.signature_key),
                 })
@@ -207,14 +210,15 @@ impl Ds {
         })
     }
 
-    /// The latest GroupInfo of the group (members only), or empty.
+    /// The latest GroupInfo of the group, or empty: for members, and for
+    /// the devices of member users (a new device joins from it).
     pub async fn latest_group_info(&self, user: &str, gid: &GroupId) -> Result<Vec<u8>, DsError> {
         let gid = gid.as_bytes();
         let rt = self.group(gid).await?;
         // A resync builds on it: never hand out an epoch another replica has moved past.
         self.refresh_unlocked(&rt).await?;
         let view = rt.view()?;
-        if !view.members.contains_key(user) {
+        if !user_in(&view.members, grove_proto::identity::split_mailbox(user).0) {
             return Err(DsError::NotAMember);
         }
         Ok(view.record.group_info.as_slice().to_vec())

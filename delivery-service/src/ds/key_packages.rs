@@ -39,12 +39,14 @@ impl Ds {
             return Err(DsError::EmptyUpload);
         }
         let batch = self.validate_batch(&reg, &upload)?;
-        let counts = self.store.put_key_packages(user, batch.borrowed(), self.limits.key_package_cap).await.map_err(
-            |e| match e {
-                StoreError::Quota(q) => DsError::KeyPackageQuota(q),
-                e => DsError::Storage(e),
-            },
-        )?;
+        let mailbox = caller.mailbox();
+        let counts =
+            self.store.put_key_packages(&mailbox, batch.borrowed(), self.limits.key_package_cap).await.map_err(
+                |e| match e {
+                    StoreError::Quota(q) => DsError::KeyPackageQuota(q),
+                    e => DsError::Storage(e),
+                },
+            )?;
         self.persist().await?;
         Ok(api::KeyPackageCountResponse {
             accepted: upload.key_packages.len(),
@@ -111,16 +113,72 @@ impl Ds {
         Ok(kp)
     }
 
-    /// Claims one KeyPackage of `target` for `suite`.
+    /// Claims one KeyPackage of `target` for `suite`: a user without devices
+    /// has one mailbox; for a user with devices, the first device in its
+    /// latest list that has a package gives one.
     pub async fn claim_key_package(&self, target: &str, suite: u16) -> Result<(Vec<u8>, KeyPackageKind), DsError> {
+        for (_, mailbox) in self.claim_mailboxes(target, suite).await? {
+            if let Some(claimed) = self.claim_from(&mailbox, suite).await? {
+                return Ok(claimed);
+            }
+        }
+        Err(DsError::NoKeyPackage(target.to_string()))
+    }
+
+    /// Claims one KeyPackage of every current device of `target` (one of a
+    /// user without devices), to add all of them in one commit. Devices
+    /// without a package are named in `missing`: they can join later on
+    /// their own (an external commit, `docs/identity.md`).
+    pub async fn claim_device_key_packages(
+        &self,
+        target: &str,
+        suite: u16,
+    ) -> Result<api::DeviceKeyPackagesResponse, DsError> {
+        let mut out = api::DeviceKeyPackagesResponse { key_packages: Vec::new(), missing: Vec::new() };
+        for (device, mailbox) in self.claim_mailboxes(target, suite).await? {
+            match self.claim_from(&mailbox, suite).await? {
+                Some((kp, kind)) => out.key_packages.push(api::ClaimedKeyPackage {
+                    device,
+                    last_resort: kind == KeyPackageKind::LastResort,
+                    key_package: kp,
+                }),
+                None => out.missing.extend(device),
+            }
+        }
+        if out.key_packages.is_empty() {
+            return Err(DsError::NoKeyPackage(target.to_string()));
+        }
+        Ok(out)
+    }
+
+    /// The mailboxes a claim of `target`'s packages draws from, with their
+    /// device ids: its devices in list order, or the user's own.
+    async fn claim_mailboxes(&self, target: &str, suite: u16) -> Result<Vec<(Option<String>, String)>, DsError> {
         UserName::parse(target)?;
         if !SUPPORTED_SUITES.contains(&suite) {
             return Err(DsError::UnsupportedCiphersuite(suite));
         }
         self.registered(target).await?;
+        Ok(match self.latest_device_list(target).await? {
+            Some(list) => list
+                .tbs
+                .devices
+                .iter()
+                .map(|d| {
+                    let id = d.id();
+                    let mailbox = grove_proto::identity::mailbox(target, Some(&id));
+                    (Some(id), mailbox)
+                })
+                .collect(),
+            None => vec![(None, target.to_owned())],
+        })
+    }
+
+    /// Claims one valid KeyPackage from `mailbox`, if it has one.
+    async fn claim_from(&self, target: &str, suite: u16) -> Result<Option<(Vec<u8>, KeyPackageKind)>, DsError> {
         loop {
             let claimed = self.store.claim_key_package(target, suite).await?;
-            let Some((kp, kind)) = claimed else { return Err(DsError::NoKeyPackage(target.to_string())) };
+            let Some((kp, kind)) = claimed else { return Ok(None) };
             // Packages were validated on upload; this re-check catches the ones
             // whose lifetime has run out since. An expired one-time package was
             // just removed by the claim (purged); an expired last-resort package
@@ -129,14 +187,14 @@ impl Ds {
                 tracing::info!(user = %target, last_resort = (kind == KeyPackageKind::LastResort), "expired KeyPackage skipped");
                 if kind == KeyPackageKind::LastResort {
                     self.persist().await?;
-                    return Err(DsError::NoKeyPackage(target.to_string()));
+                    return Ok(None);
                 }
                 continue;
             }
             // The removal must be durable before the package leaves: a one-time
             // package is handed out at most once, even across a crash.
             self.persist().await?;
-            return Ok((kp, kind));
+            return Ok(Some((kp, kind)));
         }
     }
 

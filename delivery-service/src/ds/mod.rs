@@ -9,7 +9,9 @@
 //! - `users`: registration, challenges and tokens, the user directory;
 //! - `devices`: identity keys and signed device lists, the check that a leaf
 //!   is a current device of its user, device-bound sessions ([`Session`]);
-//! - `key_packages`: KeyPackage upload, claim and counts;
+//! - `key_packages`: KeyPackage upload, claim (one, or one per device) and counts;
+//! - `links`: linking a new device (its request, and the approval by another
+//!   device of its user);
 //! - `runtime`: the per-group runtime (cached public state and its codec, the
 //!   roster, the in-memory tail of the log);
 //! - `validate`: decoding and validating handshake messages (a commit bundle in,
@@ -27,6 +29,7 @@ mod blobs;
 mod devices;
 mod groups;
 mod key_packages;
+mod links;
 mod log;
 mod replicas;
 mod reports;

@@ -30,10 +30,13 @@ impl Ds {
             )));
         }
         let rt = self.member_rt(user, gid.as_bytes()).await?;
-        let reg = self.registered(user).await?;
-        let scheme = auth::scheme_from_u16(reg.signature_scheme)
+        // Signed by the reporting device's key (the registered key of a
+        // user without devices), over the user name.
+        let (name, device) = grove_proto::identity::split_mailbox(user);
+        let (key, scheme) = self.signing_key(name, device).await?;
+        let scheme = auth::scheme_from_u16(scheme)
             .ok_or_else(|| DsError::Internal("stored signature scheme unsupported".into()))?;
-        auth::verify(&self.crypto, scheme, &req.signed_data(user, gid), reg.signature_key.as_slice(), &req.signature)?;
+        auth::verify(&self.crypto, scheme, &req.signed_data(name, gid), &key, &req.signature)?;
         let (id, seq) = (rt.internal_id, req.seq);
         let found = self.store.fetch_after(id, seq.saturating_sub(1), seq, 1).await?;
         if !found.first().is_some_and(|e| e.seq == seq && e.kind == EntryKind::Commit && e.epoch == req.epoch) {

@@ -203,11 +203,24 @@ pub(super) fn identity_of(credential: &Credential) -> Option<String> {
     super::devices::credential_identity(credential).ok().map(|i| i.user())
 }
 
+/// The mailbox (`grove_proto::identity::mailbox`) of a leaf's credential:
+/// the key under which the DS tracks that leaf's membership, cursor and
+/// Welcomes.
+pub(super) fn mailbox_of(credential: &Credential) -> Option<String> {
+    super::devices::credential_identity(credential).ok().map(|i| i.mailbox())
+}
+
+/// Whether any leaf of `user` (any of its devices) is in the roster.
+pub(super) fn user_in(members: &HashMap<String, MemberInfo>, user: &str) -> bool {
+    members.contains_key(user) || members.keys().any(|m| grove_proto::identity::split_mailbox(m).0 == user)
+}
+
+/// The roster: each leaf by its mailbox.
 pub(super) fn members_of(group: &PublicGroup) -> HashMap<String, MemberInfo> {
     group
         .members()
         .filter_map(|m| {
-            identity_of(&m.credential)
+            mailbox_of(&m.credential)
                 .map(|u| (u, MemberInfo { leaf: m.index.u32(), signature_key: m.signature_key.clone() }))
         })
         .collect()

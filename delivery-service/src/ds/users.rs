@@ -173,17 +173,19 @@ impl Ds {
 
     /// Checks that a leaf (credential, signature key) is a registered
     /// binding: a legacy user's registered credential and key, or a current
-    /// certified device of a user with a device list. Returns the user.
+    /// certified device of a user with a device list. Returns the leaf's
+    /// mailbox (`grove_proto::identity::mailbox`).
     pub(super) async fn check_registered_member(
         &self,
         credential: &Credential,
         signature_key: &[u8],
     ) -> Result<String, DsError> {
-        let user = identity_of(credential)
-            .ok_or_else(|| DsError::UnregisteredMember { user: "<not a Grove credential>".into() })?;
+        let identity = super::devices::credential_identity(credential)
+            .map_err(|_| DsError::UnregisteredMember { user: "<not a Grove credential>".into() })?;
+        let user = identity.user();
         let Ok(binding) = self.binding(&user).await else { return Err(DsError::UnregisteredMember { user }) };
         match binding.check_leaf(&user, credential, signature_key) {
-            Ok(()) => Ok(user),
+            Ok(()) => Ok(identity.mailbox()),
             Err(why) => {
                 tracing::debug!(user, why, "leaf refused");
                 Err(DsError::UnregisteredMember { user })

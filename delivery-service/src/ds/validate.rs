@@ -9,12 +9,11 @@ use openmls::messages::group_info::VerifiableGroupInfo;
 use openmls::prelude::*;
 use tls_codec::{Deserialize as _, Serialize as _};
 
-use super::devices::{credential_identity, Binding};
-use super::runtime::{identity_of, GroupRt, PublicState};
+use super::devices::Binding;
+use super::runtime::{mailbox_of, user_in, GroupRt, PublicState};
 use super::Ds;
 use crate::api;
 use crate::error::DsError;
-use grove_proto::identity::CredentialIdentity;
 
 /// Decodes a TLS-encoded MLSMessage.
 pub(super) fn parse_mls(bytes: &[u8]) -> Result<MlsMessageBodyIn, DsError> {
@@ -60,9 +59,10 @@ pub(super) fn parse_group_info(bytes: &[u8], field: &str) -> Result<VerifiableGr
 pub(super) enum Committer {
     /// A member, from its leaf.
     Member(LeafNodeIndex),
-    /// A member resyncing by an external commit (RFC 9420 §12.4.3.2): its new
-    /// leaf is known only once the commit is merged.
-    Resync(String),
+    /// A member resyncing by an external commit (RFC 9420 §12.4.3.2), or a
+    /// new device of a member joining by one, by mailbox: its new leaf is
+    /// known only once the commit is merged.
+    External(String),
 }
 
 /// A commit that passed every check, ready to merge.
@@ -80,8 +80,12 @@ pub(super) struct ValidatedCommit {
 }
 
 impl Ds {
-    /// Decodes the commit of a bundle: a PublicMessage commit for group `gid`.
-    pub(super) fn commit_message(bundle: &api::CommitBundleBody, gid: &[u8]) -> Result<ProtocolMessage, DsError> {
+    /// Decodes the commit of a bundle: a PublicMessage commit for group
+    /// `gid`. Also says whether it is an external commit.
+    pub(super) fn commit_message(
+        bundle: &api::CommitBundleBody,
+        gid: &[u8],
+    ) -> Result<(ProtocolMessage, bool), DsError> {
         let pm = match parse_mls(bundle.commit.as_slice())? {
             MlsMessageBodyIn::PublicMessage(pm) => pm,
             MlsMessageBodyIn::PrivateMessage(_) => {
@@ -91,6 +95,7 @@ impl Ds {
             }
             other => return Err(DsError::WrongMessageType(format!("expected a Commit, got a {}", body_name(&other)))),
         };
+        let external = matches!(pm.sender(), Sender::NewMemberCommit);
         let protocol: ProtocolMessage = pm.into();
         if protocol.content_type() != ContentType::Commit {
             return Err(DsError::WrongMessageType(format!(
@@ -101,27 +106,34 @@ impl Ds {
         if protocol.group_id().as_slice() != gid {
             return Err(DsError::GroupIdMismatch);
         }
-        Ok(protocol)
+        Ok((protocol, external))
     }
 
     /// Validates a commit bundle under the group's commit lock: membership and
     /// epoch, the commit itself (openmls), its sender, every leaf it brings in,
-    /// and that the Welcome and GroupInfo match it.
+    /// and that the Welcome and GroupInfo match it. `mailbox` is the
+    /// committer's (`grove_proto::identity::mailbox`).
     pub(super) async fn validate_commit(
         &self,
-        user: &str,
+        mailbox: &str,
         rt: &GroupRt,
         public: &mut PublicState,
-        protocol: ProtocolMessage,
+        (protocol, external): (ProtocolMessage, bool),
         bundle: &api::CommitBundleBody,
     ) -> Result<ValidatedCommit, DsError> {
-        let epoch = Self::check_handshake(user, rt, public, &protocol)?;
+        // A device of a member user that is not in the group yet may join by
+        // an external commit (`check_join`); everyone else must be a member.
+        let joining = external && !rt.view()?.members.contains_key(mailbox);
+        let epoch = match joining {
+            true => Self::check_join_epoch(mailbox, rt, public, &protocol)?,
+            false => Self::check_handshake(mailbox, rt, public, &protocol)?,
+        };
         let processed =
             public.group.process_message(&self.crypto, protocol).map_err(|e| DsError::InvalidCommit(e.to_string()))?;
         let committer = match processed.sender() {
-            Sender::NewMemberCommit => Committer::Resync(user.to_owned()),
+            Sender::NewMemberCommit => Committer::External(mailbox.to_owned()),
             other => {
-                self.check_sender(user, &public.group, other).await?;
+                self.check_sender(mailbox, &public.group, other).await?;
                 let Sender::Member(leaf) = other else { unreachable!("check_sender admits members only") };
                 Committer::Member(*leaf)
             }
@@ -130,8 +142,10 @@ impl Ds {
             ProcessedMessageContent::StagedCommitMessage(s) => *s,
             _ => return Err(DsError::InvalidCommit("the message is not a commit".into())),
         };
-        if let Committer::Resync(_) = committer {
-            self.check_resync(user, &public.group, &staged).await?;
+        match (&committer, joining) {
+            (Committer::External(_), false) => self.check_resync(mailbox, &public.group, &staged).await?,
+            (Committer::External(_), true) => self.check_join(mailbox, &staged).await?,
+            _ => {}
         }
         let (added, added_refs) = self.check_new_leaves(&staged).await?;
         check_welcome(bundle.welcome.as_slice(), &added_refs)?;
@@ -201,14 +215,14 @@ impl Ds {
     /// leaf carries the caller's registered credential and key. So a removed
     /// member (refused earlier, as a non-member) or a stranger cannot join
     /// this way, and no one can replace another member's leaf.
-    async fn check_resync(&self, user: &str, group: &PublicGroup, staged: &StagedCommit) -> Result<(), DsError> {
+    async fn check_resync(&self, mailbox: &str, group: &PublicGroup, staged: &StagedCommit) -> Result<(), DsError> {
         let refuse = |why: &str| Err(DsError::InvalidCommit(format!("external commit refused: {why}")));
         let mut removes = staged.remove_proposals();
         let old = match (removes.next(), removes.next()) {
             (Some(r), None) => r.remove_proposal().removed(),
             _ => return refuse("it must remove exactly the committer's own old leaf (a resync)"),
         };
-        if group.leaf(old).and_then(|l| identity_of(l.credential())).as_deref() != Some(user) {
+        if group.leaf(old).and_then(|l| mailbox_of(l.credential())).as_deref() != Some(mailbox) {
             return refuse("the leaf it removes is not the committer's");
         }
         let only_resync =
@@ -218,12 +232,46 @@ impl Ds {
         }
         let leaf =
             staged.update_path_leaf_node().ok_or(DsError::InvalidCommit("external commit without a path".into()))?;
-        if self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await? != user {
+        if self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await? != mailbox {
             return Err(DsError::SenderMismatch);
         }
         Ok(())
     }
 
+    /// A new device of a user who is a member joins by an external commit
+    /// (`docs/identity.md`): it removes no one, adds and updates no one, and
+    /// its new leaf is the committing device itself, certified and in its
+    /// user's latest device list. A user who is not a member (never was, or
+    /// was removed) cannot join this way.
+    async fn check_join(&self, mailbox: &str, staged: &StagedCommit) -> Result<(), DsError> {
+        let only_init = staged.queued_proposals().all(|q| matches!(q.proposal(), Proposal::ExternalInit(_)));
+        if !only_init {
+            return Err(DsError::InvalidCommit(
+                "external commit refused: a joining device's commit may carry only ExternalInit".into(),
+            ));
+        }
+        let leaf =
+            staged.update_path_leaf_node().ok_or(DsError::InvalidCommit("external commit without a path".into()))?;
+        if self.check_registered_member(leaf.credential(), leaf.signature_key().as_slice()).await? != mailbox {
+            return Err(DsError::SenderMismatch);
+        }
+        Ok(())
+    }
+
+    /// The epoch check of a joining device's external commit: its user
+    /// must have a leaf in the group (membership first, as for members).
+    fn check_join_epoch(
+        mailbox: &str,
+        rt: &GroupRt,
+        public: &PublicState,
+        protocol: &ProtocolMessage,
+    ) -> Result<u64, DsError> {
+        let (user, device) = grove_proto::identity::split_mailbox(mailbox);
+        if device.is_none() || !user_in(&rt.view()?.members, user) {
+            return Err(DsError::NotAMember);
+        }
+        Self::epoch_of(public, protocol)
+    }
     /// Membership, then epoch, of a handshake message, under the commit lock.
     /// Membership comes first, so a non-member learns nothing about the epoch.
     pub(super) fn check_handshake(
@@ -235,6 +283,11 @@ impl Ds {
         if !rt.view()?.members.contains_key(user) {
             return Err(DsError::NotAMember);
         }
+        Self::epoch_of(public, protocol)
+    }
+
+    /// The message's epoch, which must be the group's current one.
+    fn epoch_of(public: &PublicState, protocol: &ProtocolMessage) -> Result<u64, DsError> {
         let current = public.group.group_context().epoch().as_u64();
         let got = protocol.epoch().as_u64();
         if got < current {
@@ -246,29 +299,27 @@ impl Ds {
         Ok(current)
     }
 
-    /// The sender of a handshake message must be the authenticated user's own
-    /// leaf, with its registered key.
-    pub(super) async fn check_sender(&self, user: &str, group: &PublicGroup, sender: &Sender) -> Result<(), DsError> {
+    /// The sender of a handshake message must be the authenticated device's
+    /// own leaf (`mailbox`), with its registered or certified key.
+    pub(super) async fn check_sender(
+        &self,
+        mailbox: &str,
+        group: &PublicGroup,
+        sender: &Sender,
+    ) -> Result<(), DsError> {
         let Sender::Member(leaf) = sender else {
             return Err(DsError::WrongMessageType(
                 "only members may send handshake messages (no external senders)".into(),
             ));
         };
         let node = group.leaf(*leaf).ok_or(DsError::SenderMismatch)?;
-        if identity_of(node.credential()).as_deref() != Some(user) {
+        if mailbox_of(node.credential()).as_deref() != Some(mailbox) {
             return Err(DsError::SenderMismatch);
         }
         let key = node.signature_key().as_slice();
+        let user = grove_proto::identity::split_mailbox(mailbox).0;
         match self.binding(user).await? {
             Binding::Legacy(rec) if key == rec.signature_key.as_slice() => Ok(()),
-            // An upgraded user's old single-key leaf may still send (the
-            // commit that replaces it, say) until its device replaces it.
-            Binding::Devices(rec, _)
-                if key == rec.signature_key.as_slice()
-                    && matches!(credential_identity(node.credential()), Ok(CredentialIdentity::Legacy(_))) =>
-            {
-                Ok(())
-            }
             b @ Binding::Devices(..) if b.check_leaf(user, node.credential(), key).is_ok() => Ok(()),
             _ => Err(DsError::SenderMismatch),
         }

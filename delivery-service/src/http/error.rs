@@ -14,7 +14,7 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
     use ErrorCode::*;
     match code {
         UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        StaleEpoch | UserExists | GroupExists | KeyPackageQuota | DeviceListConflict => StatusCode::CONFLICT,
+        StaleEpoch | UserExists | GroupExists | KeyPackageQuota | DeviceListConflict | LinkUsed => StatusCode::CONFLICT,
         AuthRequired
         | TokenInvalid
         | TokenExpired
@@ -29,7 +29,9 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         | LoginTokenSubjectMismatch
         | DeviceRevoked => StatusCode::UNAUTHORIZED,
         RegistrationClosed | NotAMember | MetricsDisabled | SenderMismatch => StatusCode::FORBIDDEN,
-        UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | NotFound => StatusCode::NOT_FOUND,
+        UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | UnknownLink | NotFound => {
+            StatusCode::NOT_FOUND
+        }
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RateLimited | TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -50,7 +52,8 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         | WelcomeMismatch
         | UnregisteredMember
         | WrongEpoch
-        | DeviceListInvalid => StatusCode::BAD_REQUEST,
+        | DeviceListInvalid
+        | LinkInvalid => StatusCode::BAD_REQUEST,
     }
 }
 
@@ -98,13 +101,17 @@ mod tests {
         // docs/api.md, "Errors": the status of each code.
         let expect = |c: &ErrorCode| match c.as_str() {
             "unsupported_media_type" => 415,
-            "stale_epoch" | "user_exists" | "group_exists" | "key_package_quota" | "device_list_conflict" => 409,
+            "stale_epoch"
+            | "user_exists"
+            | "group_exists"
+            | "key_package_quota"
+            | "device_list_conflict"
+            | "link_used" => 409,
             "auth_required" | "token_invalid" | "token_expired" | "challenge_invalid" | "bad_signature" => 401,
             c if c.starts_with("login_token_") || c == "device_revoked" => 401,
             "registration_closed" | "not_a_member" | "metrics_disabled" | "sender_mismatch" => 403,
-            "unknown_user" | "unknown_group" | "no_key_package" | "unknown_welcome" | "unknown_blob" | "not_found" => {
-                404
-            }
+            "unknown_user" | "unknown_group" | "no_key_package" | "unknown_welcome" | "unknown_blob"
+            | "unknown_link" | "not_found" => 404,
             "method_not_allowed" => 405,
             "rate_limited" | "too_many_streams" => 429,
             "payload_too_large" => 413,

@@ -179,8 +179,9 @@ async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, DsError> {
     let token = bearer(&headers).map(str::to_string).or(q.access_token).ok_or(DsError::AuthRequired)?;
-    let user = state.ds.check_token(&token).await?.user;
-    state.ds.auth.check_rate(&user)?;
+    let session = state.ds.check_token(&token).await?;
+    state.ds.auth.check_rate(&session.user)?;
+    let user = session.mailbox();
     let gid = group_id(&gid)?;
     // Check access before upgrading, so a refusal is a plain HTTP error.
     let binary = match q.format.as_deref() {

@@ -15,7 +15,10 @@ use crate::error::DsError;
 use crate::store::KeyPackageKind;
 
 pub(super) fn router() -> Router<AppState> {
-    Router::new().route(routes::KEY_PACKAGES, post(upload).get(count)).route(routes::KEY_PACKAGE_CLAIM, post(claim))
+    Router::new()
+        .route(routes::KEY_PACKAGES, post(upload).get(count))
+        .route(routes::KEY_PACKAGE_CLAIM, post(claim))
+        .route(routes::KEY_PACKAGE_CLAIM_DEVICES, post(claim_devices))
 }
 
 #[derive(Debug, Deserialize)]
@@ -48,4 +51,13 @@ async fn claim(
         [(header::CONTENT_TYPE, api::MEDIA_MLS), (header::HeaderName::from_static(api::HEADER_KEY_PACKAGE_KIND), kind)],
         kp,
     ))
+}
+
+/// One KeyPackage of each current device of a user (to add all of them).
+async fn claim_devices(
+    caller: Caller,
+    Path(target): Path<String>,
+    Query(q): Query<SuiteQuery>,
+) -> Result<Json<api::DeviceKeyPackagesResponse>, DsError> {
+    Ok(Json(caller.ds.claim_device_key_packages(&target, q.ciphersuite.unwrap_or(1)).await?))
 }

@@ -76,7 +76,10 @@ pub fn app(ds: Arc<Ds>, opts: HttpOptions) -> Router {
 pub struct Caller {
     /// The domain layer.
     pub ds: Arc<Ds>,
-    /// The authenticated user.
+    /// The authenticated device's mailbox (`grove_proto::identity::mailbox`):
+    /// the user name for a user without devices, `user/device` otherwise.
+    /// Group membership, cursors, the Welcome inbox and KeyPackages are
+    /// per mailbox.
     pub user: String,
     /// The authenticated session (user and device).
     pub session: crate::ds::Session,
@@ -89,7 +92,7 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer(&parts.headers).ok_or(DsError::AuthRequired)?;
         let session = state.ds.check_token(token).await?;
         state.ds.auth.check_rate(&session.user)?;
-        Ok(Caller { ds: state.ds.clone(), user: session.user.clone(), session })
+        Ok(Caller { ds: state.ds.clone(), user: session.mailbox(), session })
     }
 }
 

@@ -1,4 +1,4 @@
-//! Registration, authentication and identity lookup.
+//! Registration, authentication, identity lookup, device lists and linking.
 
 use axum::extract::{Path, Query};
 use axum::http::StatusCode;
@@ -18,6 +18,33 @@ pub(super) fn router() -> Router<AppState> {
         .route(routes::USER_DEVICES, get(device_lists).post(publish_devices))
         .route(routes::AUTH_CHALLENGE, post(challenge))
         .route(routes::AUTH_TOKEN, post(token))
+        .route(routes::USER_LINKS, post(create_link))
+        .route(routes::LINK, get(link))
+        .route(routes::LINK_APPROVAL, post(approve_link))
+}
+
+/// A new device asks to be linked (it has no token yet: its proof of
+/// possession and, when required, the app's login vouch for it).
+async fn create_link(
+    peer: Anonymous,
+    Path(user): Path<String>,
+    Json(req): Json<api::LinkCreateRequest>,
+) -> Result<impl IntoResponse, DsError> {
+    Ok((StatusCode::CREATED, Json(peer.ds.create_link(&user, &req).await?)))
+}
+
+/// A link request and its approval, by its unguessable id.
+async fn link(peer: Anonymous, Path(id): Path<String>) -> Result<Json<api::LinkResponse>, DsError> {
+    Ok(Json(peer.ds.link(&id).await?))
+}
+
+async fn approve_link(
+    caller: Caller,
+    Path(id): Path<String>,
+    Json(req): Json<api::LinkApproveRequest>,
+) -> Result<StatusCode, DsError> {
+    caller.ds.approve_link(&caller.session, &id, &req.approval).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 async fn register(peer: Anonymous, Json(req): Json<api::RegisterRequest>) -> Result<impl IntoResponse, DsError> {

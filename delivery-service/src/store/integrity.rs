@@ -39,6 +39,8 @@ pub(super) struct Trees {
     pub(super) challenges: sled::Tree,
     /// Users' signed device lists, every version (`user 0x00 version`).
     pub(super) device_lists: sled::Tree,
+    /// Pending and approved link requests, by id (`sled_trait`).
+    pub(super) links: sled::Tree,
 }
 
 /// The name of the log tree since format 2 (entries carry their chain value).
@@ -58,6 +60,7 @@ impl Trees {
             tokens: db.open_tree("tokens")?,
             challenges: db.open_tree("challenges")?,
             device_lists: db.open_tree("device_lists")?,
+            links: db.open_tree("links")?,
             db: db.clone(),
         })
     }

@@ -6,8 +6,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome, Store,
-    StoreError, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LinkRecord, LogEntry, RegisterOutcome,
+    Store, StoreError, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
 };
 
 /// One client's packages for one suite: one-time packages in upload order, and
@@ -28,6 +28,7 @@ struct Inner {
     challenges: HashMap<[u8; 32], TokenRecord>,
     tokens: HashMap<[u8; 32], TokenRecord>,
     device_lists: HashMap<String, Vec<Vec<u8>>>,
+    links: HashMap<[u8; 16], LinkRecord>,
     next_id: u64,
 }
 
@@ -311,12 +312,37 @@ impl Store for MemoryStore {
         Ok(self.lock()?.device_lists.get(user).and_then(|l| l.last().cloned()))
     }
 
+    async fn put_link(&self, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool> {
+        let mut g = self.lock()?;
+        if g.links.contains_key(id) {
+            return Ok(false);
+        }
+        g.links.insert(*id, link.clone());
+        Ok(true)
+    }
+
+    async fn link(&self, id: &[u8; 16]) -> StoreResult<Option<LinkRecord>> {
+        Ok(self.lock()?.links.get(id).cloned())
+    }
+
+    async fn approve_link(&self, id: &[u8; 16], approval: &[u8]) -> StoreResult<bool> {
+        let mut g = self.lock()?;
+        match g.links.get_mut(id) {
+            Some(l) if l.approval.is_none() => {
+                l.approval = Some(approval.to_vec());
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     async fn prune_auth(&self, now: u64) -> StoreResult<u64> {
         let mut g = self.lock()?;
-        let before = g.tokens.len() + g.challenges.len();
+        let before = g.tokens.len() + g.challenges.len() + g.links.len();
         g.tokens.retain(|_, t| t.expires_at >= now);
         g.challenges.retain(|_, c| c.expires_at >= now);
-        Ok((before - g.tokens.len() - g.challenges.len()) as u64)
+        g.links.retain(|_, l| l.expires_at >= now);
+        Ok((before - g.tokens.len() - g.challenges.len() - g.links.len()) as u64)
     }
 
     async fn persist(&self) -> StoreResult<()> {

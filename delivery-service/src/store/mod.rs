@@ -173,6 +173,20 @@ pub struct TokenRecord {
     pub device: Option<String>,
 }
 
+/// A request to link a new device (`docs/identity.md`): made by the new
+/// device, approved once by one of its user's devices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LinkRecord {
+    /// The user the new device belongs to.
+    pub user: String,
+    /// Expiry, unix seconds.
+    pub expires_at: u64,
+    /// The request (TLS-encoded `grove_proto::link::LinkRequest`), opaque here.
+    pub request: Vec<u8>,
+    /// The approval (opaque, encrypted to the new device), once given.
+    pub approval: Option<Vec<u8>>,
+}
+
 /// What the Delivery Service stores. Implementations must be safe to call from
 /// many tasks at once, and from several processes when the backing database is
 /// shared (PostgreSQL): every promise below then holds across processes.
@@ -347,8 +361,19 @@ pub trait Store: Send + Sync + 'static {
     /// The latest device list of `user` (`None`: the user has none).
     async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Deletes tokens and challenges that expired before `now` (unix
-    /// seconds). Returns how many were deleted.
+    /// Stores a link request under `id`, unless one with that id exists
+    /// (then nothing is written and the result is `false`).
+    async fn put_link(&self, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool>;
+
+    /// The link request `id`, expired or not.
+    async fn link(&self, id: &[u8; 16]) -> StoreResult<Option<LinkRecord>>;
+
+    /// Records the approval of link request `id`, if it exists and has none
+    /// yet: of concurrent approvals (on any replica) exactly one wins.
+    async fn approve_link(&self, id: &[u8; 16], approval: &[u8]) -> StoreResult<bool>;
+
+    /// Deletes tokens, challenges and link requests that expired before
+    /// `now` (unix seconds). Returns how many were deleted.
     async fn prune_auth(&self, now: u64) -> StoreResult<u64>;
 
     /// Resolves once every write made before the call is durable on disk.

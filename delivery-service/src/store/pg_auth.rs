@@ -1,10 +1,10 @@
-//! The PostgreSQL store's authentication tables (`challenges`, `tokens`) and
-//! users' device lists (`device_lists`).
+//! The PostgreSQL store's authentication tables (`challenges`, `tokens`),
+//! users' device lists (`device_lists`) and link requests (`links`).
 
 use sqlx::postgres::PgPool;
 
 use super::postgres::{pg_err, to_i64, to_u64};
-use super::{StoreResult, TokenRecord};
+use super::{LinkRecord, StoreResult, TokenRecord};
 
 pub(super) async fn put_challenge(pool: &PgPool, challenge: &[u8; 32], user: &str, expires_at: u64) -> StoreResult<()> {
     sqlx::query("INSERT INTO challenges (challenge, user_name, expires_at) VALUES ($1, $2, $3)")
@@ -52,7 +52,7 @@ pub(super) async fn token(pool: &PgPool, hash: &[u8; 32]) -> StoreResult<Option<
 pub(super) async fn prune_auth(pool: &PgPool, now: u64) -> StoreResult<u64> {
     let now = to_i64(now)?;
     let mut n = 0;
-    for table in ["tokens", "challenges"] {
+    for table in ["tokens", "challenges", "links"] {
         n += sqlx::query(&format!("DELETE FROM {table} WHERE expires_at < $1"))
             .bind(now)
             .execute(pool)
@@ -100,4 +100,48 @@ pub(super) async fn latest_device_list(pool: &PgPool, user: &str) -> StoreResult
         .fetch_optional(pool)
         .await
         .map_err(pg_err)
+}
+
+pub(super) async fn put_link(pool: &PgPool, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool> {
+    let n = sqlx::query(
+        "INSERT INTO links (id, user_name, expires_at, request, approval) VALUES ($1, $2, $3, $4, $5) \
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(id.as_slice())
+    .bind(&link.user)
+    .bind(to_i64(link.expires_at)?)
+    .bind(&link.request)
+    .bind(link.approval.as_deref())
+    .execute(pool)
+    .await
+    .map_err(pg_err)?
+    .rows_affected();
+    Ok(n == 1)
+}
+
+/// A `links` row: user, expiry, request, approval.
+type LinkRow = (String, i64, Vec<u8>, Option<Vec<u8>>);
+
+pub(super) async fn link(pool: &PgPool, id: &[u8; 16]) -> StoreResult<Option<LinkRecord>> {
+    let row: Option<LinkRow> =
+        sqlx::query_as("SELECT user_name, expires_at, request, approval FROM links WHERE id = $1")
+            .bind(id.as_slice())
+            .fetch_optional(pool)
+            .await
+            .map_err(pg_err)?;
+    row.map(|(user, at, request, approval)| {
+        Ok(LinkRecord { user, expires_at: to_u64("link request", at)?, request, approval })
+    })
+    .transpose()
+}
+
+pub(super) async fn approve_link(pool: &PgPool, id: &[u8; 16], approval: &[u8]) -> StoreResult<bool> {
+    let n = sqlx::query("UPDATE links SET approval = $2 WHERE id = $1 AND approval IS NULL")
+        .bind(id.as_slice())
+        .bind(approval)
+        .execute(pool)
+        .await
+        .map_err(pg_err)?
+        .rows_affected();
+    Ok(n == 1)
 }

@@ -47,10 +47,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "initial schema", include_str!("pg/0001_init.sql")),
     (2, "blobs", include_str!("pg/0002_blobs.sql")),
     (3, "device lists", include_str!("pg/0003_devices.sql")),
+    (4, "link requests", include_str!("pg/0004_links.sql")),
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 #[derive(Debug)]
 struct Embedded;
@@ -686,6 +687,18 @@ impl Store for PgStore {
 
     async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>> {
         pg_auth::latest_device_list(&self.pool, user).await
+    }
+
+    async fn put_link(&self, id: &[u8; 16], link: &super::LinkRecord) -> StoreResult<bool> {
+        pg_auth::put_link(&self.pool, id, link).await
+    }
+
+    async fn link(&self, id: &[u8; 16]) -> StoreResult<Option<super::LinkRecord>> {
+        pg_auth::link(&self.pool, id).await
+    }
+
+    async fn approve_link(&self, id: &[u8; 16], approval: &[u8]) -> StoreResult<bool> {
+        pg_auth::approve_link(&self.pool, id, approval).await
     }
 
     async fn prune_auth(&self, now: u64) -> StoreResult<u64> {

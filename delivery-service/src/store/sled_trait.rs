@@ -2,12 +2,13 @@
 //! answers them from memory), scans run on the blocking pool. Also the auth
 //! trees (`tokens`, `challenges`), whose values are the user name, 0x00, the
 //! expiry (u64 BE), and for a device's token the device id (absent in
-//! records written before devices existed), and the `device_lists` tree.
+//! records written before devices existed), the `device_lists` tree, and the
+//! `links` tree (link requests, TLS-encoded [`LinkValue`]s).
 
 use super::sled_store::{Inner, SledStore};
 use super::{
-    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome, Store,
-    StoreResult, TokenRecord, UserRecord, WelcomeEntry,
+    Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LinkRecord, LogEntry, RegisterOutcome,
+    Store, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
 };
 use crate::store::records::corrupt;
 
@@ -33,6 +34,35 @@ pub(super) fn auth_record(v: &[u8]) -> StoreResult<TokenRecord> {
     Ok(TokenRecord { user, expires_at, device })
 }
 
+/// A [`LinkRecord`] as the `links` tree stores it.
+#[derive(tls_codec::TlsSerialize, tls_codec::TlsDeserialize, tls_codec::TlsSize)]
+pub(super) struct LinkValue {
+    user: tls_codec::VLBytes,
+    expires_at: u64,
+    request: tls_codec::VLBytes,
+    approval: Option<tls_codec::VLBytes>,
+}
+
+fn link_value(l: &LinkRecord) -> StoreResult<Vec<u8>> {
+    let v = LinkValue {
+        user: l.user.as_bytes().into(),
+        expires_at: l.expires_at,
+        request: l.request.as_slice().into(),
+        approval: l.approval.as_deref().map(Into::into),
+    };
+    tls_codec::Serialize::tls_serialize_detached(&v).map_err(|e| corrupt("link request", e))
+}
+
+pub(super) fn link_record(v: &[u8]) -> StoreResult<LinkRecord> {
+    let v: LinkValue = tls_codec::Deserialize::tls_deserialize_exact(v).map_err(|e| corrupt("link request", e))?;
+    Ok(LinkRecord {
+        user: String::from_utf8(Vec::from(v.user)).map_err(|e| corrupt("link request", e))?,
+        expires_at: v.expires_at,
+        request: Vec::from(v.request),
+        approval: v.approval.map(Vec::from),
+    })
+}
+
 /// The `device_lists` key of a user's version: `user 0x00 version (u64 BE)`.
 fn device_list_key(user: &str, version: u64) -> Vec<u8> {
     let mut k = Vec::with_capacity(user.len() + 9);
@@ -52,6 +82,13 @@ impl Inner {
                     tree.remove(k)?;
                     n += 1;
                 }
+            }
+        }
+        for item in self.t.links.iter() {
+            let (k, v) = item?;
+            if link_record(&v).map_or(true, |l| l.expires_at < now) {
+                self.t.links.remove(k)?;
+                n += 1;
             }
         }
         Ok(n)
@@ -179,6 +216,26 @@ impl Store for SledStore {
 
     async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
         self.inner.t.tokens.get(hash)?.map(|v| auth_record(&v)).transpose()
+    }
+
+    async fn put_link(&self, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool> {
+        let v = link_value(link)?;
+        Ok(self.inner.t.links.compare_and_swap(id, None as Option<&[u8]>, Some(v))?.is_ok())
+    }
+
+    async fn link(&self, id: &[u8; 16]) -> StoreResult<Option<LinkRecord>> {
+        self.inner.t.links.get(id)?.map(|v| link_record(&v)).transpose()
+    }
+
+    async fn approve_link(&self, id: &[u8; 16], approval: &[u8]) -> StoreResult<bool> {
+        let tree = &self.inner.t.links;
+        let Some(old) = tree.get(id)? else { return Ok(false) };
+        let mut link = link_record(&old)?;
+        if link.approval.is_some() {
+            return Ok(false);
+        }
+        link.approval = Some(approval.to_vec());
+        Ok(tree.compare_and_swap(id, Some(old), Some(link_value(&link)?))?.is_ok())
     }
 
     async fn append_device_list(&self, user: &str, version: u64, list: &[u8]) -> StoreResult<bool> {

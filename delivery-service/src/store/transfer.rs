@@ -32,7 +32,7 @@ pub struct TransferReport {
     pub welcomes: u64,
     /// Commit reports.
     pub reports: u64,
-    /// Unexpired bearer tokens (hashes) and challenges.
+    /// Unexpired bearer tokens (hashes) and challenges, and link requests.
     pub sessions: u64,
     /// Versions of users' device lists.
     pub device_lists: u64,
@@ -244,6 +244,20 @@ async fn copy_sessions(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
             q.execute(&mut **tx).await.map_err(pg_err)?;
             n += 1;
         }
+    }
+    for item in t.links.iter() {
+        let (k, v) = item?;
+        let rec = super::sled_trait::link_record(&v)?;
+        sqlx::query("INSERT INTO links (id, user_name, expires_at, request, approval) VALUES ($1, $2, $3, $4, $5)")
+            .bind(k.as_ref())
+            .bind(rec.user)
+            .bind(i64_of(rec.expires_at)?)
+            .bind(rec.request)
+            .bind(rec.approval)
+            .execute(&mut **tx)
+            .await
+            .map_err(pg_err)?;
+        n += 1;
     }
     Ok(n)
 }

@@ -410,6 +410,11 @@ impl Peer {
             .unwrap_or_else(|| panic!("{user} not in group"))
     }
 
+    /// The leaf whose signature key is `key`.
+    pub fn leaf_of_key(group: &MlsGroup, key: &[u8]) -> LeafNodeIndex {
+        group.members().find(|m| m.signature_key == key).map(|m| m.index).expect("no leaf with that key")
+    }
+
     pub async fn remove(&self, group: &mut MlsGroup, gid: &str, users: &[&str]) -> Resp {
         let leaves: Vec<LeafNodeIndex> = users.iter().map(|u| Self::leaf_of(group, u)).collect();
         let (commit, welcome, gi) = group.remove_members(&self.provider, &self.signer, &leaves).unwrap();

@@ -1,0 +1,145 @@
+//! Several devices of one user through the `grove` binary (issue 11's CLI
+//! contract): `init --link` on a new home, `device approve CODE --yes` on an
+//! existing one, `sync` completing the link (the new device joins the
+//! user's groups), groups holding every device of a user, a replayed link
+//! code refused, and `device revoke` shutting a device out of what follows.
+
+#[path = "../../client/tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::start_ds;
+use serde_json::Value;
+
+struct Run {
+    ok: bool,
+    json: Value,
+}
+
+fn grove(home: &Path, args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_grove"))
+        .arg("--json")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("GROVE_HOME")
+        .output()
+        .expect("run grove");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
+        panic!(
+            "grove {args:?}: not one JSON object ({e}): {stdout:?} stderr {:?}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    Run { ok: out.status.success(), json }
+}
+
+fn ok(home: &Path, args: &[&str]) -> Value {
+    let r = grove(home, args);
+    assert!(r.ok, "grove {args:?} failed: {}", r.json);
+    r.json
+}
+
+fn texts(read: &Value) -> Vec<String> {
+    read["messages"].as_array().unwrap().iter().map(|m| m["text"].as_str().unwrap_or_default().to_owned()).collect()
+}
+
+fn alice_devices(members: &Value) -> u64 {
+    members["members"].as_array().unwrap().iter().find(|m| m["user"] == "alice").unwrap()["devices"].as_u64().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_link_approve_sync_and_revoke() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let (phone, laptop, bob) = (dir.path().join("phone"), dir.path().join("laptop"), dir.path().join("bob"));
+    tokio::task::spawn_blocking(move || {
+        ok(&phone, &["init", "--server", &url, "--user", "alice"]);
+        ok(&bob, &["init", "--server", &url, "--user", "bob"]);
+        ok(&phone, &["group", "create", "ops"]);
+        ok(&phone, &["group", "add", "ops", "bob"]);
+        ok(&bob, &["sync"]);
+
+        // The new device asks to be linked and shows its codes.
+        let req = ok(&laptop, &["init", "--server", &url, "--user", "alice", "--link", "--device-name", "laptop"]);
+        let code = req["link_code"].as_str().unwrap().to_owned();
+        let compare = req["compare"].as_str().unwrap().to_owned();
+        assert!(code.starts_with("grove-link-v1:alice:"), "{code}");
+        // Running it again shows the same request.
+        assert_eq!(ok(&laptop, &["init", "--server", &url, "--user", "alice", "--link"])["link_code"], code.as_str());
+        // Before the approval, the new device can do nothing but wait.
+        let early = grove(&laptop, &["sync"]);
+        assert!(!early.ok);
+        assert_eq!(early.json["code"], "link_pending", "{}", early.json);
+        // Without --yes and without a terminal, approve refuses and names the code to compare.
+        let no = grove(&phone, &["device", "approve", &code]);
+        assert!(!no.ok);
+        assert!(no.json["error"].as_str().unwrap().contains(&compare), "{}", no.json);
+        // A code whose secret was changed (what a DS or a typo gives) is refused.
+        let mut forged = code.clone();
+        forged.truncate(forged.len() - 4);
+        forged.push_str("AAAA");
+        assert_eq!(grove(&phone, &["device", "approve", &forged, "--yes"]).json["code"], "link_refused");
+        let approved = ok(&phone, &["device", "approve", &code, "--yes"]);
+        assert_eq!(
+            (approved["approved"].as_bool(), approved["compare"].as_str()),
+            (Some(true), Some(compare.as_str()))
+        );
+        // The code works once.
+        let replay = grove(&phone, &["device", "approve", &code, "--yes"]);
+        assert_eq!(replay.json["code"], "link_refused", "{}", replay.json);
+
+        // The new device completes the link on its next sync and joins ops.
+        let synced = ok(&laptop, &["sync"]);
+        assert_eq!(synced["linked"]["joined"].as_array().unwrap().len(), 1, "{synced}");
+        let laptop_id = synced["linked"]["device"].as_str().unwrap().to_owned();
+        for home in [&phone, &laptop] {
+            let list = ok(home, &["device", "list"]);
+            let devices = list["devices"].as_array().unwrap();
+            assert_eq!(devices.len(), 2, "{list}");
+            let this = devices.iter().find(|d| d["this_device"] == true).unwrap();
+            assert_eq!(this["id"] == laptop_id.as_str(), home == &laptop);
+        }
+        ok(&phone, &["sync"]);
+        ok(&bob, &["sync"]);
+        assert_eq!(alice_devices(&ok(&bob, &["group", "members", "ops"])), 2);
+        ok(&bob, &["send", "ops", "to both of alice's devices"]);
+        for home in [&phone, &laptop] {
+            ok(home, &["sync"]);
+            assert!(texts(&ok(home, &["read", "ops"])).contains(&"to both of alice's devices".to_owned()));
+        }
+        // Adding alice to a new group adds both devices in one commit.
+        ok(&bob, &["group", "create", "plans"]);
+        let added = ok(&bob, &["group", "add", "plans", "alice"]);
+        assert_eq!(added["epoch"], 1);
+        assert_eq!(alice_devices(&ok(&bob, &["group", "members", "plans"])), 2);
+        for home in [&phone, &laptop] {
+            assert_eq!(ok(home, &["sync"])["joined"].as_array().unwrap().len(), 1);
+        }
+
+        // Revocation: the laptop leaves the list and both groups.
+        let revoked = ok(&phone, &["device", "revoke", &laptop_id]);
+        assert_eq!(revoked["removed_from"].as_array().unwrap().len(), 2, "{revoked}");
+        assert_eq!(ok(&phone, &["device", "list"])["devices"].as_array().unwrap().len(), 1);
+        ok(&bob, &["sync"]);
+        assert_eq!(alice_devices(&ok(&bob, &["group", "members", "ops"])), 1);
+        ok(&bob, &["send", "ops", "after the revocation"]);
+        ok(&phone, &["sync"]);
+        assert!(texts(&ok(&phone, &["read", "ops"])).contains(&"after the revocation".to_owned()));
+        // The laptop is told why, and has nothing of what followed.
+        let shut = grove(&laptop, &["sync"]);
+        assert!(!shut.ok);
+        assert_eq!(shut.json["server_code"], "device_revoked", "{}", shut.json);
+        assert!(!texts(&ok(&laptop, &["read", "ops"])).contains(&"after the revocation".to_owned()));
+        // A home is one device: revoking this device itself is refused.
+        let own = ok(&phone, &["device", "list"])["devices"][0]["id"].as_str().unwrap().to_owned();
+        assert!(!grove(&phone, &["device", "revoke", &own]).ok);
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}

@@ -48,6 +48,38 @@ pub(crate) async fn init_link(home: &Path, config: ClientConfig, label: &str) ->
     })
 }
 
+/// `grove identity restore`: this home becomes a new device of the
+/// backed-up identity.
+pub(crate) async fn restore(
+    home: &Path,
+    config: ClientConfig,
+    backup: &grove_client::IdentityBackup,
+    label: &str,
+) -> anyhow::Result<Out> {
+    let (c, done) = Client::restore(home, config, backup, label).await?;
+    let others: Vec<String> = c.devices().await?.into_iter().filter(|d| !d.this_device).map(|d| d.id).collect();
+    let mut text = format!(
+        "restored {} as device {} (fingerprint {}); joined {} group(s)",
+        c.whoami().user,
+        done.device,
+        c.whoami().fingerprint,
+        done.joined.len()
+    );
+    for f in &done.failed {
+        text.push_str(&format!("\ncould not join {f}"));
+    }
+    if !others.is_empty() {
+        text.push_str(&format!(
+            "\nyour other devices: {} (revoke a lost one with `grove device revoke ID`)",
+            others.join(", ")
+        ));
+    }
+    Ok(Out {
+        text,
+        json: json!({ "user": c.whoami().user, "device": done.device, "joined": done.joined, "failed": done.failed, "other_devices": others }),
+    })
+}
+
 pub(crate) async fn run(c: Client, cmd: DeviceCmd, json_mode: bool) -> anyhow::Result<Out> {
     Ok(match cmd {
         DeviceCmd::List => {

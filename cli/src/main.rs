@@ -140,6 +140,33 @@ enum IdentityCmd {
         #[arg(long)]
         passphrase_file: PathBuf,
     },
+    /// Make this (new) home a device of the identity in a backup, with no
+    /// other device needed: it joins the groups the backup lists.
+    Restore {
+        /// The backup file (`grove identity backup`).
+        file: PathBuf,
+        /// A file whose first line is the backup's passphrase.
+        #[arg(long)]
+        passphrase_file: PathBuf,
+        /// DS base URL.
+        #[arg(long)]
+        server: String,
+        /// Trust only the CA certificates in this PEM file.
+        #[arg(long, conflicts_with = "server_cert_sha256")]
+        ca_cert: Option<PathBuf>,
+        /// Pin the DS certificate by its SHA-256 fingerprint (hex).
+        #[arg(long)]
+        server_cert_sha256: Option<String>,
+        /// Ciphersuite of this device: 1 or 3.
+        #[arg(long, default_value_t = 1)]
+        ciphersuite: u16,
+        /// The app's login for this user, for a DS that requires one.
+        #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
+        login_token: Option<String>,
+        /// A name for this device in the device list.
+        #[arg(long, default_value = "")]
+        device_name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -303,6 +330,7 @@ fn error_code(e: &grove_client::Error) -> &'static str {
         E::ContactCodeMismatch { .. } => "contact_code_mismatch",
         E::DeviceListRejected { .. } => "device_list_rejected",
         E::LinkPending { .. } => "link_pending",
+        E::UnlistedDevice { .. } => "unlisted_device",
         E::LinkRefused(_) => "link_refused",
         _ => "error",
     }
@@ -328,15 +356,8 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
     let home = home(cli.home)?;
     let out = match cli.cmd {
         Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite, login_token, link, device_name } => {
-            let trust = match (ca_cert, server_cert_sha256) {
-                (Some(path), _) => TrustMode::CaPem(
-                    std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?,
-                ),
-                (None, Some(fp)) => TrustMode::pinned_hex(&fp)?,
-                (None, None) => TrustMode::SystemRoots,
-            };
             let mut config = ClientConfig::new(server, user);
-            config.trust = trust;
+            config.trust = trust_of(ca_cert, server_cert_sha256)?;
             config.ciphersuite = ciphersuite;
             config.login_token = login_token;
             if link {
@@ -419,9 +440,40 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
         }
         Cmd::Device(d) => device::run(Client::open(&home)?, d, cli.json).await?,
+        Cmd::Identity(IdentityCmd::Restore {
+            file,
+            passphrase_file,
+            server,
+            ca_cert,
+            server_cert_sha256,
+            ciphersuite,
+            login_token,
+            device_name,
+        }) => {
+            let pass = read_passphrase(&passphrase_file)?;
+            let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
+            let backup = grove_client::open_identity_backup(&bytes, &pass)?;
+            let mut config = ClientConfig::new(server, backup.user.clone());
+            config.trust = trust_of(ca_cert, server_cert_sha256)?;
+            config.ciphersuite = ciphersuite;
+            config.login_token = login_token;
+            device::restore(&home, config, &backup, &device_name).await?
+        }
         Cmd::Demo => unreachable!("handled above"),
     };
     Ok(out)
+}
+
+/// How the DS's certificate is checked, from the `--ca-cert` and
+/// `--server-cert-sha256` flags.
+fn trust_of(ca_cert: Option<PathBuf>, server_cert_sha256: Option<String>) -> anyhow::Result<TrustMode> {
+    Ok(match (ca_cert, server_cert_sha256) {
+        (Some(path), _) => {
+            TrustMode::CaPem(std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        (None, Some(fp)) => TrustMode::pinned_hex(&fp)?,
+        (None, None) => TrustMode::SystemRoots,
+    })
 }
 
 /// The first line of a passphrase file (without its line end).

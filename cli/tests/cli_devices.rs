@@ -143,3 +143,77 @@ async fn cli_link_approve_sync_and_revoke() {
     .unwrap();
     ds.shutdown().await.unwrap();
 }
+
+/// A lost phone: the identity comes back from a backup on a new device,
+/// with no other device, rejoins the group, revokes the lost phone, and
+/// contacts see no key change.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_restore_from_a_backup_after_losing_the_only_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let d = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (phone, new, bob) = (d.join("phone"), d.join("new-phone"), d.join("bob"));
+        let init = ok(&phone, &["init", "--server", &url, "--user", "alice"]);
+        ok(&bob, &["init", "--server", &url, "--user", "bob"]);
+        ok(&phone, &["group", "create", "ops"]);
+        ok(&phone, &["group", "add", "ops", "bob"]);
+        ok(&bob, &["sync"]);
+        let pass = d.join("pass");
+        std::fs::write(&pass, "correct horse battery staple\n").unwrap();
+        let file = d.join("alice.backup");
+        let (file_s, pass_s) = (file.to_str().unwrap(), pass.to_str().unwrap());
+        ok(&phone, &["identity", "backup", "--out", file_s, "--passphrase-file", pass_s]);
+        let phone_id = ok(&phone, &["device", "list"])["devices"][0]["id"].as_str().unwrap().to_owned();
+
+        // The phone is lost. A wrong passphrase restores nothing.
+        let wrong = d.join("wrong");
+        std::fs::write(&wrong, "not the passphrase at all\n").unwrap();
+        let bad = grove(
+            &new,
+            &["identity", "restore", file_s, "--passphrase-file", wrong.to_str().unwrap(), "--server", &url],
+        );
+        assert!(!bad.ok);
+        let restored = ok(
+            &new,
+            &[
+                "identity",
+                "restore",
+                file_s,
+                "--passphrase-file",
+                pass_s,
+                "--server",
+                &url,
+                "--device-name",
+                "new phone",
+            ],
+        );
+        assert_eq!(restored["joined"].as_array().unwrap().len(), 1, "{restored}");
+        assert_eq!(restored["other_devices"][0], phone_id.as_str());
+        assert_eq!(ok(&new, &["whoami"])["fingerprint"], init["fingerprint"], "the same identity");
+        // A home holds one device: restoring into it again is refused.
+        let again = grove(&new, &["identity", "restore", file_s, "--passphrase-file", pass_s, "--server", &url]);
+        assert_eq!(again.json["code"], "already_initialized");
+
+        // The lost phone is revoked from the new one, and leaves the group.
+        let revoked = ok(&new, &["device", "revoke", &phone_id]);
+        assert_eq!(revoked["removed_from"].as_array().unwrap().len(), 1, "{revoked}");
+        ok(&bob, &["sync"]);
+        let members = ok(&bob, &["group", "members", "ops"]);
+        let alice = members["members"].as_array().unwrap().iter().find(|m| m["user"] == "alice").unwrap().clone();
+        assert_eq!(
+            (alice["devices"].as_u64(), alice["key"].as_str()),
+            (Some(1), Some("pinned")),
+            "no key change: {alice}"
+        );
+        ok(&bob, &["send", "ops", "welcome back"]);
+        ok(&new, &["sync"]);
+        assert!(texts(&ok(&new, &["read", "ops"])).contains(&"welcome back".to_owned()));
+        let shut = grove(&phone, &["sync"]);
+        assert_eq!(shut.json["server_code"], "device_revoked", "{}", shut.json);
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}

@@ -14,6 +14,11 @@
 //! (`/dev/shm`) so the numbers are CPU without fsync, as the targets ask; the
 //! fsync cost of the machine is measured beside them (`fsync/4KiB`).
 //!
+//! - a user with 3 devices: adding all 3 (one commit, 3 KeyPackages) to a
+//!   group of 100 users with 3 devices each (300 leaves), create and
+//!   process, beside adding a single-device user; and a new device of a
+//!   member joining by an external commit at 300 leaves, build and process.
+//!
 //! `cargo bench -p client --bench mls_ops`; `GROVE_BENCH_QUICK=1` skips N = 10,000.
 // criterion_group! generates an undocumented function.
 #![allow(missing_docs)]
@@ -393,5 +398,92 @@ fn resync(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fsync_cost, send_receive, add_member, join, resync);
+/// Issue 11's cost of devices: a group of 100 users with 3 devices each is
+/// 300 leaves. Adding a user means adding its 3 devices in one commit (3
+/// KeyPackages); a user's new device joins by an external commit.
+fn devices(c: &mut Criterion) {
+    use tls_codec::{Deserialize as _, Serialize as _};
+    const LEAVES: usize = 300;
+    let mut g = c.benchmark_group("devices_300_leaves");
+    g.sample_size(10).measurement_time(Duration::from_secs(5));
+    let fresh = OpenMlsRustCrypto::default();
+    for (name, make) in STORES {
+        let (mut committer, mut others) = build_group(LEAVES, make(), make);
+        for devices in [1usize, 3] {
+            let next_commit = |committer: &mut Member, i: u64| {
+                let kps: Vec<KeyPackage> =
+                    (0..devices).map(|d| kp(&id(&format!("user{i}/device{d}")), &fresh)).collect();
+                let cg = committer.group.as_mut().unwrap();
+                let t = Instant::now();
+                let commit =
+                    with_provider!(&committer.store, |p| cg.add_members(p, &committer.id.signer, &kps).unwrap().0);
+                let dt = t.elapsed();
+                with_provider!(&committer.store, |p| cg.clear_pending_commit(p.storage()).unwrap());
+                (commit, dt)
+            };
+            g.bench_function(BenchmarkId::new(format!("add_user_create/{name}"), devices), |b| {
+                b.iter_custom(|iters| (0..iters).map(|i| next_commit(&mut committer, i).1).sum())
+            });
+            let receiver = others.last_mut().unwrap();
+            g.bench_function(BenchmarkId::new(format!("add_user_process/{name}"), devices), |b| {
+                b.iter_custom(|iters| {
+                    let mut total = Duration::ZERO;
+                    for i in 0..iters {
+                        let (commit, _) = next_commit(&mut committer, 1_000_000 + i);
+                        let pm = to_in(commit).try_into_protocol_message().unwrap();
+                        let rg = receiver.group.as_mut().unwrap();
+                        let t = Instant::now();
+                        let out = with_provider!(&receiver.store, |p| rg.process_message(p, pm).unwrap());
+                        total += t.elapsed();
+                        assert!(matches!(out.into_content(), ProcessedMessageContent::StagedCommitMessage(_)));
+                    }
+                    total
+                })
+            });
+        }
+        // A new device joins from the GroupInfo (with its ratchet tree, as
+        // the DS serves it); a member processes the external commit.
+        let cg = committer.group.as_mut().unwrap();
+        let gi = with_provider!(&committer.store, |p| cg.export_group_info(p.crypto(), &committer.id.signer, true))
+            .unwrap()
+            .tls_serialize_detached()
+            .unwrap();
+        let newcomer = id("alice/new-device");
+        let build = |p: &OpenMlsRustCrypto| {
+            let MlsMessageBodyIn::GroupInfo(vgi) = MlsMessageIn::tls_deserialize_exact(&gi).unwrap().extract() else {
+                unreachable!()
+            };
+            MlsGroup::external_commit_builder()
+                .with_config(join_config())
+                .skip_lifetime_validation()
+                .build_group(p, vgi, newcomer.cwk.clone())
+                .unwrap()
+                .load_psks(p.storage())
+                .unwrap()
+                .build(p.rand(), p.crypto(), &newcomer.signer, |_| true)
+                .unwrap()
+                .finalize(p)
+                .unwrap()
+                .1
+        };
+        // Building runs on a fresh in-memory store (the new device has no
+        // state yet), so it is measured once.
+        if name == STORES[0].0 {
+            g.bench_function("device_join_build", |b| {
+                b.iter_batched(OpenMlsRustCrypto::default, |p| build(&p), criterion::BatchSize::PerIteration)
+            });
+        }
+        let commit = build(&OpenMlsRustCrypto::default()).commit().tls_serialize_detached().unwrap();
+        let msg = MlsMessageIn::tls_deserialize_exact(&commit).unwrap().try_into_protocol_message().unwrap();
+        g.bench_function(BenchmarkId::new("device_join_process", name), |b| {
+            b.iter(|| {
+                let cg = committer.group.as_mut().unwrap();
+                with_provider!(&committer.store, |p| cg.process_message(p, msg.clone()).unwrap())
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, fsync_cost, send_receive, add_member, join, resync, devices);
 criterion_main!(benches);

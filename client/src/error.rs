@@ -160,6 +160,18 @@ pub enum Error {
         /// Fingerprint the DS serves.
         served: String,
     },
+    /// A member's leaf is a device that its user's device list, as this
+    /// client verified it, does not hold: a revoked device not removed yet,
+    /// or one that the user never certified. Nothing was sent.
+    #[error("{user}'s device {device} is in group {group} but not in {user}'s verified device list (revoked, or never added by {user}): nothing was sent; remove that device from the group (`grove device revoke {device}` if it is yours) and retry")]
+    UnlistedDevice {
+        /// The user.
+        user: String,
+        /// The device id.
+        device: String,
+        /// The group (base64url id).
+        group: String,
+    },
     /// This home waits for its link to be approved on another device.
     #[error("this device is waiting to be linked: on another device of the same user run `grove device approve {code}`, compare the codes, then run `grove sync` here")]
     LinkPending {

@@ -205,8 +205,21 @@ impl DsHttp {
         Ok(t.token)
     }
 
+    /// A user's device lists after version `after` (public: no token needed).
     pub(crate) async fn device_lists(&self, user: &str, after: u64) -> Result<proto::DeviceListsResponse> {
-        self.call(Method::GET, &routes::user_devices(&user_name(user)?, after), Body::Empty).await?.json()
+        self.call_public(Method::GET, &routes::user_devices(&user_name(user)?, after), Body::Empty).await?.json()
+    }
+
+    /// Publishes this user's next device list without a token (a device
+    /// restored from a backup; the identity key's signature authenticates it).
+    pub(crate) async fn restore_device_list(
+        &self,
+        req: &proto::DeviceListRestoreRequest,
+    ) -> Result<proto::DeviceListPublished> {
+        let v = serde_json::to_value(req).map_err(|e| Error::Protocol(format!("encoding the device list: {e}")))?;
+        self.call_public(Method::POST, &routes::user_devices_restore(&user_name(&self.user)?), Body::Json(v))
+            .await?
+            .json()
     }
 
     /// Publishes the next version of this user's device list.

@@ -34,6 +34,8 @@
 //!     contacts ([`Client::devices`]), and the key a member is pinned by.
 //!   - `client/link.rs`: linking a new device (the request, its approval
 //!     on another device, and the new device joining the user's groups).
+//!   - `client/restore.rs`: a new device of the identity in a backup, with
+//!     no other device needed.
 //!   - `client/backup.rs`: identity backups under a passphrase
 //!     ([`Client::identity_backup`], [`open_identity_backup`]).
 //!   - `client/contacts.rs`: key pinning, key changes, safety numbers,
@@ -98,11 +100,12 @@ pub mod tls;
 
 #[cfg(feature = "fault-injection")]
 pub use client::Fault;
+pub use client::LIST_RECHECK_SECS;
 pub use client::{
-    comparison_code, contact_code, open_identity_backup, parse_contact_code, safety_number, Client, ClientConfig,
-    CommitOutcome, ContactInfo, DeviceInfo, ForkInfo, GroupSummary, IdentityBackup, KeyStatus, LinkApprovalInfo,
-    LinkCodes, LinkFinished, MemberInfo, Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo, RevokeOutcome,
-    SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus, WhoAmI,
+    comparison_code, contact_code, open_identity_backup, parse_contact_code, safety_number, BackupGroup, Client,
+    ClientConfig, CommitOutcome, ContactInfo, DeviceInfo, ForkInfo, GroupSummary, IdentityBackup, KeyStatus,
+    LinkApprovalInfo, LinkCodes, LinkFinished, MemberInfo, Progress, ResourceHistoryEntry, ResourceInfo, ResyncInfo,
+    RevokeOutcome, SafetyNumber, SuccessorInfo, SyncReport, UpdateStatus, WhoAmI,
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};

@@ -316,3 +316,34 @@ async fn a_link_request_needs_the_app_login_when_the_ds_requires_one() {
     status(&send(laptop.http.post(&url).json(&body)).await, 401, "login_token_subject_mismatch");
     ds.shutdown().await.unwrap();
 }
+
+/// A device restored from a backup has the identity key but no token: it
+/// reads the lists without one and publishes the next list without one.
+/// Only a list the identity key signed, following the stored one, is taken.
+#[tokio::test]
+async fn a_restored_device_publishes_its_list_with_the_identity_key_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start(dir.path()).await;
+    let base = ds.url();
+    let phone = joined(&base, "alice").await;
+    let id = phone.identity.clone().unwrap();
+    let mut restored = Peer::device_of(&base, "alice", SUITE, id.clone());
+    let anon = common::http();
+    let lists = send(anon.get(format!("{base}{}", api::routes::user_devices(&common::user_name("alice"), 0)))).await;
+    assert_eq!(lists.json()["lists"].as_array().unwrap().len(), 1, "read without a token");
+    let url = format!("{base}{}", api::routes::user_devices_restore(&common::user_name("alice")));
+    let publish = |list: &grove_proto::identity::DeviceList| {
+        send(anon.post(&url).json(&serde_json::json!({ "device_list": common::b64(&list.encode()) })))
+    };
+    let keys = [phone.signer.public(), restored.signer.public()];
+    // Signed by another key: refused. A version that does not follow: refused.
+    let thief = ed25519_dalek::SigningKey::from_bytes(&common::rand_bytes());
+    status(&publish(&device_list(&thief, "alice", phone.devices.as_ref(), &keys)).await, 400, "device_list_invalid");
+    status(&publish(&device_list(&id, "alice", None, &keys)).await, 409, "device_list_conflict");
+    let v2 = device_list(&id, "alice", phone.devices.as_ref(), &keys);
+    assert_eq!(publish(&v2).await.status, 201);
+    restored.devices = Some(v2);
+    restored.login().await;
+    assert_eq!(restored.upload_key_packages(1, true).await.status, 201);
+    ds.shutdown().await.unwrap();
+}

@@ -260,6 +260,19 @@ pub struct DeviceKeyPackagesResponse {
     pub missing: Vec<String>,
 }
 
+/// `POST /v1/users/{user}/devices/restore`: the next device list, published
+/// without a token by a device restored from a backup.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DeviceListRestoreRequest {
+    /// TLS-encoded `DeviceList`, signed by the identity key.
+    #[serde(with = "b64")]
+    pub device_list: Vec<u8>,
+    /// The app's login for this user, required when the server was started
+    /// with `--auth-jwt-key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub login_token: Option<String>,
+}
+
 /// `POST /v1/users/{user}/links`: a new device asks to be linked.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LinkCreateRequest {

@@ -14,6 +14,8 @@ pub const USERS: &str = "/v1/users";
 pub const USER: &str = "/v1/users/{user}";
 /// `GET` (`?after=N`): a user's device lists; `POST`: the next version of one's own.
 pub const USER_DEVICES: &str = "/v1/users/{user}/devices";
+/// `POST`: the next device list, without a token (a restored device).
+pub const USER_DEVICES_RESTORE: &str = "/v1/users/{user}/devices/restore";
 /// `POST`: a new device's link request.
 pub const USER_LINKS: &str = "/v1/users/{user}/links";
 /// `GET`: a link request and its approval.
@@ -63,6 +65,11 @@ pub fn user(user: &UserName) -> String {
 /// `/v1/users/{user}/devices?after={after}`.
 pub fn user_devices(user: &UserName, after: u64) -> String {
     format!("/v1/users/{user}/devices?after={after}")
+}
+
+/// `/v1/users/{user}/devices/restore`.
+pub fn user_devices_restore(user: &UserName) -> String {
+    format!("/v1/users/{user}/devices/restore")
 }
 
 /// `/v1/users/{user}/links`.

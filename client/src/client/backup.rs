@@ -53,9 +53,24 @@ pub struct IdentityBackup {
     /// The identity key (Ed25519, public).
     pub identity_key: Vec<u8>,
     /// Its secret (32 bytes).
-    identity_secret: Vec<u8>,
+    pub(crate) identity_secret: Vec<u8>,
     /// The contacts' pinned keys: (user, key, verified).
     pub contacts: Vec<(String, Vec<u8>, bool)>,
+    /// The groups the user was in when the backup was made: a restored
+    /// device joins those its user is still in (absent in older backups).
+    #[serde(default)]
+    pub groups: Vec<BackupGroup>,
+}
+
+/// A group in a backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupGroup {
+    /// The group id (base64url).
+    pub id: String,
+    /// Its local name, if any.
+    pub name: Option<String>,
+    /// Its history policy.
+    pub history: crate::records::HistoryPolicy,
 }
 
 impl std::fmt::Debug for IdentityBackup {
@@ -160,12 +175,19 @@ impl Client {
             ));
         };
         let contacts = self.repo().contacts().all()?.into_iter().map(|(u, c)| (u, c.key, c.verified)).collect();
+        let mut groups = Vec::new();
+        for (gid, rec) in self.repo().groups().all()? {
+            if rec.state == crate::records::GroupState::Active {
+                groups.push(BackupGroup { id: super::b64url(&gid), name: rec.name, history: rec.history });
+            }
+        }
         let backup = IdentityBackup {
             user: self.id.user.clone(),
             server: self.id.server.clone(),
             identity_key: self.id.identity_key.clone(),
             identity_secret: identity.to_bytes().to_vec(),
             contacts,
+            groups,
         };
         let (salt, nonce) = (random::<16>(), random::<24>());
         let header = Header {

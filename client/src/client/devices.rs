@@ -209,6 +209,10 @@ pub(crate) fn advance_list(
     }
 }
 
+/// How long a device list this client verified is trusted before sending
+/// into a group makes it fetch and verify the list again.
+pub const LIST_RECHECK_SECS: u64 = 300;
+
 /// One device of this user, for [`Client::devices`].
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct DeviceInfo {
@@ -251,15 +255,107 @@ impl Client {
         };
         let verified = advance_list(user, &identity_key, stored.as_ref(), latest.as_deref(), &history)
             .map_err(|reason| Error::DeviceListRejected { user: user.to_owned(), reason })?;
-        if let (Some(v), false) = (&verified, own) {
+        if let Some(v) = &verified {
             if stored.as_ref() != Some(v) {
                 let bytes = v.encode();
-                self.provider.transaction(|p| {
-                    crate::repo::Repo::of(p).contacts().update(user, |c| c.device_list = bytes).map(|_| ())
+                self.provider.transaction(|p| -> Result<()> {
+                    let repo = crate::repo::Repo::of(p);
+                    if !own {
+                        return repo.contacts().update(user, |c| c.device_list = bytes).map(|_| ());
+                    }
+                    // Own list: the latest this device verified (it may
+                    // have moved on since this client was opened).
+                    let mut id =
+                        repo.meta().identity()?.ok_or_else(|| Error::Protocol("identity record missing".into()))?;
+                    if DeviceList::decode(&id.device_list).is_ok_and(|l| l.version() < v.version()) {
+                        id.device_list = bytes;
+                        repo.meta().set_identity(&id)?;
+                    }
+                    Ok(())
                 })?;
             }
         }
         Ok(verified)
+    }
+
+    /// The verified device list this client holds for `user` (this user
+    /// too), without asking the DS.
+    fn stored_list(&self, user: &str) -> Result<Option<DeviceList>> {
+        let bytes = if user == self.id.user {
+            crate::repo::Repo::new(self.provider.storage())
+                .meta()
+                .identity()?
+                .map(|i| i.device_list)
+                .unwrap_or_default()
+        } else {
+            self.contact(user)?.map(|c| c.device_list).unwrap_or_default()
+        };
+        if bytes.is_empty() {
+            return Ok(None);
+        }
+        DeviceList::decode(&bytes).map(Some).map_err(|e| crate::repo::corrupt("stored device list", e.to_string()))
+    }
+
+    /// The group's device leaves (a certified device key): (user, leaf
+    /// key, whether the user's stored verified list holds it).
+    fn device_leaves(&self, gid: &[u8]) -> Result<Vec<(String, Vec<u8>, bool)>> {
+        let mut out = Vec::new();
+        for m in self.group(gid)?.members() {
+            let Ok(basic) = BasicCredential::try_from(m.credential.clone()) else { continue };
+            if !matches!(id::device_credential_identity(basic.identity()), Ok(CredentialIdentity::Device(_))) {
+                continue;
+            }
+            let user = super::identity_of(&m.credential);
+            let listed = self.stored_list(&user)?.is_some_and(|l| l.contains(&m.signature_key));
+            out.push((user, m.signature_key, listed));
+        }
+        Ok(out)
+    }
+
+    /// Before sending: every member's key matches its pin, and every
+    /// member's device is in its user's latest verified device list. The
+    /// lists of the group's users are fetched and verified again when this
+    /// client has not done so for [`LIST_RECHECK_SECS`] (a device revoked since),
+    /// or when a leaf is a device its list does not hold (one added since).
+    /// Fails with [`Error::UnlistedDevice`] on a device the lists do not
+    /// hold: revoked, or never certified.
+    pub(super) async fn check_members(&self, gid: &[u8]) -> Result<()> {
+        self.check_member_keys(gid)?;
+        let leaves = self.device_leaves(gid)?;
+        let mut users: Vec<&String> = Vec::new();
+        for (user, _, listed) in &leaves {
+            let now = self.now_secs();
+            let stale = self
+                .lists_checked
+                .lock()
+                .map_or(true, |m| m.get(user).is_none_or(|t| now.saturating_sub(*t) > LIST_RECHECK_SECS));
+            if (!listed || stale) && !users.contains(&user) {
+                users.push(user);
+            }
+        }
+        if users.is_empty() {
+            return Ok(());
+        }
+        for user in users {
+            match self.device_list_of(user).await {
+                Ok(_) => {
+                    if let Ok(mut m) = self.lists_checked.lock() {
+                        m.insert(user.clone(), self.now_secs());
+                    }
+                }
+                // A list that does not verify is an attack on this user: stop.
+                Err(e @ Error::DeviceListRejected { .. }) => return Err(e),
+                // The DS is down or misbehaves otherwise: judge on the lists
+                // verified before (the send itself reports what is wrong).
+                Err(e) => tracing::warn!(user, error = %e, "could not refresh a device list"),
+            }
+        }
+        match self.device_leaves(gid)?.into_iter().find(|(_, _, listed)| !listed) {
+            None => Ok(()),
+            Some((user, key, _)) => {
+                Err(Error::UnlistedDevice { user, device: id::device_id(&key), group: super::b64url(gid) })
+            }
+        }
     }
 
     /// This user's devices, from the latest device list (verified against

@@ -156,6 +156,7 @@ impl Client {
             retry_budget_ms,
             clock_offset_secs: std::sync::atomic::AtomicU64::new(0),
             ops: tokio::sync::Mutex::new(()),
+            lists_checked: Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -574,7 +574,7 @@ impl Client {
 
     /// Joins a group of this user by an external commit (this device is
     /// new to it); `false` when it has a record of the group already.
-    async fn join_linked_group(&self, g: &LinkGroup) -> Result<bool> {
+    pub(super) async fn join_linked_group(&self, g: &LinkGroup) -> Result<bool> {
         let gid = g.group_id.as_slice().to_vec();
         if self.repo().groups().get(&gid)?.is_some() {
             return Ok(false);

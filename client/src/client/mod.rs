@@ -13,7 +13,8 @@
 //! `Client` is one struct; its methods live in the module of their job:
 //! `types` (the public value types), `identity` (home, registration,
 //! KeyPackages), `devices` (identity key, device certificate and list, the
-//! key a member is pinned by), `link` (linking a new device), `backup` (the identity key and pins sealed
+//! key a member is pinned by), `link` (linking a new device), `restore`
+//! (a new device from a backup), `backup` (the identity key and pins sealed
 //! under a passphrase), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
@@ -67,6 +68,7 @@ mod link;
 mod outbox;
 mod queries;
 mod resources;
+mod restore;
 #[cfg(feature = "fuzzing")]
 pub(crate) use resources::fuzz_envelope;
 mod resync;
@@ -79,9 +81,9 @@ mod sync;
 mod tests;
 mod types;
 
-pub use backup::{open_identity_backup, IdentityBackup, BACKUP_FORMAT, MIN_PASSPHRASE_CHARS};
+pub use backup::{open_identity_backup, BackupGroup, IdentityBackup, BACKUP_FORMAT, MIN_PASSPHRASE_CHARS};
 pub use contacts::{contact_code, parse_contact_code, safety_number, CONTACT_CODE_PREFIX};
-pub use devices::{DeviceInfo, RevokeOutcome};
+pub use devices::{DeviceInfo, RevokeOutcome, LIST_RECHECK_SECS};
 pub use fork::ForkInfo;
 pub use link::{comparison_code, LinkApprovalInfo, LinkCodes, LinkFinished};
 pub use resources::{Progress, ResourceHistoryEntry, ResourceInfo};
@@ -137,6 +139,9 @@ pub struct Client {
     /// spans several transactions and network calls; two at once on one group
     /// would race for its single pending commit).
     ops: tokio::sync::Mutex<()>,
+    /// When this client last fetched and verified each user's device list
+    /// (`devices::check_members`), to refresh them at most every few minutes.
+    lists_checked: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl std::fmt::Debug for Client {

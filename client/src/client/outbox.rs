@@ -22,12 +22,14 @@ impl Client {
     /// message's log sequence number.
     ///
     /// Fails with [`Error::KeyChanged`] while a member's key differs from the
-    /// key pinned for that user (until [`trust_new_key`](Self::trust_new_key)).
+    /// key pinned for that user (until [`trust_new_key`](Self::trust_new_key)),
+    /// and with [`Error::UnlistedDevice`] while a member's device is not in
+    /// its user's verified device list.
     pub async fn send(&self, group: &str, text: &str) -> Result<u64> {
         let _op = self.ops.lock().await;
         let gid = self.resolve_group(group)?;
         self.require_active(&gid)?;
-        self.check_member_keys(&gid)?;
+        self.check_members(&gid).await?;
         let seq = self.send_payload(&gid, &Envelope::Text { text: text.to_owned() }, Some(text)).await?;
         self.update_if_due_after(&gid).await;
         Ok(seq)

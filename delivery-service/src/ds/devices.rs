@@ -217,6 +217,29 @@ impl Ds {
         if caller.user != user {
             return Err(DsError::NotAMember);
         }
+        self.publish_list(user, bytes).await
+    }
+
+    /// Publishes the next version of `user`'s device list without a token:
+    /// for a device restored from a backup, which has the identity key but
+    /// no listed device yet. The identity key's signature on the list (the
+    /// successor of the stored one) is the authentication, and the app's
+    /// login vouches for the user when the DS requires one.
+    pub async fn restore_device_list(
+        &self,
+        user: &str,
+        req: &api::DeviceListRestoreRequest,
+    ) -> Result<api::DeviceListPublished, DsError> {
+        api::UserName::parse(user)?;
+        if let Some(login) = &self.limits.login {
+            login.verify(req.login_token.as_deref(), user)?;
+        }
+        self.publish_list(user, &req.device_list).await
+    }
+
+    /// Stores `bytes` as `user`'s next device list if the identity key
+    /// signed it and it follows the stored one.
+    async fn publish_list(&self, user: &str, bytes: &[u8]) -> Result<api::DeviceListPublished, DsError> {
         let rec = self.registered(user).await?;
         let invalid = |e: id::IdentityError| DsError::DeviceListInvalid(e.to_string());
         let next = DeviceList::decode(bytes).map_err(invalid)?;

@@ -18,6 +18,7 @@ pub(super) fn router() -> Router<AppState> {
         .route(routes::USER_DEVICES, get(device_lists).post(publish_devices))
         .route(routes::AUTH_CHALLENGE, post(challenge))
         .route(routes::AUTH_TOKEN, post(token))
+        .route(routes::USER_DEVICES_RESTORE, post(restore_devices))
         .route(routes::USER_LINKS, post(create_link))
         .route(routes::LINK, get(link))
         .route(routes::LINK_APPROVAL, post(approve_link))
@@ -70,12 +71,24 @@ struct DevicesQuery {
     after: Option<u64>,
 }
 
+/// Anyone may read a user's device lists (signed, public data), without a
+/// token: a device restored from a backup reads them before it has one.
 async fn device_lists(
-    caller: Caller,
+    peer: Anonymous,
     Path(user): Path<String>,
     Query(q): Query<DevicesQuery>,
 ) -> Result<Json<api::DeviceListsResponse>, DsError> {
-    Ok(Json(caller.ds.device_lists_of(&user, q.after.unwrap_or(0)).await?))
+    Ok(Json(peer.ds.device_lists_of(&user, q.after.unwrap_or(0)).await?))
+}
+
+/// The next device list without a token (a restored device): see
+/// `Ds::restore_device_list`.
+async fn restore_devices(
+    peer: Anonymous,
+    Path(user): Path<String>,
+    Json(req): Json<api::DeviceListRestoreRequest>,
+) -> Result<impl IntoResponse, DsError> {
+    Ok((StatusCode::CREATED, Json(peer.ds.restore_device_list(&user, &req).await?)))
 }
 
 async fn publish_devices(

@@ -133,7 +133,7 @@ impl Client {
         self.require_active(&gid)?;
         self.sync_group(&gid, &mut SyncReport::default()).await?;
         self.require_active(&gid)?;
-        self.check_member_keys(&gid)?;
+        self.check_members(&gid).await?;
         let (rid, version) = match self.find_resource(&gid, group, name, false) {
             Ok((rid, _)) => (rid, self.versions_of(&gid, &rid)?.last().map_or(1, |v| v.manifest.version + 1)),
             Err(Error::UnknownResource { .. } | Error::ResourceDeleted { .. }) => {

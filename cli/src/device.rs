@@ -80,6 +80,33 @@ pub(crate) async fn restore(
     })
 }
 
+/// `grove identity reset`: asks for confirmation unless `--yes`.
+pub(crate) async fn reset(c: Client, login_token: Option<String>, yes: bool, json_mode: bool) -> anyhow::Result<Out> {
+    let user = c.whoami().user;
+    if !yes {
+        let interactive = !json_mode && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
+        if !interactive {
+            anyhow::bail!("an identity reset cannot be undone: run it again with --yes to replace {user}'s identity");
+        }
+        print!("Replace {user}'s identity with this home's? Every old device is cut off and contacts see the change. [y/N] ");
+        std::io::stdout().flush().context("writing the prompt")?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer).context("reading the answer")?;
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            anyhow::bail!("not reset");
+        }
+    }
+    let r = c.reset_identity(login_token).await?;
+    Ok(Out {
+        text: format!(
+            "{user} has a new identity (fingerprint {}); contacts see the change and must accept it; re-join groups by \
+             being added again",
+            r.fingerprint
+        ),
+        json: json!({ "user": user, "fingerprint": r.fingerprint }),
+    })
+}
+
 pub(crate) async fn run(c: Client, cmd: DeviceCmd, json_mode: bool) -> anyhow::Result<Out> {
     Ok(match cmd {
         DeviceCmd::List => {

@@ -167,6 +167,18 @@ enum IdentityCmd {
         #[arg(long, default_value = "")]
         device_name: String,
     },
+    /// When every device is lost and there is no backup: make this home's
+    /// identity (a home whose `grove init` failed because the name is
+    /// taken) the user's new identity. Every old device is out; contacts
+    /// see the identity change and must accept it.
+    Reset {
+        /// The app's login for this user, for a DS that requires one.
+        #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
+        login_token: Option<String>,
+        /// Confirm (the old identity cannot be brought back).
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -440,6 +452,9 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
         }
         Cmd::Device(d) => device::run(Client::open(&home)?, d, cli.json).await?,
+        Cmd::Identity(IdentityCmd::Reset { login_token, yes }) => {
+            device::reset(Client::open(&home)?, login_token, yes, cli.json).await?
+        }
         Cmd::Identity(IdentityCmd::Restore {
             file,
             passphrase_file,

@@ -217,3 +217,57 @@ async fn cli_restore_from_a_backup_after_losing_the_only_device() {
     .unwrap();
     ds.shutdown().await.unwrap();
 }
+
+/// Everything lost, no backup: a new home resets the identity. The old
+/// device is cut off, a contact sees the change and must accept it, and
+/// once accepted the old identity's device leaves the group on its next
+/// sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cli_identity_reset_after_losing_everything() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let d = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let (phone, new, bob) = (d.join("phone"), d.join("new-phone"), d.join("bob"));
+        let old = ok(&phone, &["init", "--server", &url, "--user", "alice"]);
+        ok(&bob, &["init", "--server", &url, "--user", "bob"]);
+        ok(&bob, &["group", "create", "ops"]);
+        ok(&bob, &["group", "add", "ops", "alice"]);
+        ok(&phone, &["sync"]);
+
+        // The name is taken by the lost identity: init fails, reset needs --yes.
+        let taken = grove(&new, &["init", "--server", &url, "--user", "alice"]);
+        assert_eq!(taken.json["server_code"], "user_exists", "{}", taken.json);
+        assert!(!grove(&new, &["identity", "reset"]).ok, "no reset without --yes");
+        let reset = ok(&new, &["identity", "reset", "--yes"]);
+        assert_ne!(reset["fingerprint"], old["fingerprint"]);
+        assert_eq!(ok(&new, &["device", "list"])["devices"].as_array().unwrap().len(), 1);
+        // Resetting again from the same home: nothing to reset.
+        assert!(!grove(&new, &["identity", "reset", "--yes"]).ok);
+        // The old device is cut off.
+        assert_eq!(grove(&phone, &["sync"]).json["server_code"], "device_revoked");
+
+        // bob sees the identity change and must accept it before re-adding alice.
+        let changed = grove(&bob, &["group", "add", "ops", "alice"]);
+        assert_eq!(changed.json["code"], "key_changed", "{}", changed.json);
+        ok(&bob, &["trust", "alice", "--accept-new-key"]);
+        ok(&bob, &["group", "add", "ops", "alice"]);
+        // The old identity's device goes on bob's next sync.
+        let synced = ok(&bob, &["sync"]);
+        assert_eq!(synced["old_devices_removed"].as_array().unwrap().len(), 1, "{synced}");
+        let members = ok(&bob, &["group", "members", "ops"]);
+        let alice = members["members"].as_array().unwrap().iter().find(|m| m["user"] == "alice").unwrap().clone();
+        assert_eq!(
+            (alice["devices"].as_u64(), alice["fingerprint"].as_str()),
+            (Some(1), reset["fingerprint"].as_str())
+        );
+        ok(&new, &["sync"]);
+        ok(&bob, &["send", "ops", "hello again"]);
+        ok(&new, &["sync"]);
+        assert!(texts(&ok(&new, &["read", "ops"])).contains(&"hello again".to_owned()));
+    })
+    .await
+    .unwrap();
+    ds.shutdown().await.unwrap();
+}

@@ -356,7 +356,7 @@ pub(crate) struct OutboxEntry {
 }
 
 /// A pinned contact key (trust on first use).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Contact {
     /// The pinned key: the identity key (a single-key user's one key).
     pub(crate) key: Vec<u8>,
@@ -369,6 +369,12 @@ pub(crate) struct Contact {
     /// and emptied whenever the pin changes.
     #[serde(default)]
     pub(crate) device_list: Vec<u8>,
+    /// Keys this contact was pinned by before the user accepted a new one
+    /// (an identity reset): leaves still carrying one are the old
+    /// identity's devices, removed from groups on the next sync, not a new
+    /// key change.
+    #[serde(default)]
+    pub(crate) replaced: Vec<Vec<u8>>,
 }
 
 /// One message of a group's history, as stored locally.

@@ -347,3 +347,44 @@ async fn a_restored_device_publishes_its_list_with_the_identity_key_alone() {
     assert_eq!(restored.upload_key_packages(1, true).await.status, 201);
     ds.shutdown().await.unwrap();
 }
+
+/// An identity reset re-binds a taken name to a new identity key, with the
+/// app's login when the DS requires one: the old devices are out at once,
+/// and the lists start again at version 1 under the new key.
+#[tokio::test]
+async fn an_identity_reset_needs_the_app_login_and_cuts_off_the_old_devices() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = grove_ds::testing::AuthServer::ed25519();
+    let ds = common::start_with(dir.path(), |c| auth.configure(c, dir.path())).await;
+    let base = ds.url();
+    let register = |p: &Peer, reset: bool, token: Option<String>| {
+        let mut body = p.register_body();
+        body["reset"] = serde_json::json!(reset);
+        if let Some(t) = token {
+            body["login_token"] = serde_json::json!(t);
+        }
+        send(p.http.post(format!("{base}{}", api::routes::USERS)).json(&body))
+    };
+    let mut old = Peer::with_identity(&base, "alice", SUITE);
+    assert_eq!(register(&old, false, Some(auth.login("alice"))).await.status, 201);
+    old.login().await;
+    let mut new = Peer::with_identity(&base, "alice", SUITE);
+    // Without the reset flag, the name is taken; with it, the app's login decides.
+    status(&register(&new, false, Some(auth.login("alice"))).await, 409, "user_exists");
+    status(&register(&new, true, None).await, 401, "login_token_required");
+    status(&register(&new, true, Some(auth.login("mallory"))).await, 401, "login_token_subject_mismatch");
+    let r = register(&new, true, Some(auth.login("alice"))).await;
+    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+    // The old device's token and login are refused; the new device logs in.
+    status(&send(old.get("/v1/key-packages?ciphersuite=1")).await, 401, "device_revoked");
+    status(&old.try_login().await, 401, "device_revoked");
+    new.login().await;
+    let j = send(new.get("/v1/users/alice")).await.json();
+    assert_eq!(
+        common::unb64(j["signature_key"].as_str().unwrap()),
+        new.identity.as_ref().unwrap().verifying_key().to_bytes()
+    );
+    let lists = send(new.get(&api::routes::user_devices(&common::user_name("alice"), 0))).await.json();
+    assert_eq!(lists["lists"].as_array().unwrap().len(), 1, "the new identity's chain starts at version 1");
+    ds.shutdown().await.unwrap();
+}

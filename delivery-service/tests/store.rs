@@ -236,6 +236,16 @@ async fn device_lists(store: &dyn Store) {
     assert!(store.device_lists("carol", 2).await.unwrap().is_empty());
     assert_eq!(store.device_lists("dave", 0).await.unwrap(), [b"d1".to_vec()]);
     assert!(store.device_lists("nobody", 0).await.unwrap().is_empty());
+
+    // An identity reset: a new record, and the lists start again at 1.
+    assert!(!store.reset_user(&user("carol", 8), b"n1").await.unwrap(), "carol is not registered yet");
+    store.register_user(&user("carol", 7)).await.unwrap();
+    assert!(store.reset_user(&user("carol", 8), b"n1").await.unwrap());
+    assert_eq!(store.user("carol").await.unwrap().unwrap().signature_key.as_slice(), [8u8; 32]);
+    assert_eq!(store.device_lists("carol", 0).await.unwrap(), [b"n1".to_vec()]);
+    assert_eq!(store.latest_device_list("carol").await.unwrap().as_deref(), Some(&b"n1"[..]));
+    assert!(store.append_device_list("carol", 2, b"n2").await.unwrap(), "the new chain goes on from 1");
+    assert_eq!(store.device_lists("dave", 0).await.unwrap(), [b"d1".to_vec()], "other users untouched");
 }
 
 #[tokio::test]

@@ -138,6 +138,12 @@ pub struct RegisterRequest {
     /// (carrying its certificate), and `proof` is by the identity key.
     #[serde(default, with = "b64_opt", skip_serializing_if = "Option::is_none")]
     pub device_list: Option<Vec<u8>>,
+    /// An identity reset: when the name is registered already, replace its
+    /// identity with this one (every old device is out; contacts see the
+    /// identity change). Needs `device_list`, and the app's login when the
+    /// server requires one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reset: bool,
 }
 
 /// Response of `POST /v1/users`.

@@ -55,9 +55,12 @@ fn pin<K: Kv>(repo: Repo<'_, K>, user: &str, seen: &[u8]) -> Result<Seen> {
     match contacts.get(user)? {
         None => {
             contacts
-                .put(user, &Contact { key: seen.to_vec(), verified: false, pending: None, device_list: Vec::new() })?;
+                .put(user, &Contact { key: seen.to_vec(), verified: false, pending: None, ..Default::default() })?;
             Ok(Seen::New)
         }
+        // A key the user replaced (an identity reset it accepted): its
+        // leaves are on their way out, not a new change.
+        Some(c) if c.replaced.iter().any(|k| k == seen) => Ok(Seen::Pinned),
         Some(c) if c.key == seen => match c.pending {
             None => Ok(Seen::Pinned),
             // A different key was seen earlier and not decided on yet.
@@ -69,6 +72,16 @@ fn pin<K: Kv>(repo: Repo<'_, K>, user: &str, seen: &[u8]) -> Result<Seen> {
             Ok(Seen::Differs(c.key, seen.to_vec()))
         }
     }
+}
+
+/// The keys a contact is no longer pinned by once `new` replaces its pin.
+fn replaced_keys(current: Option<Contact>, new: &[u8]) -> Vec<Vec<u8>> {
+    let Some(c) = current else { return Vec::new() };
+    let mut r = c.replaced;
+    r.push(c.key);
+    r.retain(|k| k != new);
+    r.dedup();
+    r
 }
 
 fn key_changed(user: &str, pinned: &[u8], seen: &[u8]) -> Error {
@@ -150,6 +163,9 @@ impl Client {
             }
             if let Some(c) = self.contact(&user)? {
                 let key = pin_key_of(&user, &m.credential, &m.signature_key);
+                if c.replaced.contains(&key) {
+                    continue; // an old identity's device, removed on the next sync
+                }
                 let seen = if c.key != key { Some(key) } else { c.pending.clone() };
                 if let Some(seen) = seen {
                     return Err(key_changed(&user, &c.key, &seen));
@@ -180,14 +196,15 @@ impl Client {
             Some(k) => k,
             None => self.ds.get_user(user).await?.key.signature_key,
         };
-        if let Some(c) = current.filter(|c| c.verified && c.key != pending) {
+        if let Some(c) = current.as_ref().filter(|c| c.verified && c.key != pending) {
             return Err(Error::VerificationRequired {
                 user: user.to_owned(),
                 pinned: proto::fingerprint(&c.key),
                 seen: proto::fingerprint(&pending),
             });
         }
-        let contact = Contact { key: pending, verified: false, pending: None, device_list: Vec::new() };
+        let replaced = replaced_keys(current, &pending);
+        let contact = Contact { key: pending, verified: false, pending: None, device_list: Vec::new(), replaced };
         self.provider.transaction(|p| Repo::of(p).contacts().put(user, &contact))?;
         self.contact_info(user)
     }
@@ -251,7 +268,8 @@ impl Client {
         if proto::fingerprint(&served) != expected {
             return Err(Error::ContactCodeMismatch { user, expected, served: proto::fingerprint(&served) });
         }
-        let contact = Contact { key: served, verified: true, pending: None, device_list: Vec::new() };
+        let replaced = replaced_keys(self.contact(&user)?, &served);
+        let contact = Contact { key: served, verified: true, pending: None, device_list: Vec::new(), replaced };
         self.provider.transaction(|p| Repo::of(p).contacts().put(&user, &contact))?;
         self.contact_info(&user)
     }

@@ -377,6 +377,35 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Removes from an active group the leaves of identities their users
+    /// replaced (an identity reset this client accepted with
+    /// [`Client::trust_new_key`] or a contact code): the old identity's
+    /// devices go the next time a member syncs. Returns whether it committed.
+    pub(super) async fn remove_replaced_devices(&self, gid: &[u8]) -> Result<bool> {
+        if self.group_record(gid)?.state != crate::records::GroupState::Active {
+            return Ok(false);
+        }
+        let mut ids = Vec::new();
+        for m in self.group(gid)?.members() {
+            let user = super::identity_of(&m.credential);
+            if user == self.id.user {
+                continue;
+            }
+            if let Some(c) = self.contact(&user)? {
+                if c.replaced.contains(&pin_key_of(&user, &m.credential, &m.signature_key)) {
+                    ids.push(id::device_id(&m.signature_key));
+                }
+            }
+        }
+        if ids.is_empty() {
+            return Ok(false);
+        }
+        let op = super::commit::CommitOp::RemoveDevices(ids);
+        Ok(self.commit(gid, "remove an old identity's devices", op).await?.committed)
+    }
+}
+
 /// What [`Client::revoke_device`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct RevokeOutcome {

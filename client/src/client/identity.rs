@@ -56,26 +56,63 @@ impl Client {
             None => Self::new_identity(&provider, &config, suite)?,
         };
         let client = Self::assemble(home, provider, Arc::new(signer), id)?;
-        let credential = client.credential().tls_serialize_detached().mls("encode the credential")?;
-        let super::devices::Registration { key, proof, device_list } = client.registration()?;
-        let scheme =
-            if device_list.is_some() { grove_proto::identity::ED25519 } else { suite.signature_algorithm() as u16 };
-        let req = proto::RegisterRequest {
+        let req = client.register_request(config.login_token.clone(), false)?;
+        client.ds.register(&req).await?;
+        client.ds.login().await?;
+        client.ensure_key_packages().await?;
+        Ok(client)
+    }
+
+    /// The registration of this home, signed (`reset`: an identity reset).
+    fn register_request(&self, login_token: Option<String>, reset: bool) -> Result<proto::RegisterRequest> {
+        let credential = self.credential().tls_serialize_detached().mls("encode the credential")?;
+        let super::devices::Registration { key, proof, device_list } = self.registration()?;
+        let scheme = if device_list.is_some() {
+            grove_proto::identity::ED25519
+        } else {
+            self.suite().signature_algorithm() as u16
+        };
+        Ok(proto::RegisterRequest {
             key: proto::UserKey {
-                user: client.id.user.clone(),
+                user: self.id.user.clone(),
                 credential,
                 signature_key: key,
                 signature_scheme: scheme,
             },
             proof,
             registration_token: None,
-            login_token: config.login_token.clone(),
+            login_token,
             device_list,
-        };
-        client.ds.register(&req).await?;
-        client.ds.login().await?;
-        client.ensure_key_packages().await?;
-        Ok(client)
+            reset,
+        })
+    }
+
+    /// Replaces the registered identity of this home's user with this
+    /// home's (`docs/identity.md`, "Reset"): for a user who lost every
+    /// device and has no backup, in a home whose `create` failed because
+    /// the name is taken (by the lost identity). Every device of the old
+    /// identity is out at once; contacts see the identity change and must
+    /// accept it; groups drop the old devices on their next sync. Fails when
+    /// this home's identity is the registered one already (nothing to reset).
+    pub async fn reset_identity(&self, login_token: Option<String>) -> Result<proto::RegisterResponse> {
+        if self.id.identity_key.is_empty() || self.id.link.is_some() {
+            return Err(Error::InvalidArgument(
+                "this home has no identity key of its own to register (a home made before identity keys, or one \
+                 waiting to be linked)"
+                    .into(),
+            ));
+        }
+        let req = self.register_request(login_token, true)?;
+        let resp = self.ds.register(&req).await?;
+        if !resp.created {
+            return Err(Error::InvalidArgument(format!(
+                "nothing to reset: this home's identity ({}) is the one registered for {}",
+                resp.fingerprint, self.id.user
+            )));
+        }
+        self.ds.login().await?;
+        self.ensure_key_packages().await?;
+        Ok(resp)
     }
 
     /// A new signature key and identity record, stored together.

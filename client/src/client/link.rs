@@ -496,12 +496,8 @@ impl Client {
             for c in &approval.contacts {
                 let user = String::from_utf8_lossy(c.user.as_slice()).into_owned();
                 if user != id.user && repo.contacts().get(&user)?.is_none() {
-                    let contact = Contact {
-                        key: c.key.as_slice().to_vec(),
-                        verified: c.verified == 1,
-                        pending: None,
-                        device_list: Vec::new(),
-                    };
+                    let contact =
+                        Contact { key: c.key.as_slice().to_vec(), verified: c.verified == 1, ..Default::default() };
                     repo.contacts().put(&user, &contact)?;
                 }
             }

@@ -122,7 +122,7 @@ impl Client {
             repo.meta().set_identity(&id)?;
             for (user, key, verified) in &backup.contacts {
                 if *user != id.user {
-                    let c = Contact { key: key.clone(), verified: *verified, pending: None, device_list: Vec::new() };
+                    let c = Contact { key: key.clone(), verified: *verified, ..Default::default() };
                     repo.contacts().put(user, &c)?;
                 }
             }

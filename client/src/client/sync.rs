@@ -88,6 +88,9 @@ impl Client {
             }
             if self.group_record(&gid)?.rollback.is_none() {
                 self.commit_pending_proposals(&gid, &mut report).await?;
+                if self.remove_replaced_devices(&gid).await? {
+                    report.old_devices_removed.push(b64url(&gid));
+                }
             }
             if self.update_if_due_after(&gid).await {
                 report.self_updated.push(b64url(&gid));

@@ -211,6 +211,10 @@ pub struct SyncReport {
     /// by <new id> (created by <user>)"`); see `Client::create_successor`.
     #[serde(default)]
     pub successors: Vec<String>,
+    /// Groups this client removed an old identity's devices from (a user
+    /// whose identity reset it accepted): base64url ids.
+    #[serde(default)]
+    pub old_devices_removed: Vec<String>,
 }
 
 /// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)

@@ -115,7 +115,8 @@ pub struct Ds {
     crypto: RustCrypto,
     limits: Limits,
     groups: Mutex<HashMap<Vec<u8>, Arc<GroupRt>>>,
-    users: Mutex<HashMap<String, crate::store::UserRecord>>,
+    /// Registered users, and when each was read (`users`).
+    users: Mutex<HashMap<String, (crate::store::UserRecord, u64)>>,
     /// Latest device list per user, and when it was read (`devices`).
     device_lists: Mutex<HashMap<String, (Option<grove_proto::identity::DeviceList>, u64)>>,
     /// Authentication state (challenges, tokens, rate limits).

@@ -13,10 +13,13 @@ use crate::auth;
 use crate::error::DsError;
 use crate::store::{RegisterOutcome, UserRecord};
 
+/// How long a replica trusts a user record it has read.
+const USER_CACHE_SECS: u64 = 30;
+
 impl Ds {
     /// Registers a user after checking the proof of possession.
     pub async fn register(&self, req: api::RegisterRequest) -> Result<api::RegisterResponse, DsError> {
-        let api::RegisterRequest { key: k, proof, registration_token, login_token, device_list } = req;
+        let api::RegisterRequest { key: k, proof, registration_token, login_token, device_list, reset } = req;
         UserName::parse(&k.user)?;
         if let Some(login) = &self.limits.login {
             login.verify(login_token.as_deref(), &k.user)?;
@@ -75,7 +78,11 @@ impl Ds {
         };
         let outcome = self.store.register_user(&record).await?;
         if outcome == RegisterOutcome::NameTaken {
-            return Err(DsError::UserExists(k.user));
+            return match (reset, &device_list) {
+                (true, Some(list)) => self.reset_identity(&record, list).await,
+                (true, None) => Err(DsError::DeviceListInvalid("an identity reset carries the new device list".into())),
+                (false, _) => Err(DsError::UserExists(k.user)),
+            };
         }
         if let (Some(list), Some(bytes)) = (&first_list, &device_list) {
             // A retried registration finds version 1 stored already: the
@@ -97,18 +104,48 @@ impl Ds {
         })
     }
 
-    /// A registered user, from the cache or the store. A name is bound once
-    /// and never re-bound, so a cached record stays true on every replica.
+    /// An identity reset: `record` (a new identity key, its proof checked)
+    /// replaces the user's registration, and its device lists start again
+    /// at `list` (version 1, checked). Every device of the old identity is
+    /// out at once (its token names a device the new list does not hold).
+    /// With `--auth-jwt-key`, the caller's login token was checked like a
+    /// registration's; without it, anyone can reset any name, as anyone can
+    /// take a free one (the DS warns at startup that registration is open).
+    async fn reset_identity(&self, record: &UserRecord, list: &[u8]) -> Result<api::RegisterResponse, DsError> {
+        let user = record.name_str();
+        if !self.store.reset_user(record, list).await? {
+            return Err(DsError::UnknownUser(user));
+        }
+        self.persist().await?;
+        if let Ok(mut m) = self.users.lock() {
+            m.remove(&user);
+        }
+        let first = grove_proto::identity::DeviceList::decode(list).map_err(|e| DsError::Internal(e.to_string()))?;
+        self.cache_list(&user, Some(first));
+        tracing::warn!(user = %user, fingerprint = %api::fingerprint(record.signature_key.as_slice()), "identity reset");
+        Ok(api::RegisterResponse {
+            user,
+            fingerprint: api::fingerprint(record.signature_key.as_slice()),
+            created: true,
+        })
+    }
+
+    /// A registered user, from the cache or the store. A name is re-bound
+    /// only by an identity reset, so a cached record is trusted for
+    /// [`USER_CACHE_SECS`] (how late another replica's reset takes effect here).
     pub(super) async fn registered(&self, user: &str) -> Result<UserRecord, DsError> {
-        if let Some(u) = self.users.lock().ok().and_then(|m| m.get(user).cloned()) {
-            return Ok(u);
+        let now = now_secs();
+        if let Some((u, at)) = self.users.lock().ok().and_then(|m| m.get(user).cloned()) {
+            if at + USER_CACHE_SECS > now {
+                return Ok(u);
+            }
         }
         let rec = self.store.user(user).await?.ok_or_else(|| DsError::UnknownUser(user.to_string()))?;
         if let Ok(mut m) = self.users.lock() {
             if m.len() >= super::USER_CACHE {
                 m.clear();
             }
-            m.insert(user.to_string(), rec.clone());
+            m.insert(user.to_string(), (rec.clone(), now));
         }
         Ok(rec)
     }

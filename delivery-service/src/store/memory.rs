@@ -312,6 +312,17 @@ impl Store for MemoryStore {
         Ok(self.lock()?.device_lists.get(user).and_then(|l| l.last().cloned()))
     }
 
+    async fn reset_user(&self, user: &UserRecord, first_list: &[u8]) -> StoreResult<bool> {
+        let mut g = self.lock()?;
+        let name = user.name_str();
+        if !g.users.contains_key(&name) {
+            return Ok(false);
+        }
+        g.users.insert(name.clone(), user.clone());
+        g.device_lists.insert(name, vec![first_list.to_vec()]);
+        Ok(true)
+    }
+
     async fn put_link(&self, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool> {
         let mut g = self.lock()?;
         if g.links.contains_key(id) {

@@ -361,6 +361,12 @@ pub trait Store: Send + Sync + 'static {
     /// The latest device list of `user` (`None`: the user has none).
     async fn latest_device_list(&self, user: &str) -> StoreResult<Option<Vec<u8>>>;
 
+    /// Rebinds an existing user to a new identity (an identity reset): the
+    /// user record is replaced and the device lists start again with
+    /// `first_list` as version 1, together. Returns `false`, writing
+    /// nothing, when the user is not registered.
+    async fn reset_user(&self, user: &UserRecord, first_list: &[u8]) -> StoreResult<bool>;
+
     /// Stores a link request under `id`, unless one with that id exists
     /// (then nothing is written and the result is `false`).
     async fn put_link(&self, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool>;

@@ -689,6 +689,34 @@ impl Store for PgStore {
         pg_auth::latest_device_list(&self.pool, user).await
     }
 
+    async fn reset_user(&self, user: &UserRecord, first_list: &[u8]) -> StoreResult<bool> {
+        let mut tx = self.pool.begin().await.map_err(pg_err)?;
+        let name = user.name_str();
+        let n = sqlx::query("UPDATE users SET record = $2 WHERE name = $1")
+            .bind(&name)
+            .bind(encode("user", user)?)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg_err)?
+            .rows_affected();
+        if n == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM device_lists WHERE user_name = $1")
+            .bind(&name)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg_err)?;
+        sqlx::query("INSERT INTO device_lists (user_name, version, list) VALUES ($1, 1, $2)")
+            .bind(&name)
+            .bind(first_list)
+            .execute(&mut *tx)
+            .await
+            .map_err(pg_err)?;
+        tx.commit().await.map_err(pg_err)?;
+        Ok(true)
+    }
+
     async fn put_link(&self, id: &[u8; 16], link: &super::LinkRecord) -> StoreResult<bool> {
         pg_auth::put_link(&self.pool, id, link).await
     }

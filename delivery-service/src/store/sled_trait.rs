@@ -8,7 +8,7 @@
 use super::sled_store::{Inner, SledStore};
 use super::{
     Addressed, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LinkRecord, LogEntry, RegisterOutcome,
-    Store, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
+    Store, StoreError, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
 };
 use crate::store::records::corrupt;
 
@@ -216,6 +216,36 @@ impl Store for SledStore {
 
     async fn token(&self, hash: &[u8; 32]) -> StoreResult<Option<TokenRecord>> {
         self.inner.t.tokens.get(hash)?.map(|v| auth_record(&v)).transpose()
+    }
+
+    async fn reset_user(&self, user: &UserRecord, first_list: &[u8]) -> StoreResult<bool> {
+        use sled::transaction::{ConflictableTransactionError, TransactionError};
+        use sled::Transactional as _;
+        let t = &self.inner.t;
+        let name = user.name_str();
+        if t.users.get(name.as_bytes())?.is_none() {
+            return Ok(false);
+        }
+        let value = super::records::encode("user", user)?;
+        let old: Vec<sled::IVec> = t
+            .device_lists
+            .range(device_list_key(&name, 1)..=device_list_key(&name, u64::MAX))
+            .keys()
+            .collect::<Result<_, _>>()?;
+        let first = device_list_key(&name, 1);
+        let done = (&t.users, &t.device_lists).transaction(|(users, lists)| {
+            users.insert(name.as_bytes(), value.as_slice())?;
+            for k in &old {
+                lists.remove(k)?;
+            }
+            lists.insert(first.as_slice(), first_list)?;
+            Ok::<_, ConflictableTransactionError<()>>(())
+        });
+        match done {
+            Ok(()) => Ok(true),
+            Err(TransactionError::Storage(e)) => Err(e.into()),
+            Err(TransactionError::Abort(())) => Err(StoreError::Conflict("identity reset aborted".into())),
+        }
     }
 
     async fn put_link(&self, id: &[u8; 16], link: &LinkRecord) -> StoreResult<bool> {

@@ -55,6 +55,9 @@ pub(crate) struct DsHttp {
     device_login: bool,
     /// The link code of a device waiting to be linked: it cannot log in.
     pending_link: Option<String>,
+    /// A home upgraded from a single key: that key, and the first device
+    /// list to publish with it if the DS does not have one yet.
+    upgrading: Option<(Arc<SignatureKeyPair>, Vec<u8>)>,
     token: Mutex<Option<String>>,
 }
 
@@ -85,8 +88,17 @@ impl DsHttp {
             signer,
             device_login,
             pending_link: None,
+            upgrading: None,
             token: Mutex::new(None),
         }
+    }
+
+    /// This home was upgraded from the single key `legacy`: a login the DS
+    /// refuses because the user has no device list yet publishes `list`
+    /// (logged in with `legacy`) first.
+    pub(crate) fn upgrading(mut self, legacy: Arc<SignatureKeyPair>, list: Vec<u8>) -> Self {
+        self.upgrading = Some((legacy, list));
+        self
     }
 
     /// This device waits for the link with `code` to be approved: every
@@ -188,20 +200,41 @@ impl DsHttp {
         if let Some(code) = &self.pending_link {
             return Err(Error::LinkPending { code: code.clone() });
         }
+        let token = match (self.token_for(&self.signer, self.device_login).await, &self.upgrading) {
+            // The DS still knows the user by its single key: publish the
+            // first device list with that key's login, then log in again.
+            (Err(Error::Server { code: ErrorCode::DeviceListInvalid, .. }), Some((legacy, list))) => {
+                let old = self.token_for(legacy, false).await?;
+                let body = serde_json::json!({ "device_list": b64(list) });
+                let path = routes::user_devices(&user_name(&self.user)?, 0);
+                Self::finish(self.raw(Method::POST, &path, &Body::Json(body), Some(&old)).await?).await?;
+                tracing::info!(user = %self.user, "published the first device list of an upgraded home");
+                self.token_for(&self.signer, self.device_login).await?
+            }
+            (other, _) => other?,
+        };
+        self.set_token(Some(token.clone()));
+        Ok(token)
+    }
+
+    /// A token for a login signed by `key` (naming it as the device key when
+    /// `device`).
+    async fn token_for(&self, key: &SignatureKeyPair, device: bool) -> Result<String> {
         let c: proto::ChallengeResponse = self
             .call_public(Method::POST, routes::AUTH_CHALLENGE, Body::Json(serde_json::json!({ "user": self.user })))
             .await?
             .json()?;
-        let sig = self.sign(&proto::signed_bytes(proto::AUTH_LABEL, &self.user, &c.challenge))?;
+        let sig = key
+            .sign(&proto::signed_bytes(proto::AUTH_LABEL, &self.user, &c.challenge))
+            .map_err(|e| Error::mls_because("sign the login", format!("{e:?}")))?;
         let mut body = serde_json::json!({
             "user": self.user, "challenge": b64(&c.challenge), "signature": b64(&sig),
         });
-        if self.device_login {
-            body["device_key"] = serde_json::json!(b64(self.signer.public()));
+        if device {
+            body["device_key"] = serde_json::json!(b64(key.public()));
         }
         let t: proto::TokenResponse =
             self.call_public(Method::POST, routes::AUTH_TOKEN, Body::Json(body)).await?.json()?;
-        self.set_token(Some(t.token.clone()));
         Ok(t.token)
     }
 

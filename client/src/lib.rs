@@ -34,6 +34,8 @@
 //!     contacts ([`Client::devices`]), and the key a member is pinned by.
 //!   - `client/link.rs`: linking a new device (the request, its approval
 //!     on another device, and the new device joining the user's groups).
+//!   - `client/upgrade.rs`: a single-key home of an earlier release becomes
+//!     an identity with its first device (its key is the identity key).
 //!   - `client/restore.rs`: a new device of the identity in a backup, with
 //!     no other device needed.
 //!   - `client/backup.rs`: identity backups under a passphrase

@@ -36,6 +36,11 @@ pub(crate) struct IdentityRecord {
     /// (`client/link.rs`); `None` once linked, and for every other home.
     #[serde(default)]
     pub(crate) link: Option<PendingLink>,
+    /// A home upgraded from a single key (`client/upgrade.rs`): that key
+    /// (now the identity key), kept while its leaves in groups are being
+    /// replaced by this device's; empty once done, and for other homes.
+    #[serde(default)]
+    pub(crate) legacy_key: Vec<u8>,
 }
 
 /// A new device's link request, waiting for its approval.

@@ -2,8 +2,10 @@
 //! (`tests/fixtures/release-1`, made by `tests/fixtures/make-release-fixture.sh`
 //! with that release's binaries): its DS data dir and its two client homes
 //! (alice and bob, single-key users in a group "ops" with two messages) open
-//! with this build, keep their history, keep talking, and talk to a user
-//! with an identity key and a device list (carol, made by this build).
+//! with this build, keep their history, become identities with a first
+//! device (their key is the identity key: no contact sees a change), replace
+//! their single-key leaves with their devices' on sync, keep talking, and
+//! talk to a user made by this build (carol).
 
 mod common;
 
@@ -15,6 +17,12 @@ use grove_ds::testing::TestServer;
 
 /// The address the fixture's homes keep for their DS.
 const FIXTURE_DS: &str = "127.0.0.1:47811";
+
+/// The id of alice's group "ops".
+fn group_id(c: &Client) -> grove_ds::api::GroupId {
+    let g = c.groups().unwrap().into_iter().find(|g| g.name.as_deref() == Some("ops")).unwrap();
+    grove_ds::api::GroupId::from_path(&g.id).unwrap()
+}
 
 fn fixture() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/release-1")
@@ -36,11 +44,34 @@ async fn the_last_release_opens_keeps_its_history_and_meets_device_users() {
     let history = ["alice: before the upgrade, from alice", "bob: before the upgrade, from bob"];
     assert_eq!(common::texts(&alice, "ops"), history);
     assert_eq!(common::texts(&bob, "ops"), history);
-    // They stay single-key users: the fingerprints their contacts pinned
-    // are unchanged, and nothing warns.
+    // Opening upgraded them: the key their contacts pinned is now their
+    // identity key (the fingerprint is unchanged), and nothing warns.
+    let fingerprints = (alice.whoami().fingerprint, bob.whoami().fingerprint);
+    let pinned_by_bob = bob.members("ops").unwrap().into_iter().find(|m| m.user == "alice").unwrap();
+    assert_eq!(pinned_by_bob.fingerprint, fingerprints.0);
     let members = alice.members("ops").unwrap();
     assert!(members.iter().all(|m| matches!(m.key, KeyStatus::Own | KeyStatus::Pinned)), "{members:?}");
-    assert_eq!(alice.devices().await.unwrap(), []);
+
+    // The first sync publishes each one's first device list (with the old
+    // key's login) and gives its device its own leaf in place of the old one.
+    alice.sync().await.unwrap();
+    bob.sync().await.unwrap();
+    alice.sync().await.unwrap();
+    for c in [&alice, &bob] {
+        let devices = c.devices().await.unwrap();
+        assert_eq!(devices.len(), 1, "{devices:?}");
+        assert!(devices[0].this_device);
+    }
+    assert_eq!((alice.whoami().fingerprint, bob.whoami().fingerprint), fingerprints);
+    for c in [&alice, &bob] {
+        let members = c.members("ops").unwrap();
+        assert_eq!(members.len(), 2, "one leaf each, the devices': {members:?}");
+        assert!(members.iter().all(|m| m.devices == 1 && matches!(m.key, KeyStatus::Own | KeyStatus::Pinned)));
+        assert_eq!(common::texts(c, "ops")[..2], history, "the history is kept");
+    }
+    let mailbox = format!("alice/{}", alice.devices().await.unwrap()[0].id);
+    let roster = ds.ds.group_info(&mailbox, &group_id(&alice)).await.unwrap();
+    assert!(roster.members.iter().all(|m| m.device.is_some()), "no single-key leaf is left: {:?}", roster.members);
 
     // They keep talking after the upgrade.
     alice.send("ops", "after the upgrade").await.unwrap();

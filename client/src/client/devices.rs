@@ -39,6 +39,17 @@ pub(super) fn first_device(
     device: &SignatureKeyPair,
 ) -> (ed25519_dalek::SigningKey, DeviceCertificate, DeviceList) {
     let identity = new_identity_key();
+    let (cert, list) = certify_first(&identity, user, device);
+    (identity, cert, list)
+}
+
+/// The certificate of `device` by `identity`, and the first device list
+/// (version 1) holding it.
+pub(super) fn certify_first(
+    identity: &ed25519_dalek::SigningKey,
+    user: &str,
+    device: &SignatureKeyPair,
+) -> (DeviceCertificate, DeviceList) {
     let identity_key = identity.verifying_key().to_bytes().to_vec();
     let scheme = device.signature_scheme() as u16;
     let at = now();
@@ -50,7 +61,7 @@ pub(super) fn first_device(
             signature_scheme: scheme,
             created_at: at,
         },
-        signer(&identity),
+        signer(identity),
     );
     let list = DeviceList::new(
         DeviceListTbs {
@@ -66,9 +77,9 @@ pub(super) fn first_device(
             }],
             issued_at: at,
         },
-        signer(&identity),
+        signer(identity),
     );
-    (identity, cert, list)
+    (cert, list)
 }
 
 /// Fills the identity fields of a new home's record.

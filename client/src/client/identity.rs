@@ -134,6 +134,7 @@ impl Client {
             device_list: Vec::new(),
             device_credential: Vec::new(),
             link: None,
+            legacy_key: Vec::new(),
         };
         // A new home gets an identity key, and this device is its first.
         let (identity, cert, list) = super::devices::first_device(&config.user, &signer);
@@ -157,6 +158,13 @@ impl Client {
             .identity()?
             .ok_or_else(|| Error::NotInitialized(home.display().to_string()))?;
         let signer = Self::read_signer(&provider, &id, &home)?;
+        // A single-key home of an earlier release: its key becomes the
+        // identity key, and a new device key signs from now on.
+        let (signer, id) = if id.identity_key.is_empty() && id.link.is_none() {
+            super::upgrade::upgrade_local(&provider, &signer, id)?
+        } else {
+            (signer, id)
+        };
         Self::assemble(home, provider, Arc::new(signer), id)
     }
 
@@ -181,6 +189,13 @@ impl Client {
         let mut ds = DsHttp::new(http, &id.server, &id.user, signer.clone(), !id.identity_key.is_empty());
         if let Some(link) = &id.link {
             ds = ds.pending_link(&link.code);
+        }
+        if !id.legacy_key.is_empty() {
+            // Upgraded from a single key: the first login publishes the list.
+            let scheme = Self::suite_of(&id)?.signature_algorithm();
+            if let Some(legacy) = SignatureKeyPair::read(provider.storage(), &id.legacy_key, scheme) {
+                ds = ds.upgrading(Arc::new(legacy), id.device_list.clone());
+            }
         }
         let retry_budget_ms = std::sync::atomic::AtomicU64::new(super::DEFAULT_RETRY_BUDGET.as_millis() as u64);
         Ok(Client {

@@ -188,6 +188,7 @@ impl Client {
                     device_list: Vec::new(),
                     device_credential: Vec::new(),
                     link: None,
+                    legacy_key: Vec::new(),
                 };
                 (std::sync::Arc::new(signer), id)
             }
@@ -575,33 +576,39 @@ impl Client {
         if self.repo().groups().get(&gid)?.is_some() {
             return Ok(false);
         }
-        let gpath = b64url(&gid);
+        let seq = self.external_join(&gid).await?;
+        let name = Some(String::from_utf8_lossy(g.name.as_slice()).into_owned()).filter(|n| !n.is_empty());
+        let history = if g.history == 1 { HistoryPolicy::Share } else { HistoryPolicy::None };
+        let now = self.now_secs();
+        self.provider.transaction(|p| -> Result<()> {
+            let group = Self::load(p, &gid)?;
+            let mut rec = GroupRecord::fresh(name.clone(), group.epoch().as_u64(), history, now);
+            rec.cursor = seq;
+            Repo::of(p).groups().put(&gid, &rec)?;
+            self.pin_members(p, &group)
+        })?;
+        Ok(true)
+    }
+
+    /// Joins `gid` with this device's own leaf by an external commit on the
+    /// DS's GroupInfo (its MLS state, if any, is replaced); returns the
+    /// commit's seq. On a lost race it builds again on the new GroupInfo.
+    pub(super) async fn external_join(&self, gid: &[u8]) -> Result<u64> {
+        let gpath = b64url(gid);
         let mut backoff = self.backoff();
         loop {
             let gi = self.ds.group_info(&gpath).await?;
-            let body = self.provider.transaction(|p| self.stage_join(p, &gid, &gi))?;
+            let body = self.provider.transaction(|p| self.stage_join(p, gid, &gi))?;
             match self.ds.post_commit(&gpath, body).await {
-                Ok(posted) => {
-                    let name = Some(String::from_utf8_lossy(g.name.as_slice()).into_owned()).filter(|n| !n.is_empty());
-                    let history = if g.history == 1 { HistoryPolicy::Share } else { HistoryPolicy::None };
-                    let now = self.now_secs();
-                    self.provider.transaction(|p| -> Result<()> {
-                        let group = Self::load(p, &gid)?;
-                        let mut rec = GroupRecord::fresh(name.clone(), group.epoch().as_u64(), history, now);
-                        rec.cursor = posted.seq;
-                        Repo::of(p).groups().put(&gid, &rec)?;
-                        self.pin_members(p, &group)
-                    })?;
-                    return Ok(true);
-                }
+                Ok(posted) => return Ok(posted.seq),
                 Err(Error::Server { status: 409, .. }) => {
-                    self.drop_group_state(&gid)?;
+                    self.drop_group_state(gid)?;
                     if !backoff.pause().await {
                         return Err(backoff.exhausted("join a group as a new device"));
                     }
                 }
                 Err(e) => {
-                    self.drop_group_state(&gid)?;
+                    self.drop_group_state(gid)?;
                     return Err(e);
                 }
             }
@@ -618,6 +625,9 @@ impl Client {
             return Err(Error::Protocol("the DS's GroupInfo is for another group".into()));
         }
         let signer = super::resync::group_info_signer(&vgi)?;
+        if let Some(mut old) = MlsGroup::load(p.storage(), &GroupId::from_slice(gid))? {
+            old.delete(p.storage())?; // an upgraded home's single-key state: replaced by the device's
+        }
         let (group, bundle) = MlsGroup::external_commit_builder()
             .with_config(join_config())
             .skip_lifetime_validation()
@@ -651,7 +661,10 @@ impl Client {
             Some(m) if m.index != group.own_leaf_index() => {
                 let user = super::identity_of(&m.credential);
                 let pin_key = super::devices::pin_key_of(&user, &m.credential, &m.signature_key);
+                // Another device of this user, this user's single-key leaf
+                // (an upgraded home), or a pinned contact.
                 list.contains(&m.signature_key)
+                    || m.signature_key.as_slice() == self.identity_public()
                     || (user != self.id.user && Repo::of(p).contacts().get(&user)?.is_some_and(|c| c.key == pin_key))
             }
             _ => false,

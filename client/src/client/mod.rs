@@ -14,7 +14,8 @@
 //! `types` (the public value types), `identity` (home, registration,
 //! KeyPackages), `devices` (identity key, device certificate and list, the
 //! key a member is pinned by), `link` (linking a new device), `restore`
-//! (a new device from a backup), `backup` (the identity key and pins sealed
+//! (a new device from a backup), `upgrade` (a single-key home becomes an
+//! identity with its first device), `backup` (the identity key and pins sealed
 //! under a passphrase), `contacts` (pinning, safety numbers), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
@@ -80,6 +81,7 @@ mod sync;
 #[cfg(test)]
 mod tests;
 mod types;
+mod upgrade;
 
 pub use backup::{open_identity_backup, BackupGroup, IdentityBackup, BACKUP_FORMAT, MIN_PASSPHRASE_CHARS};
 pub use contacts::{contact_code, parse_contact_code, safety_number, CONTACT_CODE_PREFIX};

@@ -114,6 +114,7 @@ impl Client {
             device_list: Vec::new(),
             device_credential: Vec::new(),
             link: None,
+            legacy_key: Vec::new(),
         };
         super::devices::set_identity(&mut id, &identity, &cert, &list);
         provider.transaction(|p| -> Result<()> {

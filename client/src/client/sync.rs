@@ -96,6 +96,8 @@ impl Client {
                 report.self_updated.push(b64url(&gid));
             }
         }
+        // An upgraded single-key home: this device takes the old key's place.
+        self.replace_legacy_leaves(&mut report).await?;
         if !report.joined.is_empty() {
             self.ensure_key_packages().await?;
         }

@@ -357,6 +357,13 @@ impl Ds {
         if view.members.contains_key(user) {
             return Ok(ReadAccess { up_to: visible, removed_at: None });
         }
+        // A device of a user upgraded from a single key reads through that
+        // user's single-key leaf (mailbox: the bare name) until it has its
+        // own leaf (`docs/identity.md`, "Upgrading").
+        let (name, device) = grove_proto::identity::split_mailbox(user);
+        if device.is_some() && view.members.contains_key(name) {
+            return Ok(ReadAccess { up_to: visible, removed_at: None });
+        }
         match view.removed.get(user) {
             Some(&at) => Ok(ReadAccess { up_to: visible.min(at), removed_at: Some(at) }),
             None => Err(DsError::NotAMember),

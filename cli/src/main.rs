@@ -45,25 +45,12 @@ struct Cli {
 enum Cmd {
     /// Create an identity, register it with the DS and upload KeyPackages.
     Init {
-        /// DS base URL (https://, or http:// to loopback).
-        #[arg(long)]
-        server: String,
         /// User name.
         #[arg(long)]
         user: String,
-        /// Trust only the CA certificates in this PEM file.
-        #[arg(long, conflicts_with = "server_cert_sha256")]
-        ca_cert: Option<PathBuf>,
-        /// Pin the DS certificate by its SHA-256 fingerprint (hex), e.g. a `--dev-tls` server.
-        #[arg(long)]
-        server_cert_sha256: Option<String>,
-        /// Ciphersuite: 1 (X25519/AES-128-GCM/Ed25519) or 3 (X25519/ChaCha20/Ed25519).
-        #[arg(long, default_value_t = 1)]
-        ciphersuite: u16,
-        /// The app's login for this user (a JWT from the app's auth server),
-        /// for a DS that binds users to the app's login. Used once, never stored.
-        #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
-        login_token: Option<String>,
+        /// The DS and how to reach it.
+        #[command(flatten)]
+        connect: Connect,
         /// Make this home a new device of an existing user: prints a link
         /// code to approve on another device of the user (`grove device
         /// approve CODE`); `grove sync` here then completes the link.
@@ -128,6 +115,38 @@ enum Cmd {
     Demo,
 }
 
+/// Where the DS is and how this device reaches it (`init`, `identity restore`).
+#[derive(Debug, clap::Args)]
+struct Connect {
+    /// DS base URL (https://, or http:// to loopback).
+    #[arg(long)]
+    server: String,
+    /// Trust only the CA certificates in this PEM file.
+    #[arg(long, conflicts_with = "server_cert_sha256")]
+    ca_cert: Option<PathBuf>,
+    /// Pin the DS certificate by its SHA-256 fingerprint (hex), e.g. a `--dev-tls` server.
+    #[arg(long)]
+    server_cert_sha256: Option<String>,
+    /// Ciphersuite: 1 (X25519/AES-128-GCM/Ed25519) or 3 (X25519/ChaCha20/Ed25519).
+    #[arg(long, default_value_t = 1)]
+    ciphersuite: u16,
+    /// The app's login for this user (a JWT from the app's auth server),
+    /// for a DS that binds users to the app's login. Used once, never stored.
+    #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
+    login_token: Option<String>,
+}
+
+impl Connect {
+    /// The client configuration of `user` on this DS.
+    fn config(self, user: String) -> anyhow::Result<ClientConfig> {
+        let mut config = ClientConfig::new(self.server, user);
+        config.trust = trust_of(self.ca_cert, self.server_cert_sha256)?;
+        config.ciphersuite = self.ciphersuite;
+        config.login_token = self.login_token;
+        Ok(config)
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum IdentityCmd {
     /// Write the identity key and the contact pins, sealed under a
@@ -148,21 +167,9 @@ enum IdentityCmd {
         /// A file whose first line is the backup's passphrase.
         #[arg(long)]
         passphrase_file: PathBuf,
-        /// DS base URL.
-        #[arg(long)]
-        server: String,
-        /// Trust only the CA certificates in this PEM file.
-        #[arg(long, conflicts_with = "server_cert_sha256")]
-        ca_cert: Option<PathBuf>,
-        /// Pin the DS certificate by its SHA-256 fingerprint (hex).
-        #[arg(long)]
-        server_cert_sha256: Option<String>,
-        /// Ciphersuite of this device: 1 or 3.
-        #[arg(long, default_value_t = 1)]
-        ciphersuite: u16,
-        /// The app's login for this user, for a DS that requires one.
-        #[arg(long, env = "GROVE_LOGIN_TOKEN", hide_env_values = true)]
-        login_token: Option<String>,
+        /// The DS and how to reach it.
+        #[command(flatten)]
+        connect: Connect,
         /// A name for this device in the device list.
         #[arg(long, default_value = "")]
         device_name: String,
@@ -367,11 +374,8 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
     }
     let home = home(cli.home)?;
     let out = match cli.cmd {
-        Cmd::Init { server, user, ca_cert, server_cert_sha256, ciphersuite, login_token, link, device_name } => {
-            let mut config = ClientConfig::new(server, user);
-            config.trust = trust_of(ca_cert, server_cert_sha256)?;
-            config.ciphersuite = ciphersuite;
-            config.login_token = login_token;
+        Cmd::Init { user, connect, link, device_name } => {
+            let config = connect.config(user)?;
             if link {
                 return device::init_link(&home, config, &device_name).await;
             }
@@ -455,23 +459,11 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
         Cmd::Identity(IdentityCmd::Reset { login_token, yes }) => {
             device::reset(Client::open(&home)?, login_token, yes, cli.json).await?
         }
-        Cmd::Identity(IdentityCmd::Restore {
-            file,
-            passphrase_file,
-            server,
-            ca_cert,
-            server_cert_sha256,
-            ciphersuite,
-            login_token,
-            device_name,
-        }) => {
+        Cmd::Identity(IdentityCmd::Restore { file, passphrase_file, connect, device_name }) => {
             let pass = read_passphrase(&passphrase_file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let backup = grove_client::open_identity_backup(&bytes, &pass)?;
-            let mut config = ClientConfig::new(server, backup.user.clone());
-            config.trust = trust_of(ca_cert, server_cert_sha256)?;
-            config.ciphersuite = ciphersuite;
-            config.login_token = login_token;
+            let config = connect.config(backup.user.clone())?;
             device::restore(&home, config, &backup, &device_name).await?
         }
         Cmd::Demo => unreachable!("handled above"),

@@ -4,42 +4,14 @@
 
 #[path = "../../client/tests/common/mod.rs"]
 mod common;
+mod support;
 
 use std::path::Path;
 use std::process::Command;
 
 use common::start_ds;
 use serde_json::Value;
-
-struct Run {
-    ok: bool,
-    json: Value,
-}
-
-fn grove(home: &Path, args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_grove"))
-        .arg("--json")
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("GROVE_HOME")
-        .output()
-        .expect("run grove");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "grove {args:?}: not one JSON object ({e}): {stdout:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    Run { ok: out.status.success(), json }
-}
-
-fn ok(home: &Path, args: &[&str]) -> Value {
-    let r = grove(home, args);
-    assert!(r.ok, "grove {args:?} failed: {}", r.json);
-    r.json
-}
+use support::{grove, ok};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_scenario_with_json() {

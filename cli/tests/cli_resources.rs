@@ -5,72 +5,13 @@
 
 #[path = "../../client/tests/common/mod.rs"]
 mod common;
+mod support;
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
 
 use common::start_ds;
 use serde_json::Value;
-
-/// Runs `grove --home HOME ARGS` with `input` on stdin.
-fn run(home: &Path, args: &[&str], input: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_grove"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env_remove("GROVE_HOME")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run grove");
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_vec();
-    // Written from a thread: the child may fill stdout before reading it all.
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(&input);
-    });
-    let out = child.wait_with_output().expect("wait for grove");
-    writer.join().unwrap();
-    out
-}
-
-struct Run {
-    ok: bool,
-    json: Value,
-}
-
-/// `grove --json ...`: exactly one JSON object on stdout.
-fn grove_in(home: &Path, args: &[&str], input: &[u8]) -> Run {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let out = run(home, &all, input);
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let json = serde_json::from_str(stdout.trim()).unwrap_or_else(|e| {
-        panic!(
-            "grove {args:?}: not one JSON object ({e}): {stdout:?} stderr {:?}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    Run { ok: out.status.success(), json }
-}
-
-fn grove(home: &Path, args: &[&str]) -> Run {
-    grove_in(home, args, b"")
-}
-
-fn ok(home: &Path, args: &[&str]) -> Value {
-    let r = grove(home, args);
-    assert!(r.ok, "grove {args:?} failed: {}", r.json);
-    r.json
-}
-
-fn ok_in(home: &Path, args: &[&str], input: &[u8]) -> Value {
-    let r = grove_in(home, args, input);
-    assert!(r.ok, "grove {args:?} failed: {}", r.json);
-    r.json
-}
+use support::{grove, ok, ok_in, run};
 
 /// Fails with exit code 1 and this `code`.
 fn fails(home: &Path, args: &[&str], code: &str) -> Value {

@@ -58,6 +58,27 @@ pub(crate) struct PendingLink {
     pub(crate) expires_at: u64,
 }
 
+impl IdentityRecord {
+    /// The record of a new device home for `config`, signing with
+    /// `device_key`; its identity fields are filled in by the caller.
+    pub(crate) fn for_device(config: &crate::ClientConfig, device_key: &[u8]) -> Self {
+        IdentityRecord {
+            user: config.user.clone(),
+            server: config.server.trim_end_matches('/').to_owned(),
+            ciphersuite: config.ciphersuite,
+            trust: config.trust.clone(),
+            signature_key: device_key.to_vec(),
+            key_packages: config.key_packages,
+            identity_key: Vec::new(),
+            identity_secret: IdentitySecret::default(),
+            device_list: Vec::new(),
+            device_credential: Vec::new(),
+            link: None,
+            legacy_key: Vec::new(),
+        }
+    }
+}
+
 /// The identity key's secret: zeroed when dropped, never printed.
 #[derive(Clone, Default, Serialize, Deserialize)]
 #[serde(transparent)]

@@ -28,7 +28,7 @@ pub(super) fn signer(key: &ed25519_dalek::SigningKey) -> impl Fn(&[u8]) -> Vec<u
     move |m| key.sign(m).to_bytes().to_vec()
 }
 
-fn now() -> u64 {
+pub(super) fn now() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 

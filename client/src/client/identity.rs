@@ -122,20 +122,7 @@ impl Client {
         suite: Ciphersuite,
     ) -> Result<(SignatureKeyPair, IdentityRecord)> {
         let signer = SignatureKeyPair::new(suite.signature_algorithm()).mls("generate the signature key")?;
-        let mut id = IdentityRecord {
-            user: config.user.clone(),
-            server: config.server.trim_end_matches('/').to_owned(),
-            ciphersuite: config.ciphersuite,
-            trust: config.trust.clone(),
-            signature_key: signer.public().to_vec(),
-            key_packages: config.key_packages,
-            identity_key: Vec::new(),
-            identity_secret: Default::default(),
-            device_list: Vec::new(),
-            device_credential: Vec::new(),
-            link: None,
-            legacy_key: Vec::new(),
-        };
+        let mut id = IdentityRecord::for_device(config, signer.public());
         // A new home gets an identity key, and this device is its first.
         let (identity, cert, list) = super::devices::first_device(&config.user, &signer);
         super::devices::set_identity(&mut id, &identity, &cert, &list);

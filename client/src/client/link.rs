@@ -142,9 +142,7 @@ fn random<const N: usize>() -> [u8; N] {
     b
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+use super::devices::now;
 
 impl Client {
     /// Makes `home` a new device of `config.user` waiting to be linked
@@ -176,20 +174,7 @@ impl Client {
             }
             None => {
                 let signer = SignatureKeyPair::new(suite.signature_algorithm()).mls("generate the signature key")?;
-                let id = IdentityRecord {
-                    user: config.user.clone(),
-                    server: config.server.trim_end_matches('/').to_owned(),
-                    ciphersuite: config.ciphersuite,
-                    trust: config.trust.clone(),
-                    signature_key: signer.public().to_vec(),
-                    key_packages: config.key_packages,
-                    identity_key: Vec::new(),
-                    identity_secret: IdentitySecret::default(),
-                    device_list: Vec::new(),
-                    device_credential: Vec::new(),
-                    link: None,
-                    legacy_key: Vec::new(),
-                };
+                let id = IdentityRecord::for_device(&config, signer.public());
                 (std::sync::Arc::new(signer), id)
             }
         };

@@ -19,12 +19,10 @@ use super::backup::IdentityBackup;
 use super::link::LinkFinished;
 use super::{Client, ClientConfig};
 use crate::error::{Error, MlsResultExt as _, Result};
-use crate::records::{Contact, HistoryPolicy, IdentityRecord, IdentitySecret};
+use crate::records::{Contact, HistoryPolicy, IdentityRecord};
 use crate::repo::Repo;
 
-fn now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
+use super::devices::now;
 
 impl Client {
     /// Makes `home` (new) a device of the identity in `backup` (see the
@@ -102,20 +100,7 @@ impl Client {
             proto::DeviceListRestoreRequest { device_list: list.encode(), login_token: config.login_token.clone() };
         ds.restore_device_list(&req).await?;
 
-        let mut id = IdentityRecord {
-            user: config.user.clone(),
-            server: config.server.trim_end_matches('/').to_owned(),
-            ciphersuite: config.ciphersuite,
-            trust: config.trust.clone(),
-            signature_key: signer.public().to_vec(),
-            key_packages: config.key_packages,
-            identity_key: Vec::new(),
-            identity_secret: IdentitySecret::default(),
-            device_list: Vec::new(),
-            device_credential: Vec::new(),
-            link: None,
-            legacy_key: Vec::new(),
-        };
+        let mut id = IdentityRecord::for_device(&config, signer.public());
         super::devices::set_identity(&mut id, &identity, &cert, &list);
         provider.transaction(|p| -> Result<()> {
             signer.store(p.storage())?;

@@ -8,7 +8,6 @@
 mod common;
 mod support;
 
-
 use common::start_ds;
 use serde_json::Value;
 use support::{grove, ok};

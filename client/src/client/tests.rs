@@ -55,15 +55,24 @@ fn a_home_of_the_last_release_opens_and_finds_its_groups_by_name() {
     let dir = tempfile::tempdir().unwrap();
     let home = dir.path().join("home");
     write_last_release_home(&home);
+    let mut device_key = None;
     for _ in 0..2 {
-        // The first open migrates; the second finds the home current.
+        // The first open migrates (and upgrades the single key into an
+        // identity with a first device); the second finds the home current.
         let client = Client::open(&home).unwrap();
         assert_eq!(client.user(), "alice");
-        // A single-key home: its one key stays its identity (and credential).
-        assert!(client.id.identity_key.is_empty() && client.id.device_credential.is_empty());
-        assert_eq!(client.whoami().fingerprint, grove_proto::fingerprint(client.signer.public()));
-        assert_eq!(client.identity_public(), client.signer.public());
+        // The one key is now the identity key (contacts pinned exactly it):
+        // the fingerprint is unchanged, and a new device key signs.
+        let old_key = client.id.legacy_key.clone();
+        assert!(!old_key.is_empty(), "the single key is kept until its leaves are replaced");
+        assert_eq!(client.id.identity_key, old_key);
+        assert_eq!(client.whoami().fingerprint, grove_proto::fingerprint(&old_key));
+        assert_ne!(client.signer.public(), old_key.as_slice());
+        assert_eq!(*device_key.get_or_insert(client.signer.public().to_vec()), client.signer.public(), "upgraded once");
         assert_eq!(identity_of(&client.credential()), "alice");
+        let list = grove_proto::identity::DeviceList::decode(&client.id.device_list).unwrap();
+        list.verify("alice", &old_key).unwrap();
+        assert!(list.contains(client.signer.public()));
         assert_eq!(client.group_state("dev").unwrap(), (GroupState::Active, 5));
         let id = grove_proto::group_id_to_path(b"gid-3");
         assert_eq!(client.resolve_group(&id).unwrap(), b"gid-3");

@@ -36,7 +36,6 @@ use openmls_traits::signatures::Signer as _;
 use sha2::Digest as _;
 use tls_codec::{Deserialize as _, Serialize as _};
 
-use super::groups::join_config;
 use super::{b64url, Client, ClientConfig};
 use crate::error::{Error, MlsResultExt as _, Result};
 use crate::records::{Contact, GroupRecord, GroupState, HistoryPolicy, IdentityRecord, IdentitySecret, PendingLink};
@@ -613,26 +612,9 @@ impl Client {
         if let Some(mut old) = MlsGroup::load(p.storage(), &GroupId::from_slice(gid))? {
             old.delete(p.storage())?; // an upgraded home's single-key state: replaced by the device's
         }
-        let (group, bundle) = MlsGroup::external_commit_builder()
-            .with_config(join_config())
-            .skip_lifetime_validation()
-            .build_group(p, vgi, self.cwk())
-            .mls("join: read the GroupInfo")?
-            .load_psks(p.storage())
-            .mls("join: build the external commit")?
-            .build(p.rand(), p.crypto(), self.signer.as_ref(), |_| true)
-            .mls("join: build the external commit")?
-            .finalize(p)
-            .mls("join: finish the external commit")?;
+        let (group, _, body) = self.external_commit(p, vgi)?;
         self.check_join_signer(p, &group, signer)?;
-        let commit = bundle.commit().tls_serialize_detached().mls("encode")?;
-        let group_info = match bundle.group_info() {
-            Some(gi) => MlsMessageOut::from(gi.clone()).tls_serialize_detached().mls("encode")?,
-            None => Vec::new(),
-        };
-        proto::CommitBundleBody { commit: commit.into(), welcome: Vec::new().into(), group_info: group_info.into() }
-            .tls_serialize_detached()
-            .mls("encode")
+        Ok(body)
     }
 
     /// A GroupInfo from the DS could be made up (a tree with a leaf of the

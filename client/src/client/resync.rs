@@ -143,20 +143,37 @@ impl Client {
             known = old.members().map(|m| (identity_of(&m.credential), m.signature_key)).collect();
             old.delete(s)?;
         }
-        // Leaf lifetimes are not checked again: the DS checked each leaf when
-        // it entered the group, and a group outlives its KeyPackages' lifetimes.
+        let (group, commit, body) = self.external_commit(p, vgi)?;
+        self.check_group_info_signer(p, &group, signer_index, &known)?;
+        Repo::of(p).groups().update(gid, |r| {
+            if let Some(rs) = r.resync.as_mut() {
+                rs.posted = Some(PendingCommit { commit, epoch });
+            }
+        })?;
+        Ok(body)
+    }
+
+    /// Builds, in `p`, an external commit on `vgi` that gives this device a
+    /// leaf (a resync, or a new device joining): the new group state, the
+    /// commit's bytes, and the DS's commit bundle body. Leaf lifetimes are
+    /// not checked again: the DS checked each leaf when it entered the
+    /// group, and a group outlives its KeyPackages' lifetimes.
+    pub(super) fn external_commit(
+        &self,
+        p: &TxnProvider<'_>,
+        vgi: openmls::messages::group_info::VerifiableGroupInfo,
+    ) -> Result<(MlsGroup, Vec<u8>, Vec<u8>)> {
         let (group, bundle) = MlsGroup::external_commit_builder()
             .with_config(join_config())
             .skip_lifetime_validation()
             .build_group(p, vgi, self.cwk())
-            .mls("resync: read the GroupInfo")?
+            .mls("external commit: read the GroupInfo")?
             .load_psks(p.storage())
-            .mls("resync: build the external commit")?
+            .mls("external commit: build it")?
             .build(p.rand(), p.crypto(), self.signer.as_ref(), |_| true)
-            .mls("resync: build the external commit")?
+            .mls("external commit: build it")?
             .finalize(p)
-            .mls("resync: finish the external commit")?;
-        self.check_group_info_signer(p, &group, signer_index, &known)?;
+            .mls("external commit: finish it")?;
         let commit = bundle.commit().tls_serialize_detached().mls("encode")?;
         let group_info = match bundle.group_info() {
             Some(gi) => MlsMessageOut::from(gi.clone()).tls_serialize_detached().mls("encode")?,
@@ -169,12 +186,7 @@ impl Client {
         }
         .tls_serialize_detached()
         .mls("encode")?;
-        Repo::of(p).groups().update(gid, |r| {
-            if let Some(rs) = r.resync.as_mut() {
-                rs.posted = Some(PendingCommit { commit, epoch });
-            }
-        })?;
-        Ok(body)
+        Ok((group, commit, body))
     }
 
     /// The GroupInfo a resync builds on comes from the DS, which could make

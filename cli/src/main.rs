@@ -304,7 +304,7 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             let client_err = e.downcast_ref::<grove_client::Error>();
-            let code = client_err.map(error_code).unwrap_or("error");
+            let code = client_err.map(grove_client::Error::code).unwrap_or("error");
             let line = format!("{e:#}").replace('\n', " ");
             if json_mode {
                 let mut out = json!({ "error": line, "code": code });
@@ -317,41 +317,6 @@ fn main() -> ExitCode {
             }
             ExitCode::FAILURE
         }
-    }
-}
-
-/// A stable machine-readable code for `--json` errors.
-fn error_code(e: &grove_client::Error) -> &'static str {
-    use grove_client::Error as E;
-    match e {
-        E::KeyChanged { .. } => "key_changed",
-        E::NotInitialized(_) => "not_initialized",
-        E::AlreadyInitialized { .. } => "already_initialized",
-        E::Network(_) => "network",
-        E::Server { .. } => "server",
-        E::UnknownGroup(_) => "unknown_group",
-        E::AmbiguousGroup { .. } => "ambiguous_group",
-        E::GroupLeft(_) => "group_left",
-        E::ServerRollback { .. } => "server_rollback",
-        E::ForkDetected { .. } => "fork_detected",
-        E::ResyncNeeded { .. } => "resync_needed",
-        E::GroupReplaced { .. } => "group_replaced",
-        E::NotInGroup { .. } => "not_in_group",
-        E::Tls(_) => "tls",
-        E::BadKeyPackage { .. } => "bad_key_package",
-        E::TooManyRetries { .. } => "too_many_retries",
-        E::UnknownResource { .. } => "unknown_resource",
-        E::ResourceDeleted { .. } => "resource_deleted",
-        E::ResourceCorrupt { .. } => "resource_corrupt",
-        E::ResourceIo { .. } => "resource_io",
-        E::InvalidArgument(_) => "invalid_argument",
-        E::VerificationRequired { .. } => "verification_required",
-        E::ContactCodeMismatch { .. } => "contact_code_mismatch",
-        E::DeviceListRejected { .. } => "device_list_rejected",
-        E::LinkPending { .. } => "link_pending",
-        E::UnlistedDevice { .. } => "unlisted_device",
-        E::LinkRefused(_) => "link_refused",
-        _ => "error",
     }
 }
 

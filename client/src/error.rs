@@ -260,6 +260,58 @@ impl Error {
         }
     }
 
+    /// A stable machine-readable code for this error: what the CLI's
+    /// `--json` errors and the mobile bindings carry (`key_changed`,
+    /// `network`, `server`, ...; `error` for the rest).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::KeyChanged { .. } => "key_changed",
+            Error::NotInitialized(_) => "not_initialized",
+            Error::AlreadyInitialized { .. } => "already_initialized",
+            Error::Network(_) => "network",
+            Error::Server { .. } => "server",
+            Error::UnknownGroup(_) => "unknown_group",
+            Error::AmbiguousGroup { .. } => "ambiguous_group",
+            Error::GroupLeft(_) => "group_left",
+            Error::ServerRollback { .. } => "server_rollback",
+            Error::ForkDetected { .. } => "fork_detected",
+            Error::ResyncNeeded { .. } => "resync_needed",
+            Error::GroupReplaced { .. } => "group_replaced",
+            Error::NotInGroup { .. } => "not_in_group",
+            Error::Tls(_) => "tls",
+            Error::BadKeyPackage { .. } => "bad_key_package",
+            Error::TooManyRetries { .. } => "too_many_retries",
+            Error::UnknownResource { .. } => "unknown_resource",
+            Error::ResourceDeleted { .. } => "resource_deleted",
+            Error::ResourceCorrupt { .. } => "resource_corrupt",
+            Error::ResourceIo { .. } => "resource_io",
+            Error::InvalidArgument(_) => "invalid_argument",
+            Error::VerificationRequired { .. } => "verification_required",
+            Error::ContactCodeMismatch { .. } => "contact_code_mismatch",
+            Error::DeviceListRejected { .. } => "device_list_rejected",
+            Error::LinkPending { .. } => "link_pending",
+            Error::UnlistedDevice { .. } => "unlisted_device",
+            Error::LinkRefused(_) => "link_refused",
+            Error::UnknownContact(_) => "unknown_contact",
+            Error::Storage(_) => "storage",
+            Error::Protocol(_) => "protocol",
+            Error::Mls { .. } => "mls",
+            Error::InjectedFault(_) => "injected_fault",
+        }
+    }
+
+    /// Whether the same call may succeed if simply tried again later: a
+    /// network failure (the outcome of a write is then unknown, and the next
+    /// sync resolves it), a DS that is overloaded, rate-limiting or failing
+    /// (429, 5xx), or a commit that lost too many races.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network(_) | Error::TooManyRetries { .. } => true,
+            Error::Server { status, .. } => *status == 429 || *status >= 500,
+            _ => false,
+        }
+    }
+
     pub(crate) fn mls(op: &'static str) -> impl FnOnce(&dyn std::fmt::Display) -> Error {
         move |e| Error::mls_because(op, e.to_string())
     }

@@ -18,6 +18,8 @@ pub enum Event {
         device: String,
         /// Groups it joined.
         groups: Vec<String>,
+        /// Groups it could not join (`"<id>: <error>"`).
+        failed: Vec<String>,
     },
     /// This client joined a group (from a Welcome).
     Joined {
@@ -98,7 +100,7 @@ pub trait EventListener: Send + Sync {
 pub(crate) fn events_of(linked: Option<gc::LinkFinished>, r: &gc::SyncReport) -> Vec<Event> {
     let mut out = Vec::new();
     if let Some(l) = linked {
-        out.push(Event::Linked { device: l.device, groups: l.joined });
+        out.push(Event::Linked { device: l.device, groups: l.joined, failed: l.failed });
     }
     out.extend(r.joined.iter().map(|g| Event::Joined { group: g.clone() }));
     if r.messages > 0 {

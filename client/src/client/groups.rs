@@ -126,7 +126,9 @@ impl Client {
             let group =
                 MlsGroup::new(p, self.signer.as_ref(), &create_config(suite), cwk.clone()).mls("create the group")?;
             let gid = group.group_id().as_slice().to_vec();
-            let gi = group.export_group_info(p.crypto(), self.signer.as_ref(), false).mls("export the group info")?;
+            // With the ratchet tree, like every commit's GroupInfo: a device of
+            // this user may join by an external commit before any commit.
+            let gi = group.export_group_info(p.crypto(), self.signer.as_ref(), true).mls("export the group info")?;
             let body = proto::GroupCreateBody {
                 group_info: gi.tls_serialize_detached().mls("encode")?.into(),
                 ratchet_tree: group.export_ratchet_tree().tls_serialize_detached().mls("encode")?.into(),

@@ -1,0 +1,268 @@
+#!/usr/bin/env python3
+"""grove-ffi from Python: the generated binding over a real grove-ds.
+
+Needs GROVE_FFI_DIR (the generated grove_ffi.py beside libgrove_ffi.so) and
+GROVE_DS_BIN (the grove-ds binary); bindings/tests/run-python sets both.
+Plain unittest, no packages. The last line says how many tests passed and
+failed; the exit status is 0 only if none failed.
+"""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.environ["GROVE_FFI_DIR"])
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import grove_ffi as g  # noqa: E402
+from dsproc import Ds  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Collector:
+    """An EventListener: keeps every event it is given."""
+
+    def __init__(self):
+        self.events = []
+
+    def on_event(self, event):
+        self.events.append(event)
+
+
+class BindingTest(unittest.IsolatedAsyncioTestCase):
+    ds = None
+
+    @classmethod
+    def setUpClass(cls):
+        cls.ds = Ds(tls=True).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.ds.stop()
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="grove-ffi-")
+
+    def tearDown(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def home(self, name):
+        return os.path.join(self.tmp, name)
+
+    def options(self, user, ds=None):
+        ds = ds or self.ds
+        return g.ClientOptions(server=ds.url, user=user, pinned_cert_sha256=ds.fingerprint)
+
+    async def user(self, name, ds=None):
+        return await g.create_client(self.home(name), self.options(name, ds))
+
+    def assertFails(self, code, err):
+        self.assertIsInstance(err, g.GroveError.Failed)
+        self.assertEqual(err.code, code, f"{err!r}")
+        self.assertTrue(err.message, "an error says what is wrong")
+
+    async def test_group_messages_resources_and_removal(self):
+        alice = await self.user("alice")
+        bob = await self.user("bob")
+        events = Collector()
+        bob.set_listener(events)
+
+        group = await alice.create_group("ops")
+        added = await alice.add_members(group, ["bob"])
+        self.assertTrue(added.committed)
+        report = await bob.sync()
+        self.assertEqual(report.joined, [group])
+        self.assertIn(g.Event.JOINED(group=group), events.events)
+        self.assertEqual(sorted(m.user for m in bob.members(group)), ["alice", "bob"])
+
+        await alice.send(group, "hello bob")
+        await bob.sync()
+        await bob.send(group, "hello alice")
+        await alice.sync()
+        self.assertEqual([(m.sender, m.text) for m in bob.messages(group)],
+                         [("alice", "hello bob"), ("bob", "hello alice")])
+        self.assertEqual([(m.sender, m.text, m.own) for m in alice.messages(group)],
+                         [("alice", "hello bob", True), ("bob", "hello alice", False)])
+        self.assertTrue(any(isinstance(e, g.Event.MESSAGES) for e in events.events))
+
+        data = os.urandom(100_000)
+        put = await alice.put_resource(group, "scan.pdf", data)
+        self.assertEqual((put.name, put.version, put.size), ("scan.pdf", 1, len(data)))
+        await bob.sync()
+        self.assertEqual(await bob.get_resource(group, "scan.pdf", None), data)
+        self.assertEqual([r.name for r in bob.resources(group)], ["scan.pdf"])
+        out = os.path.join(self.tmp, "scan.out")
+        await bob.get_resource_to_file(group, "scan.pdf", 1, out)
+        with open(out, "rb") as f:
+            self.assertEqual(f.read(), data)
+
+        removed = await alice.remove_members(group, ["bob"])
+        self.assertTrue(removed.committed)
+        await alice.send(group, "after bob left")
+        await alice.put_resource(group, "scan.pdf", b"version two")
+        report = await bob.sync()
+        self.assertEqual(report.removed, [group])
+        self.assertIn(g.Event.REMOVED(group=group), events.events)
+        texts = [m.text for m in bob.messages(group)]
+        self.assertNotIn("after bob left", texts)
+        self.assertEqual(texts, ["hello bob", "hello alice"], "bob's history stays readable")
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await bob.send(group, "still here?")
+        self.assertFails("group_left", cm.exception)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await bob.get_resource(group, "scan.pdf", 2)
+        self.assertIn(cm.exception.code, ("group_left", "unknown_resource"), repr(cm.exception))
+
+    async def test_errors_arrive_as_exceptions_with_codes(self):
+        alice = await self.user("carol")
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await alice.send("no-such-group", "x")
+        self.assertFails("unknown_group", cm.exception)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            alice.messages("no-such-group")
+        self.assertFails("unknown_group", cm.exception)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            g.open_client(self.home("nobody"))
+        self.assertFails("not_initialized", cm.exception)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await alice.add_members(await alice.create_group("x"), ["no-such-user"])
+        self.assertFails("server", cm.exception)
+        self.assertEqual(cm.exception.server_code, "unknown_user")
+        self.assertFalse(cm.exception.retryable)
+        both = g.ClientOptions(server=self.ds.url, user="dave", pinned_cert_sha256=self.ds.fingerprint,
+                               ca_pem="-----BEGIN CERTIFICATE-----")
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await g.create_client(self.home("dave"), both)
+        self.assertFails("invalid_argument", cm.exception)
+
+    async def test_pinned_certificate_refuses_another_server(self):
+        wrong = g.ClientOptions(server=self.ds.url, user="erin", pinned_cert_sha256="00" * 32)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await g.create_client(self.home("erin"), wrong)
+        self.assertIn(cm.exception.code, ("tls", "network"), repr(cm.exception))
+        self.assertIn("certificate", cm.exception.message.lower())
+        # System roots by default: the dev certificate is self-signed, so refused.
+        default = g.ClientOptions(server=self.ds.url, user="erin")
+        with self.assertRaises(g.GroveError.Failed):
+            await g.create_client(self.home("erin2"), default)
+
+    async def test_server_down_is_a_retryable_error_and_nothing_is_lost(self):
+        ds = Ds(tls=True).start()
+        try:
+            alice = await self.user("frank", ds)
+            bob = await self.user("grace", ds)
+            group = await alice.create_group("down")
+            await alice.add_members(group, ["grace"])
+            await bob.sync()
+            ds.stop()
+            with self.assertRaises(g.GroveError.Failed) as cm:
+                await alice.send(group, "while the server is down")
+            self.assertFails("network", cm.exception)
+            self.assertTrue(cm.exception.retryable)
+            with self.assertRaises(g.GroveError.Failed) as cm:
+                await bob.sync()
+            self.assertTrue(cm.exception.retryable, repr(cm.exception))
+            ds.start()
+            await alice.sync()  # re-posts what the DS never acknowledged
+            await alice.send(group, "after the restart")
+            await bob.sync()
+            self.assertEqual([m.text for m in bob.messages(group)], ["while the server is down", "after the restart"])
+        finally:
+            ds.stop()
+
+    async def test_kill_9_during_sends_loses_no_acknowledged_message(self):
+        alice = await self.user("heidi")
+        bob = await self.user("ivan")
+        group = await alice.create_group("crash")
+        await alice.add_members(group, ["ivan"])
+        await bob.sync()
+        del alice  # the child process opens the home
+        # No terminal: stdin is /dev/null, output goes to pipes.
+        child = subprocess.Popen([sys.executable, os.path.join(HERE, "crash_child.py"), self.home("heidi"), group],
+                                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, start_new_session=True)
+        def read_acks():
+            acked = {}
+            for line in child.stdout:
+                _, n, seq = line.split()
+                acked[int(n)] = int(seq)
+                if len(acked) >= 25:
+                    break
+            return acked
+
+        acked = await asyncio.to_thread(read_acks)
+        child.kill()  # SIGKILL, most likely in the middle of the next send
+        child.wait()
+        child.stdout.close()
+        child.stderr.close()
+        self.assertGreaterEqual(len(acked), 25, "the child sent through the binding")
+
+        alice = g.open_client(self.home("heidi"))
+        await alice.sync()
+        mine = {m.text: m.seq for m in alice.messages(group)}
+        for n, seq in acked.items():
+            self.assertEqual(mine.get(f"crash-msg-{n}"), seq, f"acknowledged message {n} is kept")
+        await alice.send(group, "after the crash")
+        await bob.sync()
+        texts = [m.text for m in bob.messages(group)]
+        for n in acked:
+            self.assertIn(f"crash-msg-{n}", texts)
+        self.assertEqual(texts[-1], "after the crash")
+        self.assertEqual(len(texts), len(set(texts)), "nothing delivered twice")
+
+    async def test_link_a_second_device(self):
+        phone = await self.user("judy")
+        group = await phone.create_group("notes")
+        await phone.send(group, "from the phone")
+        laptop = await g.request_link(self.home("judy-laptop"), self.options("judy"), "laptop")
+        codes = laptop.link_pending()
+        self.assertIsNotNone(codes)
+        shown = await phone.approve_link(codes.link_code, False)
+        self.assertEqual((shown.compare, shown.approved), (codes.compare, False))
+        approved = await phone.approve_link(codes.link_code, True)
+        self.assertTrue(approved.approved)
+        events = Collector()
+        laptop.set_listener(events)
+        await laptop.sync()
+        self.assertIsNone(laptop.link_pending())
+        linked = [e for e in events.events if isinstance(e, g.Event.LINKED)]
+        self.assertEqual(len(linked), 1)
+        self.assertEqual((linked[0].groups, linked[0].failed), ([group], []))
+        self.assertEqual(sorted(d.label for d in await phone.devices()), sorted(["laptop", d0_label(await phone.devices())]))
+        await laptop.send(group, "from the laptop")
+        await phone.sync()
+        self.assertEqual([m.text for m in phone.messages(group)][-1], "from the laptop")
+
+    async def test_contact_codes_and_safety_numbers(self):
+        alice = await self.user("kim")
+        bob = await self.user("lee")
+        contact = await alice.import_contact(bob.contact_code())
+        self.assertTrue(contact.verified)
+        self.assertEqual(contact.fingerprint, bob.whoami().fingerprint)
+        a = await alice.safety_number("lee")
+        b = await bob.safety_number("kim")
+        self.assertEqual(a.number, b.number)
+        forged = bob.contact_code().rsplit(":", 1)[0] + ":" + "ab" * 32
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await self.user("mia")
+            mia = g.open_client(self.home("mia"))
+            await mia.import_contact(forged)
+        self.assertFails("contact_code_mismatch", cm.exception)
+
+
+def d0_label(devices):
+    """The label of the first device (whatever `create` named it)."""
+    return [d.label for d in devices if d.label != "laptop"][0]
+
+
+if __name__ == "__main__":
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(BindingTest)
+    result = unittest.TextTestRunner(verbosity=2).run(suite)
+    failed = len(result.failures) + len(result.errors)
+    passed = result.testsRun - failed - len(result.skipped)
+    print(f"python binding tests: {passed} passed, {failed} failed, {len(result.skipped)} skipped")
+    sys.exit(0 if failed == 0 and passed > 0 else 1)

@@ -293,6 +293,10 @@ impl Error {
             Error::UnlistedDevice { .. } => "unlisted_device",
             Error::LinkRefused(_) => "link_refused",
             Error::UnknownContact(_) => "unknown_contact",
+            Error::Storage(crate::storage::StorageError::StoreKeyRequired) => "store_key_required",
+            Error::Storage(crate::storage::StorageError::WrongStoreKey) => "wrong_store_key",
+            Error::Storage(crate::storage::StorageError::BadStoreKey { .. }) => "invalid_argument",
+            Error::Storage(crate::storage::StorageError::Locked { .. }) => "store_locked",
             Error::Storage(_) => "storage",
             Error::Protocol(_) => "protocol",
             Error::Mls { .. } => "mls",
@@ -303,10 +307,13 @@ impl Error {
     /// Whether the same call may succeed if simply tried again later: a
     /// network failure (the outcome of a write is then unknown, and the next
     /// sync resolves it), a DS that is overloaded, rate-limiting or failing
-    /// (429, 5xx), or a commit that lost too many races.
+    /// (429, 5xx), a commit that lost too many races, or a home another
+    /// process has open.
     pub fn is_retryable(&self) -> bool {
         match self {
-            Error::Network(_) | Error::TooManyRetries { .. } => true,
+            Error::Network(_)
+            | Error::TooManyRetries { .. }
+            | Error::Storage(crate::storage::StorageError::Locked { .. }) => true,
             Error::Server { status, .. } => *status == 429 || *status >= 500,
             _ => false,
         }

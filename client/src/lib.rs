@@ -111,4 +111,5 @@ pub use client::{
 };
 pub use error::{Error, Result};
 pub use records::{GroupState, HistoryPolicy, StoredMessage, UpdatePolicy};
+pub use storage::StoreKey;
 pub use tls::TrustMode;

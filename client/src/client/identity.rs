@@ -14,7 +14,7 @@ use crate::error::{Error, MlsResultExt as _, Result};
 use crate::http::DsHttp;
 use crate::records::IdentityRecord;
 use crate::repo::{self, Repo};
-use crate::storage::GroveProvider;
+use crate::storage::{GroveProvider, StoreKey};
 use crate::tls;
 
 impl Client {
@@ -30,7 +30,7 @@ impl Client {
     pub async fn create(home: impl AsRef<Path>, config: ClientConfig) -> Result<Client> {
         let home = home.as_ref().to_path_buf();
         let suite = check_config(&config)?;
-        let provider = open_store(&home)?;
+        let provider = open_store(&home, config.store_key.as_ref())?;
         let existing = Repo::new(provider.storage()).meta().identity()?;
         let (signer, id) = match existing {
             Some(id) => {
@@ -55,7 +55,7 @@ impl Client {
             }
             None => Self::new_identity(&provider, &config, suite)?,
         };
-        let client = Self::assemble(home, provider, Arc::new(signer), id)?;
+        let client = Self::assemble(home, provider, Arc::new(signer), id, config.store_key.clone())?;
         let req = client.register_request(config.login_token.clone(), false)?;
         client.ds.register(&req).await?;
         client.ds.login().await?;
@@ -133,13 +133,24 @@ impl Client {
         Ok((signer, id))
     }
 
-    /// Opens the identity in `home` (no network access).
+    /// Opens the identity in `home` (no network access). A home encrypted
+    /// at rest needs [`open_with_key`](Self::open_with_key).
     pub fn open(home: impl AsRef<Path>) -> Result<Client> {
+        Self::open_with_key(home, None)
+    }
+
+    /// Opens the identity in `home`, encrypted at rest under `store_key`
+    /// (see `storage/seal.rs`). A home in clear opened with a key is
+    /// encrypted on the way; a sealed home fails without its key
+    /// (`store_key_required`) or with another (`wrong_store_key`), and then
+    /// nothing is changed.
+    pub fn open_with_key(home: impl AsRef<Path>, store_key: Option<StoreKey>) -> Result<Client> {
         let home = home.as_ref().to_path_buf();
-        if !crate::storage::SledStorage::db_path(&home).exists() {
+        let db = crate::storage::SledStorage::db_path(&home);
+        if !db.exists() && !crate::storage::seal::sealing_path(&home).exists() {
             return Err(Error::NotInitialized(home.display().to_string()));
         }
-        let provider = open_store(&home)?;
+        let provider = open_store(&home, store_key.as_ref())?;
         let id = Repo::new(provider.storage())
             .meta()
             .identity()?
@@ -152,7 +163,7 @@ impl Client {
         } else {
             (signer, id)
         };
-        Self::assemble(home, provider, Arc::new(signer), id)
+        Self::assemble(home, provider, Arc::new(signer), id, store_key)
     }
 
     pub(super) fn read_signer(provider: &GroveProvider, id: &IdentityRecord, home: &Path) -> Result<SignatureKeyPair> {
@@ -171,6 +182,7 @@ impl Client {
         provider: GroveProvider,
         signer: Arc<SignatureKeyPair>,
         id: IdentityRecord,
+        store_key: Option<StoreKey>,
     ) -> Result<Client> {
         let http = tls::http_client(&id.server, &id.trust)?;
         let mut ds = DsHttp::new(http, &id.server, &id.user, signer.clone(), !id.identity_key.is_empty());
@@ -196,6 +208,7 @@ impl Client {
             clock_offset_secs: std::sync::atomic::AtomicU64::new(0),
             ops: tokio::sync::Mutex::new(()),
             lists_checked: Mutex::new(std::collections::HashMap::new()),
+            store_key,
         })
     }
 
@@ -289,8 +302,8 @@ pub(super) fn check_config(config: &ClientConfig) -> Result<Ciphersuite> {
 }
 
 /// Opens the store of `home` and brings its app records up to date.
-pub(super) fn open_store(home: &Path) -> Result<GroveProvider> {
-    let provider = GroveProvider::open(home)?;
+pub(super) fn open_store(home: &Path, store_key: Option<&StoreKey>) -> Result<GroveProvider> {
+    let provider = GroveProvider::open_keyed(home, store_key)?;
     repo::migrate(&provider)?;
     Ok(provider)
 }

@@ -157,7 +157,7 @@ impl Client {
     ) -> Result<(Client, LinkCodes)> {
         let home = home.as_ref().to_path_buf();
         let suite = super::identity::check_config(&config)?;
-        let provider = super::identity::open_store(&home)?;
+        let provider = super::identity::open_store(&home, config.store_key.as_ref())?;
         let existing = Repo::new(provider.storage()).meta().identity()?;
         let (signer, id) = match existing {
             Some(id) if id.link.is_some() && id.user == config.user => {
@@ -181,7 +181,7 @@ impl Client {
         let id = if live { id } else { Self::post_link_request(&home, &provider, &signer, id, &config, label).await? };
         let link = id.link.clone().ok_or_else(|| Error::Protocol("link request missing".into()))?;
         let compare = comparison_code(&link.secret.0, &id.user, signer.public());
-        let client = Self::assemble(home, provider, signer, id)?;
+        let client = Self::assemble(home, provider, signer, id, config.store_key.clone())?;
         Ok((client, LinkCodes { link_code: link.code, compare }))
     }
 
@@ -472,6 +472,7 @@ impl Client {
         let approval = self.open_approval(&link, &sealed)?;
         let (identity, cert, list) = self.check_approval(&approval)?;
         let home = self.home.clone();
+        let store_key = self.store_key.clone();
         self.provider.transaction(|p| -> Result<()> {
             let repo = Repo::of(p);
             let mut id = repo.meta().identity()?.ok_or_else(|| Error::Protocol("identity record missing".into()))?;
@@ -489,7 +490,7 @@ impl Client {
             Ok(())
         })?;
         drop(self);
-        let client = Client::open(&home)?;
+        let client = Client::open_with_key(&home, store_key)?;
         client.ds.login().await?;
         client.ensure_key_packages().await?;
         let mut done =

@@ -144,6 +144,8 @@ pub struct Client {
     /// When this client last fetched and verified each user's device list
     /// (`devices::check_members`), to refresh them at most every few minutes.
     lists_checked: Mutex<std::collections::HashMap<String, u64>>,
+    /// The key the home is encrypted under, if it is (to reopen it).
+    store_key: Option<crate::storage::StoreKey>,
 }
 
 impl std::fmt::Debug for Client {

@@ -41,7 +41,7 @@ impl Client {
             return Err(Error::InvalidArgument(format!("the backup is of user {}, not {}", backup.user, config.user)));
         }
         let suite = super::identity::check_config(&config)?;
-        let provider = super::identity::open_store(&home)?;
+        let provider = super::identity::open_store(&home, config.store_key.as_ref())?;
         if let Some(id) = Repo::new(provider.storage()).meta().identity()? {
             return Err(Error::AlreadyInitialized {
                 home: home.display().to_string(),
@@ -115,7 +115,7 @@ impl Client {
             Ok(())
         })?;
         drop(provider);
-        let client = Client::open(&home)?;
+        let client = Client::open_with_key(&home, config.store_key.clone())?;
         client.ds.login().await?;
         client.ensure_key_packages().await?;
         let mut done =

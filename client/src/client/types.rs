@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::DEFAULT_KEY_PACKAGES;
 use crate::records::GroupState;
+use crate::storage::StoreKey;
 use crate::tls::TrustMode;
 
 /// Settings for [`Client::create`](super::Client::create).
@@ -24,6 +25,10 @@ pub struct ClientConfig {
     /// sent with the registration when the DS binds users to the app's login.
     /// Used once and never stored.
     pub login_token: Option<String>,
+    /// Encrypts the home at rest under this key (the app keeps it in the
+    /// iOS Keychain or the Android Keystore; see `storage/seal.rs`). Every
+    /// later [`Client::open_with_key`](super::Client::open_with_key) needs it.
+    pub store_key: Option<StoreKey>,
 }
 
 impl std::fmt::Debug for ClientConfig {
@@ -35,6 +40,7 @@ impl std::fmt::Debug for ClientConfig {
             .field("ciphersuite", &self.ciphersuite)
             .field("key_packages", &self.key_packages)
             .field("login_token", &self.login_token.as_ref().map(|_| "<redacted>"))
+            .field("store_key", &self.store_key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -49,6 +55,7 @@ impl ClientConfig {
             ciphersuite: 1,
             key_packages: DEFAULT_KEY_PACKAGES,
             login_token: None,
+            store_key: None,
         }
     }
 }

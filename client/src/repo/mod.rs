@@ -37,6 +37,7 @@ use serde::{de::DeserializeOwned, Serialize};
 use crate::error::{Error, Result};
 use crate::records::{Contact, IdentityRecord, PendingCommit, StoredMessage};
 use crate::storage::app::{app_get, app_get_value, app_put, app_put_value, app_remove, app_scan, decode_value};
+use crate::storage::seal::Part;
 use crate::storage::{GroveProvider, Kv, StorageError, TxnProvider};
 
 pub(crate) use groups::Groups;
@@ -71,6 +72,22 @@ mod ns {
     /// `group_prefix(gid) seq (be u64) n (be u32)` → [`ResourceEventRecord`](crate::records::ResourceEventRecord):
     /// the group's resource history (versions, deletions, policy changes, shares).
     pub(super) const RESOURCE_LOG: &str = "resource_log";
+}
+
+/// How the keys of namespace `ns` are cut into parts, for a store encrypted
+/// at rest (`storage/seal.rs`): byte strings are hashed, numbers kept in clear
+/// so that scans keep their order. Every scan prefix the repository uses
+/// ends on a part boundary. A namespace not listed here is one hashed part.
+pub(crate) fn key_layout(ns: &[u8]) -> &'static [Part] {
+    const ONE: &[Part] = &[Part::Rest];
+    const BY_GROUP: &[Part] = &[Part::Prefixed, Part::Rest];
+    match std::str::from_utf8(ns).unwrap_or("") {
+        ns::GROUP_NAMES | ns::OUTBOX_GROUPS | ns::RESOURCES => BY_GROUP,
+        ns::MESSAGES => &[Part::Prefixed, Part::U64],
+        ns::VERSIONS => &[Part::Prefixed, Part::Fixed(std::mem::size_of::<ResourceId>()), Part::U64, Part::U64],
+        ns::RESOURCE_LOG => &[Part::Prefixed, Part::U64, Part::U32],
+        _ => ONE,
+    }
 }
 
 /// The app records' schema version this build writes (see the module docs).

@@ -59,6 +59,27 @@ pub enum StorageError {
     /// last durable state.
     #[error("the store refuses writes after a failed commit; reopen it")]
     Poisoned,
+    /// The home is encrypted at rest and was opened without its store key.
+    #[error("this home is encrypted at rest: open it with its store key (the app's key store holds it)")]
+    StoreKeyRequired,
+    /// The store key given is not the key this home is encrypted under.
+    /// Nothing was read or changed.
+    #[error("wrong store key: this home is encrypted under another key; nothing was changed")]
+    WrongStoreKey,
+    /// A store key of the wrong length.
+    #[error("a store key has 32 bytes, got {len}")]
+    BadStoreKey {
+        /// The length given.
+        len: usize,
+    },
+    /// A key whose layout the sealed store does not know (a bug).
+    #[error("cannot seal the store key {key:?}: {reason}")]
+    Unsealable {
+        /// The start of the key.
+        key: String,
+        /// Why.
+        reason: String,
+    },
     /// An app namespace longer than 255 bytes.
     #[error("app namespace is {len} bytes long, at most 255 allowed")]
     NamespaceTooLong {

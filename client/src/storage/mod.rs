@@ -75,6 +75,7 @@ mod fs;
 pub(crate) mod journal;
 mod mls;
 mod provider;
+pub(crate) mod seal;
 mod transaction;
 
 use std::cell::RefCell;
@@ -97,6 +98,8 @@ pub use error::StorageError;
 use fs::LOCK_WAIT;
 use fs::{create_private_dir, open_sled};
 pub use provider::{GroveProvider, TxnProvider};
+use seal::Sealer;
+pub use seal::{StoreKey, STORE_KEY_LEN};
 use transaction::apply_overlay;
 pub use transaction::Transaction;
 
@@ -137,6 +140,9 @@ fn format_marker<C: ValueCodec>(version: u32) -> String {
     )
 }
 
+/// What the format marker of a store encrypted at rest ends with.
+const SEALED_SUFFIX: &str = " sealed=xchacha20poly1305+hmac-sha256";
+
 /// Raw key/value access shared by [`SledStorage`] (auto-commit) and
 /// [`Transaction`] (overlay). Everything else is built on these two calls.
 pub(crate) trait Kv {
@@ -163,6 +169,10 @@ pub struct SledStorage<C: ValueCodec = DefaultCodec> {
     /// checkpoint. A commit inserts its whole overlay under the write lock:
     /// nobody sees half a commit.
     pending: RwLock<Overlay>,
+    /// `Some` for a store encrypted at rest: keys and values on disk (sled,
+    /// journal, `pending`) are sealed; the `Kv` calls take and return them
+    /// in clear.
+    sealer: Option<Sealer>,
     _codec: PhantomData<fn() -> C>,
 }
 
@@ -215,11 +225,36 @@ impl<C: ValueCodec> SledStorage<C> {
     /// Fails with [`StorageError::IncompatibleFormat`] if the store was written
     /// with another layout version or codec.
     pub fn open_with_codec(home: impl AsRef<Path>) -> Result<Self, StorageError> {
+        Self::open_keyed(home, None)
+    }
+
+    /// Opens (or creates) the store in `home`, encrypted at rest under `key`
+    /// when one is given (see `storage/seal.rs`).
+    ///
+    /// - A new store with a key is created sealed.
+    /// - A sealed store needs its key: none gives
+    ///   [`StorageError::StoreKeyRequired`], another gives
+    ///   [`StorageError::WrongStoreKey`], and neither changes anything.
+    /// - A store in clear opened with a key is sealed first: a sealed copy is
+    ///   built beside it, then swapped in (a crash at any point leaves one
+    ///   complete store, and the next open finishes or restarts the job).
+    pub fn open_keyed(home: impl AsRef<Path>, key: Option<&StoreKey>) -> Result<Self, StorageError> {
         let home = home.as_ref();
         create_private_dir(home)?;
+        Self::finish_interrupted_sealing(home)?;
         let path = SledStorage::db_path(home);
         let db = open_sled(&path)?;
-        let mut store = Self::from_db_with_codec(db)?;
+        let sealer = match (Self::sealed_marker(&db)?, key) {
+            (true, None) => return Err(StorageError::StoreKeyRequired),
+            (false, Some(key)) if !db.is_empty() => {
+                drop(db);
+                Self::seal_plain_store(home, key)?;
+                return Self::open_keyed(home, Some(key));
+            }
+            (_, None) => None,
+            (_, Some(key)) => Some(Self::sealer_of(&db, key)?),
+        };
+        let mut store = Self::from_db_sealed(db, sealer)?;
         let (mut journal, records) = Journal::open(&path).map_err(StorageError::Journal)?;
         if !records.is_empty() {
             for overlay in &records {
@@ -241,12 +276,45 @@ impl<C: ValueCodec> SledStorage<C> {
     /// with [`open`](Self::open) first, which replays the journal; otherwise
     /// that later replay would put the journaled values back over newer ones.
     pub fn from_db_with_codec(db: sled::Db) -> Result<Self, StorageError> {
-        let expected = format_marker::<C>(FORMAT_VERSION);
+        if Self::sealed_marker(&db)? {
+            return Err(StorageError::StoreKeyRequired);
+        }
+        Self::from_db_sealed(db, None)
+    }
+
+    /// Whether `db` is a sealed store (its marker says so).
+    fn sealed_marker(db: &sled::Db) -> Result<bool, StorageError> {
+        Ok(db.get(FORMAT_KEY)?.is_some_and(|m| m.ends_with(SEALED_SUFFIX.as_bytes())))
+    }
+
+    /// The sealer of `db` under `key`: a new one (salt and key check
+    /// written) for an empty database, else checked against the key check.
+    fn sealer_of(db: &sled::Db, key: &StoreKey) -> Result<Sealer, StorageError> {
+        match (db.get(seal::SALT_KEY)?, db.get(seal::KEY_CHECK_KEY)?) {
+            (Some(salt), Some(check)) => Sealer::open(key, &salt, &check),
+            _ if db.is_empty() => {
+                let (sealer, salt, check) = Sealer::create(key);
+                db.insert(seal::SALT_KEY, &salt[..])?;
+                db.insert(seal::KEY_CHECK_KEY, &check[..])?;
+                Ok(sealer)
+            }
+            _ => Err(StorageError::Corrupt {
+                what: "store key check".into(),
+                reason: "a sealed store without its salt or key check".into(),
+            }),
+        }
+    }
+
+    /// [`from_db_with_codec`](Self::from_db_with_codec), sealed when `sealer` is set.
+    fn from_db_sealed(db: sled::Db, sealer: Option<Sealer>) -> Result<Self, StorageError> {
+        let suffix = if sealer.is_some() { SEALED_SUFFIX } else { "" };
+        let expected = format_marker::<C>(FORMAT_VERSION) + suffix;
         match db.get(FORMAT_KEY)? {
             Some(found) if found.as_ref() == expected.as_bytes() => {}
             Some(found) => {
-                let older =
-                    READABLE_FORMAT_VERSIONS.iter().any(|&v| found.as_ref() == format_marker::<C>(v).as_bytes());
+                let older = READABLE_FORMAT_VERSIONS
+                    .iter()
+                    .any(|&v| found.as_ref() == (format_marker::<C>(v) + suffix).as_bytes());
                 if !older {
                     return Err(StorageError::IncompatibleFormat {
                         found: String::from_utf8_lossy(&found).into_owned(),
@@ -258,7 +326,8 @@ impl<C: ValueCodec> SledStorage<C> {
                 db.flush()?;
             }
             None => {
-                if !db.is_empty() {
+                let meta_only = db.iter().keys().all(|k| k.is_ok_and(|k| k.first() == Some(&NS_META)));
+                if !meta_only {
                     return Err(StorageError::MissingFormatMarker);
                 }
                 db.insert(FORMAT_KEY, expected.as_bytes())?;
@@ -270,6 +339,7 @@ impl<C: ValueCodec> SledStorage<C> {
             writer: Mutex::new(()),
             commits: Mutex::new(CommitPath { journal: None, poisoned: false }),
             pending: RwLock::new(Overlay::new()),
+            sealer,
             _codec: PhantomData,
         })
     }
@@ -336,6 +406,17 @@ impl<C: ValueCodec> SledStorage<C> {
         if overlay.is_empty() {
             return Ok(());
         }
+        let overlay = match &self.sealer {
+            None => overlay,
+            Some(s) => overlay
+                .into_iter()
+                .map(|(key, value)| {
+                    let sealed_key = s.key(&key)?;
+                    let value = value.map(|v| s.seal(&sealed_key, &key, &v)).transpose()?;
+                    Ok((sealed_key, value))
+                })
+                .collect::<Result<Overlay, StorageError>>()?,
+        };
         let mut commits = self.commits.lock().unwrap_or_else(PoisonError::into_inner);
         let CommitPath { journal, poisoned } = &mut *commits;
         if *poisoned {
@@ -399,11 +480,17 @@ impl<C: ValueCodec> Kv for SledStorage<C> {
     type Codec = C;
 
     fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        let pending = self.pending.read().unwrap_or_else(PoisonError::into_inner);
-        if let Some(value) = pending.get(key) {
-            return Ok(value.clone());
+        let Some(s) = &self.sealer else { return self.get_stored(key) };
+        let sealed_key = s.key(key)?;
+        let Some(sealed) = self.get_stored(&sealed_key)? else { return Ok(None) };
+        let (found, value) = s.open_value(&sealed_key, &sealed)?;
+        if found != key {
+            return Err(StorageError::Corrupt {
+                what: "sealed value".into(),
+                reason: "it belongs to another key".into(),
+            });
         }
-        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+        Ok(Some(value))
     }
 
     /// Auto-commit: the write is durable before returning.
@@ -414,6 +501,36 @@ impl<C: ValueCodec> Kv for SledStorage<C> {
     }
 
     fn scan_raw(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
+        let Some(s) = &self.sealer else { return self.scan_stored(prefix) };
+        let sealed_prefix = s.prefix(prefix)?;
+        let mut out = Vec::new();
+        for (sealed_key, sealed) in self.scan_stored(&sealed_prefix)? {
+            if sealed_key.first() == Some(&NS_META) {
+                continue;
+            }
+            let (key, value) = s.open_value(&sealed_key, &sealed)?;
+            if key.starts_with(prefix) {
+                out.push((key, value));
+            }
+        }
+        // Hashed parts scatter the order; give it back.
+        out.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
+    }
+}
+
+impl<C: ValueCodec> SledStorage<C> {
+    /// One stored (sealed, in a sealed store) value: `pending` first, then sled.
+    fn get_stored(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        let pending = self.pending.read().unwrap_or_else(PoisonError::into_inner);
+        if let Some(value) = pending.get(key) {
+            return Ok(value.clone());
+        }
+        Ok(self.db.get(key)?.map(|v| v.to_vec()))
+    }
+
+    /// Stored entries under `prefix`: sled's, with `pending` applied.
+    fn scan_stored(&self, prefix: &[u8]) -> Result<Entries, StorageError> {
         let pending = self.pending.read().unwrap_or_else(PoisonError::into_inner);
         let stored = self.db.scan_prefix(prefix).map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())));
         if pending.is_empty() {

@@ -26,6 +26,12 @@ impl GroveProvider {
     pub fn open(home: impl AsRef<Path>) -> Result<Self, StorageError> {
         Ok(Self::new(SledStorage::open(home)?))
     }
+
+    /// Opens (or creates) the store in `home`, encrypted at rest under `key`
+    /// if one is given; see [`SledStorage::open_keyed`].
+    pub fn open_keyed(home: impl AsRef<Path>, key: Option<&super::StoreKey>) -> Result<Self, StorageError> {
+        Ok(Self::new(SledStorage::open_keyed(home, key)?))
+    }
 }
 
 impl<C: ValueCodec> GroveProvider<C> {

@@ -18,7 +18,7 @@ mod demo;
 mod device;
 mod resource;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -36,6 +36,11 @@ struct Cli {
     /// Print one JSON object per command (stable fields).
     #[arg(long, global = true)]
     json: bool,
+    /// Encrypt the home at rest under the key in this file (32 raw bytes,
+    /// or 64 hex digits). A home in clear is encrypted the first time it is
+    /// opened with a key; an encrypted home then needs it every time.
+    #[arg(long, env = "GROVE_STORE_KEY_FILE", global = true)]
+    store_key_file: Option<PathBuf>,
     /// The command.
     #[command(subcommand)]
     cmd: Cmd,
@@ -338,9 +343,12 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
         return demo::run(cli.json).await;
     }
     let home = home(cli.home)?;
+    let key = store_key(cli.store_key_file.as_deref())?;
+    let open = |home: &Path| Client::open_with_key(home, key.clone());
     let out = match cli.cmd {
         Cmd::Init { user, connect, link, device_name } => {
-            let config = connect.config(user)?;
+            let mut config = connect.config(user)?;
+            config.store_key = key.clone();
             if link {
                 return device::init_link(&home, config, &device_name).await;
             }
@@ -352,16 +360,16 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
         }
         Cmd::Whoami => {
-            let w = Client::open(&home)?.whoami();
+            let w = open(&home)?.whoami();
             Out {
                 text: format!("user: {}\nserver: {}\nfingerprint: {}", w.user, w.server, w.fingerprint),
                 json: json!({ "user": w.user, "server": w.server, "fingerprint": w.fingerprint, "ciphersuite": w.ciphersuite }),
             }
         }
-        Cmd::Group(g) => group_cmd(Client::open(&home)?, g).await?,
+        Cmd::Group(g) => group_cmd(open(&home)?, g).await?,
         Cmd::Resource(r) => {
             resource::check(&r, cli.json)?;
-            resource::run(Client::open(&home)?, r, cli.json).await?
+            resource::run(open(&home)?, r, cli.json).await?
         }
         Cmd::Send { group, message, file } => {
             let text = match (message, file) {
@@ -369,7 +377,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
                 (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("reading {}", f.display()))?,
                 (None, None) => anyhow::bail!("give a message or --file"),
             };
-            let c = Client::open(&home)?;
+            let c = open(&home)?;
             // Catch up first, so members added meanwhile can read the message.
             c.sync().await?;
             let seq = c.send(&group, &text).await?;
@@ -377,7 +385,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
         }
         Cmd::Sync => {
             // A new device waiting to be linked completes the link first.
-            let (c, linked) = Client::open(&home)?.finish_link().await?;
+            let (c, linked) = open(&home)?.finish_link().await?;
             let r = c.sync().await?;
             let mut text = sync_summary(&r);
             let mut json = serde_json::to_value(&r)?;
@@ -390,9 +398,9 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             }
             Out { text, json }
         }
-        Cmd::Read { group } => read_group(&Client::open(&home)?, &group)?,
+        Cmd::Read { group } => read_group(&open(&home)?, &group)?,
         Cmd::Verify { user, confirm } => {
-            let c = Client::open(&home)?;
+            let c = open(&home)?;
             let s = c.verify(&user, confirm).await?;
             let mut text = format!("safety number with {}:\n{}", s.user, s.number);
             if s.verified {
@@ -401,17 +409,17 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             Out { text, json: serde_json::to_value(&s)? }
         }
         Cmd::Trust { user, accept_new_key: _ } => {
-            let c = Client::open(&home)?;
+            let c = open(&home)?;
             let info = c.trust_new_key(&user).await?;
             Out {
                 text: format!("{} is now pinned to {} (not verified)", info.user, info.fingerprint),
                 json: serde_json::to_value(&info)?,
             }
         }
-        Cmd::Contact(cc) => contact_cmd(Client::open(&home)?, cc, cli.json).await?,
+        Cmd::Contact(cc) => contact_cmd(open(&home)?, cc, cli.json).await?,
         Cmd::Identity(IdentityCmd::Backup { out, passphrase_file }) => {
             let pass = read_passphrase(&passphrase_file)?;
-            let c = Client::open(&home)?;
+            let c = open(&home)?;
             let bytes = c.identity_backup(&pass)?;
             write_private(&out, &bytes)?;
             let fp = c.whoami().fingerprint;
@@ -420,20 +428,38 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
                 json: json!({ "out": out.display().to_string(), "fingerprint": fp }),
             }
         }
-        Cmd::Device(d) => device::run(Client::open(&home)?, d, cli.json).await?,
+        Cmd::Device(d) => device::run(open(&home)?, d, cli.json).await?,
         Cmd::Identity(IdentityCmd::Reset { login_token, yes }) => {
-            device::reset(Client::open(&home)?, login_token, yes, cli.json).await?
+            device::reset(open(&home)?, login_token, yes, cli.json).await?
         }
         Cmd::Identity(IdentityCmd::Restore { file, passphrase_file, connect, device_name }) => {
             let pass = read_passphrase(&passphrase_file)?;
             let bytes = std::fs::read(&file).with_context(|| format!("reading {}", file.display()))?;
             let backup = grove_client::open_identity_backup(&bytes, &pass)?;
-            let config = connect.config(backup.user.clone())?;
+            let mut config = connect.config(backup.user.clone())?;
+            config.store_key = key.clone();
             device::restore(&home, config, &backup, &device_name).await?
         }
         Cmd::Demo => unreachable!("handled above"),
     };
     Ok(out)
+}
+
+/// The store key in `path` (32 raw bytes, or 64 hex digits and a newline).
+fn store_key(path: Option<&Path>) -> anyhow::Result<Option<grove_client::StoreKey>> {
+    let Some(path) = path else { return Ok(None) };
+    let bytes = zeroize::Zeroizing::new(std::fs::read(path).with_context(|| format!("reading {}", path.display()))?);
+    let text = std::str::from_utf8(&bytes).ok().map(str::trim).filter(|t| t.len() == 64);
+    let raw = match text.map(hex::decode) {
+        Some(Ok(decoded)) => zeroize::Zeroizing::new(decoded),
+        _ => bytes.clone(),
+    };
+    grove_client::StoreKey::from_bytes(&raw).map(Some).map_err(|_| {
+        anyhow::anyhow!(
+            "{}: a store key file holds 32 bytes or 64 hex digits (make one with `head -c 32 /dev/urandom`)",
+            path.display()
+        )
+    })
 }
 
 /// How the DS's certificate is checked, from the `--ca-cert` and

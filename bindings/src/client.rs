@@ -63,10 +63,11 @@ impl GroveClient {
             }
         };
         let home = client.home().to_path_buf();
+        let key = client.store_key().cloned();
         let (result, client) = match client.finish_link().await {
             Ok((c, linked)) => (Ok(linked), c),
             // The link failed (refused, network): the home is unchanged; reopen it.
-            Err(e) => (Err(GroveError::from(e)), Client::open(&home)?),
+            Err(e) => (Err(GroveError::from(e)), Client::open_with_key(&home, key)?),
         };
         *self.inner.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(client));
         result
@@ -100,10 +101,21 @@ pub async fn create_client(home: String, options: ClientOptions) -> Result<Arc<G
 }
 
 /// Opens an existing client home (upgrading its format if it was written
-/// by an earlier release). Local only: works offline.
+/// by an earlier release). Local only: works offline. An encrypted home
+/// needs its `store_key` (`store_key_required` without it,
+/// `wrong_store_key` with another; nothing is changed then); a home in
+/// clear opened with a key is encrypted under it.
 #[uniffi::export]
-pub fn open_client(home: String) -> Result<Arc<GroveClient>> {
-    Ok(GroveClient::wrap(Client::open(&home)?))
+pub fn open_client(home: String, store_key: Option<Vec<u8>>) -> Result<Arc<GroveClient>> {
+    let key = crate::types::store_key(store_key.as_deref())?;
+    Ok(GroveClient::wrap(Client::open_with_key(&home, key)?))
+}
+
+/// A new random store key (32 bytes) for [`ClientOptions::store_key`]: keep
+/// it in the iOS Keychain or the Android Keystore, never beside the home.
+#[uniffi::export]
+pub fn new_store_key() -> Vec<u8> {
+    grove_client::StoreKey::generate().as_bytes().to_vec()
 }
 
 /// Starts linking a new device to an existing user: creates the home and

@@ -6,7 +6,8 @@
 //! # Layout
 //! - `client.rs`: [`GroveClient`] (one client home) with its identity,
 //!   device, group, message and contact calls, and the constructors
-//!   [`create_client`], [`open_client`], [`request_link`].
+//!   [`create_client`], [`open_client`], [`request_link`], and
+//!   [`new_store_key`].
 //! - `resources.rs`: the resource calls on [`GroveClient`].
 //! - `events.rs`: [`SyncReport`], [`Event`] and the app's [`EventListener`].
 //! - `types.rs`: the records calls take and return ([`ClientOptions`], ...).
@@ -22,7 +23,7 @@ mod events;
 mod resources;
 mod types;
 
-pub use client::{create_client, open_client, request_link, GroveClient};
+pub use client::{create_client, new_store_key, open_client, request_link, GroveClient};
 pub use error::{GroveError, Result};
 pub use events::{Event, EventListener, SyncReport};
 pub use types::{

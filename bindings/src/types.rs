@@ -22,6 +22,22 @@ pub struct ClientOptions {
     /// when the DS binds users to the app's login. Used once, never stored.
     #[uniffi(default = None)]
     pub login_token: Option<String>,
+    /// Encrypt the home at rest under this 32-byte key, which the app keeps
+    /// in the iOS Keychain or the Android Keystore. Every later
+    /// [`open_client`](crate::open_client) needs the same key.
+    #[uniffi(default = None)]
+    pub store_key: Option<Vec<u8>>,
+}
+
+/// A store key from the app's bytes.
+pub(crate) fn store_key(bytes: Option<&[u8]>) -> crate::Result<Option<gc::StoreKey>> {
+    bytes
+        .map(|b| {
+            gc::StoreKey::from_bytes(b).map_err(|_| {
+                crate::GroveError::invalid(format!("a store key has 32 bytes, got {}; generate one with new_store_key", b.len()))
+            })
+        })
+        .transpose()
 }
 
 impl ClientOptions {
@@ -29,6 +45,7 @@ impl ClientOptions {
     pub(crate) fn config(&self) -> crate::Result<gc::ClientConfig> {
         let mut config = gc::ClientConfig::new(self.server.clone(), self.user.clone());
         config.login_token = self.login_token.clone();
+        config.store_key = store_key(self.store_key.as_deref())?;
         config.trust = match (&self.pinned_cert_sha256, &self.ca_pem) {
             (Some(_), Some(_)) => {
                 return Err(crate::GroveError::invalid("give pinned_cert_sha256 or ca_pem, not both"));

@@ -1,4 +1,4 @@
-"""Child process of the kill -9 test: opens a client home through the
+"""Child process of the kill -9 test: opens an encrypted client home through the
 binding and sends numbered messages to a group until it is killed, printing
 `acked N SEQ` after the DS acknowledged message N (before the next call)."""
 
@@ -10,8 +10,8 @@ sys.path.insert(0, os.environ["GROVE_FFI_DIR"])
 import grove_ffi as g  # noqa: E402
 
 
-async def main(home, group):
-    client = g.open_client(home)
+async def main(home, group, key_hex):
+    client = g.open_client(home, bytes.fromhex(key_hex))
     n = 0
     while True:
         seq = await client.send(group, f"crash-msg-{n}")
@@ -19,4 +19,4 @@ async def main(home, group):
         n += 1
 
 
-asyncio.run(main(sys.argv[1], sys.argv[2]))
+asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

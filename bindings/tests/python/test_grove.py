@@ -57,8 +57,10 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         ds = ds or self.ds
         return g.ClientOptions(server=ds.url, user=user, pinned_cert_sha256=ds.fingerprint)
 
-    async def user(self, name, ds=None):
-        return await g.create_client(self.home(name), self.options(name, ds))
+    async def user(self, name, ds=None, store_key=None):
+        options = self.options(name, ds)
+        options.store_key = store_key
+        return await g.create_client(self.home(name), options)
 
     def assertFails(self, code, err):
         self.assertIsInstance(err, g.GroveError.Failed)
@@ -126,7 +128,7 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
             alice.messages("no-such-group")
         self.assertFails("unknown_group", cm.exception)
         with self.assertRaises(g.GroveError.Failed) as cm:
-            g.open_client(self.home("nobody"))
+            g.open_client(self.home("nobody"), None)
         self.assertFails("not_initialized", cm.exception)
         with self.assertRaises(g.GroveError.Failed) as cm:
             await alice.add_members(await alice.create_group("x"), ["no-such-user"])
@@ -175,14 +177,16 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
             ds.stop()
 
     async def test_kill_9_during_sends_loses_no_acknowledged_message(self):
-        alice = await self.user("heidi")
+        key = g.new_store_key()  # the crash test runs on an encrypted home
+        alice = await self.user("heidi", store_key=key)
         bob = await self.user("ivan")
         group = await alice.create_group("crash")
         await alice.add_members(group, ["ivan"])
         await bob.sync()
         del alice  # the child process opens the home
         # No terminal: stdin is /dev/null, output goes to pipes.
-        child = subprocess.Popen([sys.executable, os.path.join(HERE, "crash_child.py"), self.home("heidi"), group],
+        child = subprocess.Popen([sys.executable, os.path.join(HERE, "crash_child.py"), self.home("heidi"), group,
+                                  key.hex()],
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                  text=True, start_new_session=True)
         def read_acks():
@@ -201,7 +205,7 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         child.stderr.close()
         self.assertGreaterEqual(len(acked), 25, "the child sent through the binding")
 
-        alice = g.open_client(self.home("heidi"))
+        alice = g.open_client(self.home("heidi"), key)
         await alice.sync()
         mine = {m.text: m.seq for m in alice.messages(group)}
         for n, seq in acked.items():
@@ -237,6 +241,51 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         await phone.sync()
         self.assertEqual([m.text for m in phone.messages(group)][-1], "from the laptop")
 
+    async def test_encrypted_home_needs_its_key_and_holds_nothing_in_clear(self):
+        key = g.new_store_key()
+        self.assertEqual(len(key), 32)
+        alice = await self.user("nora-encrypted", store_key=key)
+        bob = await self.user("omar-quintero")
+        group = await alice.create_group("cardiology-ward-7")
+        await alice.add_members(group, ["omar-quintero"])
+        await bob.sync()
+        await bob.send(group, "patient in bed 12 is allergic to penicillin")
+        await alice.sync()
+        await alice.put_resource(group, "chart.txt", b"blood pressure 120/80")
+        del alice
+
+        disk = b""
+        for root, _, files in os.walk(self.home("nora-encrypted")):
+            for f in files:
+                with open(os.path.join(root, f), "rb") as fh:
+                    disk += fh.read()
+        for secret in [b"cardiology-ward-7", b"allergic to penicillin", b"blood pressure", b"nora-encrypted",
+                       b"omar-quintero", group.encode()]:
+            self.assertNotIn(secret, disk)
+
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            g.open_client(self.home("nora-encrypted"), None)
+        self.assertFails("store_key_required", cm.exception)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            g.open_client(self.home("nora-encrypted"), g.new_store_key())
+        self.assertFails("wrong_store_key", cm.exception)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            g.open_client(self.home("nora-encrypted"), b"short")
+        self.assertFails("invalid_argument", cm.exception)
+        alice = g.open_client(self.home("nora-encrypted"), key)
+        self.assertEqual([m.text for m in alice.messages(group)], ["patient in bed 12 is allergic to penicillin"])
+        self.assertEqual(await alice.get_resource(group, "chart.txt", None), b"blood pressure 120/80")
+
+        # A home in clear is encrypted the first time it is opened with a key.
+        del bob
+        bob_key = g.new_store_key()
+        bob = g.open_client(self.home("omar-quintero"), bob_key)
+        self.assertEqual(len(bob.messages(group)), 1)
+        del bob
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            g.open_client(self.home("omar-quintero"), None)
+        self.assertFails("store_key_required", cm.exception)
+
     async def test_contact_codes_and_safety_numbers(self):
         alice = await self.user("kim")
         bob = await self.user("lee")
@@ -249,7 +298,7 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         forged = bob.contact_code().rsplit(":", 1)[0] + ":" + "ab" * 32
         with self.assertRaises(g.GroveError.Failed) as cm:
             await self.user("mia")
-            mia = g.open_client(self.home("mia"))
+            mia = g.open_client(self.home("mia"), None)
             await mia.import_contact(forged)
         self.assertFails("contact_code_mismatch", cm.exception)
 

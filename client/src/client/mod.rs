@@ -192,6 +192,11 @@ impl Client {
         *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The key this home is encrypted under at rest, if it is.
+    pub fn store_key(&self) -> Option<&crate::storage::StoreKey> {
+        self.store_key.as_ref()
+    }
+
     /// The home directory.
     pub fn home(&self) -> &Path {
         &self.home

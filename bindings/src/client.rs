@@ -37,8 +37,9 @@ impl GroveClient {
         Arc::new(Self { inner: Mutex::new(Some(Arc::new(client))), listener: Mutex::new(None) })
     }
 
-    /// The client, for one call.
-    pub(crate) fn client(&self) -> Result<Arc<Client>> {
+    /// The `grove_client::Client` behind this handle, for one call (for
+    /// Rust code that embeds this crate; not exported to other languages).
+    pub fn client(&self) -> Result<Arc<Client>> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner).clone().ok_or_else(busy)
     }
 

@@ -34,7 +34,10 @@ pub(crate) fn store_key(bytes: Option<&[u8]>) -> crate::Result<Option<gc::StoreK
     bytes
         .map(|b| {
             gc::StoreKey::from_bytes(b).map_err(|_| {
-                crate::GroveError::invalid(format!("a store key has 32 bytes, got {}; generate one with new_store_key", b.len()))
+                crate::GroveError::invalid(format!(
+                    "a store key has 32 bytes, got {}; generate one with new_store_key",
+                    b.len()
+                ))
             })
         })
         .transpose()

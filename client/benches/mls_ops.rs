@@ -25,7 +25,8 @@
 
 use std::time::{Duration, Instant};
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use criterion::measurement::WallTime;
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, BenchmarkId, Criterion};
 use grove_client::storage::{GroveProvider, SledStorage};
 use openmls::prelude::*;
 use openmls_basic_credential::SignatureKeyPair;
@@ -75,6 +76,13 @@ impl Store {
     fn sled() -> Self {
         let dir = tempfile::Builder::new().prefix("grove-bench").tempdir_in("/dev/shm").unwrap();
         Store::Sled(GroveProvider::new(SledStorage::open(dir.path()).unwrap()), dir)
+    }
+
+    /// The sled store encrypted at rest (every key hashed, every value sealed).
+    fn sealed() -> Self {
+        let dir = tempfile::Builder::new().prefix("grove-bench").tempdir_in("/dev/shm").unwrap();
+        let key = grove_client::StoreKey::generate();
+        Store::Sled(GroveProvider::new(SledStorage::open_keyed(dir.path(), Some(&key)).unwrap()), dir)
     }
 }
 
@@ -220,37 +228,58 @@ fn send_receive(c: &mut Criterion) {
     g.sample_size(30).measurement_time(Duration::from_secs(3));
     for n in [2usize, 64] {
         for (name, make) in STORES {
-            // Built on first use, so a filtered run skips groups it does not measure.
-            let mut built: Option<(Member, Vec<Member>)> = None;
-            // Receive first: the send benchmark then moves the sender's ratchet
-            // far ahead of the receiver, which only matters to receive.
-            g.bench_function(BenchmarkId::new(format!("receive/{name}"), n), |b| {
-                let (sender, others) = built.get_or_insert_with(|| build_group(n, make(), make));
-                let receiver = others.last_mut().unwrap();
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for _ in 0..iters {
-                        let sg = sender.group.as_mut().unwrap();
-                        let m = with_provider!(&sender.store, |p| sg
-                            .create_message(p, &sender.id.signer, &[7u8; 100])
-                            .unwrap());
-                        let pm = to_in(m).try_into_protocol_message().unwrap();
-                        let rg = receiver.group.as_mut().unwrap();
-                        let t = Instant::now();
-                        with_provider!(&receiver.store, |p| rg.process_message(p, pm).unwrap());
-                        total += t.elapsed();
-                    }
-                    total
-                })
-            });
-            g.bench_function(BenchmarkId::new(format!("send/{name}"), n), |b| {
-                let (sender, _) = built.get_or_insert_with(|| build_group(n, make(), make));
-                let grp = sender.group.as_mut().unwrap();
-                b.iter(|| {
-                    with_provider!(&sender.store, |p| grp.create_message(p, &sender.id.signer, &[7u8; 100]).unwrap())
-                })
-            });
+            bench_send_receive(&mut g, n, name, make);
         }
+    }
+    g.finish();
+}
+
+/// `receive/{name}/{n}` and `send/{name}/{n}`: one 100-byte application
+/// message in a group of `n`, every member on stores made by `make`.
+fn bench_send_receive(g: &mut BenchmarkGroup<'_, WallTime>, n: usize, name: &str, make: MakeStore) {
+    // Built on first use, so a filtered run skips groups it does not measure.
+    let mut built: Option<(Member, Vec<Member>)> = None;
+    // Receive first: the send benchmark then moves the sender's ratchet
+    // far ahead of the receiver, which only matters to receive.
+    g.bench_function(BenchmarkId::new(format!("receive/{name}"), n), |b| {
+        let (sender, others) = built.get_or_insert_with(|| build_group(n, make(), make));
+        let receiver = others.last_mut().unwrap();
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let sg = sender.group.as_mut().unwrap();
+                let m =
+                    with_provider!(&sender.store, |p| sg.create_message(p, &sender.id.signer, &[7u8; 100]).unwrap());
+                let pm = to_in(m).try_into_protocol_message().unwrap();
+                let rg = receiver.group.as_mut().unwrap();
+                let t = Instant::now();
+                with_provider!(&receiver.store, |p| rg.process_message(p, pm).unwrap());
+                total += t.elapsed();
+            }
+            total
+        })
+    });
+    g.bench_function(BenchmarkId::new(format!("send/{name}"), n), |b| {
+        let (sender, _) = built.get_or_insert_with(|| build_group(n, make(), make));
+        let grp = sender.group.as_mut().unwrap();
+        b.iter(|| with_provider!(&sender.store, |p| grp.create_message(p, &sender.id.signer, &[7u8; 100]).unwrap()))
+    });
+}
+
+/// The cost of encrypting the store at rest: the same operations on the sled
+/// store in clear and sealed under a store key (both on tmpfs, so that the
+/// disk does not hide the CPU cost).
+fn at_rest(c: &mut Criterion) {
+    const AT_REST: [(&str, MakeStore); 2] = [("clear", Store::sled), ("sealed", Store::sealed)];
+    let mut g = c.benchmark_group("at_rest");
+    g.sample_size(30).measurement_time(Duration::from_secs(3));
+    for (name, make) in AT_REST {
+        bench_send_receive(&mut g, 64, name, make);
+    }
+    g.sample_size(10).measurement_time(Duration::from_secs(10));
+    let mut committer: Option<Member> = None;
+    for (name, make) in AT_REST {
+        bench_join(&mut g, &mut committer, 1000, name, make);
     }
     g.finish();
 }
@@ -312,35 +341,46 @@ fn join(c: &mut Criterion) {
         // The committer (in-memory) is built on first use and shared by both stores.
         let mut built: Option<Member> = None;
         for (name, make) in STORES {
-            g.bench_function(BenchmarkId::new(name, n), |b| {
-                let committer = built.get_or_insert_with(|| build_group(n, memory(), memory).0);
-                b.iter_custom(|iters| {
-                    let mut total = Duration::ZERO;
-                    for i in 0..iters {
-                        let newbie = id(&format!("joiner{i}"));
-                        let store = make();
-                        let k = with_provider!(&store, |p| kp(&newbie, p));
-                        let cg = committer.group.as_mut().unwrap();
-                        let w = with_provider!(&committer.store, |p| {
-                            let (_c, w, _gi) = cg.add_members(p, &committer.id.signer, &[k]).unwrap();
-                            cg.clear_pending_commit(p.storage()).unwrap();
-                            w
-                        });
-                        let MlsMessageBodyIn::Welcome(w) = to_in(w).extract() else { unreachable!() };
-                        let t = Instant::now();
-                        let _g =
-                            with_provider!(&store, |p| StagedWelcome::new_from_welcome(p, &join_config(), w, None)
-                                .unwrap()
-                                .into_group(p)
-                                .unwrap());
-                        total += t.elapsed();
-                    }
-                    total
-                })
-            });
+            bench_join(&mut g, &mut built, n, name, make);
         }
     }
     g.finish();
+}
+
+/// `{name}/{n}`: joining a group of `n` from a Welcome onto a store made by
+/// `make`. The committer (in memory) is built in `committer` on first use.
+fn bench_join(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    committer: &mut Option<Member>,
+    n: usize,
+    name: &str,
+    make: MakeStore,
+) {
+    g.bench_function(BenchmarkId::new(name, n), |b| {
+        let committer = committer.get_or_insert_with(|| build_group(n, memory(), memory).0);
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for i in 0..iters {
+                let newbie = id(&format!("joiner{i}"));
+                let store = make();
+                let k = with_provider!(&store, |p| kp(&newbie, p));
+                let cg = committer.group.as_mut().unwrap();
+                let w = with_provider!(&committer.store, |p| {
+                    let (_c, w, _gi) = cg.add_members(p, &committer.id.signer, &[k]).unwrap();
+                    cg.clear_pending_commit(p.storage()).unwrap();
+                    w
+                });
+                let MlsMessageBodyIn::Welcome(w) = to_in(w).extract() else { unreachable!() };
+                let t = Instant::now();
+                let _g = with_provider!(&store, |p| StagedWelcome::new_from_welcome(p, &join_config(), w, None)
+                    .unwrap()
+                    .into_group(p)
+                    .unwrap());
+                total += t.elapsed();
+            }
+            total
+        })
+    });
 }
 
 /// A member (`joined.last()`, whose state is lost) rejoins by an external
@@ -485,5 +525,5 @@ fn devices(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, fsync_cost, send_receive, add_member, join, resync, devices);
+criterion_group!(benches, fsync_cost, send_receive, add_member, join, resync, devices, at_rest);
 criterion_main!(benches);

@@ -70,6 +70,24 @@ fn rand_tag() -> u32 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos())
 }
 
+/// `iters` rounds of an untimed `send` and a timed `receive` (which must
+/// bring exactly one message); the total time of the receives.
+fn timed_receives<T, E: std::fmt::Debug>(
+    iters: u64,
+    send: impl Fn() -> Result<T, E>,
+    receive: impl Fn() -> u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        send().unwrap();
+        let t = Instant::now();
+        let got = receive();
+        total += t.elapsed();
+        assert_eq!(got, 1);
+    }
+    total
+}
+
 fn calls(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().unwrap();
     let s = setup(&rt);
@@ -87,30 +105,14 @@ fn calls(c: &mut Criterion) {
     // Catch the receiver up with the sends above before timing receives.
     rt.block_on(rust_receiver.sync()).unwrap();
     g.bench_function("receive/rust_api", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                rt.block_on(rust_sender.send(&s.group, &text)).unwrap();
-                let t = Instant::now();
-                let r = rt.block_on(rust_receiver.sync()).unwrap();
-                total += t.elapsed();
-                assert_eq!(r.messages, 1);
-            }
-            total
-        })
+        b.iter_custom(|iters| timed_receives(iters, || rt.block_on(rust_sender.send(&s.group, &text)), || {
+            rt.block_on(rust_receiver.sync()).unwrap().messages as u64
+        }))
     });
     g.bench_function("receive/binding_rust_side", |b| {
-        b.iter_custom(|iters| {
-            let mut total = Duration::ZERO;
-            for _ in 0..iters {
-                rt.block_on(rust_sender.send(&s.group, &text)).unwrap();
-                let t = Instant::now();
-                let r = rt.block_on(s.receiver.sync()).unwrap();
-                total += t.elapsed();
-                assert_eq!(r.messages, 1);
-            }
-            total
-        })
+        b.iter_custom(|iters| timed_receives(iters, || rt.block_on(rust_sender.send(&s.group, &text)), || {
+            rt.block_on(s.receiver.sync()).unwrap().messages
+        }))
     });
     g.finish();
 }

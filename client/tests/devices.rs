@@ -91,3 +91,25 @@ async fn a_link_the_ds_tampers_with_is_refused() {
     assert!(matches!(bob.approve_link(&codes.link_code, true).await, Err(Error::LinkRefused(_))));
     ds.shutdown().await.unwrap();
 }
+
+/// A group that never had a commit (its creator alone in it) still lets a
+/// new device of the creator join: the GroupInfo the DS got at creation
+/// carries the ratchet tree (it once did not, and the join failed with "No
+/// ratchet tree available").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_joins_a_group_that_never_had_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let phone = Client::create(dir.path().join("phone"), config(&url, "alice", 1)).await.unwrap();
+    let gid = phone.create_group("notes").await.unwrap();
+    phone.send("notes", "from the phone").await.unwrap();
+    let (_, codes) = Client::request_link(dir.path().join("laptop"), config(&url, "alice", 1), "laptop").await.unwrap();
+    assert!(phone.approve_link(&codes.link_code, true).await.unwrap().approved);
+    let (laptop, done) = Client::open(dir.path().join("laptop")).unwrap().finish_link().await.unwrap();
+    let done = done.unwrap();
+    assert_eq!((done.joined, done.failed), (vec![gid], Vec::<String>::new()));
+    laptop.send("notes", "from the laptop").await.unwrap();
+    phone.sync().await.unwrap();
+    assert_eq!(phone.messages("notes").unwrap().last().unwrap().text, "from the laptop");
+}

@@ -94,3 +94,26 @@ async fn the_last_release_opens_keeps_its_history_and_meets_device_users() {
     assert_eq!(carol_row.fingerprint, carol.whoami().fingerprint, "carol is pinned by her identity key");
     ds.shutdown().await.unwrap();
 }
+
+/// A home of the last release opened with a store key: upgraded and
+/// encrypted at rest in one open, its history kept, nothing left in clear.
+#[test]
+fn a_home_of_the_last_release_opens_encrypted_under_a_store_key() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_dir(&fixture().join("alice"), &dir.path().join("alice")).unwrap();
+    let home = dir.path().join("alice");
+    let key = grove_client::StoreKey::generate();
+    let alice = Client::open_with_key(&home, Some(key.clone())).unwrap();
+    let history = ["alice: before the upgrade, from alice", "bob: before the upgrade, from bob"];
+    assert_eq!(common::texts(&alice, "ops"), history);
+    let fingerprint = alice.whoami().fingerprint;
+    drop(alice);
+    let disk = common::disk_bytes(&home);
+    for needle in [&b"before the upgrade"[..], b"ops", b"bob"] {
+        assert!(!disk.windows(needle.len()).any(|w| w == needle), "{:?} in clear", String::from_utf8_lossy(needle));
+    }
+    assert_eq!(Client::open(&home).unwrap_err().code(), "store_key_required");
+    let alice = Client::open_with_key(&home, Some(key)).unwrap();
+    assert_eq!(common::texts(&alice, "ops"), history);
+    assert_eq!(alice.whoami().fingerprint, fingerprint);
+}

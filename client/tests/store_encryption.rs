@@ -17,23 +17,9 @@ const FROM_BOB: &str = "the launch code is 4242";
 const FROM_ALICE: &str = "meet at the north gate";
 const RECORD: &[u8] = b"blood type AB negative, allergic to penicillin";
 
-/// Every file under `dir`, concatenated.
-fn disk(dir: &Path) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.is_dir() {
-            out.extend(disk(&path));
-        } else {
-            out.extend(std::fs::read(&path).unwrap());
-        }
-    }
-    out
-}
-
 /// The needles of `alice`'s home that are on disk in clear.
 fn in_clear(home: &Path, needles: &[(&str, Vec<u8>)]) -> Vec<String> {
-    let bytes = disk(home);
+    let bytes = common::disk_bytes(home);
     needles
         .iter()
         .filter(|(_, n)| bytes.windows(n.len()).any(|w| w == n.as_slice()))

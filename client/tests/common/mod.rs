@@ -56,6 +56,20 @@ pub fn texts(c: &Client, group: &str) -> Vec<String> {
     c.messages(group).expect("messages").into_iter().map(|m| format!("{}: {}", m.sender, m.text)).collect()
 }
 
+/// Every file under `dir` (recursively), concatenated: what is on disk.
+pub fn disk_bytes(dir: &Path) -> Vec<u8> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            out.extend(disk_bytes(&path));
+        } else {
+            out.extend(std::fs::read(&path).expect("read file"));
+        }
+    }
+    out
+}
+
 /// Copies a directory tree (a client's home, a DS's data dir), as a backup would.
 pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;

@@ -105,14 +105,22 @@ fn calls(c: &mut Criterion) {
     // Catch the receiver up with the sends above before timing receives.
     rt.block_on(rust_receiver.sync()).unwrap();
     g.bench_function("receive/rust_api", |b| {
-        b.iter_custom(|iters| timed_receives(iters, || rt.block_on(rust_sender.send(&s.group, &text)), || {
-            rt.block_on(rust_receiver.sync()).unwrap().messages as u64
-        }))
+        b.iter_custom(|iters| {
+            timed_receives(
+                iters,
+                || rt.block_on(rust_sender.send(&s.group, &text)),
+                || rt.block_on(rust_receiver.sync()).unwrap().messages as u64,
+            )
+        })
     });
     g.bench_function("receive/binding_rust_side", |b| {
-        b.iter_custom(|iters| timed_receives(iters, || rt.block_on(rust_sender.send(&s.group, &text)), || {
-            rt.block_on(s.receiver.sync()).unwrap().messages
-        }))
+        b.iter_custom(|iters| {
+            timed_receives(
+                iters,
+                || rt.block_on(rust_sender.send(&s.group, &text)),
+                || rt.block_on(s.receiver.sync()).unwrap().messages,
+            )
+        })
     });
     g.finish();
 }

@@ -172,7 +172,7 @@ pub struct SledStorage<C: ValueCodec = DefaultCodec> {
     /// `Some` for a store encrypted at rest: keys and values on disk (sled,
     /// journal, `pending`) are sealed; the `Kv` calls take and return them
     /// in clear.
-    sealer: Option<Sealer>,
+    sealer: Option<Box<Sealer>>,
     _codec: PhantomData<fn() -> C>,
 }
 
@@ -252,7 +252,7 @@ impl<C: ValueCodec> SledStorage<C> {
                 return Self::open_keyed(home, Some(key));
             }
             (_, None) => None,
-            (_, Some(key)) => Some(Self::sealer_of(&db, key)?),
+            (_, Some(key)) => Some(Box::new(Self::sealer_of(&db, key)?)),
         };
         let mut store = Self::from_db_sealed(db, sealer)?;
         let (mut journal, records) = Journal::open(&path).map_err(StorageError::Journal)?;
@@ -306,7 +306,7 @@ impl<C: ValueCodec> SledStorage<C> {
     }
 
     /// [`from_db_with_codec`](Self::from_db_with_codec), sealed when `sealer` is set.
-    fn from_db_sealed(db: sled::Db, sealer: Option<Sealer>) -> Result<Self, StorageError> {
+    fn from_db_sealed(db: sled::Db, sealer: Option<Box<Sealer>>) -> Result<Self, StorageError> {
         let suffix = if sealer.is_some() { SEALED_SUFFIX } else { "" };
         let expected = format_marker::<C>(FORMAT_VERSION) + suffix;
         match db.get(FORMAT_KEY)? {

@@ -71,7 +71,7 @@ const EXAMPLES: &[(&str, &str)] = &[
     ("hex", "blob"),
     ("hex", "blob-content-hash"),
     ("hex", "blob-empty"),
-    ("hex", "group-info-extensions-create"),
+    ("hex", "group-info-extension-types-create"),
     ("hex", "group-info-extension-types-commit"),
     ("hex", "external-pub-extension"),
     ("hex", "key-package-extensions-last-resort"),
@@ -594,8 +594,8 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     bob.upload(&[bob.key_package(false, false)]).await.expect(201);
     carol.upload(&[carol.key_package(false, false)]).await.expect(201);
 
-    // Group creation: GroupCreate's GroupInfo carries external_pub only; the
-    // tree travels beside it.
+    // Group creation: GroupCreate's GroupInfo carries the tree and
+    // external_pub; the tree also travels beside it.
     let g = alice.create_group_with("ops", HistoryPolicy::Share).await?;
     let gid = alice.resolve_group(&g)?;
     assert_eq!(gid.len(), 16, "Grove group ids are 16 random bytes");
@@ -603,7 +603,8 @@ async fn envelopes_group_infos_and_blobs() -> TestResult {
     assert_eq!(creates.len(), 1);
     let create = grove_proto::GroupCreateBody::tls_deserialize_exact(&creates[0])?;
     let gi = group_info_of(create.group_info.as_slice());
-    assert_matches_template("group-info-extensions-create", &gi.extensions().tls_serialize_detached()?);
+    assert_eq!(hex::encode(extension_types(&gi)), hex::encode(hex_example("group-info-extension-types-create")));
+    assert_matches_template("external-pub-extension", &extension(&gi, ExtensionType::ExternalPub));
     assert_eq!(gi.group_context().extensions().iter().count(), 0, "no group context extensions");
     let tree = RatchetTreeIn::tls_deserialize_exact(create.ratchet_tree.as_slice())?;
     assert_eq!(tree.leaves().count(), 1);

@@ -9,6 +9,8 @@
 //!   [`create_client`], [`open_client`], [`request_link`], and
 //!   [`new_store_key`].
 //! - `resources.rs`: the resource calls on [`GroveClient`].
+//! - `recovery.rs`: identity backups and [`restore_client`] (a new device
+//!   from a backup, when every other device is lost).
 //! - `events.rs`: [`SyncReport`], [`Event`] and the app's [`EventListener`].
 //! - `types.rs`: the records calls take and return ([`ClientOptions`], ...).
 //! - `error.rs`: [`GroveError`], the one error of every call, with the
@@ -20,12 +22,14 @@
 mod client;
 mod error;
 mod events;
+mod recovery;
 mod resources;
 mod types;
 
 pub use client::{create_client, new_store_key, open_client, request_link, GroveClient};
 pub use error::{GroveError, Result};
 pub use events::{Event, EventListener, SyncReport};
+pub use recovery::{restore_client, Restored};
 pub use types::{
     ClientOptions, CommitOutcome, Contact, Device, Group, LinkApproval, LinkCodes, Member, Message, Resource,
     ResourceEvent, RevokeOutcome, SafetyNumber, WhoAmI,

@@ -286,6 +286,46 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
             g.open_client(self.home("omar-quintero"), None)
         self.assertFails("store_key_required", cm.exception)
 
+    async def test_restore_from_a_backup_after_losing_every_device(self):
+        phone = await self.user("paula-lost")
+        bob = await self.user("quentin-stays")
+        group = await phone.create_group("family")
+        await phone.add_members(group, ["quentin-stays"])
+        await bob.sync()
+        await phone.send(group, "before the phone was lost")
+        await bob.sync()
+        fingerprint = phone.whoami().fingerprint
+        passphrase = "correct horse battery staple"
+        backup = phone.identity_backup(passphrase)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            phone.identity_backup("short")
+        self.assertFails("invalid_argument", cm.exception)
+        del phone  # lost
+
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await g.restore_client(self.home("paula-wrong"), self.options("paula-lost"), backup,
+                                   "not the passphrase at all", "new phone")
+        self.assertFails("invalid_argument", cm.exception)
+        restored = await g.restore_client(self.home("paula-new"), self.options("paula-lost"), backup, passphrase,
+                                          "new phone")
+        self.assertIsInstance(restored.event, g.Event.LINKED)
+        self.assertEqual((restored.event.groups, restored.event.failed), ([group], []))
+        new = restored.client
+        self.assertEqual(new.whoami().fingerprint, fingerprint, "the same identity")
+        devices = await new.devices()
+        self.assertEqual(len(devices), 2)
+        lost = [d for d in devices if not d.this_device][0]
+        revoked = await new.revoke_device(lost.id)
+        self.assertEqual((revoked.removed_from, revoked.failed), ([group], []))
+        self.assertEqual(len(await new.devices()), 1)
+
+        await new.send(group, "back on a new phone")
+        await bob.sync()
+        self.assertEqual(bob.messages(group)[-1].text, "back on a new phone")
+        paula = [m for m in bob.members(group) if m.user == "paula-lost"][0]
+        self.assertEqual((paula.fingerprint, paula.key, paula.devices), (fingerprint, "pinned", 1),
+                         "bob sees no key change and one device")
+
     async def test_contact_codes_and_safety_numbers(self):
         alice = await self.user("kim")
         bob = await self.user("lee")

@@ -9,6 +9,8 @@
 //!   [`create_client`], [`open_client`], [`request_link`], and
 //!   [`new_store_key`].
 //! - `resources.rs`: the resource calls on [`GroveClient`].
+//! - `health.rs`: acknowledging a server rollback or a fork, a key
+//!   refresh, and successor groups.
 //! - `recovery.rs`: identity backups and [`restore_client`] (a new device
 //!   from a backup, when every other device is lost).
 //! - `events.rs`: [`SyncReport`], [`Event`] and the app's [`EventListener`].
@@ -22,6 +24,7 @@
 mod client;
 mod error;
 mod events;
+mod health;
 mod recovery;
 mod resources;
 mod types;
@@ -29,6 +32,7 @@ mod types;
 pub use client::{create_client, new_store_key, open_client, request_link, GroveClient};
 pub use error::{GroveError, Result};
 pub use events::{Event, EventListener, SyncReport};
+pub use health::Successor;
 pub use recovery::{restore_client, Restored};
 pub use types::{
     ClientOptions, CommitOutcome, Contact, Device, Group, LinkApproval, LinkCodes, Member, Message, Resource,

@@ -326,6 +326,36 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         self.assertEqual((paula.fingerprint, paula.key, paula.devices), (fingerprint, "pinned", 1),
                          "bob sees no key change and one device")
 
+    async def test_self_update_and_a_successor_group(self):
+        alice = await self.user("rita-owner")
+        bob = await self.user("sam-stays")
+        carol = await self.user("tess-goes")
+        group = await alice.create_group("board")
+        await alice.add_members(group, ["sam-stays", "tess-goes"])
+        for c in (bob, carol):
+            await c.sync()
+        updated = await alice.self_update(group)
+        self.assertTrue(updated.committed)
+        await alice.send(group, "after the key refresh")
+        await bob.sync()
+        self.assertEqual(bob.messages(group)[-1].text, "after the key refresh")
+
+        successor = await alice.create_successor(group, ["tess-goes"])
+        self.assertEqual((successor.predecessor, successor.members), (group, ["sam-stays"]))
+        events = Collector()
+        bob.set_listener(events)
+        await bob.sync()
+        self.assertIn(g.Event.JOINED(group=successor.group), events.events)
+        self.assertTrue(any(isinstance(e, g.Event.REPLACED) and successor.group in e.detail for e in events.events),
+                        events.events)
+        await alice.send(successor.group, "in the new group")
+        await bob.sync()
+        await carol.sync()
+        self.assertEqual(bob.messages(successor.group)[-1].text, "in the new group")
+        self.assertNotIn(successor.group, [grp.id for grp in carol.groups()])
+        self.assertFalse(await bob.acknowledge_fork(group), "there was no fork to acknowledge")
+        self.assertFalse(await bob.acknowledge_rollback(group), "nor a rollback")
+
     async def test_contact_codes_and_safety_numbers(self):
         alice = await self.user("kim")
         bob = await self.user("lee")

@@ -142,6 +142,13 @@ impl GroveClient {
         *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::from(listener));
     }
 
+    /// How long each request to the DS may take before the call fails with
+    /// `network` (retryable), in milliseconds: 60,000 by default.
+    pub fn set_request_timeout(&self, millis: u64) -> Result<()> {
+        self.client()?.set_request_timeout(std::time::Duration::from_millis(millis));
+        Ok(())
+    }
+
     /// Removes the listener.
     pub fn clear_listener(&self) {
         *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = None;

@@ -59,7 +59,13 @@ pub(crate) struct DsHttp {
     /// list to publish with it if the DS does not have one yet.
     upgrading: Option<(Arc<SignatureKeyPair>, Vec<u8>)>,
     token: Mutex<Option<String>>,
+    /// How long an API request may take, connection to last body byte
+    /// (milliseconds; blob transfers keep the HTTP client's own limit).
+    timeout_ms: std::sync::atomic::AtomicU64,
 }
+
+/// The default of [`DsHttp::set_timeout`].
+pub(crate) const DEFAULT_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
 
 impl std::fmt::Debug for DsHttp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -90,7 +96,15 @@ impl DsHttp {
             pending_link: None,
             upgrading: None,
             token: Mutex::new(None),
+            timeout_ms: std::sync::atomic::AtomicU64::new(DEFAULT_REQUEST_TIMEOUT.as_millis() as u64),
         }
+    }
+
+    /// Sets how long each API request may take before it fails as a
+    /// (retryable) network error.
+    pub(crate) fn set_timeout(&self, timeout: std::time::Duration) {
+        let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.timeout_ms.store(ms, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// This home was upgraded from the single key `legacy`: a login the DS
@@ -129,7 +143,8 @@ impl DsHttp {
     async fn raw(&self, method: Method, path: &str, body: &Body, token: Option<&str>) -> Result<reqwest::Response> {
         let url = format!("{}{}", self.base, path);
         let what = format!("{method} {url}");
-        let mut rb = self.http.request(method, url);
+        let timeout = self.timeout_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let mut rb = self.http.request(method, url).timeout(std::time::Duration::from_millis(timeout));
         if let Some(t) = token {
             rb = rb.bearer_auth(t);
         }

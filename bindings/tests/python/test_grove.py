@@ -10,9 +10,11 @@ failed; the exit status is 0 only if none failed.
 import asyncio
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 sys.path.insert(0, os.environ["GROVE_FFI_DIR"])
@@ -174,6 +176,40 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
             await bob.sync()
             self.assertEqual([m.text for m in bob.messages(group)], ["while the server is down", "after the restart"])
         finally:
+            ds.stop()
+
+    async def test_a_server_that_never_answers_times_out_as_retryable(self):
+        ds = Ds(tls=True).start()
+        hole = None
+        try:
+            alice = await self.user("uma-timeout", ds)
+            bob = await self.user("victor-waits", ds)
+            group = await alice.create_group("slow")
+            await alice.add_members(group, ["victor-waits"])
+            await bob.sync()
+            ds.stop()
+            # Something takes the DS's port, accepts connections and never answers.
+            hole = socket.socket()
+            hole.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            hole.bind(("127.0.0.1", ds.port))
+            hole.listen(16)
+            alice.set_request_timeout(1500)
+            started = time.monotonic()
+            with self.assertRaises(g.GroveError.Failed) as cm:
+                await alice.send(group, "into the void")
+            self.assertLess(time.monotonic() - started, 15, "the call gave up, it did not hang")
+            self.assertFails("network", cm.exception)
+            self.assertTrue(cm.exception.retryable)
+            self.assertIn("in time", cm.exception.message)
+            hole.close()
+            hole = None
+            ds.start()
+            await alice.sync()  # re-posts the message the DS never acknowledged
+            await bob.sync()
+            self.assertEqual([m.text for m in bob.messages(group)], ["into the void"])
+        finally:
+            if hole is not None:
+                hole.close()
             ds.stop()
 
     async def test_kill_9_during_sends_loses_no_acknowledged_message(self):

@@ -192,6 +192,15 @@ impl Client {
         *self.fault.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// How long each request to the DS may take, from connecting to the last
+    /// byte of the answer, before the call fails with a (retryable)
+    /// [`Error::Network`](crate::Error::Network): 60 s by default. A
+    /// mobile app in the foreground may want less. Blob transfers of
+    /// resources keep their own 60 s limit.
+    pub fn set_request_timeout(&self, timeout: std::time::Duration) {
+        self.ds.set_timeout(timeout);
+    }
+
     /// The key this home is encrypted under at rest, if it is.
     pub fn store_key(&self) -> Option<&crate::storage::StoreKey> {
         self.store_key.as_ref()

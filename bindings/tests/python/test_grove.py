@@ -258,7 +258,10 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         phone = await self.user("judy")
         group = await phone.create_group("notes")
         await phone.send(group, "from the phone")
-        laptop = await g.request_link(self.home("judy-laptop"), self.options("judy"), "laptop")
+        # The new device's home is encrypted: completing the link reopens it with its key.
+        laptop_options = self.options("judy")
+        laptop_options.store_key = g.new_store_key()
+        laptop = await g.request_link(self.home("judy-laptop"), laptop_options, "laptop")
         codes = laptop.link_pending()
         self.assertIsNotNone(codes)
         shown = await phone.approve_link(codes.link_code, False)

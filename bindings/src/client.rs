@@ -188,9 +188,13 @@ impl GroveClient {
         Ok(self.client()?.revoke_device(&device).await?.into())
     }
 
-    /// Creates a group; returns its id.
-    pub async fn create_group(&self, name: String) -> Result<String> {
-        Ok(self.client()?.create_group(&name).await?)
+    /// Creates a group; returns its id. With `share_history`, members added
+    /// later get the keys of the resources' current versions (the history
+    /// policy `share`); without it they read only what is written after
+    /// they joined.
+    #[uniffi::method(default(share_history = false))]
+    pub async fn create_group(&self, name: String, share_history: bool) -> Result<String> {
+        Ok(self.client()?.create_group_with(&name, crate::types::history_policy(share_history)).await?)
     }
 
     /// Adds users (every device of each) to a group (name or id).

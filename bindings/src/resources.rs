@@ -52,6 +52,17 @@ impl GroveClient {
         Ok(self.client()?.resource_history(&group, &name)?.into_iter().map(Into::into).collect())
     }
 
+    /// Changes the group's history policy for members added from now on
+    /// (see [`create_group`](Self::create_group)); every member is told.
+    pub async fn set_history_policy(&self, group: String, share_history: bool) -> Result<()> {
+        Ok(self.client()?.set_history_policy(&group, crate::types::history_policy(share_history)).await?)
+    }
+
+    /// Whether members added to the group get the current resources' keys.
+    pub fn shares_history(&self, group: String) -> Result<bool> {
+        Ok(self.client()?.history_policy(&group)? == grove_client::HistoryPolicy::Share)
+    }
+
     /// Deletes a resource for every member (its blobs too).
     pub async fn delete_resource(&self, group: String, name: String) -> Result<Resource> {
         Ok(self.client()?.delete_resource(&group, &name).await?.into())

@@ -29,6 +29,16 @@ pub struct ClientOptions {
     pub store_key: Option<Vec<u8>>,
 }
 
+/// The history policy: `share` (new members get the current resources'
+/// keys) or `none`.
+pub(crate) fn history_policy(share_history: bool) -> gc::HistoryPolicy {
+    if share_history {
+        gc::HistoryPolicy::Share
+    } else {
+        gc::HistoryPolicy::None
+    }
+}
+
 /// A store key from the app's bytes.
 pub(crate) fn store_key(bytes: Option<&[u8]>) -> crate::Result<Option<gc::StoreKey>> {
     bytes

@@ -395,6 +395,28 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         self.assertFalse(await bob.acknowledge_fork(group), "there was no fork to acknowledge")
         self.assertFalse(await bob.acknowledge_rollback(group), "nor a rollback")
 
+    async def test_history_policy_decides_what_a_new_member_reads(self):
+        alice = await self.user("wanda-records")
+        bob = await self.user("xavier-late")
+        carol = await self.user("yara-late")
+        shared = await alice.create_group("shared-records", share_history=True)
+        private = await alice.create_group("private-records")
+        self.assertEqual((alice.shares_history(shared), alice.shares_history(private)), (True, False))
+        for group in (shared, private):
+            await alice.put_resource(group, "record", b"written before the add")
+        await alice.add_members(shared, ["xavier-late"])
+        await alice.add_members(private, ["xavier-late"])
+        await bob.sync()
+        self.assertEqual(await bob.get_resource(shared, "record", None), b"written before the add")
+        self.assertEqual(bob.resources(private), [], "no key for what was written before bob joined")
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await bob.get_resource(private, "record", None)
+        self.assertFails("unknown_resource", cm.exception)
+        await alice.set_history_policy(private, True)
+        await alice.add_members(private, ["yara-late"])
+        await carol.sync()
+        self.assertEqual(await carol.get_resource(private, "record", None), b"written before the add")
+
     async def test_contact_codes_and_safety_numbers(self):
         alice = await self.user("kim")
         bob = await self.user("lee")

@@ -64,6 +64,12 @@ pub enum Event {
         /// Old group, new group and who created it.
         detail: String,
     },
+    /// This client removed from a group the devices of a contact's old
+    /// identity (a user who reset theirs, whose new key was accepted).
+    OldDevicesRemoved {
+        /// Group id.
+        group: String,
+    },
     /// A group's log could not be processed; the other groups went on.
     GroupError {
         /// Group and error.
@@ -112,6 +118,7 @@ pub(crate) fn events_of(linked: Option<gc::LinkFinished>, r: &gc::SyncReport) ->
     out.extend(r.resynced.iter().map(|x| Event::Resynced { group: x.group.clone(), missed: x.missed }));
     out.extend(r.bad_commits.iter().map(|d| Event::BadCommit { detail: d.clone() }));
     out.extend(r.successors.iter().map(|d| Event::Replaced { detail: d.clone() }));
+    out.extend(r.old_devices_removed.iter().map(|g| Event::OldDevicesRemoved { group: g.clone() }));
     out.extend(r.errors.iter().map(|d| Event::GroupError { detail: d.clone() }));
     out
 }

@@ -49,3 +49,17 @@ impl GroveClient {
         Ok(self.client()?.identity_backup(&passphrase)?)
     }
 }
+
+#[uniffi::export(async_runtime = "tokio")]
+impl GroveClient {
+    /// For a user who lost every device and has no backup: makes this
+    /// home's identity (one whose [`create_client`](crate::create_client)
+    /// failed with `server_code = "user_exists"`; open it with
+    /// [`open_client`](crate::open_client)) the user's, in place of the
+    /// lost one. Ask the user first: every old device is cut off, and every
+    /// contact sees a new key and must accept it. Needs the app's login
+    /// when the DS binds users to it. Returns the new identity's fingerprint.
+    pub async fn reset_identity(&self, login_token: Option<String>) -> Result<String> {
+        Ok(self.client()?.reset_identity(login_token).await?.fingerprint)
+    }
+}

@@ -59,6 +59,10 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         ds = ds or self.ds
         return g.ClientOptions(server=ds.url, user=user, pinned_cert_sha256=ds.fingerprint)
 
+    async def user_in(self, home, name):
+        """A client of user `name` in the home `home`."""
+        return await g.create_client(self.home(home), self.options(name))
+
     async def user(self, name, ds=None, store_key=None):
         options = self.options(name, ds)
         options.store_key = store_key
@@ -416,6 +420,42 @@ class BindingTest(unittest.IsolatedAsyncioTestCase):
         await alice.add_members(private, ["yara-late"])
         await carol.sync()
         self.assertEqual(await carol.get_resource(private, "record", None), b"written before the add")
+
+    async def test_identity_reset_after_losing_everything_without_a_backup(self):
+        phone = await self.user("zoe-reset")
+        bob = await self.user("abel-contact")
+        group = await bob.create_group("team")
+        await bob.add_members(group, ["zoe-reset"])
+        await phone.sync()
+        old = phone.whoami().fingerprint
+
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await self.user_in("zoe-new", "zoe-reset")
+        self.assertFails("server", cm.exception)
+        self.assertEqual(cm.exception.server_code, "user_exists")
+        new = g.open_client(self.home("zoe-new"), None)
+        fingerprint = await new.reset_identity(None)
+        self.assertNotEqual(fingerprint, old)
+        self.assertEqual(new.whoami().fingerprint, fingerprint)
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await phone.sync()
+        self.assertEqual(cm.exception.server_code, "device_revoked", repr(cm.exception))
+
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await bob.add_members(group, ["zoe-reset"])
+        self.assertFails("key_changed", cm.exception)
+        contact = await bob.trust_new_key("zoe-reset")
+        self.assertEqual(contact.fingerprint, fingerprint)
+        await bob.add_members(group, ["zoe-reset"])
+        with self.assertRaises(g.GroveError.Failed) as cm:
+            await bob.send(group, "too early")
+        self.assertFails("unlisted_device", cm.exception)  # the old identity's device is still in
+        report = await bob.sync()
+        self.assertIn(g.Event.OLD_DEVICES_REMOVED(group=group), report.events)
+        await new.sync()
+        await bob.send(group, "welcome back")
+        await new.sync()
+        self.assertEqual(new.messages(group)[-1].text, "welcome back")
 
     async def test_contact_codes_and_safety_numbers(self):
         alice = await self.user("kim")

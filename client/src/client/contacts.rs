@@ -162,7 +162,7 @@ impl Client {
                 continue;
             }
             if let Some(c) = self.contact(&user)? {
-                let key = pin_key_of(&user, &m.credential, &m.signature_key);
+                let key = self.pin_key(&user, &m.credential, &m.signature_key);
                 if c.replaced.contains(&key) {
                     continue; // an old identity's device, removed on the next sync
                 }

@@ -123,7 +123,34 @@ pub(super) struct Registration {
     pub(super) device_list: Option<Vec<u8>>,
 }
 
+/// How many members' pin keys [`Client::pin_key`] remembers (then it starts over).
+const PIN_KEY_CACHE: usize = 4096;
+
 impl Client {
+    /// [`pin_key_of`], remembered. A certificate verifies the same way every
+    /// time, and every send and every sync asks for every member's pin key:
+    /// without this, one Ed25519 verification per member each time.
+    pub(super) fn pin_key(&self, user: &str, credential: &Credential, leaf_key: &[u8]) -> Vec<u8> {
+        use tls_codec::Serialize as _;
+        let Ok(cred) = credential.tls_serialize_detached() else { return pin_key_of(user, credential, leaf_key) };
+        let mut k = Vec::with_capacity(12 + user.len() + cred.len() + leaf_key.len());
+        for part in [user.as_bytes(), &cred, leaf_key] {
+            k.extend_from_slice(&(part.len() as u32).to_be_bytes());
+            k.extend_from_slice(part);
+        }
+        if let Some(found) = self.pin_keys.lock().ok().and_then(|m| m.get(&k).cloned()) {
+            return found;
+        }
+        let key = pin_key_of(user, credential, leaf_key);
+        if let Ok(mut m) = self.pin_keys.lock() {
+            if m.len() >= PIN_KEY_CACHE {
+                m.clear();
+            }
+            m.insert(k, key.clone());
+        }
+        key
+    }
+
     /// This user's identity key: the identity key of a home that has one,
     /// else (a home made before identity keys) its one signature key.
     pub(super) fn identity_public(&self) -> &[u8] {
@@ -404,7 +431,7 @@ impl Client {
                 continue;
             }
             if let Some(c) = self.contact(&user)? {
-                if c.replaced.contains(&pin_key_of(&user, &m.credential, &m.signature_key)) {
+                if c.replaced.contains(&self.pin_key(&user, &m.credential, &m.signature_key)) {
                     ids.push(id::device_id(&m.signature_key));
                 }
             }

@@ -209,6 +209,7 @@ impl Client {
             ops: tokio::sync::Mutex::new(()),
             lists_checked: Mutex::new(std::collections::HashMap::new()),
             store_key,
+            pin_keys: Mutex::new(std::collections::HashMap::new()),
         })
     }
 

@@ -146,6 +146,9 @@ pub struct Client {
     lists_checked: Mutex<std::collections::HashMap<String, u64>>,
     /// The key the home is encrypted under, if it is (to reopen it).
     store_key: Option<crate::storage::StoreKey>,
+    /// Members' pin keys by (user, credential, leaf key), as
+    /// `devices::pin_key_of` found them (see `Client::pin_key`).
+    pin_keys: Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
 }
 
 impl std::fmt::Debug for Client {

@@ -38,7 +38,7 @@ impl Client {
         let mut out: Vec<MemberInfo> = Vec::new();
         for m in g.members() {
             let user = identity_of(&m.credential);
-            let pin_key = super::devices::pin_key_of(&user, &m.credential, &m.signature_key);
+            let pin_key = self.pin_key(&user, &m.credential, &m.signature_key);
             if let Some(seen) = out.iter_mut().find(|o| o.user == user) {
                 seen.devices += 1;
                 // Every device of a user stands for the same identity key.

@@ -55,6 +55,20 @@ pub enum Error {
         /// Fingerprint of the key now presented.
         seen: String,
     },
+    /// The DS's key directory does not vouch for a key (or the directory
+    /// itself misbehaves: its keys changed, its epoch went back, or it
+    /// showed two roots for one epoch). The key is not pinned or used.
+    #[error("key transparency: the key directory does not vouch for {user}'s key {key} (directory epoch {epoch}): {reason}. The server may be substituting keys: do not trust this key; compare safety numbers out of band")]
+    KeyTransparency {
+        /// The user (`-` for the directory itself).
+        user: String,
+        /// Fingerprint of the key in question.
+        key: String,
+        /// The directory epoch of the check.
+        epoch: u64,
+        /// What did not match.
+        reason: String,
+    },
     /// A KeyPackage does not verify or does not belong to the user it was claimed for.
     #[error("invalid key package for {user}: {reason}")]
     BadKeyPackage {
@@ -266,6 +280,7 @@ impl Error {
     pub fn code(&self) -> &'static str {
         match self {
             Error::KeyChanged { .. } => "key_changed",
+            Error::KeyTransparency { .. } => "key_transparency",
             Error::NotInitialized(_) => "not_initialized",
             Error::AlreadyInitialized { .. } => "already_initialized",
             Error::Network(_) => "network",

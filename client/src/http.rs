@@ -298,6 +298,32 @@ impl DsHttp {
         self.call(Method::POST, &routes::key_package_claim_devices(&user_name(user)?, suite), Body::Empty).await?.json()
     }
 
+    /// The key directory's public keys (no token needed).
+    pub(crate) async fn kt_keys(&self) -> Result<proto::kt::KtKeys> {
+        self.call_public(Method::GET, routes::KT_KEYS, Body::Empty).await?.json()
+    }
+
+    /// The key directory's latest head, or epoch `epoch`'s (no token needed).
+    pub(crate) async fn kt_head(&self, epoch: Option<u64>) -> Result<proto::kt::HeadResponse> {
+        let path = epoch.map_or_else(|| routes::KT_HEAD.to_owned(), routes::kt_head_at);
+        self.call_public(Method::GET, &path, Body::Empty).await?.json()
+    }
+
+    /// A lookup proof of `user`'s latest directory value.
+    pub(crate) async fn kt_lookup(&self, user: &str) -> Result<proto::kt::LookupResponse> {
+        self.call(Method::GET, &routes::kt_lookup(&user_name(user)?), Body::Empty).await?.json()
+    }
+
+    /// A proof of `user`'s complete key history.
+    pub(crate) async fn kt_history(&self, user: &str) -> Result<proto::kt::HistoryResponse> {
+        self.call(Method::GET, &routes::kt_history(&user_name(user)?), Body::Empty).await?.json()
+    }
+
+    /// An append-only proof from epoch `from` to `to` (no token needed).
+    pub(crate) async fn kt_audit(&self, from: u64, to: u64) -> Result<proto::kt::AuditResponse> {
+        self.call_public(Method::GET, &routes::kt_audit(from, to), Body::Empty).await?.json()
+    }
+
     pub(crate) async fn get_user(&self, user: &str) -> Result<proto::UserResponse> {
         self.call(Method::GET, &routes::user(&user_name(user)?), Body::Empty).await?.json()
     }

@@ -381,6 +381,30 @@ pub(crate) struct OutboxEntry {
     pub(crate) message: Vec<u8>,
 }
 
+/// What this client knows of the DS's key directory (`client/kt.rs`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub(crate) struct KtState {
+    /// The directory's VRF public key, pinned on first use.
+    pub(crate) vrf_public_key: Vec<u8>,
+    /// The key that signs the directory's heads, pinned on first use.
+    pub(crate) head_key: Vec<u8>,
+    /// The latest epoch verified, and its root.
+    pub(crate) epoch: u64,
+    pub(crate) root: Vec<u8>,
+    /// Recently verified (epoch, root) pairs, oldest first.
+    pub(crate) roots: Vec<(u64, Vec<u8>)>,
+    /// The epoch of the last check of this user's own key history.
+    pub(crate) self_checked: u64,
+    /// Every alert of the own key history seen.
+    pub(crate) alerts: Vec<String>,
+    /// Alerts not reported by a sync yet.
+    pub(crate) new_alerts: Vec<String>,
+    /// Every split view seen.
+    pub(crate) split_views: Vec<String>,
+    /// Split views not reported by a sync yet.
+    pub(crate) new_split_views: Vec<String>,
+}
+
 /// A pinned contact key (trust on first use).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub(crate) struct Contact {

@@ -109,6 +109,11 @@ pub struct Config {
     #[arg(long, env = "GROVE_DS_MESSAGE_TTL_SECS", default_value_t = 30 * 24 * 3600, value_parser = clap::value_parser!(u64).range(1..=3_153_600_000))]
     pub message_ttl_secs: u64,
 
+    /// The key directory publishes at most one epoch per this many
+    /// milliseconds (every update waits at most this long to be published).
+    #[arg(long, env = "GROVE_DS_KT_EPOCH_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub kt_epoch_ms: u64,
+
     /// How often retention runs, in seconds.
     #[arg(long, env = "GROVE_DS_RETENTION_INTERVAL_SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     pub retention_interval_secs: u64,

@@ -40,7 +40,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
         )?;
         let store = PgStore::open(url, config.database_pool).await.context("opening the PostgreSQL store")?;
         let blobs = BlobStore::Postgres(PgBlobs::new(store.pool().clone(), config.max_blob_bytes));
-        return build_with_parts(config, Arc::new(store), blobs, metrics);
+        return build_with_parts(config, Arc::new(store), blobs, metrics).await;
     }
     let observer = {
         let batch = metrics.fsync_batch.clone();
@@ -52,7 +52,7 @@ pub async fn open(config: &Config) -> anyhow::Result<Arc<Ds>> {
     };
     let store = SledStore::open(&store_dir(&config.data_dir), Some(observer))
         .with_context(|| format!("opening the database in {}", config.data_dir.display()))?;
-    build_with_store(config, Arc::new(store), metrics)
+    build_with_store(config, Arc::new(store), metrics).await
 }
 
 /// The sled store's directory inside a data directory.
@@ -130,14 +130,19 @@ pub fn render_check(report: &CheckReport, accepted: bool) -> String {
 }
 
 /// Builds the domain layer over any store.
-pub fn build_with_store(config: &Config, store: Arc<dyn Store>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<Ds>> {
+pub async fn build_with_store(
+    config: &Config,
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<Ds>> {
     let blobs = BlobStore::open(&config.data_dir.join("blobs"), config.max_blob_bytes)?;
-    build_with_parts(config, store, blobs, metrics)
+    build_with_parts(config, store, blobs, metrics).await
 }
 
-/// Builds the domain layer over a store and a blob store, and follows the
-/// store's changes if other replicas share it.
-fn build_with_parts(
+/// Builds the domain layer over a store and a blob store, opens the key
+/// directory and starts its publisher, and follows the store's changes if
+/// other replicas share it.
+async fn build_with_parts(
     config: &Config,
     store: Arc<dyn Store>,
     blobs: BlobStore,
@@ -159,7 +164,18 @@ fn build_with_parts(
         ),
     }
     let events = store.take_events();
-    let ds = Arc::new(Ds::new(store, blobs, limits, auth, metrics)?);
+    let kt = crate::kt::KeyDirectory::open(Arc::clone(&store), Duration::from_millis(config.kt_epoch_ms))
+        .await
+        .context("opening the key directory")?;
+    let keys = kt.keys();
+    tracing::info!(
+        vrf_key = %grove_proto::fingerprint(&keys.vrf_public_key),
+        head_key = %grove_proto::fingerprint(&keys.head_key),
+        epoch = kt.latest_epoch(),
+        "key directory open: publish these fingerprints so that clients and auditors can check them"
+    );
+    let ds = Arc::new(Ds::new(store, blobs, limits, auth, metrics, Arc::clone(&kt))?);
+    tokio::spawn(kt.run(ds.shutdown_signal()));
     if let Some(events) = events {
         tokio::spawn(Arc::clone(&ds).follow(events));
     }

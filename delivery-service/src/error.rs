@@ -79,6 +79,9 @@ pub enum DsError {
     /// A `format` parameter other than `json` or `binary`.
     #[error("invalid request: format must be json or binary, not {0:?}")]
     UnknownFormat(String),
+    /// An audit range the key directory does not serve.
+    #[error("invalid request: {0}")]
+    InvalidAuditRange(String),
     /// A commit report that names no stored commit or is too long.
     #[error("invalid request: {0}")]
     InvalidReport(String),
@@ -180,6 +183,17 @@ pub enum DsError {
     /// Unknown user.
     #[error("unknown user {0:?}")]
     UnknownUser(String),
+    /// The key directory has no such epoch.
+    #[error("the key directory has no epoch {asked} (its latest is {latest})")]
+    UnknownEpoch {
+        /// The epoch asked for.
+        asked: u64,
+        /// The latest epoch.
+        latest: u64,
+    },
+    /// The user is not in the key directory (not registered, or not yet published).
+    #[error("{0:?} is not in the key directory yet: retry in a second")]
+    NotInDirectory(String),
     /// Unknown group.
     #[error("unknown group")]
     UnknownGroup,
@@ -256,6 +270,7 @@ impl DsError {
             | UnknownFormat(_)
             | InvalidBlobId
             | UploadInterrupted(_)
+            | InvalidAuditRange(_)
             | InvalidReport(_) => ErrorCode::InvalidRequest,
             UnsupportedMediaType(_) => ErrorCode::UnsupportedMediaType,
             PageTooLarge { .. } => ErrorCode::PageTooLarge,
@@ -292,6 +307,8 @@ impl DsError {
             MetricsDisabled => ErrorCode::MetricsDisabled,
             SenderMismatch => ErrorCode::SenderMismatch,
             UnknownUser(_) => ErrorCode::UnknownUser,
+            UnknownEpoch { .. } => ErrorCode::UnknownEpoch,
+            NotInDirectory(_) => ErrorCode::NotInDirectory,
             UnknownGroup => ErrorCode::UnknownGroup,
             NoKeyPackage(_) => ErrorCode::NoKeyPackage,
             UnknownWelcome => ErrorCode::UnknownWelcome,

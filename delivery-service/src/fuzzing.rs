@@ -74,6 +74,7 @@ impl Api {
             let ds = rt
                 .block_on(async {
                     crate::daemon::build_with_store(&config, Arc::new(MemoryStore::new()), Arc::new(Metrics::new()))
+                        .await
                 })
                 .expect("the DS");
             let opts = HttpOptions { max_body_bytes: 64 * 1024, max_streams_per_ip: 4 };

@@ -14,6 +14,8 @@
 //! - [`login`]: binding registration to the app's login (JWT from its auth server).
 //! - [`ds`]: the domain layer (validation, ordering, membership), one module
 //!   per job (see its docs).
+//! - [`kt`]: key transparency: the akd directory of identity keys and device
+//!   lists, its publisher and proofs.
 //! - [`blobs`]: the encrypted blob store (files fsynced before 2xx, or chunks in PostgreSQL).
 //! - [`store`]: storage behind a domain trait, sled and in-memory.
 //! - [`http`]: the axum router, one module per route group.
@@ -39,6 +41,7 @@ pub mod error;
 #[cfg(feature = "fuzzing")]
 pub mod fuzzing;
 pub mod http;
+pub mod kt;
 pub mod login;
 pub mod metrics;
 pub mod server;

@@ -198,6 +198,42 @@ async fn auth(store: &dyn Store) {
     assert!(store.take_challenge(&[3; 32]).await.unwrap().is_none());
     device_lists(store).await;
     links(store).await;
+    key_directory(store).await;
+}
+
+/// Key-directory records: batches land whole (the last value of a key
+/// wins), a prefix scan returns its keys in order and no others, and a key
+/// put "if absent" keeps its first value.
+async fn key_directory(store: &dyn Store) {
+    assert_eq!(store.kt_get(&[b"a1".to_vec()]).await.unwrap(), [None]);
+    let batch = [
+        (b"s\x00\x03bob\x00\x02".to_vec(), b"v2".to_vec()),
+        (b"s\x00\x03bob\x00\x01".to_vec(), b"v1".to_vec()),
+        (b"s\x00\x03bobby".to_vec(), b"other".to_vec()),
+        (b"a1".to_vec(), b"first".to_vec()),
+        (b"a1".to_vec(), b"node".to_vec()),
+        (b"\xff\xff".to_vec(), b"top".to_vec()),
+    ];
+    store.kt_put(&batch).await.unwrap();
+    assert_eq!(
+        store.kt_get(&[b"a1".to_vec(), b"a2".to_vec()]).await.unwrap(),
+        [Some(b"node".to_vec()), None],
+        "the last value of a key in a batch wins"
+    );
+    let scan = store.kt_scan(b"s\x00\x03bob\x00").await.unwrap();
+    assert_eq!(
+        scan,
+        [(b"s\x00\x03bob\x00\x01".to_vec(), b"v1".to_vec()), (b"s\x00\x03bob\x00\x02".to_vec(), b"v2".to_vec())]
+    );
+    assert_eq!(store.kt_scan(b"\xff").await.unwrap(), [(b"\xff\xff".to_vec(), b"top".to_vec())]);
+    assert_eq!(store.kt_scan(b"zz").await.unwrap(), []);
+    assert_eq!(store.kt_put_absent(b"k:vrf", b"one").await.unwrap(), b"one");
+    assert_eq!(store.kt_put_absent(b"k:vrf", b"two").await.unwrap(), b"one", "the first value stays");
+    store.kt_put(&[(b"a1".to_vec(), b"node2".to_vec())]).await.unwrap();
+    assert_eq!(store.kt_get(&[b"a1".to_vec()]).await.unwrap(), [Some(b"node2".to_vec())], "a put overwrites");
+    let names = store.user_names().await.unwrap();
+    assert!(names.windows(2).all(|w| w[0] < w[1]), "names in order: {names:?}");
+    assert!(names.contains(&"alice".to_string()) && names.contains(&"carol".to_string()), "{names:?}");
 }
 
 /// Link requests: stored once per id, approved once, gone at expiry.

@@ -127,6 +127,12 @@ error_codes! {
     SenderMismatch = "sender_mismatch",
     /// Unknown user.
     UnknownUser = "unknown_user",
+    /// The key directory has no such epoch (yet): ask for one at or below
+    /// the latest head (`GET /v1/kt/head`).
+    UnknownEpoch = "unknown_epoch",
+    /// The user is not in the key directory yet (a registration is published
+    /// within about a second): retry shortly.
+    NotInDirectory = "not_in_directory",
     /// Unknown group.
     UnknownGroup = "unknown_group",
     /// No KeyPackage left for the ciphersuite.

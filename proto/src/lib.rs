@@ -14,12 +14,14 @@
 //! - [`ids`]: the validated identifiers [`GroupId`] and [`UserName`];
 //! - [`identity`]: identity keys, device certificates and signed device lists;
 //! - [`link`]: linking a new device (request, sealed approval);
+//! - [`kt`]: key transparency (directory values, signed heads, proof checks);
 //! - [`codes`]: error codes ([`ErrorCode`], [`ErrorBody`]) and [`EntryKind`];
 //! - [`routes`]: every route template and path builder.
 
 pub mod codes;
 pub mod identity;
 pub mod ids;
+pub mod kt;
 pub mod link;
 pub mod routes;
 

@@ -56,6 +56,36 @@ pub const BLOB: &str = "/v1/groups/{group_id}/blobs/{blob_id}";
 pub const WELCOMES: &str = "/v1/welcomes";
 /// `DELETE`: acknowledge one Welcome.
 pub const WELCOME: &str = "/v1/welcomes/{id}";
+/// `GET`: the key directory's public keys.
+pub const KT_KEYS: &str = "/v1/kt/keys";
+/// `GET` (`?epoch=N`): the directory's latest (or epoch N's) signed head.
+pub const KT_HEAD: &str = "/v1/kt/head";
+/// `GET`: a lookup proof of a user's latest directory value.
+pub const KT_LOOKUP: &str = "/v1/kt/lookup/{user}";
+/// `GET`: a proof of a user's complete key history.
+pub const KT_HISTORY: &str = "/v1/kt/history/{user}";
+/// `GET ?from=A&to=B`: an append-only proof from epoch A to epoch B.
+pub const KT_AUDIT: &str = "/v1/kt/audit";
+
+/// `/v1/kt/lookup/{user}`.
+pub fn kt_lookup(user: &UserName) -> String {
+    format!("/v1/kt/lookup/{user}")
+}
+
+/// `/v1/kt/history/{user}`.
+pub fn kt_history(user: &UserName) -> String {
+    format!("/v1/kt/history/{user}")
+}
+
+/// `/v1/kt/audit?from={from}&to={to}`.
+pub fn kt_audit(from: u64, to: u64) -> String {
+    format!("/v1/kt/audit?from={from}&to={to}")
+}
+
+/// `/v1/kt/head?epoch={epoch}`.
+pub fn kt_head_at(epoch: u64) -> String {
+    format!("/v1/kt/head?epoch={epoch}")
+}
 
 /// `/v1/users/{user}`.
 pub fn user(user: &UserName) -> String {

@@ -125,6 +125,8 @@ impl Client {
         if r.key.user != user || identity_of(&cred) != user {
             return Err(Error::Protocol(format!("the DS answered a lookup of {user} with {}", r.key.user)));
         }
+        // Nothing is pinned or used before the key directory vouches for it.
+        self.kt_check(user, &r.key.signature_key, r.device_list.as_deref()).await?;
         Ok(r.key.signature_key)
     }
 

@@ -29,6 +29,19 @@ const TAG_PREFIX: &[u8; 4] = b"GRV1";
 /// Bytes of the authenticator's hash in the tag.
 const TAG_HASH_LEN: usize = 16;
 
+/// Bytes of the whole tag.
+const TAG_LEN: usize = TAG_PREFIX.len() + TAG_HASH_LEN;
+
+/// An application message's authenticated data: the fork tag, then the
+/// key-directory gossip (`kt.rs`; empty from a client without it).
+pub(super) fn split_aad(aad: &[u8]) -> (&[u8], &[u8]) {
+    if aad.starts_with(TAG_PREFIX) && aad.len() >= TAG_LEN {
+        aad.split_at(TAG_LEN)
+    } else {
+        (aad, &[])
+    }
+}
+
 /// The `authenticated_data` of an application message sent in `g`'s epoch:
 /// `GRV1` followed by the first 16 bytes of SHA-256("grove epoch
 /// authenticator" || epoch_authenticator).
@@ -69,8 +82,9 @@ impl Client {
         aad: &[u8],
         sender: Option<&str>,
     ) {
-        let well_formed = aad.len() == TAG_PREFIX.len() + TAG_HASH_LEN && aad.starts_with(TAG_PREFIX);
-        if epoch == g.epoch().as_u64() && well_formed && aad != fork_tag(g).as_slice() {
+        let (tag, _gossip) = split_aad(aad);
+        let well_formed = tag.len() == TAG_LEN && tag.starts_with(TAG_PREFIX);
+        if epoch == g.epoch().as_u64() && well_formed && tag != fork_tag(g).as_slice() {
             flag_fork(
                 g,
                 rec,

@@ -210,6 +210,7 @@ impl Client {
             lists_checked: Mutex::new(std::collections::HashMap::new()),
             store_key,
             pin_keys: Mutex::new(std::collections::HashMap::new()),
+            kt: Mutex::new(super::kt::KtMemory::default()),
         })
     }
 

@@ -16,7 +16,8 @@
 //! key a member is pinned by), `link` (linking a new device), `restore`
 //! (a new device from a backup), `upgrade` (a single-key home becomes an
 //! identity with its first device), `backup` (the identity key and pins sealed
-//! under a passphrase), `contacts` (pinning, safety numbers), `groups` (lookup,
+//! under a passphrase), `contacts` (pinning, safety numbers), `kt` (key transparency: lookups
+//! checked against the key directory, self-monitoring, gossip of its root), `groups` (lookup,
 //! creation, membership operations), `commit` (the commit machinery),
 //! `outbox` (sending and re-posting messages), `sync` (Welcomes and logs),
 //! `resync` (rejoining by an external commit), `successor` (replacing a
@@ -65,6 +66,7 @@ mod devices;
 mod fork;
 mod groups;
 mod identity;
+mod kt;
 mod link;
 mod outbox;
 mod queries;
@@ -149,6 +151,8 @@ pub struct Client {
     /// Members' pin keys by (user, credential, leaf key), as
     /// `devices::pin_key_of` found them (see `Client::pin_key`).
     pin_keys: Mutex<std::collections::HashMap<Vec<u8>, Vec<u8>>>,
+    /// What this process remembers of the key directory (`kt`).
+    kt: Mutex<kt::KtMemory>,
 }
 
 impl std::fmt::Debug for Client {

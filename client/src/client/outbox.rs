@@ -108,7 +108,9 @@ impl Client {
         if g.configuration().padding_size() != block {
             g.set_configuration(p.storage(), &padded_join_config(block))?;
         }
-        g.set_aad(fork_tag(&g));
+        let mut aad = fork_tag(&g);
+        aad.extend(super::kt::gossip_of(repo.meta().kt()?));
+        g.set_aad(aad);
         let msg = g.create_message(p, self.signer.as_ref(), payload).mls("encrypt")?;
         let bytes = msg.tls_serialize_detached().mls("encode")?;
         let local = match text {

@@ -103,6 +103,7 @@ impl Client {
         }
         self.report_rollbacks(&mut report)?;
         self.report_forks(&mut report)?;
+        self.kt_finish_sync(&mut report).await?;
         Ok(report)
     }
 
@@ -372,6 +373,7 @@ impl Client {
                 if let Some((epoch, aad)) = &private {
                     let sender = identity_of(processed.credential());
                     Self::check_fork_tag(&g, rec, m.seq, *epoch, aad, Some(&sender));
+                    self.kt_note_gossip(&sender, super::fork::split_aad(aad).1);
                 }
                 self.apply_processed(p, &mut g, rec, m, processed, report).map(|left| {
                     if left {

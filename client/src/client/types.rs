@@ -222,6 +222,17 @@ pub struct SyncReport {
     /// whose identity reset it accepted): base64url ids.
     #[serde(default)]
     pub old_devices_removed: Vec<String>,
+    /// Versions of this user's own entry in the key directory that none of
+    /// its devices made (`"version V (epoch E): ..."`): someone, or the DS,
+    /// published a key or device list in this user's name. See
+    /// `Client::key_transparency_alerts`.
+    #[serde(default)]
+    pub key_transparency_alerts: Vec<String>,
+    /// Split views of the key directory (`"epoch E: <member> was shown root
+    /// R ..."`): a member's messages carry another root for an epoch this
+    /// client verified: the DS shows members different directories.
+    #[serde(default)]
+    pub split_views: Vec<String>,
 }
 
 /// What an [`add_members`](super::Client::add_members)/[`remove_members`](super::Client::remove_members)

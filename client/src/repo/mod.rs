@@ -97,6 +97,7 @@ const IDENTITY: &[u8] = b"identity";
 const LAST_RESORT: &[u8] = b"last_resort";
 const LAST_RESORT_USED: &[u8] = b"last_resort_used";
 const SCHEMA_KEY: &[u8] = b"schema";
+const KT: &[u8] = b"kt";
 
 /// Key of a group's records in ordered namespaces: `len(gid) gid`.
 fn group_prefix(gid: &[u8]) -> Vec<u8> {
@@ -261,6 +262,15 @@ impl<K: Kv> Meta<'_, K> {
 
     pub(crate) fn set_last_resort_used(&self, used: bool) -> Result<()> {
         self.0.put(ns::META, LAST_RESORT_USED, &used)
+    }
+
+    /// What this client knows of the key directory.
+    pub(crate) fn kt(&self) -> Result<Option<crate::records::KtState>> {
+        self.0.get(ns::META, KT)
+    }
+
+    pub(crate) fn set_kt(&self, s: &crate::records::KtState) -> Result<()> {
+        self.0.put(ns::META, KT, s)
     }
 
     /// The app records' schema version (0 for a home without the marker).

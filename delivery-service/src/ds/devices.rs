@@ -266,6 +266,7 @@ impl Ds {
             return Err(DsError::DeviceListConflict(format!("version {} was published meanwhile", next.version())));
         }
         self.persist().await?;
+        self.kt.mark(user);
         tracing::info!(user, version = next.version(), devices = next.tbs.devices.len(), "device list published");
         self.cache_list(user, Some(next.clone()));
         Ok(api::DeviceListPublished { version: next.version() })

@@ -119,6 +119,8 @@ pub struct Ds {
     users: Mutex<HashMap<String, (crate::store::UserRecord, u64)>>,
     /// Latest device list per user, and when it was read (`devices`).
     device_lists: Mutex<HashMap<String, (Option<grove_proto::identity::DeviceList>, u64)>>,
+    /// The key-transparency directory.
+    kt: Arc<crate::kt::KeyDirectory>,
     /// Authentication state (challenges, tokens, rate limits).
     pub auth: AuthState,
     /// Metrics.
@@ -142,9 +144,11 @@ impl Ds {
         limits: Limits,
         auth: AuthState,
         metrics: Arc<Metrics>,
+        kt: Arc<crate::kt::KeyDirectory>,
     ) -> Result<Self, DsError> {
         let ds = Ds {
             store,
+            kt,
             blobs,
             crypto: RustCrypto::default(),
             limits,
@@ -180,6 +184,11 @@ impl Ds {
     /// The store.
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// The key-transparency directory.
+    pub fn kt(&self) -> &Arc<crate::kt::KeyDirectory> {
+        &self.kt
     }
 
     /// Starts shutting down: long-polls and streams return at once, new

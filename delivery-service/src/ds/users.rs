@@ -96,6 +96,7 @@ impl Ds {
             self.cache_list(&k.user, Some(list.clone()));
         }
         self.persist().await?;
+        self.kt.mark(&k.user);
         tracing::info!(user = %k.user, created = (outcome == RegisterOutcome::Created), "registration");
         Ok(api::RegisterResponse {
             user: k.user,
@@ -117,6 +118,7 @@ impl Ds {
             return Err(DsError::UnknownUser(user));
         }
         self.persist().await?;
+        self.kt.mark(&user);
         if let Ok(mut m) = self.users.lock() {
             m.remove(&user);
         }

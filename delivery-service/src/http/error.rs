@@ -29,9 +29,8 @@ pub fn status_of(code: &ErrorCode) -> StatusCode {
         | LoginTokenSubjectMismatch
         | DeviceRevoked => StatusCode::UNAUTHORIZED,
         RegistrationClosed | NotAMember | MetricsDisabled | SenderMismatch => StatusCode::FORBIDDEN,
-        UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | UnknownLink | NotFound => {
-            StatusCode::NOT_FOUND
-        }
+        UnknownUser | UnknownGroup | NoKeyPackage | UnknownWelcome | UnknownBlob | UnknownLink | NotFound
+        | UnknownEpoch | NotInDirectory => StatusCode::NOT_FOUND,
         MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         RateLimited | TooManyStreams => StatusCode::TOO_MANY_REQUESTS,
         PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,

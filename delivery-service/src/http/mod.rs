@@ -10,6 +10,7 @@ mod blobs;
 pub mod error;
 mod groups;
 mod key_packages;
+mod kt;
 mod ops;
 mod users;
 mod welcomes;
@@ -62,6 +63,7 @@ pub fn app(ds: Arc<Ds>, opts: HttpOptions) -> Router {
         .merge(groups::router())
         .merge(blobs::router())
         .merge(welcomes::router())
+        .merge(kt::router())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(middleware::from_fn_with_state(state.clone(), refuse_declared_oversize))
         .layer(middleware::from_fn(json_errors))

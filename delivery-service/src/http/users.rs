@@ -63,7 +63,11 @@ async fn token(peer: Anonymous, Json(req): Json<api::TokenRequest>) -> Result<im
 }
 
 async fn lookup(caller: Caller, Path(user): Path<String>) -> Result<Json<api::UserResponse>, DsError> {
-    Ok(Json(caller.ds.lookup_user(&user).await?))
+    #[allow(unused_mut)]
+    let mut found = caller.ds.lookup_user(&user).await?;
+    #[cfg(feature = "testing")]
+    caller.ds.kt().tamper.served_user(caller.user.split('/').next().unwrap_or_default(), &mut found);
+    Ok(Json(found))
 }
 
 #[derive(Debug, serde::Deserialize)]

@@ -41,6 +41,8 @@ pub(super) struct Trees {
     pub(super) device_lists: sled::Tree,
     /// Pending and approved link requests, by id (`sled_trait`).
     pub(super) links: sled::Tree,
+    /// The key directory's records (`crate::kt`), opaque here.
+    pub(super) kt: sled::Tree,
 }
 
 /// The name of the log tree since format 2 (entries carry their chain value).
@@ -61,6 +63,7 @@ impl Trees {
             challenges: db.open_tree("challenges")?,
             device_lists: db.open_tree("device_lists")?,
             links: db.open_tree("links")?,
+            kt: db.open_tree("kt")?,
             db: db.clone(),
         })
     }

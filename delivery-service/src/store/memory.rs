@@ -29,6 +29,7 @@ struct Inner {
     tokens: HashMap<[u8; 32], TokenRecord>,
     device_lists: HashMap<String, Vec<Vec<u8>>>,
     links: HashMap<[u8; 16], LinkRecord>,
+    kt: BTreeMap<Vec<u8>, Vec<u8>>,
     next_id: u64,
 }
 
@@ -354,6 +355,38 @@ impl Store for MemoryStore {
         g.challenges.retain(|_, c| c.expires_at >= now);
         g.links.retain(|_, l| l.expires_at >= now);
         Ok((before - g.tokens.len() - g.challenges.len() - g.links.len()) as u64)
+    }
+
+    async fn user_names(&self) -> StoreResult<Vec<String>> {
+        let mut names: Vec<String> = self.lock()?.users.keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+
+    async fn kt_get(&self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let g = self.lock()?;
+        Ok(keys.iter().map(|k| g.kt.get(k).cloned()).collect())
+    }
+
+    async fn kt_put(&self, records: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
+        let mut g = self.lock()?;
+        for (k, v) in records {
+            g.kt.insert(k.clone(), v.clone());
+        }
+        Ok(())
+    }
+
+    async fn kt_put_absent(&self, key: &[u8], value: &[u8]) -> StoreResult<Vec<u8>> {
+        Ok(self.lock()?.kt.entry(key.to_vec()).or_insert_with(|| value.to_vec()).clone())
+    }
+
+    async fn kt_scan(&self, prefix: &[u8]) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let g = self.lock()?;
+        Ok(g.kt
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect())
     }
 
     async fn persist(&self) -> StoreResult<()> {

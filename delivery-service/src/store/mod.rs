@@ -38,6 +38,7 @@ mod memory;
 pub(crate) mod migrate;
 mod pg_auth;
 mod pg_batch;
+mod pg_kt;
 pub mod postgres;
 pub(crate) mod records;
 mod sled_store;
@@ -381,6 +382,25 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes tokens, challenges and link requests that expired before
     /// `now` (unix seconds). Returns how many were deleted.
     async fn prune_auth(&self, now: u64) -> StoreResult<u64>;
+
+    /// The name of every registered user, in name order (the key directory
+    /// publishes users it has not seen yet at startup).
+    async fn user_names(&self) -> StoreResult<Vec<String>>;
+
+    /// Key-directory records (`crate::kt` lays out their keys): the value
+    /// stored under each of `keys`, in order.
+    async fn kt_get(&self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>>;
+
+    /// Writes key-directory records, all or none (a key twice: the last
+    /// value wins). Durable once [`Store::persist`] returns.
+    async fn kt_put(&self, records: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()>;
+
+    /// Stores `value` under `key` unless the key has a value already (of
+    /// concurrent callers, on any replica, one wins); returns the stored value.
+    async fn kt_put_absent(&self, key: &[u8], value: &[u8]) -> StoreResult<Vec<u8>>;
+
+    /// Every key-directory record whose key starts with `prefix`, in key order.
+    async fn kt_scan(&self, prefix: &[u8]) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
 
     /// Resolves once every write made before the call is durable on disk.
     /// Concurrent callers share one fsync.

@@ -27,9 +27,9 @@ use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row as _;
 use tokio::sync::mpsc;
 
-use super::pg_auth;
 use super::pg_batch::{Batcher, Target};
 use super::records::{corrupt, decode, encode};
+use super::{pg_auth, pg_kt};
 use super::{
     Addressed, EntryKind, GroupRecord, KeyPackageBatch, KeyPackageCounts, KeyPackageKind, LogEntry, RegisterOutcome,
     Store, StoreError, StoreEvent, StoreResult, TokenRecord, UserRecord, WelcomeEntry,
@@ -48,10 +48,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "blobs", include_str!("pg/0002_blobs.sql")),
     (3, "device lists", include_str!("pg/0003_devices.sql")),
     (4, "link requests", include_str!("pg/0004_links.sql")),
+    (5, "key transparency", include_str!("pg/0005_kt.sql")),
 ];
 
 /// The schema version this build writes.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 #[derive(Debug)]
 struct Embedded;
@@ -731,6 +732,26 @@ impl Store for PgStore {
 
     async fn prune_auth(&self, now: u64) -> StoreResult<u64> {
         pg_auth::prune_auth(&self.pool, now).await
+    }
+
+    async fn user_names(&self) -> StoreResult<Vec<String>> {
+        pg_kt::user_names(&self.pool).await
+    }
+
+    async fn kt_get(&self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        pg_kt::get(&self.pool, keys).await
+    }
+
+    async fn kt_put(&self, records: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
+        pg_kt::put(&self.pool, records).await
+    }
+
+    async fn kt_put_absent(&self, key: &[u8], value: &[u8]) -> StoreResult<Vec<u8>> {
+        pg_kt::put_absent(&self.pool, key, value).await
+    }
+
+    async fn kt_scan(&self, prefix: &[u8]) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        pg_kt::scan(&self.pool, prefix).await
     }
 
     async fn persist(&self) -> StoreResult<()> {

@@ -298,6 +298,52 @@ impl Store for SledStore {
         self.blocking(move |s| s.prune_auth(now)).await
     }
 
+    async fn user_names(&self) -> StoreResult<Vec<String>> {
+        self.blocking(move |inner| {
+            inner
+                .t
+                .users
+                .iter()
+                .keys()
+                .map(|k| Ok(String::from_utf8_lossy(&k?).into_owned()))
+                .collect::<StoreResult<_>>()
+        })
+        .await
+    }
+
+    async fn kt_get(&self, keys: &[Vec<u8>]) -> StoreResult<Vec<Option<Vec<u8>>>> {
+        let tree = &self.inner.t.kt;
+        keys.iter().map(|k| Ok(tree.get(k)?.map(|v| v.to_vec()))).collect()
+    }
+
+    async fn kt_put(&self, records: &[(Vec<u8>, Vec<u8>)]) -> StoreResult<()> {
+        let mut batch = sled::Batch::default();
+        for (k, v) in records {
+            batch.insert(k.as_slice(), v.as_slice());
+        }
+        Ok(self.inner.t.kt.apply_batch(batch)?)
+    }
+
+    async fn kt_put_absent(&self, key: &[u8], value: &[u8]) -> StoreResult<Vec<u8>> {
+        match self.inner.t.kt.compare_and_swap(key, None::<&[u8]>, Some(value))? {
+            Ok(()) => Ok(value.to_vec()),
+            Err(e) => e.current.map(|v| v.to_vec()).ok_or_else(|| StoreError::Db("kt record vanished".into())),
+        }
+    }
+
+    async fn kt_scan(&self, prefix: &[u8]) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>> {
+        let prefix = prefix.to_vec();
+        self.blocking(move |inner| {
+            inner
+                .t
+                .kt
+                .scan_prefix(prefix)
+                .map(|r| r.map(|(k, v)| (k.to_vec(), v.to_vec())).map_err(Into::into))
+                .collect()
+        })
+        .await
+    }
+
     async fn persist(&self) -> StoreResult<()> {
         self.inner.persist().await
     }

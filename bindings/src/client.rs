@@ -264,4 +264,19 @@ impl GroveClient {
     pub async fn trust_new_key(&self, user: String) -> Result<Contact> {
         Ok(self.client()?.trust_new_key(&user).await?.into())
     }
+
+    /// Checks this user's own entry in the DS's key directory now (a sync
+    /// does it once per directory epoch): returns alerts not reported
+    /// before, each naming the version and epoch someone else published.
+    pub async fn check_key_history(&self) -> Result<Vec<String>> {
+        Ok(self.client()?.check_key_history().await?)
+    }
+
+    /// Every key-transparency alert this client has seen (kept until the
+    /// home is deleted), split views included.
+    pub fn key_transparency_alerts(&self) -> Result<Vec<String>> {
+        let (mut alerts, split_views) = self.client()?.key_transparency_alerts()?;
+        alerts.extend(split_views.into_iter().map(|v| format!("split_view: {v}")));
+        Ok(alerts)
+    }
 }

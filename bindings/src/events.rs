@@ -70,6 +70,19 @@ pub enum Event {
         /// Group id.
         group: String,
     },
+    /// Someone (or the DS) published an identity key or device list in
+    /// this user's name in the key directory: show it prominently, and tell
+    /// the user to check their devices.
+    KeyTransparencyAlert {
+        /// The version and directory epoch, and what is wrong.
+        detail: String,
+    },
+    /// A member's messages carry another key-directory root for an epoch
+    /// this client verified: the DS shows members different directories.
+    SplitView {
+        /// The epoch, the member and both roots.
+        detail: String,
+    },
     /// A group's log could not be processed; the other groups went on.
     GroupError {
         /// Group and error.
@@ -119,6 +132,8 @@ pub(crate) fn events_of(linked: Option<gc::LinkFinished>, r: &gc::SyncReport) ->
     out.extend(r.bad_commits.iter().map(|d| Event::BadCommit { detail: d.clone() }));
     out.extend(r.successors.iter().map(|d| Event::Replaced { detail: d.clone() }));
     out.extend(r.old_devices_removed.iter().map(|g| Event::OldDevicesRemoved { group: g.clone() }));
+    out.extend(r.key_transparency_alerts.iter().map(|d| Event::KeyTransparencyAlert { detail: d.clone() }));
+    out.extend(r.split_views.iter().map(|d| Event::SplitView { detail: d.clone() }));
     out.extend(r.errors.iter().map(|d| Event::GroupError { detail: d.clone() }));
     out
 }

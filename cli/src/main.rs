@@ -8,12 +8,15 @@
 //! # Layout
 //! - this file: the command tree (clap), opening the home, running a command,
 //!   printing its output or error;
+//! - `audit`: `grove audit` (the key directory's append-only proofs, epoch
+//!   by epoch, with a progress file and bar);
 //! - `demo`: `grove demo` (an in-process DS and three users, step by step);
 //! - `device`: `grove device ...` and `grove init --link` (linking, approving
 //!   and revoking devices);
 //! - `resource`: `grove resource ...` (encrypted, versioned resources, progress
 //!   bars).
 
+mod audit;
 mod demo;
 mod device;
 mod resource;
@@ -118,6 +121,26 @@ enum Cmd {
     },
     /// Run a DS in-process and walk alice, bob and carol through a group.
     Demo,
+    /// Audit a DS's key directory: verify that it only ever grew, epoch by
+    /// epoch (needs no account). Exits non-zero naming the first epoch
+    /// whose proof fails.
+    Audit {
+        /// DS base URL (https://, or http:// to loopback).
+        #[arg(long)]
+        server: String,
+        /// Start at this epoch (default: where the progress file stopped, else 0).
+        #[arg(long)]
+        from: Option<u64>,
+        /// The progress file (default: grove-audit-<host>.json here).
+        #[arg(long)]
+        progress: Option<PathBuf>,
+        /// Trust only the CA certificates in this PEM file.
+        #[arg(long, conflicts_with = "server_cert_sha256")]
+        ca_cert: Option<PathBuf>,
+        /// Pin the DS certificate by its SHA-256 fingerprint (hex).
+        #[arg(long)]
+        server_cert_sha256: Option<String>,
+    },
 }
 
 /// Where the DS is and how this device reaches it (`init`, `identity restore`).
@@ -339,8 +362,12 @@ fn home(cli_home: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<Out> {
-    if let Cmd::Demo = cli.cmd {
-        return demo::run(cli.json).await;
+    match cli.cmd {
+        Cmd::Demo => return demo::run(cli.json).await,
+        Cmd::Audit { server, from, progress, ca_cert, server_cert_sha256 } => {
+            return audit::run(&server, trust_of(ca_cert, server_cert_sha256)?, from, progress, cli.json).await
+        }
+        _ => {}
     }
     let home = home(cli.home)?;
     let key = store_key(cli.store_key_file.as_deref())?;
@@ -440,7 +467,7 @@ async fn run(cli: Cli) -> anyhow::Result<Out> {
             config.store_key = key.clone();
             device::restore(&home, config, &backup, &device_name).await?
         }
-        Cmd::Demo => unreachable!("handled above"),
+        Cmd::Demo | Cmd::Audit { .. } => anyhow::bail!("internal: demo and audit run without a home"),
     };
     Ok(out)
 }
@@ -728,6 +755,15 @@ fn sync_summary(r: &grove_client::SyncReport) -> String {
     }
     for rb in &r.rollbacks {
         text.push_str(&format!("\nserver_rollback: {rb} (acknowledge with `grove group ack-rollback <group>`)"));
+    }
+    for a in &r.key_transparency_alerts {
+        text.push_str(&format!(
+            "\nkey_transparency_alert: {a} (someone published a key or device list in your name: check `grove \
+             device list`, and tell the operator)"
+        ));
+    }
+    for v in &r.split_views {
+        text.push_str(&format!("\nsplit_view: {v} (the DS shows members different key directories)"));
     }
     for e in &r.errors {
         text.push_str(&format!("\nerror: {e}"));

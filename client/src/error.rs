@@ -69,6 +69,24 @@ pub enum Error {
         /// What did not match.
         reason: String,
     },
+    /// The key directory's audit failed: an append-only proof (or the head
+    /// of an epoch) does not verify, so the DS changed its directory's
+    /// history (`grove audit`).
+    #[error("audit failed at directory epoch {epoch}: {reason}. The DS rewrote or forked its key directory; keep the audit progress file as evidence and tell the operator and your users")]
+    AuditFailed {
+        /// The first epoch whose proof or head does not verify.
+        epoch: u64,
+        /// What did not verify.
+        reason: String,
+    },
+    /// The auditor's progress file cannot be read or written.
+    #[error("audit progress file {path}: {reason}")]
+    AuditProgress {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// A KeyPackage does not verify or does not belong to the user it was claimed for.
     #[error("invalid key package for {user}: {reason}")]
     BadKeyPackage {
@@ -281,6 +299,8 @@ impl Error {
         match self {
             Error::KeyChanged { .. } => "key_changed",
             Error::KeyTransparency { .. } => "key_transparency",
+            Error::AuditFailed { .. } => "audit_failed",
+            Error::AuditProgress { .. } => "audit_progress",
             Error::NotInitialized(_) => "not_initialized",
             Error::AlreadyInitialized { .. } => "already_initialized",
             Error::Network(_) => "network",

@@ -100,6 +100,14 @@ impl DsHttp {
         }
     }
 
+    /// A session that never logs in: for the public routes only (the
+    /// auditor's). Its signing key is a throwaway one.
+    pub(crate) fn anonymous(http: reqwest::Client, base: &str) -> Result<Self> {
+        let throwaway = SignatureKeyPair::new(openmls::prelude::SignatureScheme::ED25519)
+            .map_err(|e| Error::Protocol(format!("cannot make a key: {e:?}")))?;
+        Ok(Self::new(http, base, "", Arc::new(throwaway), false))
+    }
+
     /// Sets how long each API request may take before it fails as a
     /// (retryable) network error.
     pub(crate) fn set_timeout(&self, timeout: std::time::Duration) {

@@ -49,6 +49,9 @@
 //!   - `client/rollback.rs`: detecting a server rollback, and its acknowledgement.
 //!   - `client/fork.rs`: fork detection (a tag of the epoch authenticator in
 //!     every application message, compared by receivers).
+//!   - `client/kt.rs`: key transparency: lookup proofs checked before a key
+//!     or device list is pinned or used, the own key history watched, and
+//!     directory roots gossiped in messages (split views).
 //!   - `client/self_update.rs`: the self-update policy (update the own leaf
 //!     after a time or a number of messages, on the next send or sync).
 //!   - `client/outbox.rs`: sending messages, confirming and re-posting them.
@@ -62,6 +65,8 @@
 //!     queries in `mod.rs`, content upload and download in `transfer.rs`,
 //!     deletion, policy, history shares and applying resource messages in
 //!     `changes.rs`.
+//! - [`audit`]: the key directory's auditor (`grove audit`): append-only
+//!   proofs verified epoch by epoch, progress kept in a file.
 //! - [`tls`]: how the DS's certificate is verified ([`TrustMode`]).
 //! - [`resource_crypto`]: chunked, padded AES-256-GCM encryption of resource
 //!   versions (the blobs the DS stores), bound to group, resource and version.
@@ -89,6 +94,7 @@
 //! # let _ = report; Ok(()) }
 //! ```
 
+pub mod audit;
 pub mod client;
 pub mod error;
 #[cfg(feature = "fuzzing")]

@@ -15,41 +15,10 @@ use grove_proto::kt::{self, DirectoryValue, KtKeys};
 
 const SUITE: openmls::prelude::Ciphersuite = SUITES[0];
 
-async fn keys(p: &Peer) -> KtKeys {
-    let r = send(p.get(api::routes::KT_KEYS)).await;
-    assert_eq!(r.status, 200);
-    serde_json::from_slice(&r.body).unwrap()
-}
-
-async fn lookup(p: &Peer, user: &str) -> Resp {
-    send(p.get(&api::routes::kt_lookup(&user_name(user)))).await
-}
-
-/// `user`'s verified directory value, looked up by `p`.
-async fn verified(p: &Peer, user: &str) -> kt::VerifiedValue {
-    let r = lookup(p, user).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let l: kt::LookupResponse = serde_json::from_slice(&r.body).unwrap();
-    kt::verify_lookup(&keys(p).await, &l.head, user, &l.proof).unwrap()
-}
-
 fn value_of(p: &Peer) -> DirectoryValue {
     let id = p.identity.as_ref().unwrap().verifying_key().to_bytes();
     let list = p.devices.as_ref().unwrap();
     DirectoryValue::of(&id, Some((list.version(), &list.encode())))
-}
-
-async fn audit(p: &Peer, from: u64, to: u64) -> Result<(), String> {
-    let r = send(p.http.get(format!("{}{}", p.base, api::routes::kt_audit(from, to)))).await;
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let a: kt::AuditResponse = serde_json::from_slice(&r.body).unwrap();
-    let keys = keys(p).await;
-    let mut roots = Vec::new();
-    for h in &a.heads {
-        roots.push(h.verify(&keys.head_key).map_err(|e| e.to_string())?);
-    }
-    let proof = kt::decode_audit_proof(&a.proof).map_err(|e| e.to_string())?;
-    akd::auditor::audit_verify::<kt::KtConfig>(roots, proof).await.map_err(|e| e.to_string())
 }
 
 #[tokio::test]
@@ -67,7 +36,7 @@ async fn lookups_prove_each_users_key_and_latest_device_list() {
         b
     };
     // Right after registering, the lookup waits for the publish.
-    let v = verified(&alice, "bob").await;
+    let v = kt_verified(&alice, "bob").await;
     assert_eq!(v.value, value_of(&bob));
     assert_eq!(v.version, 1);
     // A new device list is a new version.
@@ -80,30 +49,30 @@ async fn lookups_prove_each_users_key_and_latest_device_list() {
     );
     assert_eq!(alice.publish_devices(&next).await.status, 201);
     alice.devices = Some(next);
-    let v = verified(&bob, "alice").await;
+    let v = kt_verified(&bob, "alice").await;
     assert_eq!(v.value, value_of(&alice));
     assert_eq!((v.version, v.value.list_version), (2, 2));
     // A proof for another label does not verify as alice's.
-    let r = lookup(&bob, "alice").await;
+    let r = kt_lookup(&bob, "alice").await;
     let l: kt::LookupResponse = serde_json::from_slice(&r.body).unwrap();
-    let err = kt::verify_lookup(&keys(&bob).await, &l.head, "bob", &l.proof).unwrap_err();
+    let err = kt::verify_lookup(&kt_keys(&bob).await, &l.head, "bob", &l.proof).unwrap_err();
     assert!(err.to_string().contains("does not verify"), "{err}");
     // A head signed by another key does not verify.
-    let other = KtKeys { head_key: vec![7; 32], ..keys(&bob).await };
+    let other = KtKeys { head_key: vec![7; 32], ..kt_keys(&bob).await };
     assert!(kt::verify_lookup(&other, &l.head, "alice", &l.proof).is_err());
     // Nobody unregistered is in the directory.
-    let r = lookup(&bob, "nobody").await;
+    let r = kt_lookup(&bob, "nobody").await;
     assert_eq!((r.status, r.code().as_str()), (404, "not_in_directory"));
     // The history holds both of alice's versions, newest first.
     let r = send(bob.get(&api::routes::kt_history(&user_name("alice")))).await;
     let h: kt::HistoryResponse = serde_json::from_slice(&r.body).unwrap();
-    let versions = kt::verify_history(&keys(&bob).await, &h.head, "alice", &h.proof).unwrap();
+    let versions = kt::verify_history(&kt_keys(&bob).await, &h.head, "alice", &h.proof).unwrap();
     assert_eq!(versions.iter().map(|v| v.version).collect::<Vec<_>>(), vec![2, 1]);
     assert_eq!(versions[0].value, value_of(&alice));
     // Every epoch so far audits as append-only.
     let latest = server.ds.kt().latest_epoch();
     assert!(latest >= 2, "epochs: {latest}");
-    audit(&alice, 0, latest).await.unwrap();
+    kt_audit(&alice, 0, latest).await.unwrap();
     server.shutdown().await.unwrap();
 }
 
@@ -118,7 +87,8 @@ impl SignatureKeyPairExt {
 #[tokio::test]
 async fn a_burst_of_a_thousand_registrations_makes_few_epochs() {
     let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path()).await;
+    // The production default: at most one epoch per second.
+    let server = start_with(dir.path(), |c| c.kt_epoch_ms = 1000).await;
     let base = server.url();
     let kt = Arc::clone(server.ds.kt());
     let before = kt.epochs_published();
@@ -143,7 +113,7 @@ async fn a_burst_of_a_thousand_registrations_makes_few_epochs() {
     let mut last = Peer::join(&base, "watcher", SUITE).await;
     last.login().await;
     for i in [0, 499, 999] {
-        let v = verified(&last, &format!("burst{i:04}")).await;
+        let v = kt_verified(&last, &format!("burst{i:04}")).await;
         assert_eq!(v.version, 1);
     }
     let epochs = kt.epochs_published() - before;
@@ -165,8 +135,8 @@ async fn the_directory_and_its_keys_survive_a_restart() {
     let mut alice = Peer::with_identity(&base, "alice", SUITE);
     alice.register().await;
     alice.login().await;
-    let first = verified(&alice, "alice").await;
-    let k1 = keys(&alice).await;
+    let first = kt_verified(&alice, "alice").await;
+    let k1 = kt_keys(&alice).await;
     let epoch = server.ds.kt().latest_epoch();
     server.shutdown().await.unwrap();
 
@@ -178,14 +148,14 @@ async fn the_directory_and_its_keys_survive_a_restart() {
     alice2.devices = alice.devices.clone();
     alice2.cwk = alice.cwk;
     alice2.login().await;
-    assert_eq!(keys(&alice2).await, k1, "the directory keys changed across a restart");
+    assert_eq!(kt_keys(&alice2).await, k1, "the directory keys changed across a restart");
     assert_eq!(server.ds.kt().latest_epoch(), epoch, "nothing new was published");
-    assert_eq!(verified(&alice2, "alice").await, first);
+    assert_eq!(kt_verified(&alice2, "alice").await, first);
     let mut bob = Peer::with_identity(&base, "bob", SUITE);
     bob.register().await;
     bob.login().await;
-    verified(&alice2, "bob").await;
-    audit(&alice2, 0, server.ds.kt().latest_epoch()).await.unwrap();
+    kt_verified(&alice2, "bob").await;
+    kt_audit(&alice2, 0, server.ds.kt().latest_epoch()).await.unwrap();
     server.shutdown().await.unwrap();
 }
 
@@ -198,7 +168,7 @@ async fn the_users_of_an_upgraded_data_dir_are_published_at_start() {
     dave.login().await;
     for user in ["alice", "bob", "carol"] {
         let stored = server.ds.store().user(user).await.unwrap().unwrap();
-        let v = verified(&dave, user).await;
+        let v = kt_verified(&dave, user).await;
         assert_eq!(v.value, DirectoryValue::of(stored.signature_key.as_slice(), None), "{user}");
     }
     server.shutdown().await.unwrap();
@@ -229,13 +199,13 @@ async fn a_rewritten_old_epoch_fails_the_audit() {
         let mut p = Peer::with_identity(&base, name, SUITE);
         p.register().await;
         p.login().await;
-        verified(&p, name).await; // one epoch each
+        kt_verified(&p, name).await; // one epoch each
         users.push(p);
     }
     let latest = server.ds.kt().latest_epoch();
-    audit(&users[0], 0, latest).await.unwrap();
+    kt_audit(&users[0], 0, latest).await.unwrap();
     server.ds.kt().tamper.rewrite_root(1, &[0x42; 32]);
-    let err = audit(&users[0], 0, latest).await.unwrap_err();
+    let err = kt_audit(&users[0], 0, latest).await.unwrap_err();
     assert!(err.contains("hash") || err.contains("Hash"), "{err}");
     server.shutdown().await.unwrap();
 }
@@ -255,11 +225,11 @@ async fn a_history_without_its_newest_version_does_not_verify() {
         &[bob.signer.public(), &SignatureKeyPairExt::fresh()],
     );
     assert_eq!(bob.publish_devices(&next).await.status, 201);
-    verified(&bob, "bob").await;
+    kt_verified(&bob, "bob").await;
     server.ds.kt().tamper.drop_newest_version("bob");
     let r = send(bob.get(&api::routes::kt_history(&user_name("bob")))).await;
     let h: kt::HistoryResponse = serde_json::from_slice(&r.body).unwrap();
-    let err = kt::verify_history(&keys(&bob).await, &h.head, "bob", &h.proof).unwrap_err();
+    let err = kt::verify_history(&kt_keys(&bob).await, &h.head, "bob", &h.proof).unwrap_err();
     assert!(err.to_string().contains("does not verify"), "{err}");
     server.shutdown().await.unwrap();
 }

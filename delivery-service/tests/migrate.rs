@@ -61,6 +61,10 @@ async fn a_sled_data_dir_moves_to_postgres_and_clients_notice_nothing() {
     .await;
     assert_eq!(up.status, 201);
     let blob_id = up.json()["blob_id"].as_str().unwrap().to_string();
+    ds.ds.kt().flush().await.unwrap();
+    let kt_keys = ds.ds.kt().keys().clone();
+    let kt_epoch = ds.ds.kt().latest_epoch();
+    let kt_head = ds.ds.kt().head(None).await.unwrap();
     ds.shutdown().await.unwrap();
 
     let out = migrate(dir.path(), &db.url);
@@ -71,6 +75,7 @@ async fn a_sled_data_dir_moves_to_postgres_and_clients_notice_nothing() {
     assert_eq!(report["log_entries"].as_u64().unwrap(), before.len() as u64);
     assert_eq!(report["welcomes"], 1, "carol's Welcome waits");
     assert_eq!(report["blobs"], 1);
+    assert!(report["kt_records"].as_u64().unwrap() > 3, "{report}");
 
     let dir2 = tempfile::tempdir().unwrap();
     let ds = start_with(dir2.path(), |c| {
@@ -85,6 +90,10 @@ async fn a_sled_data_dir_moves_to_postgres_and_clients_notice_nothing() {
     let mut carol = carol;
     carol.base = url.clone();
     assert_eq!(seqs(&bob, &gid).await, before, "the same log, at the same seqs, with bob's old token");
+    // The key directory moved with its keys (clients pinned them) and its epochs.
+    assert_eq!(ds.ds.kt().keys(), &kt_keys);
+    assert_eq!(ds.ds.kt().head(None).await.unwrap(), kt_head);
+    assert_eq!(ds.ds.kt().latest_epoch(), kt_epoch);
     let down = send(bob.get(&format!("/v1/groups/{gid}/blobs/{blob_id}"))).await;
     assert_eq!(down.status, 200);
     assert!(down.body == blob, "the blob moved into PostgreSQL byte for byte");

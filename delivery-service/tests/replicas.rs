@@ -259,3 +259,76 @@ async fn kill_9_of_one_replica_loses_nothing_and_the_others_keep_serving() {
     eprintln!("{total} messages acknowledged across the kill, all in the log");
     assert!(total > 50, "the load was real: {total} messages");
 }
+
+/// The key directory on three replicas of one database: registrations made
+/// concurrently through all three land in one directory (publishes take
+/// turns), every replica proves every user and serves the same heads, and
+/// the whole history audits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_directory_across_three_replicas() {
+    let Some(db) = grove_ds::testing::TestDb::create("kt_replicas").await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let replicas = three(&db.url, dir.path()).await;
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..30 {
+        let url = replicas[i % 3].url.clone();
+        tasks.spawn(async move {
+            let p = Peer::new(&url, &format!("u{i:02}"), SUITES[0]);
+            let r = p.register().await;
+            assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
+        });
+    }
+    while let Some(t) = tasks.join_next().await {
+        t.unwrap();
+    }
+    let mut watchers = Vec::new();
+    for (i, r) in replicas.iter().enumerate() {
+        let mut w = Peer::join(&r.url, &format!("watcher{i}"), SUITES[0]).await;
+        w.login().await;
+        watchers.push(w);
+    }
+    let keys = kt_keys(&watchers[0]).await;
+    for w in &watchers[1..] {
+        assert_eq!(kt_keys(w).await, keys, "one directory, one set of keys");
+    }
+    // Each user, proven through a replica other than the one that took the
+    // registration (it may take the other replica's publish a moment).
+    for i in 0..30 {
+        let w = &watchers[(i + 1) % 3];
+        let user = format!("u{i:02}");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let r = kt_lookup(w, &user).await;
+            if r.status == 200 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{user} never reached the directory: {}", r.code());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(kt_verified(w, &user).await.version, 1);
+    }
+    // The same signed head of every epoch on every replica, and the
+    // history from epoch 0 audits.
+    let head = |w: &Peer, epoch: Option<u64>| {
+        let path = epoch.map_or_else(|| grove_ds::api::routes::KT_HEAD.to_owned(), grove_ds::api::routes::kt_head_at);
+        let req = w.http.get(format!("{}{path}", w.base));
+        async move {
+            let r = send(req).await;
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            serde_json::from_slice::<grove_proto::kt::HeadResponse>(&r.body).unwrap().head
+        }
+    };
+    let latest = head(&watchers[2], None).await.epoch;
+    assert!(latest >= 2, "{latest}");
+    for e in 1..=latest {
+        let h = head(&watchers[0], Some(e)).await;
+        assert_eq!(head(&watchers[1], Some(e)).await, h);
+        assert_eq!(head(&watchers[2], Some(e)).await, h);
+    }
+    let mut from = 0;
+    while from < latest {
+        let to = (from + grove_proto::kt::MAX_AUDIT_SPAN).min(latest);
+        kt_audit(&watchers[(from as usize) % 3], from, to).await.unwrap();
+        from = to;
+    }
+}

@@ -282,6 +282,10 @@ impl Client {
             Some(DeviceList::decode(&stored).map_err(|e| crate::repo::corrupt("stored device list", e.to_string()))?)
         };
         let latest = self.ds.get_user(user).await?.device_list;
+        if !own {
+            // The list this client uses is the one the key directory holds.
+            self.kt_check(user, &identity_key, latest.as_deref()).await?;
+        }
         let behind = match (&stored, &latest) {
             (_, None) => None,
             (Some(s), Some(l)) if DeviceList::decode(l).is_ok_and(|l| l.version() <= s.version()) => None,

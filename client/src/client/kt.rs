@@ -112,22 +112,15 @@ impl Client {
     }
 
     /// Records a verified head. One epoch has one root: a DS that shows
-    /// this client two is refused. (An answer of an older epoch than the
-    /// latest seen is not an error: it may have been computed first.)
+    /// this client two is caught (a split view, recorded) and the answer
+    /// refused. (An answer of an older epoch than the latest seen is not an
+    /// error: it may have been computed first.)
     fn kt_record_head(&self, head: &SignedHead, root: [u8; 32]) -> Result<()> {
-        self.provider.transaction(|p| -> Result<()> {
+        let conflict = self.provider.transaction(|p| -> Result<Option<Vec<u8>>> {
             let meta = Repo::of(p).meta();
             let mut s = meta.kt()?.unwrap_or_default();
             if let Some((_, r)) = s.roots.iter().find(|(e, _)| *e == head.epoch) {
-                if r.as_slice() != root {
-                    return Err(kt_error(
-                        "-",
-                        &root,
-                        head.epoch,
-                        "the key directory showed this client two different roots for this epoch",
-                    ));
-                }
-                return Ok(());
+                return Ok((r.as_slice() != root).then(|| r.clone()));
             }
             if head.epoch >= s.epoch {
                 s.epoch = head.epoch;
@@ -138,8 +131,17 @@ impl Client {
             if s.roots.len() > ROOTS_KEPT {
                 s.roots.remove(0);
             }
-            meta.set_kt(&s)
-        })
+            meta.set_kt(&s)?;
+            Ok(None)
+        })?;
+        let Some(ours) = conflict else { return Ok(()) };
+        self.record_split_view(None, head.epoch, &ours, &root)?;
+        Err(kt_error(
+            "-",
+            &root,
+            head.epoch,
+            "the key directory showed this client two different roots for this epoch (a split view)",
+        ))
     }
 
     /// Checks that the directory holds `key` and `list` as `user`'s latest
@@ -200,13 +202,21 @@ impl Client {
         }
     }
 
-    fn record_split_view(&self, sender: &str, epoch: u64, ours: &[u8], theirs: &[u8; 32]) -> Result<()> {
-        let what = format!(
-            "epoch {epoch}: {sender} was shown root {} where this client was shown {}: the DS shows members \
-             different key directories",
-            hex::encode(&theirs[..8]),
-            hex::encode(&ours[..ours.len().min(8)])
-        );
+    /// Records a split view: `sender` (a member, or `None`: the DS itself,
+    /// in a later answer) vouches for root `theirs` of `epoch`, where this
+    /// client verified `ours`.
+    fn record_split_view(&self, sender: Option<&str>, epoch: u64, ours: &[u8], theirs: &[u8; 32]) -> Result<()> {
+        let (theirs, ours) = (hex::encode(&theirs[..8]), hex::encode(&ours[..ours.len().min(8)]));
+        let what = match sender {
+            Some(sender) => format!(
+                "epoch {epoch}: {sender} was shown root {theirs} where this client was shown {ours}: the DS shows \
+                 members different key directories"
+            ),
+            None => format!(
+                "epoch {epoch}: the DS now serves root {theirs} where it showed this client {ours}: the DS shows \
+                 different key directories"
+            ),
+        };
         tracing::error!(%what, "split view of the key directory");
         self.provider.transaction(|p| -> Result<()> {
             let meta = Repo::of(p).meta();
@@ -219,29 +229,23 @@ impl Client {
         })
     }
 
-    /// Checks gossip of epochs this client has not verified against the
-    /// DS's head of that epoch, and reports new split views and alerts.
-    pub(super) async fn kt_finish_sync(&self, report: &mut SyncReport) -> Result<()> {
-        let pending = std::mem::take(&mut self.kt_memory().unverified);
-        let mut asked: HashMap<u64, Option<[u8; 32]>> = HashMap::new();
-        for (sender, epoch, root) in pending {
-            if !asked.contains_key(&epoch) && asked.len() >= GOSSIP_CHECKS {
-                continue;
-            }
-            let ours = match asked.get(&epoch) {
-                Some(r) => *r,
-                None => {
-                    let r = self.verified_head(epoch).await?;
-                    asked.insert(epoch, r);
-                    r
+    /// After a sync: checks gossip of epochs this client has not verified
+    /// against the DS's head of that epoch, checks its own key history when
+    /// due, and reports new split views and alerts. Never fails the sync (its
+    /// messages are already processed): a DS that cannot be asked is logged
+    /// and asked again next time; a proof that does not verify is an alert.
+    pub(super) async fn kt_finish_sync(&self, report: &mut SyncReport) {
+        if let Err(e) = self.kt_sync_checks(report).await {
+            match e {
+                Error::KeyTransparency { epoch, reason, .. } => {
+                    if let Err(e) = self.record_alert(format!("epoch {epoch}: {reason}")) {
+                        tracing::warn!(error = %e, "could not record a key transparency alert");
+                    }
                 }
-            };
-            if let Some(ours) = ours.filter(|o| *o != root) {
-                self.record_split_view(&sender, epoch, &ours, &root)?;
+                e => tracing::warn!(error = %e, "could not check the key directory; will retry on the next sync"),
             }
         }
-        self.kt_self_check(report, false).await?;
-        let new = self.provider.transaction(|p| -> Result<(Vec<String>, Vec<String>)> {
+        let drained = self.provider.transaction(|p| -> Result<(Vec<String>, Vec<String>)> {
             let meta = Repo::of(p).meta();
             let mut s = meta.kt()?.unwrap_or_default();
             let out = (std::mem::take(&mut s.new_split_views), std::mem::take(&mut s.new_alerts));
@@ -249,10 +253,64 @@ impl Client {
                 meta.set_kt(&s)?;
             }
             Ok(out)
-        })?;
-        report.split_views.extend(new.0);
-        report.key_transparency_alerts.extend(new.1);
-        Ok(())
+        });
+        match drained {
+            Ok((views, alerts)) => {
+                report.split_views.extend(views);
+                report.key_transparency_alerts.extend(alerts);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read the key transparency state"),
+        }
+    }
+
+    async fn kt_sync_checks(&self, report: &mut SyncReport) -> Result<()> {
+        let pending = std::mem::take(&mut self.kt_memory().unverified);
+        let mut asked: HashMap<u64, Option<[u8; 32]>> = HashMap::new();
+        let mut later = Vec::new();
+        for (sender, epoch, root) in pending {
+            if !asked.contains_key(&epoch) && asked.len() >= GOSSIP_CHECKS {
+                later.push((sender, epoch, root));
+                continue;
+            }
+            let ours = match asked.get(&epoch) {
+                Some(r) => *r,
+                None => {
+                    let r = self.verified_head(epoch).await;
+                    let r = match r {
+                        Ok(r) => r,
+                        Err(e) => {
+                            later.push((sender, epoch, root));
+                            self.kt_memory().unverified.extend(later);
+                            return Err(e);
+                        }
+                    };
+                    asked.insert(epoch, r);
+                    r
+                }
+            };
+            match ours {
+                Some(ours) if ours != root => self.record_split_view(Some(&sender), epoch, &ours, &root)?,
+                Some(_) => {}
+                // An epoch the DS has not published yet (to everyone): ask again later.
+                None => later.push((sender, epoch, root)),
+            }
+        }
+        self.kt_memory().unverified.extend(later);
+        self.kt_self_check(report, false).await
+    }
+
+    /// Records an alert (kept, and reported by the next sync).
+    fn record_alert(&self, what: String) -> Result<()> {
+        tracing::error!(alert = %what, "key transparency alert");
+        self.provider.transaction(|p| -> Result<()> {
+            let meta = Repo::of(p).meta();
+            let mut s = meta.kt()?.unwrap_or_default();
+            if !s.alerts.contains(&what) {
+                s.alerts.push(what.clone());
+                s.new_alerts.push(what.clone());
+            }
+            meta.set_kt(&s)
+        })
     }
 
     /// The root of `epoch` as the DS's signed head says (verified and

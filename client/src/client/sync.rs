@@ -103,7 +103,7 @@ impl Client {
         }
         self.report_rollbacks(&mut report)?;
         self.report_forks(&mut report)?;
-        self.kt_finish_sync(&mut report).await?;
+        self.kt_finish_sync(&mut report).await;
         Ok(report)
     }
 

@@ -29,6 +29,8 @@ use openmls_rust_crypto::OpenMlsRustCrypto;
 use openmls_traits::signatures::Signer as _;
 use tls_codec::{Deserialize as _, Serialize as _};
 
+mod register;
+
 /// Options.
 #[derive(Debug, Parser)]
 struct Args {
@@ -69,6 +71,15 @@ struct Args {
     /// are spread over them round-robin, as behind a load balancer.
     #[arg(long, default_value_t = 1)]
     replicas: usize,
+    /// Instead of the message benchmark: register this many users, with
+    /// `--senders` concurrent requests, and report registrations/s.
+    #[arg(long, default_value_t = 0)]
+    registrations: usize,
+    /// Passed to grove-ds: at most one key-directory epoch per this many
+    /// milliseconds (`3600000` defers publishing past the run: the
+    /// directory's cost, nearly off).
+    #[arg(long)]
+    kt_epoch_ms: Option<u64>,
 }
 
 struct Client {
@@ -181,13 +192,23 @@ async fn main() -> anyhow::Result<()> {
         if let Some(db) = &db {
             cmd.args(["--store", "postgres"]).env("GROVE_DS_DATABASE_URL", &db.url);
         }
+        if let Some(ms) = args.kt_epoch_ms {
+            cmd.args(["--kt-epoch-ms", &ms.to_string()]);
+        }
         children.push(cmd.spawn().with_context(|| {
             format!("starting {} (build it with: cargo build --release -p delivery-service -p ds-bench)", exe.display())
         })?);
         bases.push(format!("http://127.0.0.1:{port}"));
     }
     let pids: Vec<u32> = children.iter().map(|c| c.id()).collect();
-    let result = run(&args, &bases, &pids).await;
+    let result = if args.registrations > 0 {
+        match wait_up(&bases).await {
+            Ok(()) => register::run(&args, args.registrations, &bases, &pids).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        run(&args, &bases, &pids).await
+    };
     for mut c in children {
         let _ = c.kill();
         let _ = c.wait();
@@ -262,9 +283,9 @@ struct Shared {
     send_hist: Arc<Mutex<Histogram<u64>>>,
 }
 
-async fn run(args: &Args, bases: &[String], pids: &[u32]) -> anyhow::Result<()> {
-    let base = bases[0].clone();
-    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+/// Waits (up to 10 s each) until every DS answers its health check.
+async fn wait_up(bases: &[String]) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
     for b in bases {
         for _ in 0..200 {
             if http.get(format!("{b}{}", api::routes::HEALTH)).send().await.is_ok() {
@@ -273,6 +294,13 @@ async fn run(args: &Args, bases: &[String], pids: &[u32]) -> anyhow::Result<()> 
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    Ok(())
+}
+
+async fn run(args: &Args, bases: &[String], pids: &[u32]) -> anyhow::Result<()> {
+    let base = bases[0].clone();
+    let http = reqwest::Client::builder().pool_max_idle_per_host(1024).build()?;
+    wait_up(bases).await?;
     let g = args.group_size.max(2);
     let n_groups = args.senders.div_ceil(g).max(1);
     let mut groups = Vec::new();

@@ -12,6 +12,11 @@
 //!   the store (so in the data dir, and shared by every replica of one
 //!   PostgreSQL database); [`KeyDirectory::keys`] has their public halves.
 //! - Every epoch's root hash is kept (`h` records); heads are signed on demand.
+//! - Several replicas on one PostgreSQL database each publish what they
+//!   marked, one publish at a time ([`Store::kt_publish_lock`], an advisory
+//!   lock): akd reads the latest epoch from the store at each publish, so
+//!   their epochs interleave into one directory. Heads and audits of epochs
+//!   another replica published read the latest epoch from the store.
 //!
 //! # Layout
 //! - this module: [`KeyDirectory`] (open, publish, proofs);
@@ -220,6 +225,24 @@ impl KeyDirectory {
         r
     }
 
+    /// Publishes every update marked so far, and waits for a publish under
+    /// way: what was marked before the call is in the directory after it
+    /// (for tests and tools; the publisher does this on its own).
+    pub async fn flush(&self) -> Result<(), DsError> {
+        loop {
+            self.publish_pending().await?;
+            let idle = {
+                let _wait = self.publishing.lock().await;
+                let empty = |m: &Mutex<BTreeSet<String>>| m.lock().map(|s| s.is_empty()).unwrap_or(true);
+                empty(&self.dirty) && empty(&self.in_flight)
+            };
+            if idle {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Publishes every registered user whose stored value is not the
     /// directory's latest, in epochs of at most [`BACKFILL_CHUNK`] users.
     /// Returns how many were published.
@@ -278,6 +301,9 @@ impl KeyDirectory {
     /// directory's, in one epoch; makes it durable and records its root.
     async fn publish_users(&self, users: &[String]) -> Result<Option<u64>, DsError> {
         let _one = self.publishing.lock().await;
+        // Other replicas on this store publish too: one at a time, and each
+        // compares with what the others published.
+        let _all = self.store.kt_publish_lock().await?;
         let mut updates = Vec::with_capacity(users.len());
         for u in users {
             let Some(v) = self.current_value(u).await? else { continue };
@@ -315,9 +341,27 @@ impl KeyDirectory {
         *self.epoch.borrow()
     }
 
+    /// The latest epoch as the store says (another replica on the same
+    /// database may have published since this one last did).
+    async fn refresh_latest(&self) -> Result<u64, DsError> {
+        if !self.store.shared() {
+            return Ok(self.latest_epoch());
+        }
+        let akd::EpochHash(epoch, _) = self.dir.get_epoch_hash().await.map_err(kt_err)?;
+        self.epoch.send_if_modified(|e| {
+            let newer = epoch > *e;
+            *e = (*e).max(epoch);
+            newer
+        });
+        Ok(self.latest_epoch())
+    }
+
     /// The signed head of `epoch` (`None`: the latest).
     pub async fn head(&self, epoch: Option<u64>) -> Result<SignedHead, DsError> {
-        let latest = self.latest_epoch();
+        let latest = match epoch {
+            Some(e) if e <= self.latest_epoch() => self.latest_epoch(),
+            _ => self.refresh_latest().await?,
+        };
         let epoch = epoch.unwrap_or(latest);
         let root = self.store.kt_get(&[head_record_key(epoch)]).await?.pop().flatten();
         let Some(root) = root.filter(|_| epoch <= latest) else {
@@ -399,7 +443,7 @@ impl KeyDirectory {
                 api_kt::MAX_AUDIT_SPAN
             )));
         }
-        let latest = self.latest_epoch();
+        let latest = if to > self.latest_epoch() { self.refresh_latest().await? } else { self.latest_epoch() };
         if to > latest {
             return Err(DsError::UnknownEpoch { asked: to, latest });
         }

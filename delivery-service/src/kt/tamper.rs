@@ -37,6 +37,11 @@ impl Tamper {
         self.knobs.lock().ok().map(|mut k| f(&mut k))
     }
 
+    /// Switches every misbehaviour off (what was published stays published).
+    pub fn clear(&self) {
+        self.with(|k| *k = Knobs::default());
+    }
+
     /// From now on, publishes `key` as `user`'s identity key (a DS that
     /// puts a key of its own in the directory, for everyone to see).
     pub fn publish_key(&self, user: &str, key: &[u8]) {

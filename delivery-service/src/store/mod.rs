@@ -57,6 +57,9 @@ pub use sled_store::{FlushObserver, SledStore, WATERMARK_INTERVAL};
 /// What every [`Store`] method returns.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The guard of [`Store::kt_publish_lock`]: the lock is held until it drops.
+pub struct KtPublishLock(#[allow(dead_code)] pub(crate) Option<Box<dyn Send>>);
+
 /// A Welcome addressed to the user who may fetch it.
 pub type Addressed = (String, WelcomeEntry);
 
@@ -401,6 +404,15 @@ pub trait Store: Send + Sync + 'static {
 
     /// Every key-directory record whose key starts with `prefix`, in key order.
     async fn kt_scan(&self, prefix: &[u8]) -> StoreResult<Vec<(Vec<u8>, Vec<u8>)>>;
+
+    /// Takes the key directory's publish lock: one publish at a time on
+    /// this store, whichever replica makes it (akd's writes of one epoch
+    /// must not interleave with another's). Released when the guard drops,
+    /// or when the holder's process dies. The default (one process per
+    /// store: sled, memory) holds nothing; the caller's own lock suffices.
+    async fn kt_publish_lock(&self) -> StoreResult<KtPublishLock> {
+        Ok(KtPublishLock(None))
+    }
 
     /// Resolves once every write made before the call is durable on disk.
     /// Concurrent callers share one fsync.

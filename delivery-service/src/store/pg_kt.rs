@@ -67,6 +67,18 @@ pub(super) async fn scan(pool: &PgPool, prefix: &[u8]) -> StoreResult<Vec<(Vec<u
     }
 }
 
+/// The key directory's publish lock: a transaction-scoped advisory lock,
+/// held by a transaction that stays open (it writes nothing) until the
+/// guard drops (rolled back) or the replica's connection dies.
+pub(super) async fn publish_lock(pool: &PgPool) -> StoreResult<super::KtPublishLock> {
+    let mut tx = pool.begin().await.map_err(pg_err)?;
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('grove-kt-publish'), 0)")
+        .execute(&mut *tx)
+        .await
+        .map_err(pg_err)?;
+    Ok(super::KtPublishLock(Some(Box::new(tx))))
+}
+
 /// The least key above every key starting with `prefix` (`None`: no bound).
 pub(super) fn prefix_end(prefix: &[u8]) -> Option<Vec<u8>> {
     let mut end = prefix.to_vec();

@@ -754,6 +754,10 @@ impl Store for PgStore {
         pg_kt::scan(&self.pool, prefix).await
     }
 
+    async fn kt_publish_lock(&self) -> StoreResult<super::KtPublishLock> {
+        pg_kt::publish_lock(&self.pool).await
+    }
+
     async fn persist(&self) -> StoreResult<()> {
         // Every write was committed (synchronous_commit = on) before it returned.
         Ok(())

@@ -38,6 +38,8 @@ pub struct TransferReport {
     pub device_lists: u64,
     /// Encrypted blobs (files of the data directory's `blobs/`).
     pub blobs: u64,
+    /// Key-directory records (its keys, roots and akd's records).
+    pub kt_records: u64,
 }
 
 /// Splits a `user 0x00 rest` key.
@@ -97,6 +99,7 @@ pub async fn sled_to_postgres(sled: &SledStore, blob_root: &Path, pg: &PgStore) 
     r.sessions = copy_sessions(t, &mut tx).await?;
     r.device_lists = copy_device_lists(t, &mut tx).await?;
     r.blobs = copy_blobs(blob_root, &mut tx).await?;
+    r.kt_records = copy_kt(t, &mut tx).await?;
     // New ids continue after the copied ones (sled's counter is shared by
     // groups and inbox entries, so both start past the larger).
     let next_id = i64_of(max_internal.max(max_inbox).max(sled.next_internal_id().await?))?;
@@ -275,6 +278,32 @@ async fn copy_device_lists(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
             .await
             .map_err(pg_err)?;
         n += 1;
+    }
+    Ok(n)
+}
+
+/// Copies the key directory, keys included (clients pinned them): whatever
+/// directory the empty target made at a start of its own is replaced.
+async fn copy_kt(t: &Trees, tx: &mut Tx<'_>) -> StoreResult<u64> {
+    sqlx::query("DELETE FROM kt").execute(&mut **tx).await.map_err(pg_err)?;
+    let mut n = 0;
+    let mut batch: (Vec<Vec<u8>>, Vec<Vec<u8>>) = (Vec::new(), Vec::new());
+    let mut items = t.kt.iter().peekable();
+    while let Some(item) = items.next() {
+        let (k, v) = item?;
+        batch.0.push(k.to_vec());
+        batch.1.push(v.to_vec());
+        n += 1;
+        if batch.0.len() >= 1000 || items.peek().is_none() {
+            sqlx::query("INSERT INTO kt (key, value) SELECT * FROM UNNEST($1::bytea[], $2::bytea[])")
+                .bind(&batch.0)
+                .bind(&batch.1)
+                .execute(&mut **tx)
+                .await
+                .map_err(pg_err)?;
+            batch.0.clear();
+            batch.1.clear();
+        }
     }
     Ok(n)
 }

@@ -560,3 +560,37 @@ pub fn rand_bytes() -> [u8; 32] {
     rand::rng().fill_bytes(&mut b);
     b
 }
+
+// Key transparency: the directory's keys, lookups and audits, verified.
+
+pub async fn kt_keys(p: &Peer) -> grove_proto::kt::KtKeys {
+    let r = send(p.get(api::routes::KT_KEYS)).await;
+    assert_eq!(r.status, 200);
+    serde_json::from_slice(&r.body).unwrap()
+}
+
+pub async fn kt_lookup(p: &Peer, user: &str) -> Resp {
+    send(p.get(&api::routes::kt_lookup(&user_name(user)))).await
+}
+
+/// `user`'s verified directory value, looked up by `p`.
+pub async fn kt_verified(p: &Peer, user: &str) -> grove_proto::kt::VerifiedValue {
+    let r = kt_lookup(p, user).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let l: grove_proto::kt::LookupResponse = serde_json::from_slice(&r.body).unwrap();
+    grove_proto::kt::verify_lookup(&kt_keys(p).await, &l.head, user, &l.proof).unwrap()
+}
+
+pub async fn kt_audit(p: &Peer, from: u64, to: u64) -> Result<(), String> {
+    let r = send(p.http.get(format!("{}{}", p.base, api::routes::kt_audit(from, to)))).await;
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let a: grove_proto::kt::AuditResponse = serde_json::from_slice(&r.body).unwrap();
+    let keys = kt_keys(p).await;
+    let mut roots = Vec::new();
+    for h in &a.heads {
+        roots.push(h.verify(&keys.head_key).map_err(|e| e.to_string())?);
+    }
+    let proof = grove_proto::kt::decode_audit_proof(&a.proof).map_err(|e| e.to_string())?;
+    akd::auditor::audit_verify::<grove_proto::kt::KtConfig>(roots, proof).await.map_err(|e| e.to_string())
+}
+

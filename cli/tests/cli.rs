@@ -181,10 +181,10 @@ async fn cli_key_change_and_trust() {
         .unwrap();
     }
     // The malicious DS answers alice's first lookup of bob with mallory's key.
-    evil.lookup(true);
+    evil.lookup_everywhere(&ds, true).await;
     let a2 = a.clone();
     let v = tokio::task::spawn_blocking(move || ok(&a2, &["verify", "bob"])).await.unwrap();
-    evil.lookup(false);
+    evil.lookup_everywhere(&ds, false).await;
     let b2 = b.clone();
     let v_bob = tokio::task::spawn_blocking(move || ok(&b2, &["verify", "alice"])).await.unwrap();
     assert_ne!(v["number"], v_bob["number"], "safety numbers expose the substitution");
@@ -359,7 +359,7 @@ async fn cli_contact_codes() {
     tokio::task::spawn_blocking(move || ok(&a2, &["init", "--server", &proxy_url, "--user", "alice"])).await.unwrap();
 
     // The DS serves mallory's key: the import is refused and pins nothing.
-    evil.lookup(true);
+    evil.lookup_everywhere(&ds, true).await;
     let (a2, c2, m) = (a.clone(), code.clone(), fp_mallory.clone());
     tokio::task::spawn_blocking(move || {
         let r = grove(&a2, &["contact", "import", &c2]);
@@ -372,7 +372,7 @@ async fn cli_contact_codes() {
     })
     .await
     .unwrap();
-    evil.lookup(false);
+    evil.lookup_everywhere(&ds, false).await;
     let (a2, c2, fb) = (a.clone(), code.clone(), fp_bob.clone());
     tokio::task::spawn_blocking(move || {
         let i = ok(&a2, &["contact", "import", &c2]);
@@ -384,7 +384,7 @@ async fn cli_contact_codes() {
 
     // Now bob's key "changes" (the DS serves mallory's): the verified contact
     // cannot be re-trusted with --accept-new-key, only re-verified.
-    evil.lookup(true);
+    evil.lookup_everywhere(&ds, true).await;
     let a2 = a.clone();
     tokio::task::spawn_blocking(move || {
         assert_eq!(grove(&a2, &["verify", "bob"]).json["code"], "key_changed");
@@ -393,7 +393,7 @@ async fn cli_contact_codes() {
     })
     .await
     .unwrap();
-    evil.lookup(false);
+    evil.lookup_everywhere(&ds, false).await;
     let (a2, c2, fb) = (a.clone(), code.clone(), fp_bob.clone());
     tokio::task::spawn_blocking(move || {
         // Importing bob's real code clears the pending key: back to verified.

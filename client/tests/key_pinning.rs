@@ -1,6 +1,7 @@
 //! Key substitution: a proxy in front of the DS acts as a malicious DS and
-//! serves another key (lookup) or a KeyPackage signed by another key for a
-//! pinned user. `add` fails with the key-change error naming the user and both
+//! serves another key (lookup, with the DS's key directory publishing it
+//! too, so that the lookup proof passes) or a KeyPackage signed by another
+//! key for a pinned user. `add` fails with the key-change error naming the user and both
 //! fingerprints; after `trust_new_key` it succeeds. Safety numbers match.
 
 mod common;
@@ -39,9 +40,9 @@ async fn substituted_key_is_refused_until_trusted() -> TestResult {
 
     // 2. The lookup is swapped too: same error, and it stays until a decision,
     //    even once the DS behaves again; verify is refused as well.
-    evil.lookup(true);
+    evil.lookup_everywhere(&ds, true).await;
     key_changed(alice.add_members("g", &["bob"]).await);
-    evil.lookup(false);
+    evil.lookup_everywhere(&ds, false).await;
     evil.claim(false);
     let (_, pinned, seen) = key_changed(alice.add_members("g", &["bob"]).await);
     assert_eq!((pinned, seen), (fp_bob.clone(), fp_mallory.clone()));
@@ -51,9 +52,9 @@ async fn substituted_key_is_refused_until_trusted() -> TestResult {
     //    pinned mallory's): the real KeyPackage is then refused; after checking
     //    out of band, trusting the new key makes the add succeed.
     let carol = Client::create(dir.path().join("carol"), config(&proxy_url, "carol", 1)).await?;
-    evil.lookup(true);
+    evil.lookup_everywhere(&ds, true).await;
     assert_eq!(carol.lookup_user("bob").await?.fingerprint, fp_mallory);
-    evil.lookup(false);
+    evil.lookup_everywhere(&ds, false).await;
     carol.create_group("c").await?;
     let (user, pinned, seen) = key_changed(carol.add_members("c", &["bob"]).await);
     assert_eq!((user.as_str(), pinned.as_str(), seen.as_str()), ("bob", fp_mallory.as_str(), fp_bob.as_str()));
@@ -68,9 +69,9 @@ async fn substituted_key_is_refused_until_trusted() -> TestResult {
     //    group: bob shows as changed and sending to the group is refused
     //    until the joiner decides.
     let erin = Client::create(dir.path().join("erin"), config(&proxy_url, "erin", 1)).await?;
-    evil.lookup(true);
+    evil.lookup_everywhere(&ds, true).await;
     erin.lookup_user("bob").await?;
-    evil.lookup(false);
+    evil.lookup_everywhere(&ds, false).await;
     carol.add_members("c", &["erin"]).await?;
     erin.sync().await?;
     let bob_status = erin.members("c")?.into_iter().find(|m| m.user == "bob").ok_or("bob")?.key;

@@ -125,6 +125,17 @@ impl Client {
         if r.key.user != user || identity_of(&cred) != user {
             return Err(Error::Protocol(format!("the DS answered a lookup of {user} with {}", r.key.user)));
         }
+        if let Some(bytes) = r.device_list.as_deref() {
+            // A list its identity key did not sign is refused as such first.
+            let rejected = |e: grove_proto::identity::IdentityError| Error::DeviceListRejected {
+                user: user.to_owned(),
+                reason: e.to_string(),
+            };
+            grove_proto::identity::DeviceList::decode(bytes)
+                .map_err(rejected)?
+                .verify(user, &r.key.signature_key)
+                .map_err(rejected)?;
+        }
         // Nothing is pinned or used before the key directory vouches for it.
         self.kt_check(user, &r.key.signature_key, r.device_list.as_deref()).await?;
         Ok(r.key.signature_key)

@@ -177,12 +177,27 @@ impl Client {
                 return Ok(());
             }
             let lagging = v.value.identity_key == expected.identity_key && v.value.list_version < expected.list_version;
-            let reason = format!(
-                "the key directory holds another {} for this user (its version {}, published at epoch {})",
-                if v.value.identity_key != expected.identity_key { "identity key" } else { "device list" },
-                v.version,
-                v.epoch
-            );
+            let (served, held) = (expected.list_version, v.value.list_version);
+            let reason = if v.value.identity_key != expected.identity_key {
+                format!(
+                    "the key directory holds another identity key for this user (its version {}, published at epoch {})",
+                    v.version, v.epoch
+                )
+            } else if served < held {
+                format!(
+                    "the DS served device list version {served} where the key directory holds version {held} \
+                     (published at epoch {}): a rollback",
+                    v.epoch
+                )
+            } else if served > held {
+                format!("the key directory does not hold device list version {served} (it holds version {held})")
+            } else {
+                format!(
+                    "the key directory holds another device list version {held} for this user (published at epoch \
+                     {}): a fork",
+                    v.epoch
+                )
+            };
             last = Some(kt_error(user, key, l.head.epoch, reason));
             if !lagging {
                 break;

@@ -165,6 +165,22 @@ impl Evil {
     pub fn lookup(&self, on: bool) {
         self.fake_lookup.store(on, Ordering::SeqCst);
     }
+    /// [`Evil::lookup`], with the DS's key directory lying the same way: it
+    /// publishes mallory's key as bob's (or, off, bob's own again). A DS
+    /// that lies consistently passes the lookup proof; bob's own client
+    /// would raise an alert, but until then only pinning and verification
+    /// codes stop it, which is what the tests that use this check.
+    pub async fn lookup_everywhere(&self, ds: &grove_ds::testing::TestServer, on: bool) {
+        let kt = ds.ds.kt();
+        if on {
+            kt.tamper.publish_value("bob", grove_proto::kt::DirectoryValue::of(&self.fake_key, None));
+        } else {
+            kt.tamper.clear();
+        }
+        kt.mark("bob");
+        kt.flush().await.expect("the directory publishes");
+        self.lookup(on);
+    }
     /// Switches on or off hiding commits from the log pages it serves.
     pub fn hide_commits(&self, on: bool) {
         self.hide_commits.store(on, Ordering::SeqCst);

@@ -268,18 +268,27 @@ impl Peer {
                     .process_message(&self.provider, pm)
                     .unwrap_or_else(|e| panic!("{} processing seq {}: {e:?}", self.name, self.cursor));
                 // docs/api.md §10.1: application messages carry the fork tag
-                // (of the epoch authenticator this peer computed itself),
-                // handshake messages no authenticated_data.
+                // (of the epoch authenticator this peer computed itself), then
+                // the sender's key-directory gossip (empty, or `GKT1`, epoch,
+                // root: 44 bytes); handshake messages no authenticated_data.
                 let want = match processed.content() {
                     ProcessedMessageContent::ApplicationMessage(_) => fork_tag(group),
                     _ => Vec::new(),
                 };
-                assert_eq!(
-                    hex::encode(processed.aad()),
-                    hex::encode(want),
-                    "{}: authenticated_data of seq {}",
+                let aad = processed.aad().to_vec();
+                let (tag, gossip) = aad.split_at(want.len().min(aad.len()));
+                assert_eq!(hex::encode(tag), hex::encode(&want), "{}: authenticated_data of seq {}", self.name, self.cursor);
+                let gossip_ok = if want.is_empty() {
+                    gossip.is_empty()
+                } else {
+                    gossip.is_empty() || (gossip.len() == 44 && gossip.starts_with(b"GKT1"))
+                };
+                assert!(
+                    gossip_ok,
+                    "{}: authenticated_data of seq {} after the fork tag: {}",
                     self.name,
-                    self.cursor
+                    self.cursor,
+                    hex::encode(gossip)
                 );
                 match processed.into_content() {
                     ProcessedMessageContent::ApplicationMessage(a) => out.push(a.into_bytes()),

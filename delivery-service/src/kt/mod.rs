@@ -281,7 +281,7 @@ impl KeyDirectory {
         #[allow(unused_mut)]
         let mut value = DirectoryValue::of(rec.signature_key.as_slice(), list);
         #[cfg(feature = "testing")]
-        self.tamper.publish_value(user, &mut value);
+        self.tamper.apply_published(user, &mut value);
         Ok(Some(value))
     }
 

@@ -22,6 +22,8 @@ pub struct Tamper {
 struct Knobs {
     /// user -> the identity key the DS publishes for them instead of theirs.
     publish_key: HashMap<String, Vec<u8>>,
+    /// user -> the whole value the DS publishes for them instead of theirs.
+    publish_value: HashMap<String, DirectoryValue>,
     /// Users whose key history is served without its newest version.
     drop_newest: HashSet<String>,
     /// epoch -> the root served in that epoch's head instead of the real one.
@@ -48,7 +50,13 @@ impl Tamper {
         self.with(|k| k.publish_key.insert(user.to_owned(), key.to_vec()));
     }
 
-    /// Serves `asker` the key `key` when they look `user` up (and nobody else).
+    /// From now on, publishes `value` as `user`'s (their key and device list).
+    pub fn publish_value(&self, user: &str, value: DirectoryValue) {
+        self.with(|k| k.publish_value.insert(user.to_owned(), value));
+    }
+
+    /// Serves `asker` the key `key` when they look `user` up (and nobody
+    /// else), without a device list.
     pub fn serve_key(&self, asker: &str, user: &str, key: &[u8]) {
         self.with(|k| k.serve_key.insert((asker.to_owned(), user.to_owned()), key.to_vec()));
     }
@@ -57,8 +65,11 @@ impl Tamper {
     pub fn served_user(&self, asker: &str, found: &mut crate::api::UserResponse) {
         let key = (asker.to_owned(), found.key.user.clone());
         if let Some(Some(k)) = self.with(|knobs| knobs.serve_key.get(&key).cloned()) {
+            // The user's device list is signed by their real identity key,
+            // which would give the swap away: serve them as a single-key user.
             found.fingerprint = crate::api::fingerprint(&k);
             found.key.signature_key = k;
+            found.device_list = None;
         }
     }
 
@@ -72,9 +83,12 @@ impl Tamper {
         self.with(|k| k.rewrite_root.insert(epoch, root.to_vec()));
     }
 
-    pub(super) fn publish_value(&self, user: &str, value: &mut DirectoryValue) {
+    pub(super) fn apply_published(&self, user: &str, value: &mut DirectoryValue) {
         if let Some(Some(key)) = self.with(|k| k.publish_key.get(user).cloned()) {
             value.identity_key = key;
+        }
+        if let Some(Some(v)) = self.with(|k| k.publish_value.get(user).cloned()) {
+            *value = v;
         }
     }
 
@@ -102,7 +116,7 @@ impl Tamper {
 
 impl KeyDirectory {
     /// Forks the directory: from now on `asker` is shown a copy of it in
-    /// which `user`'s identity key is `key`, published as the next epoch
+    /// which `user` is a single-key user with the key `key`, published as the next epoch
     /// (the real directory's next epoch will hold something else). Returns
     /// the forked epoch.
     pub async fn fork_for(&self, asker: &str, user: &str, key: &[u8]) -> Result<u64, DsError> {
@@ -119,7 +133,7 @@ impl KeyDirectory {
             }
         }
         let fork = KeyDirectory::open(copy, self.interval).await?;
-        fork.tamper.publish_key(user, key);
+        fork.tamper.publish_value(user, DirectoryValue::of(key, None));
         let epoch = fork.publish_users(&[user.to_owned()]).await?.ok_or_else(|| DsError::Internal("fork".into()))?;
         self.tamper.with(|k| k.fork = Some((asker.to_owned(), fork)));
         Ok(epoch)

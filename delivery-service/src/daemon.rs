@@ -171,6 +171,7 @@ async fn build_with_parts(
     tracing::info!(
         vrf_key = %grove_proto::fingerprint(&keys.vrf_public_key),
         head_key = %grove_proto::fingerprint(&keys.head_key),
+        fingerprint = %keys.fingerprint(),
         epoch = kt.latest_epoch(),
         "key directory open: publish these fingerprints so that clients and auditors can check them"
     );

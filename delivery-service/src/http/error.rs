@@ -110,7 +110,7 @@ mod tests {
             c if c.starts_with("login_token_") || c == "device_revoked" => 401,
             "registration_closed" | "not_a_member" | "metrics_disabled" | "sender_mismatch" => 403,
             "unknown_user" | "unknown_group" | "no_key_package" | "unknown_welcome" | "unknown_blob"
-            | "unknown_link" | "not_found" => 404,
+            | "unknown_link" | "not_found" | "unknown_epoch" | "not_in_directory" => 404,
             "method_not_allowed" => 405,
             "rate_limited" | "too_many_streams" => 429,
             "payload_too_large" => 413,

@@ -80,7 +80,10 @@ pub(crate) async fn run(
 mod tests {
     #[test]
     fn progress_file_names() {
-        assert_eq!(super::default_progress("https://ds.example:8443/").to_str(), Some("grove-audit-ds.example_8443.json"));
+        assert_eq!(
+            super::default_progress("https://ds.example:8443/").to_str(),
+            Some("grove-audit-ds.example_8443.json")
+        );
         assert_eq!(super::default_progress("http://127.0.0.1:80").to_str(), Some("grove-audit-127.0.0.1_80.json"));
     }
 }

@@ -131,7 +131,7 @@ enum Cmd {
         /// Start at this epoch (default: where the progress file stopped, else 0).
         #[arg(long)]
         from: Option<u64>,
-        /// The progress file (default: grove-audit-<host>.json here).
+        /// The progress file (default: `grove-audit-<host>.json` here).
         #[arg(long)]
         progress: Option<PathBuf>,
         /// Trust only the CA certificates in this PEM file.

@@ -92,7 +92,10 @@ pub async fn audit(
         // Nothing new: the latest root must still be the one verified.
         let root_now = latest.verify(&keys.head_key).map_err(|e| failed(at, e.0))?;
         if let Some(r) = root.as_deref().filter(|r| *r != hex::encode(root_now)) {
-            return Err(failed(at, format!("the DS now signs root {} for it, where it signed {r}", hex::encode(root_now))));
+            return Err(failed(
+                at,
+                format!("the DS now signs root {} for it, where it signed {r}", hex::encode(root_now)),
+            ));
         }
         progress.epoch = at;
         progress.root = hex::encode(root_now);
@@ -155,7 +158,13 @@ async fn verify_span(ds: &DsHttp, keys: &KtKeys, from: u64, to: u64, known: Opti
 fn pin_keys(progress: &mut AuditProgress, url: &str, keys: &KtKeys) -> Result<()> {
     let (vrf, head) = (hex::encode(&keys.vrf_public_key), hex::encode(&keys.head_key));
     if progress.head_key.is_empty() {
-        *progress = AuditProgress { server: url.to_owned(), vrf_public_key: vrf, head_key: head, epoch: 0, root: String::new() };
+        *progress = AuditProgress {
+            server: url.to_owned(),
+            vrf_public_key: vrf,
+            head_key: head,
+            epoch: 0,
+            root: String::new(),
+        };
         return Ok(());
     }
     if progress.vrf_public_key != vrf || progress.head_key != head {
@@ -192,7 +201,8 @@ fn write_progress(path: &Path, progress: &AuditProgress) -> Result<()> {
         _ => PathBuf::from("."),
     };
     let bytes = serde_json::to_vec_pretty(progress).map_err(|e| progress_err(path, e))?;
-    let mut tmp = tempfile::Builder::new().prefix(".grove-audit-").tempfile_in(&dir).map_err(|e| progress_err(path, e))?;
+    let mut tmp =
+        tempfile::Builder::new().prefix(".grove-audit-").tempfile_in(&dir).map_err(|e| progress_err(path, e))?;
     std::io::Write::write_all(&mut tmp, &bytes).map_err(|e| progress_err(path, e))?;
     tmp.as_file().sync_all().map_err(|e| progress_err(path, e))?;
     tmp.persist(path).map_err(|e| progress_err(path, e.error))?;

@@ -277,7 +277,13 @@ impl Peer {
                 };
                 let aad = processed.aad().to_vec();
                 let (tag, gossip) = aad.split_at(want.len().min(aad.len()));
-                assert_eq!(hex::encode(tag), hex::encode(&want), "{}: authenticated_data of seq {}", self.name, self.cursor);
+                assert_eq!(
+                    hex::encode(tag),
+                    hex::encode(&want),
+                    "{}: authenticated_data of seq {}",
+                    self.name,
+                    self.cursor
+                );
                 let gossip_ok = if want.is_empty() {
                     gossip.is_empty()
                 } else {

@@ -24,9 +24,8 @@ fn body(name: &str) -> anyhow::Result<serde_json::Value> {
     let signer = SignatureKeyPair::new(SignatureScheme::ED25519)?;
     let credential: Credential = BasicCredential::new(name.as_bytes().to_vec()).into();
     let key = signer.public().to_vec();
-    let proof = signer
-        .sign(&api::signed_bytes(api::REGISTER_LABEL, name, &key))
-        .map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
+    let proof =
+        signer.sign(&api::signed_bytes(api::REGISTER_LABEL, name, &key)).map_err(|e| anyhow::anyhow!("sign: {e:?}"))?;
     Ok(serde_json::json!({"user": name, "credential": b64(&credential.tls_serialize_detached()?),
         "signature_key": b64(&key), "signature_scheme": 0x0807, "proof": b64(&proof)}))
 }
@@ -78,8 +77,10 @@ pub(crate) async fn run(args: &Args, n: usize, bases: &[String], pids: &[u32]) -
     if args.json {
         println!("{out}");
     } else {
-        let caught_up = published_after
-            .map_or_else(|| "publishing deferred".to_owned(), |s| format!("the directory held the last one {s:.2} s after the last answer"));
+        let caught_up = published_after.map_or_else(
+            || "publishing deferred".to_owned(),
+            |s| format!("the directory held the last one {s:.2} s after the last answer"),
+        );
         println!(
             "{n} registrations, {} concurrent: {:.0}/s, server CPU {:.3} s per 1,000 ({:.3} s with the \
              directory's catch-up); {caught_up}",
@@ -91,7 +92,6 @@ pub(crate) async fn run(args: &Args, n: usize, bases: &[String], pids: &[u32]) -
     }
     Ok(())
 }
-
 
 /// Seconds until the key directory's lookup of `user` answers 200.
 async fn caught_up(http: &reqwest::Client, base: &str, token: &str, user: &str) -> anyhow::Result<f64> {

@@ -244,7 +244,7 @@ impl KeyDirectory {
     }
 
     /// Publishes every registered user whose stored value is not the
-    /// directory's latest, in epochs of at most [`BACKFILL_CHUNK`] users.
+    /// directory's latest, in epochs of at most 10,000 users.
     /// Returns how many were published.
     pub async fn backfill(&self) -> Result<usize, DsError> {
         let names = self.store.user_names().await?;

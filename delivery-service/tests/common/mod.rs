@@ -593,4 +593,3 @@ pub async fn kt_audit(p: &Peer, from: u64, to: u64) -> Result<(), String> {
     let proof = grove_proto::kt::decode_audit_proof(&a.proof).map_err(|e| e.to_string())?;
     akd::auditor::audit_verify::<grove_proto::kt::KtConfig>(roots, proof).await.map_err(|e| e.to_string())
 }
-

@@ -15,6 +15,14 @@ use grove_proto::kt::{self, DirectoryValue, KtKeys};
 
 const SUITE: openmls::prelude::Ciphersuite = SUITES[0];
 
+/// A registered, logged-in user with an identity key and a device list.
+async fn signed_in(base: &str, name: &str) -> Peer {
+    let mut p = Peer::with_identity(base, name, SUITE);
+    p.register().await;
+    p.login().await;
+    p
+}
+
 fn value_of(p: &Peer) -> DirectoryValue {
     let id = p.identity.as_ref().unwrap().verifying_key().to_bytes();
     let list = p.devices.as_ref().unwrap();
@@ -26,13 +34,9 @@ async fn lookups_prove_each_users_key_and_latest_device_list() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let base = server.url();
-    let mut alice = Peer::with_identity(&base, "alice", SUITE);
-    alice.register().await;
-    alice.login().await;
+    let mut alice = signed_in(&base, "alice").await;
     let bob = {
-        let mut b = Peer::with_identity(&base, "bob", SUITE);
-        b.register().await;
-        b.login().await;
+        let b = signed_in(&base, "bob").await;
         b
     };
     // Right after registering, the lookup waits for the publish.
@@ -132,9 +136,7 @@ async fn the_directory_and_its_keys_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let base = server.url();
-    let mut alice = Peer::with_identity(&base, "alice", SUITE);
-    alice.register().await;
-    alice.login().await;
+    let alice = signed_in(&base, "alice").await;
     let first = kt_verified(&alice, "alice").await;
     let k1 = kt_keys(&alice).await;
     let epoch = server.ds.kt().latest_epoch();
@@ -151,9 +153,7 @@ async fn the_directory_and_its_keys_survive_a_restart() {
     assert_eq!(kt_keys(&alice2).await, k1, "the directory keys changed across a restart");
     assert_eq!(server.ds.kt().latest_epoch(), epoch, "nothing new was published");
     assert_eq!(kt_verified(&alice2, "alice").await, first);
-    let mut bob = Peer::with_identity(&base, "bob", SUITE);
-    bob.register().await;
-    bob.login().await;
+    signed_in(&base, "bob").await;
     kt_verified(&alice2, "bob").await;
     kt_audit(&alice2, 0, server.ds.kt().latest_epoch()).await.unwrap();
     server.shutdown().await.unwrap();
@@ -196,9 +196,7 @@ async fn a_rewritten_old_epoch_fails_the_audit() {
     let base = server.url();
     let mut users = Vec::new();
     for name in ["alice", "bob", "carol"] {
-        let mut p = Peer::with_identity(&base, name, SUITE);
-        p.register().await;
-        p.login().await;
+        let p = signed_in(&base, name).await;
         kt_verified(&p, name).await; // one epoch each
         users.push(p);
     }
@@ -215,9 +213,7 @@ async fn a_history_without_its_newest_version_does_not_verify() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path()).await;
     let base = server.url();
-    let mut bob = Peer::with_identity(&base, "bob", SUITE);
-    bob.register().await;
-    bob.login().await;
+    let bob = signed_in(&base, "bob").await;
     let next = device_list(
         bob.identity.as_ref().unwrap(),
         "bob",

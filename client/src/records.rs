@@ -403,6 +403,11 @@ pub(crate) struct KtState {
     pub(crate) split_views: Vec<String>,
     /// Split views not reported by a sync yet.
     pub(crate) new_split_views: Vec<String>,
+    /// Users pinned from a group's tree (a Welcome, a commit) whose key the
+    /// key directory has not vouched for to this client yet: checked at the
+    /// end of the sync that pinned them.
+    #[serde(default)]
+    pub(crate) unchecked_pins: Vec<String>,
 }
 
 /// A pinned contact key (trust on first use).

@@ -10,7 +10,8 @@
 //!   history proof does not verify, an alert;
 //! - a directory forked between two members of one group: the roots they
 //!   gossip in their messages differ, a `split_view` for both;
-//! - an old epoch rewritten: the auditor fails, naming the epoch.
+//! - an old epoch rewritten: the auditor fails, naming the epoch;
+//! - members a client first sees in a group are checked by it too.
 
 mod common;
 
@@ -174,6 +175,35 @@ async fn a_directory_forked_between_two_members_is_a_split_view() -> TestResult 
         "{report:?}"
     );
     assert_eq!(alice.key_transparency_alerts()?.1, report.split_views);
+    ds.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_first_seen_in_a_group_are_checked_against_the_directory() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let ds = start_ds(dir.path()).await;
+    let url = ds.url();
+    let alice = new_client(dir.path(), &url, "alice", 1).await;
+    let bob = new_client(dir.path(), &url, "bob", 1).await;
+    let carol = new_client(dir.path(), &url, "carol", 1).await;
+    alice.create_group("g").await?;
+    alice.add_members("g", &["bob", "carol"]).await?;
+    // bob joins: alice and carol are pinned from the tree, then checked.
+    let report = bob.sync().await?;
+    assert_eq!(report.joined.len(), 1);
+    assert!(report.key_transparency_alerts.is_empty(), "{report:?}");
+    // carol's DS answers her lookups of bob with another key: the check at
+    // the end of the sync that made her pin bob from the group catches it.
+    ds.ds.kt().tamper.serve_key("carol", "bob", &made_up_key());
+    let report = carol.sync().await?;
+    assert_eq!(report.joined.len(), 1);
+    let alerts: Vec<&String> =
+        report.key_transparency_alerts.iter().filter(|a| a.starts_with("bob, pinned from a group")).collect();
+    assert_eq!(alerts.len(), 1, "{report:?}");
+    assert!(alerts[0].contains("key transparency"), "{}", alerts[0]);
+    // Checked once: the next sync asks nothing more about bob.
+    assert!(carol.sync().await?.key_transparency_alerts.is_empty());
     ds.shutdown().await?;
     Ok(())
 }

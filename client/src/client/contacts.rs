@@ -155,12 +155,29 @@ impl Client {
     /// Pins the keys of group members seen for the first time; marks a
     /// differing key as pending (the user then shows as
     /// [`KeyStatus::Changed`](super::KeyStatus::Changed)).
+    ///
+    /// A member pinned here was vouched for by the key directory to the
+    /// member who added them, not to this client: it is queued, and the end
+    /// of the sync checks it against the directory ([`Client::kt_finish_sync`]).
     pub(super) fn pin_members(&self, p: &TxnProvider<'_>, group: &MlsGroup) -> Result<()> {
+        let mut new = Vec::new();
         for m in group.members() {
             let user = identity_of(&m.credential);
-            if user != self.id.user {
-                pin(Repo::of(p), &user, &pin_key_of(&user, &m.credential, &m.signature_key))?;
+            if user != self.id.user
+                && matches!(pin(Repo::of(p), &user, &pin_key_of(&user, &m.credential, &m.signature_key))?, Seen::New)
+            {
+                new.push(user);
             }
+        }
+        if !new.is_empty() {
+            let meta = Repo::of(p).meta();
+            let mut s = meta.kt()?.unwrap_or_default();
+            for u in new {
+                if !s.unchecked_pins.contains(&u) {
+                    s.unchecked_pins.push(u);
+                }
+            }
+            meta.set_kt(&s)?;
         }
         Ok(())
     }

@@ -11,6 +11,10 @@
 //!   history of its own user: a version holding an identity key that is
 //!   not this user's, or a device list none of its devices signed, is a
 //!   `key_transparency_alert`.
+//! - **Members seen in a group.** A member first seen in a group's tree (a
+//!   Welcome, a commit by another member) is pinned as the adder's client
+//!   verified them, and checked against the directory by this client at the
+//!   end of the same sync.
 //! - **Gossip.** Every application message carries, after the fork tag, the
 //!   directory epoch and root this client last verified. A member whose
 //!   root for the same epoch differs has been shown another directory: a
@@ -37,6 +41,9 @@ const ROOTS_KEPT: usize = 256;
 const LAGGING_TRIES: usize = 4;
 /// Gossiped epochs this client looks up per sync, at most.
 const GOSSIP_CHECKS: usize = 16;
+/// Members pinned from a group that one sync checks, at most (the rest:
+/// the next sync).
+const PIN_CHECKS: usize = 64;
 
 /// The gossip a message carries: the directory epoch and root this client
 /// last verified (empty before its first check).
@@ -311,7 +318,31 @@ impl Client {
             }
         }
         self.kt_memory().unverified.extend(later);
+        self.kt_check_group_pins().await?;
         self.kt_self_check(report, false).await
+    }
+
+    /// Checks members pinned from a group's tree against the key directory
+    /// (at most [`PIN_CHECKS`] a sync). A key the directory does not hold,
+    /// or a DS that serves another key than the group's, is an alert (the
+    /// latter also shows the member as changed, and sending to them is
+    /// refused until the user decides). A DS that cannot be asked: next sync.
+    async fn kt_check_group_pins(&self) -> Result<()> {
+        let queued = self.kt_state()?.unchecked_pins;
+        for user in queued.into_iter().take(PIN_CHECKS) {
+            match self.pinned_key(&user).await {
+                Ok(_) => {}
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => self.record_alert(format!("{user}, pinned from a group this client joined: {e}"))?,
+            }
+            self.provider.transaction(|p| -> Result<()> {
+                let meta = Repo::of(p).meta();
+                let mut s = meta.kt()?.unwrap_or_default();
+                s.unchecked_pins.retain(|u| *u != user);
+                meta.set_kt(&s)
+            })?;
+        }
+        Ok(())
     }
 
     /// Records an alert (kept, and reported by the next sync).

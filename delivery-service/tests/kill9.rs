@@ -2,7 +2,9 @@
 //! shutdown, no flush) while several senders post application messages, and
 //! restarted on the same data directory, a few times. Every message the DS
 //! acknowledged (201 with a seq) must be in the log after the restart, at that
-//! seq, with the same bytes. Four kills, about 2 s of load each.
+//! seq, with the same bytes. So must every entry a member following the log
+//! was delivered before the kill (a delivered entry was durable: visibility
+//! follows the fsync). Four kills, about 2 s of load each.
 
 mod common;
 
@@ -64,8 +66,11 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
 
     // seq -> bytes, for every 201.
     let acked: Arc<Mutex<BTreeMap<u64, Vec<u8>>>> = Arc::default();
+    // seq -> bytes, for every entry delivered to a follower.
+    let delivered: Arc<Mutex<BTreeMap<u64, Vec<u8>>>> = Arc::default();
     let mut failed_requests = 0usize;
     for round in 0..KILLS {
+        let follower = tokio::spawn(follow(&peers[0], &gid, delivered.clone()));
         let start = Instant::now();
         let stop_at = start + ROUND;
         let tasks: Vec<_> = peers
@@ -110,6 +115,7 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
         tokio::time::sleep(Duration::from_millis(800 + (137 * round as u64) % 500)).await;
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
+        follower.await.unwrap();
         child = spawn(&data, port);
         wait_healthy(&url).await;
         for (t, pool) in tasks.into_iter().zip(pools.iter_mut()) {
@@ -142,10 +148,43 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
     assert!(acked.len() > 100, "the load was real: {} acknowledged", acked.len());
     let lost: Vec<u64> = acked.iter().filter(|(seq, bytes)| stored.get(seq) != Some(bytes)).map(|(s, _)| *s).collect();
     assert!(lost.is_empty(), "{} of {} acknowledged messages lost or changed: {lost:?}", lost.len(), acked.len());
+    let delivered = delivered.lock().unwrap().clone();
+    assert!(delivered.len() > 100, "the follower kept up: {} delivered", delivered.len());
+    let lost: Vec<u64> =
+        delivered.iter().filter(|(seq, bytes)| stored.get(seq) != Some(bytes)).map(|(s, _)| *s).collect();
+    assert!(lost.is_empty(), "{} of {} delivered entries lost or changed: {lost:?}", lost.len(), delivered.len());
     eprintln!(
-        "{KILLS} kills: {} acknowledged, all kept; {failed_requests} requests failed or were cut off",
-        acked.len()
+        "{KILLS} kills: {} acknowledged and {} delivered, all kept; {failed_requests} requests failed or were cut off",
+        acked.len(),
+        delivered.len()
     );
     child.kill().unwrap();
     child.wait().unwrap();
+}
+
+/// A member following the log with long polls until the DS goes away (the
+/// kill): records every entry delivered to it.
+fn follow(
+    peer: &Peer,
+    gid: &str,
+    delivered: Arc<Mutex<BTreeMap<u64, Vec<u8>>>>,
+) -> impl std::future::Future<Output = ()> + Send + 'static {
+    let (http, base, token) = (peer.http.clone(), peer.base.clone(), peer.token.clone());
+    let gid = gid_of(gid);
+    async move {
+        let mut after = delivered.lock().unwrap().keys().next_back().copied().unwrap_or(0);
+        loop {
+            let path = grove_ds::api::routes::fetch(&gid, after, 500, Some(1));
+            let r = http.get(format!("{base}{path}")).bearer_auth(&token).timeout(Duration::from_secs(3)).send().await;
+            let Ok(r) = r else { return };
+            if r.status().as_u16() != 200 {
+                return;
+            }
+            let Ok(page) = r.json::<serde_json::Value>().await else { return };
+            for m in page["messages"].as_array().into_iter().flatten() {
+                after = m["seq"].as_u64().unwrap();
+                delivered.lock().unwrap().insert(after, unb64(m["message"].as_str().unwrap()));
+            }
+        }
+    }
 }

@@ -406,7 +406,13 @@ async fn sled_store_is_durable_across_reopen() {
             store.append_message(internal, &entry(seq, 1), None).await.unwrap();
         }
         store.prune_log(internal, 10, 0).await.unwrap();
+        // The durability mark of these writes: not durable until a flush
+        // that began after them completes (the DS's batch visibility).
+        let mark = store.durability_mark().expect("sled counts its flushes");
+        assert!(!store.is_durable(mark), "nothing has been flushed since the writes");
         store.persist().await.unwrap();
+        assert!(store.is_durable(mark), "the persist flushed them");
+        assert!(!store.is_durable(store.durability_mark().unwrap()), "a later mark waits for the next flush");
         // No close(): the state must already be on disk after persist.
         std::mem::forget(store);
     }

@@ -145,6 +145,14 @@ impl Ds {
         let seq = taken;
         rt.remember(entry);
         view.next_seq = view.next_seq.max(seq + 1);
+        drop(view);
+        // Still under the append lock, so in seq order; after the tail and
+        // the view know the entry, since another publish may make it visible.
+        if !unordered {
+            if let Some(mark) = self.store.durability_mark() {
+                rt.note_unflushed(seq, mark);
+            }
+        }
         Ok(Appended { seq, welcome_ids })
     }
 
@@ -184,6 +192,11 @@ impl Ds {
             // view's next seq is committed.
             tokio::task::yield_now().await;
             visible = visible.max(rt.view()?.next_seq.saturating_sub(1));
+        } else {
+            // The same fsync made this group's other appends of the batch
+            // durable: make them visible now, so that followers wake once
+            // per batch rather than once per message.
+            visible = rt.durable_through(visible, |mark| self.store.is_durable(mark));
         }
         rt.advance_visible(visible);
         if !ids.is_empty() {

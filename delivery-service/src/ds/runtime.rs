@@ -2,7 +2,7 @@
 //! the fast paths check, and the in-memory tail of the log. Loaded from the
 //! store on first use and cached for the life of the process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use openmls::prelude::*;
@@ -120,6 +120,11 @@ pub(super) struct GroupRt {
     pub(super) view: Mutex<GroupView>,
     /// Highest durable (and so visible) sequence number.
     pub(super) visible: watch::Sender<u64>,
+    /// This replica's appends not yet visible, in seq order, with the
+    /// store's durability mark taken after each was written (unshared
+    /// stores that keep one): the first publish after their fsync makes
+    /// them all visible at once.
+    pub(super) unflushed: Mutex<VecDeque<(u64, u64)>>,
 }
 
 impl GroupRt {
@@ -138,6 +143,23 @@ impl GroupRt {
             *v = (*v).max(seq);
             changed
         });
+    }
+
+    /// Records that `seq` was written, with the store's durability mark
+    /// taken after the write. Called under the append lock, so in seq order.
+    pub(super) fn note_unflushed(&self, seq: u64, mark: u64) {
+        if let Ok(mut u) = self.unflushed.lock() {
+            u.push_back((seq, mark));
+        }
+    }
+
+    /// The highest seq that is durable now, given that `seq` is (see
+    /// [`drain_durable`]). Forgets the appends it covers.
+    pub(super) fn durable_through(&self, seq: u64, durable: impl Fn(u64) -> bool) -> u64 {
+        match self.unflushed.lock() {
+            Ok(mut u) => drain_durable(&mut u, seq, durable),
+            Err(_) => seq,
+        }
     }
 
     pub(super) fn forget_tail(&self) {
@@ -316,6 +338,7 @@ impl Ds {
             append_lock: tokio::sync::Mutex::new(()),
             refresh_pending: std::sync::atomic::AtomicBool::new(false),
             visible: watch::channel(next_seq.saturating_sub(1)).0,
+            unflushed: Mutex::new(VecDeque::new()),
             view: Mutex::new(GroupView { record, next_seq, members, removed }),
         }
     }
@@ -329,6 +352,22 @@ impl Ds {
         public.group = group;
         Ok(())
     }
+}
+
+/// Given that `seq` is durable, the highest seq that is: every append up to
+/// `seq` (each was written before it, so the flush that covered `seq` covered
+/// them), then, in order, every one whose mark `durable` confirms. Removes
+/// them from `unflushed` (seqs in order, each with its durability mark).
+fn drain_durable(unflushed: &mut VecDeque<(u64, u64)>, seq: u64, durable: impl Fn(u64) -> bool) -> u64 {
+    let mut through = seq;
+    while let Some(&(s, mark)) = unflushed.front() {
+        if s > seq && !durable(mark) {
+            break;
+        }
+        through = through.max(s);
+        unflushed.pop_front();
+    }
+    through
 }
 
 #[cfg(test)]
@@ -362,5 +401,24 @@ mod tests {
         }
         assert_eq!(seqs(&t, 7, 8 + TAIL_EARLY as u64), Some((8..=8 + TAIL_EARLY as u64).collect()));
         assert_eq!(seqs(&t, 5, 8), None, "7 never came: nothing before 8 is served from memory");
+    }
+
+    #[test]
+    fn a_flush_makes_every_append_it_covered_visible_and_no_other() {
+        // seqs 5..=9 with the marks read after each write: 5 to 7 before
+        // flush 3 began, 8 and 9 after.
+        let mut u: VecDeque<(u64, u64)> = [(5, 2), (6, 2), (7, 2), (8, 3), (9, 3)].into();
+        // Flush 3 has completed (marks below 3 are durable); its caller wrote 6.
+        assert_eq!(drain_durable(&mut u, 6, |m| m < 3), 7, "7 is durable too; 8 and 9 wait");
+        assert_eq!(u, VecDeque::from([(8, 3), (9, 3)]));
+        // A caller whose own append is 9 knows 8 is durable whatever the marks say.
+        assert_eq!(drain_durable(&mut u, 9, |_| false), 9);
+        assert!(u.is_empty());
+        // Nothing recorded (another store, or already drained): just the caller's seq.
+        assert_eq!(drain_durable(&mut u, 4, |_| true), 4);
+        // A gap is not jumped: 11 is not durable, so 12 waits even if its mark says so.
+        let mut u: VecDeque<(u64, u64)> = [(10, 1), (11, 5), (12, 1)].into();
+        assert_eq!(drain_durable(&mut u, 10, |m| m < 2), 10);
+        assert_eq!(u.len(), 2);
     }
 }

@@ -418,6 +418,19 @@ pub trait Store: Send + Sync + 'static {
     /// Concurrent callers share one fsync.
     async fn persist(&self) -> StoreResult<()>;
 
+    /// A mark for every write completed before the call, for
+    /// [`Store::is_durable`]; `None` if this store keeps no such count (then
+    /// only [`Store::persist`] tells).
+    fn durability_mark(&self) -> Option<u64> {
+        None
+    }
+
+    /// Whether the writes behind a [`Store::durability_mark`] are durable
+    /// already (a flush that began after them has completed).
+    fn is_durable(&self, _mark: u64) -> bool {
+        false
+    }
+
     /// Whether other processes write to this store too (several replicas on
     /// one database): a replica's cached view of a group may then be behind.
     fn shared(&self) -> bool {

@@ -79,6 +79,8 @@ pub(super) struct Inner {
     flusher: Mutex<Option<std::thread::JoinHandle<()>>>,
     kp_lock: Mutex<()>,
     messages: AtomicU64,
+    /// Which writes the fsync thread has made durable (see [`FlushClock`]).
+    pub(super) clock: Arc<FlushClock>,
 }
 
 impl std::fmt::Debug for SledStore {
@@ -182,7 +184,8 @@ impl SledStore {
         let heads = Arc::new(table);
         let messages = AtomicU64::new(t.log.len() as u64);
         let (tx, rx) = mpsc::channel::<FlushReply>();
-        let flusher = Flusher { db, dir: dir.to_path_buf(), heads: heads.clone(), observer };
+        let clock = Arc::new(FlushClock::default());
+        let flusher = Flusher { db, dir: dir.to_path_buf(), heads: heads.clone(), observer, clock: clock.clone() };
         let flusher = std::thread::Builder::new()
             .name("grove-ds-fsync".into())
             .spawn(move || flusher.run(rx))
@@ -195,6 +198,7 @@ impl SledStore {
             flusher: Mutex::new(Some(flusher)),
             kp_lock: Mutex::new(()),
             messages,
+            clock,
         };
         Ok(SledStore { inner: Arc::new(inner) })
     }
@@ -284,12 +288,49 @@ impl Drop for Inner {
     }
 }
 
+/// Counts the fsync thread's flushes, so that a caller can tell whether a
+/// write it made is durable without a flush of its own (the domain layer
+/// makes a whole fsync batch visible at once: one wake-up per follower per
+/// batch, not per message).
+///
+/// A write's mark is the number of flushes begun after it completed; the
+/// write is durable once a flush numbered above its mark has completed,
+/// since that flush began after the write.
+#[derive(Debug, Default)]
+pub(super) struct FlushClock {
+    started: AtomicU64,
+    completed: AtomicU64,
+}
+
+impl FlushClock {
+    /// The mark of every write that completed before this call. A
+    /// read-modify-write, so that the flush that moves `started` past it is
+    /// ordered after the caller's writes (it reads from this release).
+    pub(super) fn mark(&self) -> u64 {
+        self.started.fetch_add(0, Ordering::AcqRel)
+    }
+
+    /// Whether the writes behind `mark` are durable.
+    pub(super) fn durable(&self, mark: u64) -> bool {
+        self.completed.load(Ordering::Acquire) > mark
+    }
+
+    fn begin(&self) -> u64 {
+        self.started.fetch_add(1, Ordering::AcqRel) + 1
+    }
+
+    fn complete(&self, flush: u64) {
+        self.completed.fetch_max(flush, Ordering::AcqRel);
+    }
+}
+
 /// The fsync thread: group commit, then the watermark.
 struct Flusher {
     db: sled::Db,
     dir: PathBuf,
     heads: Arc<HeadTable>,
     observer: Option<FlushObserver>,
+    clock: Arc<FlushClock>,
 }
 
 impl Flusher {
@@ -327,7 +368,11 @@ impl Flusher {
             let due = generation != written && last_write.elapsed() >= WATERMARK_INTERVAL;
             let snapshot = if due { self.heads.snapshot(unix_now()).ok() } else { None };
             let start = Instant::now();
+            let flush = self.clock.begin();
             let result = self.db.flush().map(|_| ()).map_err(|e| e.to_string());
+            if result.is_ok() {
+                self.clock.complete(flush);
+            }
             if let Some(obs) = &self.observer {
                 obs(batch.len(), start.elapsed().as_secs_f64());
             }
@@ -735,4 +780,25 @@ pub(super) fn epoch_moved(current: u64, commit: u64) -> StoreError {
 /// The error of an append whose sequence number is already in the log.
 fn seq_taken(seq: u64) -> StoreError {
     StoreError::Conflict(format!("log sequence number {seq} is taken"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FlushClock;
+
+    #[test]
+    fn a_write_is_durable_only_after_a_flush_that_began_after_it() {
+        let clock = FlushClock::default();
+        let first = clock.mark();
+        assert!(!clock.durable(first));
+        let flush = clock.begin();
+        let during = clock.mark(); // written while flush 1 runs: not covered by it
+        clock.complete(flush);
+        assert!(clock.durable(first));
+        assert!(!clock.durable(during));
+        let next = clock.begin();
+        assert!(!clock.durable(during), "flush 2 has begun, not completed");
+        clock.complete(next);
+        assert!(clock.durable(during));
+    }
 }

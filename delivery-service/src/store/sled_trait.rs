@@ -347,4 +347,12 @@ impl Store for SledStore {
     async fn persist(&self) -> StoreResult<()> {
         self.inner.persist().await
     }
+
+    fn durability_mark(&self) -> Option<u64> {
+        Some(self.inner.clock.mark())
+    }
+
+    fn is_durable(&self, mark: u64) -> bool {
+        self.inner.clock.durable(mark)
+    }
 }

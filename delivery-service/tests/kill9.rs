@@ -20,8 +20,18 @@ const KILLS: usize = 4;
 /// Each round: senders post until this long after its start; the kill comes before.
 const ROUND: Duration = Duration::from_millis(1_800);
 
-fn spawn(dir: &std::path::Path, port: u16) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_grove-ds"))
+/// The running `grove-ds`, killed when dropped (also when an assertion fails).
+struct Ds(Child);
+
+impl Drop for Ds {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(dir: &std::path::Path, port: u16) -> Ds {
+    Ds(Command::new(env!("CARGO_BIN_EXE_grove-ds"))
         .args(["--insecure-http", "--listen", &format!("127.0.0.1:{port}"), "--rate-limit-per-sec", "0"])
         .arg("--data-dir")
         .arg(dir)
@@ -29,7 +39,7 @@ fn spawn(dir: &std::path::Path, port: u16) -> Child {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start grove-ds")
+        .expect("start grove-ds"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,8 +123,8 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
             .collect();
         // Kill at a moment within the load.
         tokio::time::sleep(Duration::from_millis(800 + (137 * round as u64) % 500)).await;
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        child.0.kill().unwrap(); // SIGKILL
+        child.0.wait().unwrap();
         follower.await.unwrap();
         child = spawn(&data, port);
         wait_healthy(&url).await;
@@ -158,8 +168,6 @@ async fn kill_9_under_load_loses_no_acknowledged_message() {
         acked.len(),
         delivered.len()
     );
-    child.kill().unwrap();
-    child.wait().unwrap();
 }
 
 /// A member following the log with long polls until the DS goes away (the

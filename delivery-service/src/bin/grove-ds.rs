@@ -5,6 +5,12 @@ use clap::Parser as _;
 use grove_ds::config::Config;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: the DS allocates a few buffers
+/// per delivery on several threads, and glibc's malloc was 11 % of its CPU
+/// under load (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     if std::env::args_os().nth(1).is_some_and(|a| a == "check") {
         std::process::exit(check(grove_ds::config::CheckArgs::parse_from(std::env::args_os().skip(1))));

@@ -20,8 +20,10 @@
 //!
 //! # Layout
 //! - `records`: the stored records and their encoding.
-//! - `sled_store`: [`SledStore`], the on-disk store (open, fsync thread, records);
+//! - `sled_store`: [`SledStore`], the on-disk store (open, records);
 //!   `sled_trait`: its [`Store`] implementation and the auth trees.
+//! - `flusher`: the sled store's fsync thread (group commit, the flush count
+//!   behind [`Store::is_durable`], the watermark after a flush).
 //! - [`postgres`]: [`PgStore`], its schema migrations (`pg/*.sql`) and the
 //!   listener for other replicas' changes; `pg_batch`: group commit of
 //!   application messages.
@@ -32,6 +34,7 @@
 
 pub mod chain;
 pub mod check;
+mod flusher;
 mod heads;
 pub(crate) mod integrity;
 mod memory;
